@@ -1,0 +1,1 @@
+"""Headless core of sleap-rtc: protocol, signaling, transport, worker and client."""

@@ -1,0 +1,1 @@
+"""The client side: discovery, negotiation, path checks, job monitoring."""

@@ -1,0 +1,1 @@
+"""Command groups of the ``sleap-rtc`` CLI, one module each."""

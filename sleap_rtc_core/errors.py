@@ -1,0 +1,280 @@
+"""One exception tree for all of sleap-rtc.
+
+Every error we raise derives from :class:`SleapRTCError` and carries a ``code`` that
+names the wire error it maps to (the ``code`` of a signaling ``error`` message, an
+``FS_ERROR`` code, a job-spec field error code), so that an adapter can answer a
+peer without a lookup table of its own::
+
+    SleapRTCError
+    ├── ProtocolError
+    │   ├── LocalProtocolError        we were about to send something invalid
+    │   └── RemoteProtocolError       a peer sent something invalid
+    ├── SignalingError
+    │   ├── AuthError                 credentials refused (AUTH_FAILED, ROOM_*)
+    │   ├── PeerNotFound              target peer unknown (PEER_NOT_FOUND)
+    │   ├── ConnectionLost            the server stayed unreachable past give-up
+    │   └── ServerError               the server answered a request with an error
+    ├── TransportError
+    │   ├── IceFailed                 ICE / DTLS did not connect in time
+    │   ├── ChannelClosed             the data channel closed under us
+    │   └── TransferError             a file transfer failed (size, hash, I/O)
+    ├── JobError
+    │   ├── JobRejected               the worker refused the spec (field errors)
+    │   ├── TrainingFailed            the job ran and failed (JobFailedError)
+    │   ├── NoWorkersAvailableError   discovery found nobody
+    │   └── NoWorkersAcceptedError    everybody asked said no
+    ├── PathNotAllowed                a path outside the worker's mounts
+    ├── InvalidState                  an illegal transition (also AssertionError)
+    └── ConcurrencyError              two readers on one socket (also RuntimeError)
+
+Raise :class:`LocalProtocolError` inside our code; decoders convert malformed peer
+input into :class:`RemoteProtocolError` at the receive boundary, so that logs and
+UIs can tell "we did wrong" from "they did wrong".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import Enum, StrEnum
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "ChannelClosed",
+    "ConcurrencyError",
+    "ConnectionLost",
+    "ErrorCode",
+    "IceFailed",
+    "InvalidState",
+    "JobError",
+    "JobFailedError",
+    "JobRejected",
+    "LocalProtocolError",
+    "NoWorkersAcceptedError",
+    "NoWorkersAvailableError",
+    "PathNotAllowed",
+    "PeerNotFound",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "SignalingError",
+    "SleapRTCError",
+    "TrainingFailed",
+    "TransferError",
+    "TransportError",
+]
+
+
+class ErrorCode(StrEnum):
+    """Wire error codes of signaling ``error`` messages (PROTOCOL.md A.1)."""
+
+    INVALID_JSON = "INVALID_JSON"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
+    AUTH_FAILED = "AUTH_FAILED"
+    ROOM_NOT_FOUND = "ROOM_NOT_FOUND"
+    ROOM_EXPIRED = "ROOM_EXPIRED"
+    NOT_IN_ROOM = "NOT_IN_ROOM"
+    PEER_NOT_FOUND = "PEER_NOT_FOUND"
+    PEER_NOT_IN_ROOM = "PEER_NOT_IN_ROOM"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+    DELIVERY_FAILED = "DELIVERY_FAILED"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    # Not sent by the server; used by our own layers.
+    CONNECTION_LOST = "CONNECTION_LOST"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class SleapRTCError(Exception):
+    """Root of every error sleap-rtc raises.
+
+    Attributes:
+        code: The wire error code this error maps to.
+        message: A sentence a person can act on.
+    """
+
+    default_code: str = ErrorCode.INTERNAL_ERROR.value
+
+    def __init__(self, message: str = "", *, code: str | Enum | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is None:
+            code = self.default_code
+        self.code: str = code.value if isinstance(code, Enum) else str(code)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code!r})"
+
+
+class ProtocolError(SleapRTCError):
+    """A message broke the protocol."""
+
+    default_code = ErrorCode.INVALID_MESSAGE.value
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to send or do something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer sent something the protocol forbids (malformed, unknown, wrong type)."""
+
+
+class SignalingError(SleapRTCError):
+    """A signaling-level failure."""
+
+
+class AuthError(SignalingError):
+    """Credentials were refused."""
+
+    default_code = ErrorCode.AUTH_FAILED.value
+
+
+class PeerNotFound(SignalingError):
+    """The target peer is not registered (in this room)."""
+
+    default_code = ErrorCode.PEER_NOT_FOUND.value
+
+
+class ConnectionLost(SignalingError):
+    """The signaling server stayed unreachable past the give-up time."""
+
+    default_code = ErrorCode.CONNECTION_LOST.value
+
+
+class ServerError(SignalingError):
+    """The server answered a request with an ``error`` message.
+
+    Attributes:
+        reply: The error message as received.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | Enum | None = None,
+        reply: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.reply: Mapping[str, Any] = dict(reply or {})
+
+
+class TransportError(SleapRTCError):
+    """A WebRTC transport failure."""
+
+    default_code = "TRANSPORT_ERROR"
+
+
+class IceFailed(TransportError):
+    """ICE or DTLS did not connect within the time allowed."""
+
+    default_code = "ICE_FAILED"
+
+
+class ChannelClosed(TransportError):
+    """The data channel closed while we still needed it."""
+
+    default_code = "CHANNEL_CLOSED"
+
+
+class TransferError(TransportError):
+    """A file transfer failed: size or checksum mismatch, or an I/O error."""
+
+    default_code = "TRANSFER_FAILED"
+
+
+class JobError(SleapRTCError):
+    """A job could not be placed or did not succeed."""
+
+    default_code = "JOB_ERROR"
+
+
+class JobRejected(JobError):
+    """The worker rejected the job spec.
+
+    Attributes:
+        errors: Field-level errors as sent by the worker, each a mapping with
+            ``field``, ``message`` and optionally ``code`` and ``path``.
+    """
+
+    default_code = "JOB_REJECTED"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        errors: Sequence[Mapping[str, Any]] = (),
+        code: str | Enum | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.errors: list[dict[str, Any]] = [dict(e) for e in errors]
+
+
+class TrainingFailed(JobError):
+    """The job started and then failed on the worker.
+
+    Attributes:
+        details: What the worker reported (exit code, stderr tail, ...).
+    """
+
+    default_code = "TRAINING_FAILED"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | Enum | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.details: dict[str, Any] = dict(details or {})
+
+
+JobFailedError = TrainingFailed
+"""The name the client API documents for a failed job."""
+
+
+class NoWorkersAvailableError(JobError):
+    """Discovery found no worker that matches the job's requirements."""
+
+    default_code = "NO_WORKERS_AVAILABLE"
+
+
+class NoWorkersAcceptedError(JobError):
+    """Every worker asked declined the job.
+
+    Attributes:
+        reasons: Worker peer id → the reason it gave (or ``"timeout"``).
+    """
+
+    default_code = "NO_WORKERS_ACCEPTED"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        reasons: Mapping[str, str] | None = None,
+        code: str | Enum | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.reasons: dict[str, str] = dict(reasons or {})
+
+
+class PathNotAllowed(SleapRTCError):
+    """A path resolves outside every allowed mount (or there are no mounts)."""
+
+    default_code = "ACCESS_DENIED"
+
+
+class InvalidState(SleapRTCError, AssertionError):
+    """An operation is illegal in the current state; the state is unchanged."""
+
+    default_code = "INVALID_STATE"
+
+
+class ConcurrencyError(SleapRTCError, RuntimeError):
+    """Two tasks tried to read one socket, or similar misuse."""
+
+    default_code = "CONCURRENCY_ERROR"

@@ -1,0 +1,1 @@
+"""Signaling: the server, its registry and auth, and the client."""

@@ -1,0 +1,1 @@
+"""WebRTC transport: peer connection, data channel, file transfer."""

@@ -1,0 +1,1 @@
+"""The GPU worker: capabilities, mounts, negotiation, jobs and the service."""

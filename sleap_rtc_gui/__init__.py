@@ -1,0 +1,1 @@
+"""Qt side of sleap-rtc: dialogs, tray app and the SLEAP plugin."""

@@ -1,0 +1,1 @@
+"""The presubmission state machine: pure, no Qt."""
