@@ -81,6 +81,9 @@ class ErrorCode(StrEnum):
     DELIVERY_FAILED = "DELIVERY_FAILED"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
+    # Our additions (limits of A.1 "Limits"): a room or the server is full.
+    ROOM_FULL = "ROOM_FULL"
+    SERVER_FULL = "SERVER_FULL"
     # Not sent by the server; used by our own layers.
     CONNECTION_LOST = "CONNECTION_LOST"
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -66,8 +66,9 @@ def _checker_for(tp: Any) -> tuple[Checker, bool, str]:
     """Return (checker, allows_none, human type name) for an annotation."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        allows_none = len(args) < len(typing.get_args(tp))
+        all_args = typing.get_args(tp)
+        args = [a for a in all_args if a is not type(None)]
+        allows_none = len(args) < len(all_args)
         parts = [_checker_for(a) for a in args]
         checks = [p[0] for p in parts]
         name = " or ".join(p[2] for p in parts)
@@ -88,9 +89,9 @@ def _checker_for(tp: Any) -> tuple[Checker, bool, str]:
     if origin is dict or tp is dict:
         return (lambda v: isinstance(v, dict)), False, "object"
     if origin is list or tp is list:
-        args = typing.get_args(tp)
-        if args and args[0] is not Any:
-            inner, _, inner_name = _checker_for(args[0])
+        item_args = typing.get_args(tp)
+        if item_args and item_args[0] is not Any:
+            inner, _, inner_name = _checker_for(item_args[0])
             return (
                 lambda v: isinstance(v, list) and all(inner(x) for x in v),
                 False,

@@ -85,14 +85,20 @@ def encode(message: Message) -> str:
     return dumps(message.to_dict())
 
 
-def error_for(exc: SleapRTCError, *, reason: bool = False) -> ErrorMessage:
+def error_for(
+    exc: SleapRTCError, *, reason: bool = False, request_id: str | None = None
+) -> ErrorMessage:
     """The ``error`` message that answers ``exc`` on the wire.
 
     Args:
         exc: The error to report; its ``code`` and ``message`` are used.
         reason: Also fill ``reason`` (``register`` failures; reference clients read
             ``reason``).
+        request_id: The ``request_id`` of the request that failed, echoed.
     """
     return ErrorMessage(
-        code=exc.code, message=exc.message, reason=exc.message if reason else None
+        code=exc.code,
+        message=exc.message,
+        reason=exc.message if reason else None,
+        request_id=request_id,
     )

@@ -8,6 +8,11 @@ keys in ``extra``; every other message rejects unknown keys.
 
 Directions are documented per class; the codec does not enforce them (the server
 answers a message it does not accept from peers with ``UNKNOWN_MESSAGE_TYPE``).
+
+Extension (ours): ``register``, ``discover_peers`` and ``update_metadata`` may
+carry a ``request_id``; our server echoes it in the reply or in the ``error`` it
+causes, so a client can tell which request an error answers. Reference servers
+ignore it, and our client then falls back to matching replies in order.
 """
 
 from __future__ import annotations
@@ -150,6 +155,7 @@ class Register(Message):
     id_token: str | None = None
     room_id: str | None = None
     token: str | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,7 @@ class DiscoverPeers(Message):
     TYPE = MessageType.DISCOVER_PEERS
     from_peer_id: str | None = None
     filters: JSONObject = wire_field(default_factory=dict)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +175,7 @@ class UpdateMetadata(Message):
     TYPE = MessageType.UPDATE_METADATA
     metadata: JSONObject = wire_field(non_empty=True)
     peer_id: str | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +284,7 @@ class RegisteredAuth(Message):
     peer_metadata: JSONObject = wire_field(default_factory=dict)
     ice_servers: list[Any] = wire_field(default_factory=list)
     mesh_ice_servers: list[Any] = wire_field(default_factory=list)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +305,7 @@ class PeerList(Message):
     to_peer_id: str
     peers: list[JSONObject] = wire_field(default_factory=list)
     count: int = 0
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +315,7 @@ class MetadataUpdated(Message):
     TYPE = MessageType.METADATA_UPDATED
     peer_id: str
     metadata: JSONObject
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +340,7 @@ class ErrorMessage(Message):
     message: str | None = None
     reason: str | None = None
     target: str | None = None
+    request_id: str | None = None
     extra: JSONObject = extra_field()
 
 

@@ -1,0 +1,805 @@
+"""Structured job specs sent in ``JOB_SUBMIT`` and their validation (PROTOCOL.md A.4,
+B §4.5).
+
+Two specs travel as JSON objects with a ``type`` discriminator:
+
+* :class:`TrainJobSpec` (``"type": "train"``): one or more sleap-nn configs, given
+  as worker paths or as YAML text (``config_content[s]``), plus overrides. Unknown
+  keys are ignored, as the reference does, so newer clients can add fields.
+* :class:`TrackJobSpec` (``"type": "track"``): inference with trained models.
+  Unknown keys are refused, as the reference does.
+
+Decoding (:func:`spec_from_dict`) checks only the *shape*: JSON types, the type
+discriminator, required fields, enum values. Anything else a worker must refuse is
+found by :func:`validate_spec`, which is pure and returns **every** problem at once
+as :class:`FieldError` items (the ``errors`` of ``JOB_REJECTED``): numeric ranges,
+missing or unparsable configs, frame syntax, path mappings, and, through the
+``check_path(field, path)`` seam, the worker's mount confinement for every path the
+job would read (``labels_path``, configs, ``data_config.*_labels_path`` inside the
+YAML, ``data_path``, ``model_paths[i]``, the parent of ``output_path``, ...).
+
+Field names in errors follow the reference: ``config_path`` / ``config_path[i]``
+for config files, ``config`` / ``config[i]`` for YAML text (``[i]`` only when
+there are several), and ``config.``/``config[i].`` prefixes for paths found inside
+the YAML, e.g. ``config[1].data_config.train_labels_path[0]``.
+
+The worker applies ``path_mappings`` before validating (:func:`apply_path_mappings`:
+exact replacement for ``labels_path``, ``val_labels_path`` and ``data_path``,
+substring replacement inside the YAML text, longest key first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import PurePath
+from typing import Any, ClassVar, Self
+
+import yaml
+
+from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from ._json import dumps, loads_object
+from ._schema import JSONObject, WireObject
+
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
+    "NUMERIC_RANGES",
+    "FieldError",
+    "FrameFilter",
+    "JobSpec",
+    "PathCheck",
+    "SpecErrorCode",
+    "TrackJobSpec",
+    "TrainJobSpec",
+    "apply_exact_mapping",
+    "apply_path_mappings",
+    "apply_text_mappings",
+    "parse_frame_ranges",
+    "spec_from_dict",
+    "spec_from_json",
+    "validate_spec",
+]
+
+MAX_CONFIG_BYTES = 256 * 1024
+"""Default bound on one config's YAML text (UTF-8 bytes)."""
+
+MAX_CONFIG_DEPTH = 64
+"""How deeply mappings and sequences may nest in a config. libyaml's composer
+recurses in C and crashes the process (SIGSEGV) on a document nested some 10^5
+levels deep, so nesting is measured on the event stream before composing."""
+
+NUMERIC_RANGES: Mapping[str, tuple[float, float]] = {
+    "max_epochs": (1, 10000),
+    "batch_size": (1, 256),
+    "learning_rate": (1e-10, 1.0),
+    "peak_threshold": (0.0, 1.0),
+}
+"""Inclusive ``(low, high)`` bounds of numeric spec fields (reference values)."""
+
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FRAMES = re.compile(r"\s*\d+\s*(?:-\s*\d+\s*)?(?:,\s*\d+\s*(?:-\s*\d+\s*)?)*")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class SpecErrorCode(StrEnum):
+    """``code`` values of :class:`FieldError`."""
+
+    NOT_ALLOWED = "NOT_ALLOWED"
+    """The path resolves outside every mount (or the worker has none)."""
+    PATH_NOT_FOUND = "PATH_NOT_FOUND"
+    """The path is inside a mount but does not exist."""
+    INVALID_PATH = "INVALID_PATH"
+    """The path cannot be a path (empty, NUL byte, unresolvable)."""
+    CONFIG_PARSE_ERROR = "CONFIG_PARSE_ERROR"
+    """A config is not YAML or not a mapping."""
+    CONFIG_TOO_LARGE = "CONFIG_TOO_LARGE"
+    """A config's YAML text is larger than the worker accepts."""
+    MISSING_CONFIG = "MISSING_CONFIG"
+    """A train spec names no config at all."""
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    """A number outside :data:`NUMERIC_RANGES` (or a negative index)."""
+    INVALID_VALUE = "INVALID_VALUE"
+    """A value of the right type that the worker cannot use."""
+
+
+class FrameFilter(StrEnum):
+    """Which frames a track job runs on (``None`` means all frames)."""
+
+    SUGGESTED = "suggested"
+    USER = "user"
+    PREDICTED = "predicted"
+    RANDOM = "random"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError(WireObject):
+    """One problem with one field of a job spec (an item of ``JOB_REJECTED``).
+
+    Attributes:
+        field: The field, e.g. ``labels_path`` or ``model_paths[1]``.
+        message: What is wrong, for a person.
+        code: A :class:`SpecErrorCode` value (always set by :func:`validate_spec`;
+            optional on the wire, older workers omit it).
+        path: The offending path, for path errors.
+    """
+
+    field: str
+    message: str
+    code: str | None = None
+    path: str | None = None
+
+
+PathCheck = Callable[[str, str], FieldError | None]
+"""``check_path(field, path)``: the worker's mount confinement and existence check;
+returns the error for that field, or ``None`` when the path is usable."""
+
+
+# ------------------------------------------------------------------ field shapes
+
+
+def _fail(message: str) -> LocalProtocolError:
+    return LocalProtocolError(message, code=ErrorCode.INVALID_MESSAGE)
+
+
+def _opt_str(owner: str, name: str, v: Any) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise _fail(f"{owner}: '{name}' must be a string")
+    return v
+
+
+def _opt_int(owner: str, name: str, v: Any) -> int | None:
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+        raise _fail(f"{owner}: '{name}' must be an integer")
+    return v
+
+
+def _opt_float(owner: str, name: str, v: Any) -> float | None:
+    if v is not None and (not isinstance(v, int | float) or isinstance(v, bool)):
+        raise _fail(f"{owner}: '{name}' must be a number")
+    return v
+
+
+def _bool(owner: str, name: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _fail(f"{owner}: '{name}' must be true or false")
+    return v
+
+
+def _strs(owner: str, name: str, v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str | bytes) or not isinstance(v, Sequence):
+        raise _fail(f"{owner}: '{name}' must be a list of strings")
+    if not all(isinstance(x, str) for x in v):
+        raise _fail(f"{owner}: '{name}' must be a list of strings")
+    return tuple(v)
+
+
+def _mapping(owner: str, name: str, v: Any) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v):
+        raise _fail(f"{owner}: '{name}' must be an object")
+    return dict(v)
+
+
+def _set(obj: object, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _drop_empty(data: dict[str, Any]) -> JSONObject:
+    """The reference serializer: drop ``None``, ``False``, ``[]`` and ``{}``."""
+    out: JSONObject = {}
+    for k, v in data.items():
+        if v is None or v is False or (isinstance(v, tuple | list | dict) and not v):
+            continue
+        if isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, dict):
+            v = dict(v)
+        out[k] = v
+    return out
+
+
+@contextmanager
+def _as_remote() -> Iterator[None]:
+    """Peer input: re-raise our shape errors as :class:`RemoteProtocolError`."""
+    try:
+        yield
+    except LocalProtocolError as exc:
+        raise RemoteProtocolError(exc.message, code=exc.code) from None
+
+
+class _SpecBase:
+    """What both specs share: the ``type`` tag and JSON helpers."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def to_dict(self) -> JSONObject:
+        """The JSON object of this spec, without null/false/empty fields."""
+        data = {"type": self.TYPE}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            data[f.name] = getattr(self, f.name)
+        return _drop_empty(data)
+
+    def to_json(self) -> str:
+        """Compact JSON text of :meth:`to_dict` (the ``JOB_SUBMIT`` argument)."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def _check_type(cls, obj: object) -> dict[str, Any]:
+        if not isinstance(obj, Mapping):
+            raise RemoteProtocolError(
+                "job spec must be a JSON object", code=ErrorCode.INVALID_MESSAGE
+            )
+        data = dict(obj)
+        kind = data.pop("type", cls.TYPE)
+        if kind != cls.TYPE:
+            raise RemoteProtocolError(
+                f"job spec type must be {cls.TYPE!r}, not {kind!r}",
+                code=ErrorCode.INVALID_MESSAGE,
+            )
+        return data
+
+
+# ------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True, slots=True)
+class TrainJobSpec(_SpecBase):
+    """A training job: one config (or a sequential pipeline of several).
+
+    Either form of config may be given; ``config_path`` is normalised into
+    ``config_paths`` and ``config_content`` into ``config_contents``. When YAML text
+    is given, the worker writes it to private temp files and ignores
+    ``config_paths``. A spec without any config can be built; :func:`validate_spec`
+    reports it as ``MISSING_CONFIG``.
+
+    Attributes:
+        config_path: A worker path of one config YAML (legacy single form).
+        config_paths: Worker paths of the configs, trained in order.
+        config_content: The YAML text of one config (legacy single form).
+        config_contents: YAML texts of the configs, trained in order.
+        model_types: Model type per config, aligned with the configs
+            (e.g. ``centroid``, ``centered_instance``).
+        labels_path: Overrides ``data_config.train_labels_path``.
+        val_labels_path: Overrides ``data_config.val_labels_path``.
+        max_epochs: Overrides ``trainer_config.max_epochs`` (1–10000).
+        batch_size: Overrides the train and val loader batch size (1–256).
+        learning_rate: Overrides ``trainer_config.optimizer.lr`` (1e-10–1).
+        run_name: Overrides ``trainer_config.run_name`` (one path component).
+        resume_ckpt_path: Checkpoint to resume from.
+        path_mappings: Client path → worker path, applied before validation.
+            Treat as read-only.
+        run_inference: After training, predict the suggested frames of the
+            labels and stream the predictions back.
+    """
+
+    TYPE: ClassVar[str] = "train"
+
+    config_path: str | None = None
+    config_paths: tuple[str, ...] = ()
+    config_content: str | None = None
+    config_contents: tuple[str, ...] = ()
+    model_types: tuple[str, ...] = ()
+    labels_path: str | None = None
+    val_labels_path: str | None = None
+    max_epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    run_name: str | None = None
+    resume_ckpt_path: str | None = None
+    path_mappings: dict[str, str] = field(default_factory=dict, hash=False)
+    run_inference: bool = False
+
+    def __post_init__(self) -> None:
+        o = "train spec"
+        for name in (
+            "config_path",
+            "config_content",
+            "labels_path",
+            "val_labels_path",
+            "run_name",
+            "resume_ckpt_path",
+        ):
+            _opt_str(o, name, getattr(self, name))
+        for name in ("config_paths", "config_contents", "model_types"):
+            _set(self, name, _strs(o, name, getattr(self, name)))
+        _opt_int(o, "max_epochs", self.max_epochs)
+        _opt_int(o, "batch_size", self.batch_size)
+        _opt_float(o, "learning_rate", self.learning_rate)
+        _bool(o, "run_inference", self.run_inference)
+        _set(self, "path_mappings", _mapping(o, "path_mappings", self.path_mappings))
+        if self.config_path and not self.config_paths:
+            _set(self, "config_paths", (self.config_path,))
+        if self.config_content and not self.config_contents:
+            _set(self, "config_contents", (self.config_content,))
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Build a train spec from its JSON object; unknown keys are ignored.
+
+        Raises:
+            RemoteProtocolError: ``INVALID_MESSAGE`` for a non-object, another
+                ``type`` or a field of the wrong type.
+        """
+        data = cls._check_type(obj)
+        known = {k: v for k, v in data.items() if k in _TRAIN_FIELDS}
+        with _as_remote():
+            return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackJobSpec(_SpecBase):
+    """An inference ("track") job with trained models.
+
+    Attributes:
+        data_path: The ``.slp`` or video file to predict on (required).
+        model_paths: Trained model folders (at least one).
+        output_path: Where to write predictions; its folder must be usable.
+        batch_size: Inference batch size (1–256).
+        peak_threshold: Peak detection threshold (0–1).
+        only_suggested_frames: Deprecated; ``True`` means
+            ``frame_filter="suggested"`` unless a filter is given.
+        exclude_user_labeled: Skip frames the user labeled.
+        frames: Frame ranges such as ``"0-100,200-300"``.
+        frame_filter: A :class:`FrameFilter`, or ``None`` for all frames
+            (``random`` is accepted in a spec but refused by validation).
+        video_index: Predict only this video of the labels file.
+        path_mappings: Client path → worker path, applied before validation.
+            Treat as read-only.
+    """
+
+    TYPE: ClassVar[str] = "track"
+
+    data_path: str
+    model_paths: tuple[str, ...] = ()
+    output_path: str | None = None
+    batch_size: int | None = None
+    peak_threshold: float | None = None
+    only_suggested_frames: bool = False
+    exclude_user_labeled: bool = False
+    frames: str | None = None
+    frame_filter: FrameFilter | None = None
+    video_index: int | None = None
+    path_mappings: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        o = "track spec"
+        if not isinstance(self.data_path, str):
+            raise _fail(f"{o}: 'data_path' must be a string")
+        _set(self, "model_paths", _strs(o, "model_paths", self.model_paths))
+        _opt_str(o, "output_path", self.output_path)
+        _opt_str(o, "frames", self.frames)
+        _opt_int(o, "batch_size", self.batch_size)
+        _opt_int(o, "video_index", self.video_index)
+        _opt_float(o, "peak_threshold", self.peak_threshold)
+        _bool(o, "only_suggested_frames", self.only_suggested_frames)
+        _bool(o, "exclude_user_labeled", self.exclude_user_labeled)
+        _set(self, "path_mappings", _mapping(o, "path_mappings", self.path_mappings))
+        ff = self.frame_filter
+        if ff is not None:
+            if not isinstance(ff, str) or ff not in _FRAME_FILTERS:
+                raise _fail(
+                    f"{o}: 'frame_filter' must be one of "
+                    f"{sorted(_FRAME_FILTERS)} or null, not {ff!r}"
+                )
+            _set(self, "frame_filter", FrameFilter(ff))
+        elif self.only_suggested_frames:
+            _set(self, "frame_filter", FrameFilter.SUGGESTED)
+
+    def to_dict(self) -> JSONObject:
+        """The JSON object of this spec; ``model_paths`` is always present."""
+        out = _SpecBase.to_dict(self)
+        out.setdefault("model_paths", [])
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        """Build a track spec from its JSON object; unknown keys are refused.
+
+        Raises:
+            RemoteProtocolError: ``INVALID_MESSAGE`` for a non-object, another
+                ``type``, a missing ``data_path``, an unknown key or a field of
+                the wrong type.
+        """
+        data = cls._check_type(obj)
+        unknown = sorted(k for k in data if k not in _TRACK_FIELDS)
+        if unknown:
+            raise RemoteProtocolError(
+                f"track spec: unknown field {unknown[0]!r}",
+                code=ErrorCode.INVALID_MESSAGE,
+            )
+        if "data_path" not in data:
+            raise RemoteProtocolError(
+                "track spec: missing field 'data_path'", code=ErrorCode.INVALID_MESSAGE
+            )
+        with _as_remote():
+            return cls(**data)
+
+
+JobSpec = TrainJobSpec | TrackJobSpec
+"""Either kind of job spec."""
+
+_TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainJobSpec))
+_TRACK_FIELDS = frozenset(f.name for f in dataclasses.fields(TrackJobSpec))
+_FRAME_FILTERS = frozenset(m.value for m in FrameFilter)
+_SPEC_CLASSES: Mapping[str, type[TrainJobSpec] | type[TrackJobSpec]] = {
+    TrainJobSpec.TYPE: TrainJobSpec,
+    TrackJobSpec.TYPE: TrackJobSpec,
+}
+
+
+def spec_from_dict(obj: object) -> JobSpec:
+    """Decode a job spec object, dispatching on ``type``.
+
+    Raises:
+        RemoteProtocolError: ``INVALID_MESSAGE`` for a non-object, a missing or
+            unknown ``type``, or a spec its class refuses.
+    """
+    if not isinstance(obj, Mapping):
+        raise RemoteProtocolError(
+            "job spec must be a JSON object", code=ErrorCode.INVALID_MESSAGE
+        )
+    kind = obj.get("type")
+    cls = _SPEC_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise RemoteProtocolError(
+            f"unknown job spec type {kind!r}", code=ErrorCode.INVALID_MESSAGE
+        )
+    return cls.from_dict(obj)
+
+
+def spec_from_json(text: str | bytes) -> JobSpec:
+    """Decode the JSON text of a job spec (the ``JOB_SUBMIT`` argument).
+
+    Raises:
+        RemoteProtocolError: ``INVALID_JSON`` or ``INVALID_MESSAGE``.
+    """
+    return spec_from_dict(loads_object(text))
+
+
+# ---------------------------------------------------------------------- mappings
+
+
+def apply_exact_mapping(path: str, mappings: Mapping[str, str]) -> str:
+    """``mappings[path]`` when ``path`` is exactly a key, else ``path``."""
+    mapped = mappings.get(path)
+    return mapped if isinstance(mapped, str) else path
+
+
+def apply_text_mappings(text: str, mappings: Mapping[str, str]) -> str:
+    """Replace every occurrence of each key by its value, in one pass.
+
+    At each position the longest matching key wins, and replaced text is never
+    replaced again (so ``a→b, b→c`` does not turn ``a`` into ``c``). Empty keys and
+    non-string entries are ignored.
+    """
+    pairs = {
+        k: v
+        for k, v in mappings.items()
+        if isinstance(k, str) and k and isinstance(v, str)
+    }
+    if not pairs:
+        return text
+    keys = sorted(pairs, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(k) for k in keys))
+    return pattern.sub(lambda m: pairs[m.group(0)], text)
+
+
+def apply_path_mappings(spec: JobSpec) -> JobSpec:
+    """A copy of ``spec`` with its own ``path_mappings`` applied.
+
+    Exact replacement for ``labels_path``, ``val_labels_path`` (train) and
+    ``data_path`` (track); substring replacement inside every
+    ``config_contents`` text. Video paths inside ``.slp`` files are the worker's
+    business (it writes a resolved copy).
+    """
+    m = spec.path_mappings
+    if not m:
+        return spec
+    if isinstance(spec, TrackJobSpec):
+        return dataclasses.replace(
+            spec, data_path=apply_exact_mapping(spec.data_path, m)
+        )
+    content = spec.config_content
+    return dataclasses.replace(
+        spec,
+        config_content=None if content is None else apply_text_mappings(content, m),
+        config_contents=tuple(apply_text_mappings(t, m) for t in spec.config_contents),
+        labels_path=_map_opt(spec.labels_path, m),
+        val_labels_path=_map_opt(spec.val_labels_path, m),
+    )
+
+
+def _map_opt(path: str | None, m: Mapping[str, str]) -> str | None:
+    return None if path is None else apply_exact_mapping(path, m)
+
+
+# -------------------------------------------------------------------- validation
+
+
+def parse_frame_ranges(frames: str) -> list[tuple[int, int]]:
+    """Parse ``"0-100,200-300,7"`` into inclusive ``(start, end)`` pairs.
+
+    Raises:
+        ValueError: for bad syntax or a range whose end is before its start.
+    """
+    if not _FRAMES.fullmatch(frames):
+        raise ValueError(f"frames must look like '0-100,200-300', not {frames!r}")
+    ranges: list[tuple[int, int]] = []
+    for part in frames.split(","):
+        lo, _, hi = part.partition("-")
+        start = int(lo)
+        end = int(hi) if hi.strip() else start
+        if end < start:
+            raise ValueError(f"frame range {part.strip()!r} ends before it starts")
+        ranges.append((start, end))
+    return ranges
+
+
+class _Collector:
+    """Accumulates field errors; runs the path seam on well-formed paths."""
+
+    __slots__ = ("check_path", "errors")
+
+    def __init__(self, check_path: PathCheck | None) -> None:
+        self.errors: list[FieldError] = []
+        self.check_path = check_path
+
+    def add(
+        self, name: str, message: str, code: SpecErrorCode, path: Any = None
+    ) -> None:
+        self.errors.append(
+            FieldError(
+                name, message, code.value, path if isinstance(path, str) else None
+            )
+        )
+
+    def path(self, name: str, path: Any) -> None:
+        if not isinstance(path, str) or not path.strip():
+            self.add(name, "path is empty", SpecErrorCode.INVALID_PATH, path)
+        elif "\x00" in path:
+            self.add(name, "path contains a NUL byte", SpecErrorCode.INVALID_PATH, path)
+        elif self.check_path is not None:
+            error = self.check_path(name, path)
+            if error is not None:
+                self.errors.append(error)
+
+    def number(self, name: str, value: float | None) -> None:
+        if value is None:
+            return
+        lo, hi = NUMERIC_RANGES[name]
+        if not (lo <= value <= hi):  # also refuses NaN
+            self.add(
+                name,
+                f"must be between {lo:g} and {hi:g}, got {value!r}",
+                SpecErrorCode.OUT_OF_RANGE,
+            )
+
+    def mappings(self, mappings: Mapping[str, Any]) -> None:
+        for key, value in mappings.items():
+            if not key or not isinstance(value, str) or not value:
+                self.add(
+                    "path_mappings",
+                    f"mapping {key!r} must map a non-empty path to a non-empty path",
+                    SpecErrorCode.INVALID_VALUE,
+                )
+
+
+def _yaml_depth(text: str) -> int:
+    """Nesting depth of a YAML text, stopping early past the limit.
+
+    Raises:
+        yaml.YAMLError: for text that does not parse.
+    """
+    depth = deepest = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                return depth
+            deepest = max(deepest, depth)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest
+
+
+def _parse_config(
+    c: _Collector, name: str, text: str, max_bytes: int
+) -> dict[Any, Any] | None:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        c.add(
+            name,
+            f"config is {size} bytes, more than {max_bytes}",
+            SpecErrorCode.CONFIG_TOO_LARGE,
+        )
+        return None
+    try:
+        if _yaml_depth(text) > MAX_CONFIG_DEPTH:
+            c.add(
+                name,
+                f"config nests deeper than {MAX_CONFIG_DEPTH} levels",
+                SpecErrorCode.CONFIG_PARSE_ERROR,
+            )
+            return None
+        parsed = yaml.load(text, Loader=_SafeLoader)
+    except (
+        yaml.YAMLError,
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        c.add(
+            name,
+            f"config is not valid YAML: {detail}",
+            SpecErrorCode.CONFIG_PARSE_ERROR,
+        )
+        return None
+    if not isinstance(parsed, dict):
+        c.add(
+            name,
+            f"config must be a YAML mapping, not {type(parsed).__name__}",
+            SpecErrorCode.CONFIG_PARSE_ERROR,
+        )
+        return None
+    return parsed
+
+
+def _config_labels(
+    c: _Collector, prefix: str, cfg: dict[Any, Any], spec: TrainJobSpec
+) -> None:
+    data_config = cfg.get("data_config")
+    if data_config is None:
+        return
+    if not isinstance(data_config, dict):
+        c.add(f"{prefix}.data_config", "must be a mapping", SpecErrorCode.INVALID_VALUE)
+        return
+    for key, override in (
+        ("train_labels_path", spec.labels_path),
+        ("val_labels_path", spec.val_labels_path),
+    ):
+        if override:
+            continue
+        value = data_config.get(key)
+        name = f"{prefix}.data_config.{key}"
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, str):
+            c.path(name, value)
+        elif isinstance(value, list):
+            for j, item in enumerate(value):
+                if isinstance(item, str):
+                    c.path(f"{name}[{j}]", item)
+                else:
+                    c.add(f"{name}[{j}]", "must be a path", SpecErrorCode.INVALID_VALUE)
+        else:
+            c.add(
+                name, "must be a path or a list of paths", SpecErrorCode.INVALID_VALUE
+            )
+
+
+def _validate_train(c: _Collector, spec: TrainJobSpec, max_config_bytes: int) -> None:
+    contents, paths = spec.config_contents, spec.config_paths
+    if not contents and not paths:
+        c.add(
+            "config",
+            "no config: give config_content(s) or config_path(s)",
+            SpecErrorCode.MISSING_CONFIG,
+        )
+    if contents:
+        several = len(contents) > 1
+        for i, text in enumerate(contents):
+            name = f"config[{i}]" if several else "config"
+            cfg = _parse_config(c, name, text, max_config_bytes)
+            if cfg is not None:
+                _config_labels(c, name, cfg, spec)
+    else:
+        several = len(paths) > 1
+        for i, path in enumerate(paths):
+            c.path(f"config_path[{i}]" if several else "config_path", path)
+    n_configs = len(contents) or len(paths)
+    if spec.model_types and len(spec.model_types) != n_configs:
+        c.add(
+            "model_types",
+            f"{len(spec.model_types)} model types for {n_configs} configs",
+            SpecErrorCode.INVALID_VALUE,
+        )
+    for name in ("labels_path", "val_labels_path", "resume_ckpt_path"):
+        value = getattr(spec, name)
+        if value is not None:
+            c.path(name, value)
+    c.number("max_epochs", spec.max_epochs)
+    c.number("batch_size", spec.batch_size)
+    c.number("learning_rate", spec.learning_rate)
+    if spec.run_name is not None and (
+        not _RUN_NAME.fullmatch(spec.run_name) or spec.run_name.endswith(".")
+    ):
+        c.add(
+            "run_name",
+            "must be one folder name of letters, digits, '.', '_' or '-'",
+            SpecErrorCode.INVALID_VALUE,
+        )
+
+
+def _validate_track(c: _Collector, spec: TrackJobSpec) -> None:
+    c.path("data_path", spec.data_path)
+    if not spec.model_paths:
+        c.add(
+            "model_paths",
+            "at least one model path is required",
+            SpecErrorCode.INVALID_VALUE,
+        )
+    for i, path in enumerate(spec.model_paths):
+        c.path(f"model_paths[{i}]", path)
+    if spec.output_path is not None:
+        if not spec.output_path.strip() or "\x00" in spec.output_path:
+            c.add(
+                "output_path",
+                "invalid output path",
+                SpecErrorCode.INVALID_PATH,
+                spec.output_path,
+            )
+        else:
+            c.path("output_path", str(PurePath(spec.output_path).parent))
+    c.number("batch_size", spec.batch_size)
+    c.number("peak_threshold", spec.peak_threshold)
+    if spec.video_index is not None and spec.video_index < 0:
+        c.add("video_index", "must be 0 or more", SpecErrorCode.OUT_OF_RANGE)
+    if spec.frames is not None:
+        try:
+            parse_frame_ranges(spec.frames)
+        except ValueError as exc:
+            c.add("frames", str(exc), SpecErrorCode.INVALID_VALUE)
+    if spec.frame_filter is FrameFilter.RANDOM:
+        c.add(
+            "frame_filter",
+            "'random' is not supported by sleap-nn track",
+            SpecErrorCode.INVALID_VALUE,
+        )
+
+
+def validate_spec(
+    spec: JobSpec,
+    *,
+    check_path: PathCheck | None = None,
+    max_config_bytes: int = MAX_CONFIG_BYTES,
+) -> list[FieldError]:
+    """Every reason a worker must refuse ``spec``, all at once.
+
+    Pure: the only access to the outside is ``check_path``, called once for every
+    well-formed path the job would read (for ``output_path``, its parent folder).
+    Empty paths and paths with NUL bytes are ``INVALID_PATH`` without calling it.
+
+    Args:
+        spec: The spec, after :func:`apply_path_mappings`.
+        check_path: ``(field, path) -> FieldError | None``; ``None`` skips path
+            checks (e.g. on the client, before sending).
+        max_config_bytes: Bound on each config's YAML text.
+
+    Returns:
+        The field errors, empty when the spec is acceptable.
+    """
+    c = _Collector(check_path)
+    if isinstance(spec, TrainJobSpec):
+        _validate_train(c, spec, max_config_bytes)
+    elif isinstance(spec, TrackJobSpec):
+        _validate_track(c, spec)
+    else:
+        c.add(
+            "type",
+            f"not a job spec: {type(spec).__name__}",
+            SpecErrorCode.INVALID_VALUE,
+        )
+        return c.errors
+    c.mappings(spec.path_mappings)
+    return c.errors
