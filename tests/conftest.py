@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
+from tests.fixtures.router import *  # noqa: F403
 from tests.fixtures.timing import *  # noqa: F403
 
 

@@ -1,0 +1,610 @@
+"""The signaling server's message handling, without I/O (sans-I/O core).
+
+:class:`Router` receives each text frame of a connection through
+:meth:`Router.receive` and answers by calling the connection's ``send`` and
+``close`` callables, which the asyncio adapter (:mod:`.server`) backs with a
+WebSocket and tests back with lists. It never awaits: the one step that needs I/O,
+checking credentials at ``register``, is handed back to the adapter as a
+:class:`RegisterRequest`, and the adapter calls :meth:`Router.complete_register`
+with the result. Frames that arrive meanwhile wait in order.
+
+Rules (PROTOCOL.md A.1): a peer id is bound to its socket at ``register``; a
+claimed sender field naming someone else is ``IDENTITY_MISMATCH``; a bad frame is
+answered with a typed error and changes nothing; crossing a limit is a typed error,
+and only sustained abuse past the rate limit closes the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import (
+    ErrorCode,
+    RemoteProtocolError,
+    SignalingError,
+    SleapRTCError,
+)
+from ..protocol import signaling as sig
+from ..protocol._json import dumps_bytes, loads_object
+from ..protocol.codec import decode_object, encode, error_for
+from ..protocol.filters import compile_filters
+from ..protocol.metadata import (
+    merge_metadata,
+    validate_metadata,
+)
+from .limits import Limits, TokenBucket
+from .registry import PeerRecord, Registry
+
+__all__ = ["IdentityLike", "RegisterRequest", "Router", "Session"]
+
+logger = logging.getLogger(__name__)
+
+PING_FRAME = b'{"type":"ping"}'
+CLOSE_POLICY = 1008
+CLOSE_REPLACED = 4000
+CLOSE_REVOKED = 4001
+
+
+class IdentityLike(Protocol):
+    """What the router needs to know about an authenticated peer."""
+
+    @property
+    def room_id(self) -> str: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def credential_id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def server_metadata(self) -> dict[str, Any]: ...
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    """Router state of one WebSocket connection.
+
+    Attributes:
+        send: Queue one text frame (UTF-8 JSON bytes); returns False when the
+            connection can no longer send.
+        close: Close the connection with a WebSocket close code and reason.
+        remote: The peer address, for logs.
+        peer: The registration this connection owns, if any.
+        bucket: Its message-rate budget.
+        pending: Frames held while a ``register`` is being authenticated.
+        last_seen: Monotonic time of the last frame received (liveness).
+    """
+
+    send: Callable[[bytes], bool]
+    close: Callable[[int, str], None]
+    bucket: TokenBucket
+    remote: str = "?"
+    peer: PeerRecord | None = None
+    pending: deque[str] | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    strikes: int = 0
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRequest:
+    """A ``register`` waiting for its credentials to be checked by the adapter."""
+
+    session: Session
+    message: sig.Register
+
+
+class Router:
+    """Routes signaling frames between the sessions of one server process.
+
+    Args:
+        registry: Rooms and peers (shared with a replicating backend, if any).
+        limits: The bounds to enforce.
+        ice_servers: Sent in ``registered_auth`` (``RTCIceServer`` kwargs).
+        clock: Wall clock for ``connected_at``.
+        node: This process's id; peers held by other nodes are remote.
+        forward_remote: Deliver a frame to a peer held by another node
+            (returns False when it cannot); ``None`` in a single process.
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        limits: Limits | None = None,
+        *,
+        ice_servers: list[dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.time,
+        node: str = "local",
+        forward_remote: Callable[[PeerRecord, bytes], bool] | None = None,
+    ) -> None:
+        self.registry = registry or Registry()
+        self.limits = limits or Limits()
+        self.ice_servers = list(ice_servers or [])
+        self.clock = clock
+        self.node = node
+        self.forward_remote = forward_remote
+        self.sessions: set[Session] = set()
+        self.counters: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.on_change: Callable[[str, PeerRecord], None] | None = None
+        """Called with ("join"|"update"|"leave", record) after each local change,
+        for a replicating backend."""
+
+    # --- connections
+
+    def open(
+        self,
+        send: Callable[[bytes], bool],
+        close: Callable[[int, str], None],
+        remote: str = "?",
+    ) -> Session:
+        """Start tracking a new connection."""
+        bucket = TokenBucket(self.limits.messages_per_second, self.limits.burst)
+        session = Session(send=send, close=close, bucket=bucket, remote=remote)
+        self.sessions.add(session)
+        self.counters["connections_opened"] += 1
+        return session
+
+    def closed(self, session: Session) -> None:
+        """Forget a connection; its registration (if still its own) leaves the room."""
+        session.closed = True
+        self.sessions.discard(session)
+        rec = session.peer
+        session.peer = None
+        if rec is not None and self.registry.remove(rec.room_id, rec.peer_id, session):
+            self._announce_leave(rec)
+
+    # --- frames
+
+    def receive(self, session: Session, text: str) -> RegisterRequest | None:
+        """Handle one text frame.
+
+        Returns:
+            A :class:`RegisterRequest` when the adapter must check credentials.
+        """
+        session.last_seen = time.monotonic()
+        self.counters["frames_received"] += 1
+        if len(text) > self.limits.max_frame_bytes:
+            self._limit(session, "frame_size")
+            self._error(
+                session,
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"frame of {len(text)} bytes exceeds {self.limits.max_frame_bytes}",
+            )
+            return None
+        if not session.bucket.take():
+            self._limit(session, "rate")
+            session.strikes += 1
+            if session.strikes > self.limits.abuse_strikes:
+                self.counters["closed_for_abuse"] += 1
+                session.close(CLOSE_POLICY, "rate limit exceeded repeatedly")
+            elif session.strikes <= self.limits.burst:
+                self._error(session, ErrorCode.RATE_LIMITED, "too many messages")
+            return None
+        session.strikes = 0
+        if session.pending is not None:
+            session.pending.append(text)
+            return None
+        return self._dispatch(session, text)
+
+    def _dispatch(self, session: Session, text: str) -> RegisterRequest | None:
+        msg: sig.Message | None = None
+        try:
+            msg = decode_object(loads_object(text))
+            return self._handle(session, msg, text)
+        except SleapRTCError as exc:
+            if msg is None:
+                is_register = obj_type(text) == "register"
+            else:
+                is_register = isinstance(msg, sig.Register)
+            self._reply_error(
+                session, exc, reason=is_register, request_id=_request_id(msg)
+            )
+            return None
+
+    def _handle(
+        self, session: Session, msg: sig.Message, text: str
+    ) -> RegisterRequest | None:
+        if isinstance(msg, sig.PeerMessage):
+            self._peer_message(session, msg, text)
+        elif isinstance(msg, sig.Register):
+            validate_metadata(msg.metadata, self.limits.max_metadata_bytes)
+            session.pending = deque()
+            return RegisterRequest(session, msg)
+        elif isinstance(msg, sig.Offer | sig.Answer | sig.Candidate):
+            self._relay_sdp(session, msg, text)
+        elif isinstance(msg, sig.DiscoverPeers):
+            self._discover(session, msg)
+        elif isinstance(msg, sig.UpdateMetadata):
+            self._update_metadata(session, msg)
+        elif isinstance(msg, sig.MeshConnect | sig.MeshAnswer | sig.IceCandidate):
+            self._relay_mesh(session, msg)
+        elif isinstance(msg, sig.ErrorMessage):
+            self._relay_error(session, msg, text)
+        elif isinstance(msg, sig.Pong):
+            pass
+        elif isinstance(msg, _RELAY_REPLIES):
+            # Dashboard relay answers: there is no dashboard relay here.
+            logger.debug("! dropping relay reply %s", msg.TYPE.value)
+        else:
+            raise RemoteProtocolError(
+                f"'{msg.TYPE.value}' is not accepted from peers",
+                code=ErrorCode.UNKNOWN_MESSAGE_TYPE,
+            )
+        return None
+
+    # --- register
+
+    def complete_register(
+        self,
+        request: RegisterRequest,
+        result: IdentityLike | SleapRTCError,
+    ) -> RegisterRequest | None:
+        """Finish a ``register`` once its credentials were checked.
+
+        Replays the frames that waited meanwhile.
+
+        Returns:
+            The next :class:`RegisterRequest` found among them, if any.
+        """
+        session = request.session
+        if not session.closed:
+            try:
+                if isinstance(result, SleapRTCError):
+                    raise result
+                self._register(session, request.message, result)
+            except SleapRTCError as exc:
+                self._reply_error(
+                    session, exc, reason=True, request_id=request.message.request_id
+                )
+        pending, session.pending = session.pending or deque(), None
+        while pending and not session.closed:
+            nxt = self._dispatch(session, pending.popleft())
+            if nxt is not None:
+                session.pending = pending
+                return nxt
+        return None
+
+    def _register(
+        self, session: Session, msg: sig.Register, ident: IdentityLike
+    ) -> None:
+        room_id = ident.room_id
+        peer_id = msg.peer_id or _generated_id(msg.role, ident.display_name)
+        existing = self.registry.get(room_id, peer_id)
+        if (
+            existing is not None
+            and existing.conn is not session
+            and existing.principal != ident.principal
+        ):
+            raise SignalingError(
+                f"peer id {peer_id!r} is in use by another credential",
+                code=ErrorCode.IDENTITY_MISMATCH,
+            )
+        room = self.registry.rooms.get(room_id)
+        room_size = 0 if room is None else len(room.peers)
+        if existing is None and room_size >= self.limits.max_peers_per_room:
+            self._limit(session, "room_full")
+            raise SignalingError(
+                f"room has {room_size} peers, the limit", code=ErrorCode.ROOM_FULL
+            )
+        metadata = merge_metadata(
+            msg.metadata, ident.server_metadata, allow_private=True
+        )
+        old_own = session.peer
+        if (
+            old_own is not None
+            and (old_own.room_id, old_own.peer_id) != (room_id, peer_id)
+            and self.registry.remove(old_own.room_id, old_own.peer_id, session)
+        ):
+            self._announce_leave(old_own)
+        rec = PeerRecord(
+            peer_id=peer_id,
+            room_id=room_id,
+            role=msg.role,
+            metadata=metadata,
+            connected_at=self.clock(),
+            principal=ident.principal,
+            credential_id=ident.credential_id,
+            conn=session,
+            node=self.node,
+        )
+        replaced = self.registry.add(rec)
+        session.peer = rec
+        if replaced is not None and replaced.conn is not session:
+            stale = replaced.conn
+            if isinstance(stale, Session):
+                stale.peer = None
+                stale.close(CLOSE_REPLACED, "replaced by a new connection")
+            self.counters["reconnects"] += 1
+        room = self.registry.rooms[room_id]
+        if msg.is_admin:
+            admin = room.admin_peer_id
+            if admin is not None and admin != peer_id and admin in room.peers:
+                self._send(
+                    session, sig.AdminConflict(room_id=room_id, current_admin=admin)
+                )
+            else:
+                room.admin_peer_id = peer_id
+        others = [p for p in room.peers.values() if p.peer_id != peer_id]
+        reply = sig.RegisteredAuth(
+            room_id=room_id,
+            peer_id=peer_id,
+            token=msg.token,
+            admin_peer_id=room.admin_peer_id,
+            peer_list=[p.peer_id for p in others],
+            peer_metadata={p.peer_id: p.public["metadata"] for p in others},
+            ice_servers=self.ice_servers,
+            mesh_ice_servers=self.ice_servers,
+            request_id=msg.request_id,
+        )
+        self._send(session, reply)
+        self.counters["total_connections"] += 1
+        logger.debug("= %s registered in %s as %s", peer_id, room_id, msg.role)
+        joined = dumps_bytes(
+            {
+                "type": "peer_joined",
+                "peer_id": peer_id,
+                "role": rec.role,
+                "metadata": rec.public["metadata"],
+            }
+        )
+        self._broadcast(room_id, joined, exclude=peer_id)
+        if self.on_change is not None:
+            self.on_change("join", rec)
+
+    # --- handlers
+
+    def _require_peer(self, session: Session, claimed: str | None) -> PeerRecord:
+        rec = session.peer
+        if rec is None:
+            raise SignalingError(
+                "register before sending this message", code=ErrorCode.NOT_IN_ROOM
+            )
+        if claimed is not None and claimed != rec.peer_id:
+            raise SignalingError(
+                f"this connection is registered as {rec.peer_id!r}, not {claimed!r}",
+                code=ErrorCode.IDENTITY_MISMATCH,
+            )
+        return rec
+
+    def _target(self, rec: PeerRecord, target: str, code: ErrorCode) -> PeerRecord:
+        found = self.registry.get(rec.room_id, target)
+        if found is None:
+            raise SignalingError(f"peer {target!r} is not in this room", code=code)
+        return found
+
+    def _peer_message(self, session: Session, msg: sig.PeerMessage, text: str) -> None:
+        rec = self._require_peer(session, msg.from_peer_id)
+        target = self._target(rec, msg.to_peer_id, ErrorCode.PEER_NOT_IN_ROOM)
+        # The frame holds exactly the delivered fields: forward it untouched.
+        self._deliver(target, text.encode())
+
+    def _relay_sdp(
+        self, session: Session, msg: sig.Offer | sig.Answer | sig.Candidate, text: str
+    ) -> None:
+        rec = self._require_peer(session, msg.sender)
+        target = self._target(rec, msg.target, ErrorCode.PEER_NOT_FOUND)
+        data = text.encode() if msg.sender is not None else _with_sender(msg, rec)
+        self._deliver(target, data)
+
+    def _relay_mesh(
+        self,
+        session: Session,
+        msg: sig.MeshConnect | sig.MeshAnswer | sig.IceCandidate,
+    ) -> None:
+        rec = self._require_peer(session, msg.from_peer_id)
+        target_id = msg.target_peer_id
+        if not target_id:
+            raise RemoteProtocolError(
+                f"{msg.TYPE.value}: missing field 'target_peer_id'",
+                code=ErrorCode.INVALID_MESSAGE,
+            )
+        target = self.registry.get(rec.room_id, target_id)
+        if target is None:
+            if isinstance(msg, sig.IceCandidate):
+                return  # the reference ignores these silently
+            self._send(
+                session,
+                sig.ErrorMessage(
+                    code=ErrorCode.PEER_NOT_FOUND.value,
+                    message=f"peer {target_id!r} is not in this room",
+                    reason="peer_not_found",
+                    extra={"target_peer_id": target_id},
+                ),
+            )
+            self.errors[ErrorCode.PEER_NOT_FOUND.value] += 1
+            return
+        out: sig.Message
+        if isinstance(msg, sig.MeshConnect):
+            out = sig.MeshOffer(from_peer_id=rec.peer_id, offer=msg.offer)
+        elif isinstance(msg, sig.MeshAnswer):
+            out = sig.MeshAnswer(from_peer_id=rec.peer_id, answer=msg.answer)
+        else:
+            out = sig.IceCandidate(from_peer_id=rec.peer_id, candidate=msg.candidate)
+        self._deliver(target, encode(out).encode())
+
+    def _relay_error(self, session: Session, msg: sig.ErrorMessage, text: str) -> None:
+        if msg.target is None:
+            logger.debug("! peer sent an error without target: %s", msg.message)
+            return
+        rec = self._require_peer(session, None)
+        target = self._target(rec, msg.target, ErrorCode.PEER_NOT_FOUND)
+        self._deliver(target, text.encode())
+
+    def _discover(self, session: Session, msg: sig.DiscoverPeers) -> None:
+        rec = self._require_peer(session, msg.from_peer_id)
+        flt = compile_filters(msg.filters)
+        found = self.registry.discover(rec.room_id, flt, exclude=rec.peer_id)
+        head = b'{"type":"peer_list","to_peer_id":' + dumps_bytes(rec.peer_id)
+        body = b",".join(p.public_json for p in found)
+        session.send(b'%s,"peers":[%s],"count":%d}' % (head, body, len(found)))
+        self.counters["discoveries"] += 1
+
+    def _update_metadata(self, session: Session, msg: sig.UpdateMetadata) -> None:
+        rec = self._require_peer(session, msg.peer_id)
+        merged = merge_metadata(rec.metadata, msg.metadata)
+        validate_metadata(merged, self.limits.max_metadata_bytes)
+        self.registry.set_metadata(rec, merged)
+        public = rec.public["metadata"]
+        self._send(
+            session,
+            sig.MetadataUpdated(
+                peer_id=rec.peer_id, metadata=public, request_id=msg.request_id
+            ),
+        )
+        update = dumps_bytes(
+            {"type": "peer_updated", "peer_id": rec.peer_id, "metadata": public}
+        )
+        self._broadcast(rec.room_id, update, exclude=rec.peer_id)
+        if self.on_change is not None:
+            self.on_change("update", rec)
+
+    # --- housekeeping the adapter drives
+
+    def ping_all(self) -> None:
+        """Send the application heartbeat to every connection."""
+        for session in list(self.sessions):
+            session.send(PING_FRAME)
+
+    def drop_silent(self, max_silence: float) -> int:
+        """Close connections that sent nothing for ``max_silence`` seconds."""
+        cutoff = time.monotonic() - max_silence
+        dropped = 0
+        for session in list(self.sessions):
+            if session.last_seen < cutoff:
+                session.close(CLOSE_POLICY, "no traffic; presumed dead")
+                dropped += 1
+        self.counters["dropped_silent"] += dropped
+        return dropped
+
+    def disconnect_credential(self, credential_id: str, reason: str) -> int:
+        """Close every connection registered with a revoked credential."""
+        n = 0
+        for session in list(self.sessions):
+            if session.peer is not None and session.peer.credential_id == credential_id:
+                session.close(CLOSE_REVOKED, reason)
+                n += 1
+        return n
+
+    def disconnect_peer(self, room_id: str, peer_id: str) -> bool:
+        """Close the connection of one peer (``/delete-peer``)."""
+        rec = self.registry.get(room_id, peer_id)
+        if rec is None or not isinstance(rec.conn, Session):
+            return False
+        rec.conn.close(CLOSE_POLICY, "removed by the room owner")
+        return True
+
+    # --- sending
+
+    def _deliver(self, target: PeerRecord, data: bytes) -> None:
+        if isinstance(target.conn, Session):
+            ok = target.conn.send(data)
+        elif self.forward_remote is not None and target.node != self.node:
+            ok = self.forward_remote(target, data)
+        else:
+            ok = False
+        if not ok:
+            raise SignalingError(
+                f"could not deliver to {target.peer_id!r}",
+                code=ErrorCode.DELIVERY_FAILED,
+            )
+        self.counters["total_messages"] += 1
+
+    def deliver_local(self, room_id: str, peer_id: str, data: bytes) -> bool:
+        """Deliver a frame forwarded by another node to a local peer."""
+        rec = self.registry.get(room_id, peer_id)
+        if rec is None or not isinstance(rec.conn, Session):
+            return False
+        return rec.conn.send(data)
+
+    def _broadcast(self, room_id: str, data: bytes, exclude: str | None = None) -> None:
+        for rec in self.registry.peers(room_id):
+            if rec.peer_id != exclude and isinstance(rec.conn, Session):
+                rec.conn.send(data)
+
+    def broadcast_local(self, room_id: str, data: bytes, exclude: str | None) -> None:
+        """Send a room event (from another node) to this node's peers of a room."""
+        self._broadcast(room_id, data, exclude)
+
+    def _announce_leave(self, rec: PeerRecord) -> None:
+        logger.debug("= %s left %s", rec.peer_id, rec.room_id)
+        left = dumps_bytes({"type": "peer_left", "peer_id": rec.peer_id})
+        self._broadcast(rec.room_id, left, exclude=rec.peer_id)
+        if self.on_change is not None:
+            self.on_change("leave", rec)
+
+    def _send(self, session: Session, msg: sig.Message) -> None:
+        session.send(encode(msg).encode())
+
+    def _error(self, session: Session, code: ErrorCode, message: str) -> None:
+        self._reply_error(session, SignalingError(message, code=code))
+
+    def _reply_error(
+        self,
+        session: Session,
+        exc: SleapRTCError,
+        *,
+        reason: bool = False,
+        request_id: str | None = None,
+    ) -> None:
+        self.errors[exc.code] += 1
+        logger.debug("! %s: %s %s", session.remote, exc.code, exc.message)
+        self._send(session, error_for(exc, reason=reason, request_id=request_id))
+
+    def _limit(self, session: Session, kind: str) -> None:
+        self.counters[f"limit_{kind}"] += 1
+
+    # --- views
+
+    def peers_by_role(self) -> dict[str, int]:
+        """Local registered peers per role (for ``/metrics``)."""
+        out: Counter[str] = Counter()
+        for session in self.sessions:
+            if session.peer is not None:
+                out[session.peer.role] += 1
+        return dict(out)
+
+
+_RELAY_REPLIES = (
+    sig.KeyExchangeResponse,
+    sig.FsListRes,
+    sig.WorkerPathOk,
+    sig.WorkerPathError,
+    sig.FsCheckVideosResponse,
+    sig.JobStatusRelay,
+    sig.JobProgressRelay,
+    sig.EncryptedRelay,
+)
+
+
+def _request_id(msg: sig.Message | None) -> str | None:
+    value = getattr(msg, "request_id", None)
+    return value if isinstance(value, str) else None
+
+
+def obj_type(text: str) -> str | None:
+    """The ``type`` of a frame, best effort (to shape error replies)."""
+    try:
+        value = loads_object(text).get("type")
+    except SleapRTCError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _with_sender(msg: sig.Offer | sig.Answer | sig.Candidate, rec: PeerRecord) -> bytes:
+    obj = msg.to_dict()
+    obj["sender"] = rec.peer_id
+    return dumps_bytes(obj)
+
+
+def _generated_id(role: str, name: str) -> str:
+    prefix = "worker" if role == "worker" else "client"
+    return f"{prefix}-{name}-{secrets.token_hex(2)}"
