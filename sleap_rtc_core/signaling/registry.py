@@ -41,6 +41,8 @@ class PeerRecord:
         connected_at: Registration time (epoch seconds).
         principal: Who registered it; a reconnect must present the same one.
         credential_id: The credential used (for revocation), if any.
+        revocation_ids: Every id whose revocation disconnects this peer (its
+            credential, room, membership, user); includes ``credential_id``.
         conn: The local connection that owns it; ``None`` for a remote peer.
         node: The server process that holds the connection.
         public: ``{peer_id, role, metadata(public), connected_at}`` as sent to others.
@@ -54,6 +56,7 @@ class PeerRecord:
     connected_at: float
     principal: str
     credential_id: str | None = None
+    revocation_ids: frozenset[str] = frozenset()
     conn: Hashable | None = None
     node: str = "local"
     public: dict[str, Any] = field(default_factory=dict)

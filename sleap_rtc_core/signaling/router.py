@@ -66,6 +66,8 @@ class IdentityLike(Protocol):
     def kind(self) -> str: ...
     @property
     def server_metadata(self) -> dict[str, Any]: ...
+    @property
+    def revocation_ids(self) -> frozenset[str]: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -313,6 +315,8 @@ class Router:
             connected_at=self.clock(),
             principal=ident.principal,
             credential_id=ident.credential_id,
+            revocation_ids=ident.revocation_ids
+            | ({ident.credential_id} if ident.credential_id else set()),
             conn=session,
             node=self.node,
         )
@@ -444,6 +448,8 @@ class Router:
         flt = compile_filters(msg.filters)
         found = self.registry.discover(rec.room_id, flt, exclude=rec.peer_id)
         head = b'{"type":"peer_list","to_peer_id":' + dumps_bytes(rec.peer_id)
+        if msg.request_id is not None:
+            head += b',"request_id":' + dumps_bytes(msg.request_id)
         body = b",".join(p.public_json for p in found)
         session.send(b'%s,"peers":[%s],"count":%d}' % (head, body, len(found)))
         self.counters["discoveries"] += 1
@@ -486,10 +492,11 @@ class Router:
         return dropped
 
     def disconnect_credential(self, credential_id: str, reason: str) -> int:
-        """Close every connection registered with a revoked credential."""
+        """Close every connection a revoked id (credential, room, user) admitted."""
         n = 0
         for session in list(self.sessions):
-            if session.peer is not None and session.peer.credential_id == credential_id:
+            peer = session.peer
+            if peer is not None and credential_id in peer.revocation_ids:
                 session.close(CLOSE_REVOKED, reason)
                 n += 1
         return n

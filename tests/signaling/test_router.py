@@ -567,9 +567,11 @@ def test_revoked_credential_disconnects() -> None:
     w = h.register("w")
     rec = h.router.registry.get("room", "w")
     assert rec is not None
-    rec.credential_id = "key-1"
-    assert h.router.disconnect_credential("key-1", "credential revoked") == 1
-    assert w.closes[0][1] == "credential revoked"
+    rec.revocation_ids = frozenset({"key-1", "room:room"})
+    other = h.register("other")
+    assert h.router.disconnect_credential("room:room", "room deleted") == 1
+    assert w.closes[0][1] == "room deleted"
+    assert other.closes == []
 
 
 def _state(h: RouterHarness) -> Any:
@@ -630,4 +632,23 @@ def test_hostile_frames_change_nothing(frames: list[str]) -> None:
         h.send(attacker, frame)
     assert _state(h) == before
     assert attacker.closes == []
-    assert all(m["type"] == "error" for m in attacker.messages())
+    # A well-formed discover_peers (e.g. empty filters) is legitimately answered.
+    assert {m["type"] for m in attacker.messages()} <= {"error", "peer_list"}
+
+
+def test_replies_echo_request_id(router_harness: RouterHarness) -> None:
+    h = router_harness
+    w = h.register("w", metadata=WORKER_MD)
+    w.pop()
+    h.send(w, {"type": "discover_peers", "request_id": "r1"})
+    h.send(
+        w,
+        {"type": "update_metadata", "metadata": {"tags": ["x"]}, "request_id": "r2"},
+    )
+    h.send(w, {"type": "peer_message", "to_peer_id": "nobody", "request_id": "r3"})
+    replies = w.pop()
+    assert [(m["type"], m.get("request_id")) for m in replies] == [
+        ("peer_list", "r1"),
+        ("metadata_updated", "r2"),
+        ("error", None),
+    ]

@@ -1,0 +1,354 @@
+"""``sleap-rtc room …`` and ``token …``: rooms and their worker keys.
+
+Admin commands on the server's data folder; they work while ``sleap-rtc server``
+runs on it, and a key revoked or a room deleted here disconnects its peers from
+the running server within its revocation poll. Users' scripts rely on these forms::
+
+    sleap-rtc room create --name NAME [--owner USER] [--expires-days N] \\
+        [--data-dir DIR] [--json]          # {"room_id": …, "room_token": …}
+    sleap-rtc token create --room ROOM --worker-name NAME [--expires-days N] \\
+        [--data-dir DIR] [--json]          # {"token_id": "slp_…", …}
+
+A room is named by its id or by its (unique) name, a user by username or id.
+Worker keys are shown in clear once, by ``create``; afterwards they are known by
+a public id (``wk_…``) that ``list`` shows and ``revoke`` takes (the clear key is
+accepted too). Account keys are in :mod:`.users`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..signaling.records import MemberRole, iso_time
+from ..signaling.store import Store
+from ._admin_util import (
+    AdminError,
+    add_data_dir,
+    add_json,
+    emit,
+    emit_json,
+    emit_table,
+    expiry_from_days,
+    positive_int,
+    resolve_room,
+    resolve_user,
+    short_time,
+    with_store,
+)
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``room`` and ``token`` to the CLI."""
+    _register_room(sub)
+    _register_token(sub)
+
+
+# --- room
+
+
+def _register_room(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("room", help="create, list and delete rooms")
+    actions = parser.add_subparsers(dest="room_action", metavar="ACTION", required=True)
+
+    p = actions.add_parser("create", help="create a room and print its token")
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument(
+        "--owner", metavar="USER", help="a user who owns it (and may join with a JWT)"
+    )
+    p.add_argument(
+        "--expires-days",
+        type=positive_int,
+        metavar="N",
+        help="registration stops working after N days (default: never)",
+    )
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=with_store(_room_create))
+
+    p = actions.add_parser("list", help="list rooms")
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=with_store(_room_list))
+
+    p = actions.add_parser("show", help="a room with its token and members")
+    p.add_argument("room", metavar="ROOM", help="room id or name")
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=with_store(_room_show))
+
+    p = actions.add_parser(
+        "delete", help="delete a room, its memberships and worker keys"
+    )
+    p.add_argument("room", metavar="ROOM", help="room id or name")
+    add_data_dir(p)
+    p.set_defaults(handler=with_store(_room_delete))
+
+    p = actions.add_parser("add-member", help="let a user join a room with a JWT")
+    p.add_argument("room", metavar="ROOM", help="room id or name")
+    p.add_argument("user", metavar="USER", help="username or user id")
+    p.add_argument(
+        "--role",
+        choices=[r.value for r in MemberRole],
+        default=MemberRole.MEMBER.value,
+        help="default: member",
+    )
+    add_data_dir(p)
+    p.set_defaults(handler=with_store(_room_add_member))
+
+    p = actions.add_parser("remove-member", help="end a user's membership")
+    p.add_argument("room", metavar="ROOM", help="room id or name")
+    p.add_argument("user", metavar="USER", help="username or user id")
+    add_data_dir(p)
+    p.set_defaults(handler=with_store(_room_remove_member))
+
+
+def _room_create(args: argparse.Namespace, store: Store) -> int:
+    name = args.name.strip()
+    if not name:
+        raise AdminError("the room name must not be empty")
+    owner = resolve_user(store, args.owner) if args.owner else None
+    room = store.create_room(
+        name,
+        owner_id=owner.user_id if owner else None,
+        expires_at=expiry_from_days(store, args.expires_days),
+    )
+    if args.json:
+        emit_json(
+            {
+                "room_id": room.room_id,
+                "room_token": room.token,
+                "name": room.name,
+                "owner": owner.username if owner else None,
+                "expires_at": iso_time(room.expires_at),
+            }
+        )
+    else:
+        emit(f"room_id: {room.room_id}")
+        emit(f"room_token: {room.token}")
+        emit(f"expires: {short_time(room.expires_at)}")
+    return 0
+
+
+def _room_list(args: argparse.Namespace, store: Store) -> int:
+    rooms = store.list_rooms()
+    now = store.clock()
+    if args.json:
+        emit_json(
+            {
+                "rooms": [
+                    {
+                        "room_id": r.room_id,
+                        "name": r.name,
+                        "created_at": iso_time(r.created_at),
+                        "expires_at": iso_time(r.expires_at),
+                        "expired": r.expired(now),
+                        "members": len(store.room_members(r.room_id)),
+                    }
+                    for r in rooms
+                ]
+            }
+        )
+        return 0
+    rows = [
+        [
+            r.room_id,
+            r.name,
+            short_time(r.expires_at) + (" (expired)" if r.expired(now) else ""),
+            str(len(store.room_members(r.room_id))),
+        ]
+        for r in rooms
+    ]
+    emit_table(["ROOM_ID", "NAME", "EXPIRES (UTC)", "MEMBERS"], rows)
+    return 0
+
+
+def _room_show(args: argparse.Namespace, store: Store) -> int:
+    room = resolve_room(store, args.room)
+    members = store.room_members(room.room_id)
+    tokens = store.list_worker_tokens(room_id=room.room_id)
+    if args.json:
+        emit_json(
+            {
+                "room_id": room.room_id,
+                "name": room.name,
+                "room_token": room.token,
+                "created_at": iso_time(room.created_at),
+                "expires_at": iso_time(room.expires_at),
+                "members": [
+                    {
+                        "user_id": u.user_id,
+                        "username": u.username,
+                        "role": m.role.value,
+                        "joined_at": iso_time(m.joined_at),
+                    }
+                    for m, u in members
+                ],
+                "worker_keys": len(tokens),
+            }
+        )
+        return 0
+    emit(f"room_id: {room.room_id}")
+    emit(f"name: {room.name}")
+    emit(f"room_token: {room.token}")
+    emit(f"expires: {short_time(room.expires_at)}")
+    emit(f"worker keys: {len(tokens)}")
+    emit("members:")
+    for m, u in members:
+        emit(f"  {u.username} ({m.role.value})")
+    return 0
+
+
+def _room_delete(args: argparse.Namespace, store: Store) -> int:
+    room = resolve_room(store, args.room)
+    if not store.delete_room(room.room_id):
+        raise AdminError(f"room {room.room_id} was deleted meanwhile")
+    emit(f"deleted room {room.room_id} ({room.name})")
+    return 0
+
+
+def _room_add_member(args: argparse.Namespace, store: Store) -> int:
+    room = resolve_room(store, args.room)
+    user = resolve_user(store, args.user)
+    try:
+        membership, created = store.add_member(
+            room.room_id, user.user_id, MemberRole(args.role)
+        )
+    except KeyError:
+        raise AdminError("the room or the user was deleted meanwhile") from None
+    if created:
+        emit(f"{user.username} is now {membership.role.value} of room {room.room_id}")
+    else:
+        emit(
+            f"{user.username} was already {membership.role.value} of room "
+            f"{room.room_id}"
+        )
+    return 0
+
+
+def _room_remove_member(args: argparse.Namespace, store: Store) -> int:
+    room = resolve_room(store, args.room)
+    user = resolve_user(store, args.user)
+    if not store.remove_member(room.room_id, user.user_id):
+        raise AdminError(f"{user.username} is not a member of room {room.room_id}")
+    emit(f"removed {user.username} from room {room.room_id}")
+    return 0
+
+
+# --- token (worker keys)
+
+
+def _register_token(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("token", help="per-room worker keys (slp_…)")
+    actions = parser.add_subparsers(
+        dest="token_action", metavar="ACTION", required=True
+    )
+
+    p = actions.add_parser("create", help="make a worker key for a room")
+    p.add_argument("--room", required=True, help="room id or name")
+    p.add_argument("--worker-name", required=True, metavar="NAME")
+    p.add_argument(
+        "--expires-days",
+        type=positive_int,
+        metavar="N",
+        help="the key stops working after N days (default: never)",
+    )
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=with_store(_token_create))
+
+    p = actions.add_parser("list", help="list worker keys (never the keys themselves)")
+    p.add_argument("--room", help="only this room (id or name)")
+    p.add_argument("--active", action="store_true", help="hide revoked and expired")
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=with_store(_token_list))
+
+    p = actions.add_parser("revoke", help="revoke a worker key (disconnects it)")
+    p.add_argument("token", metavar="TOKEN", help="its id (wk_…) or the key (slp_…)")
+    add_data_dir(p)
+    p.set_defaults(handler=with_store(_token_revoke))
+
+
+def _token_create(args: argparse.Namespace, store: Store) -> int:
+    worker_name = args.worker_name.strip()
+    if not worker_name:
+        raise AdminError("the worker name must not be empty")
+    room = resolve_room(store, args.room)
+    if room.expired(store.clock()):
+        raise AdminError(f"room {room.room_id} has expired")
+    try:
+        token, secret = store.create_worker_token(
+            room.room_id,
+            worker_name,
+            expires_at=expiry_from_days(store, args.expires_days),
+        )
+    except KeyError:
+        raise AdminError(f"room {room.room_id} was deleted meanwhile") from None
+    if args.json:
+        emit_json(
+            {
+                "token_id": secret,
+                "id": token.token_id,
+                "room_id": token.room_id,
+                "worker_name": token.worker_name,
+                "expires_at": iso_time(token.expires_at),
+            }
+        )
+    else:
+        emit(f"worker key (shown once, keep it secret): {secret}")
+        emit(f"id: {token.token_id}")
+        emit(f"room: {token.room_id}")
+        emit(f"expires: {short_time(token.expires_at)}")
+    return 0
+
+
+def _token_list(args: argparse.Namespace, store: Store) -> int:
+    room_id = resolve_room(store, args.room).room_id if args.room else None
+    now = store.clock()
+    tokens = store.list_worker_tokens(room_id=room_id)
+    if args.active:
+        tokens = [t for t in tokens if t.is_active(now)]
+    if args.json:
+        emit_json(
+            {
+                "tokens": [
+                    {
+                        "id": t.token_id,
+                        "room_id": t.room_id,
+                        "worker_name": t.worker_name,
+                        "created_at": iso_time(t.created_at),
+                        "expires_at": iso_time(t.expires_at),
+                        "revoked_at": iso_time(t.revoked_at),
+                        "is_active": t.is_active(now),
+                    }
+                    for t in tokens
+                ]
+            }
+        )
+        return 0
+    rows = [
+        [
+            t.token_id,
+            t.room_id,
+            t.worker_name,
+            short_time(t.expires_at),
+            "revoked"
+            if t.revoked_at is not None
+            else ("expired" if t.expired(now) else "active"),
+        ]
+        for t in tokens
+    ]
+    emit_table(["ID", "ROOM_ID", "WORKER", "EXPIRES (UTC)", "STATE"], rows)
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, store: Store) -> int:
+    token = store.get_worker_token(args.token)
+    if token is None:
+        raise AdminError(f"no worker key {args.token!r} (see 'sleap-rtc token list')")
+    if not store.revoke_worker_token(token.token_id):
+        raise AdminError(f"worker key {token.token_id} is already revoked")
+    emit(f"revoked worker key {token.token_id} ({token.worker_name})")
+    return 0

@@ -1,0 +1,240 @@
+"""``sleap-rtc login``: log in to a signaling server through the browser.
+
+The command makes a random ``state``, opens ``<server>/login?cli_state=<state>``
+in a browser (or prints it with ``--no-browser``), and polls
+``<server>/api/auth/cli/poll?state=<state>`` until the login page deposits a JWT
+for that state, or until ``--timeout``. The JWT is saved in the user's config
+folder (``$XDG_CONFIG_HOME/sleap-rtc/credentials.json`` on Linux), mode 0600.
+
+The credentials file is a JSON object::
+
+    {"server": URL, "jwt": TOKEN, "user": {...},          # the latest login
+     "servers": {URL: {"jwt": TOKEN, "user": {...}}}}     # one entry per server
+
+Polling blocks (this is a command, not a coroutine); each request has its own
+short timeout and the whole wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import webbrowser
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import platformdirs
+
+from ..errors import AuthError
+
+__all__ = [
+    "CREDENTIALS_FILENAME",
+    "credentials_path",
+    "load_credentials",
+    "login",
+    "normalize_server",
+    "register",
+    "run",
+    "save_credentials",
+]
+
+CREDENTIALS_FILENAME = "credentials.json"
+_REQUEST_TIMEOUT = 10.0
+_MAX_REPLY = 1 << 20
+
+
+def credentials_path() -> Path:
+    """Where credentials live: the platform's config folder for ``sleap-rtc``."""
+    return Path(platformdirs.user_config_dir("sleap-rtc")) / CREDENTIALS_FILENAME
+
+
+def normalize_server(url: str) -> str:
+    """The server's HTTP base URL (``ws``/``wss`` become ``http``/``https``).
+
+    Raises:
+        ValueError: Not an http(s) or ws(s) URL with a host.
+    """
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not a server URL: {url!r} (expected http://HOST:PORT)")
+    return urllib.parse.urlunsplit(
+        (scheme, parts.netloc, parts.path.rstrip("/"), "", "")
+    )
+
+
+def load_credentials(path: Path | None = None) -> dict[str, Any]:
+    """The saved credentials, or ``{}`` when there are none (or unreadable)."""
+    path = path or credentials_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_credentials(
+    server: str, jwt: str, user: dict[str, Any], path: Path | None = None
+) -> Path:
+    """Record a login, keeping other servers' entries; the file is mode 0600.
+
+    Written to a private temporary file and renamed into place, so a reader
+    never sees half a file and the token is never world-readable.
+    """
+    path = path or credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = load_credentials(path)
+    servers = data.get("servers")
+    servers = servers if isinstance(servers, dict) else {}
+    servers[server] = {"jwt": jwt, "user": user, "saved_at": time.time()}
+    data.update({"server": server, "jwt": jwt, "user": user, "servers": servers})
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def _get(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
+    """One GET; returns the status and the JSON object body (``{}`` if none)."""
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            status, raw = int(resp.status), resp.read(_MAX_REPLY)
+    except urllib.error.HTTPError as exc:
+        status, raw = int(exc.code), exc.read(_MAX_REPLY)
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = {}
+    return status, body if isinstance(body, dict) else {}
+
+
+def login(
+    server: str,
+    *,
+    open_browser: bool = True,
+    timeout: float = 120.0,
+    interval: float = 2.0,
+    out: TextIO | None = None,
+    browser: Callable[[str], bool] = webbrowser.open,
+) -> dict[str, Any]:
+    """Run the browser login and return ``{"jwt": ..., "user": ...}``.
+
+    Args:
+        server: The server's base URL (``http://HOST:PORT``).
+        open_browser: Open the login page; otherwise only print its URL.
+        timeout: Seconds to wait for the login to finish.
+        interval: Seconds between polls.
+        out: Where instructions go (default stdout).
+        browser: Opens a URL (injectable).
+
+    Raises:
+        ValueError: ``server`` is not a URL.
+        ConnectionError: The server cannot be reached.
+        AuthError: The login timed out or the server refused the poll.
+    """
+    out = out or sys.stdout
+    base = normalize_server(server)
+    try:
+        _get(f"{base}/health", _REQUEST_TIMEOUT)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConnectionError(f"cannot reach {base}: {exc}") from None
+    state = secrets.token_urlsafe(32)
+    page = f"{base}/login?" + urllib.parse.urlencode({"cli_state": state})
+    if open_browser and browser(page):
+        out.write(f"Opened a browser to log in. If it did not open, visit:\n{page}\n")
+    else:
+        out.write(f"Open this URL in a browser to log in:\n{page}\n")
+    out.flush()
+    poll = f"{base}/api/auth/cli/poll?" + urllib.parse.urlencode({"state": state})
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AuthError(f"no login within {timeout:g} s; run the command again")
+        try:
+            status, body = _get(poll, min(_REQUEST_TIMEOUT, max(remaining, 0.1)))
+        except (urllib.error.URLError, OSError):
+            status, body = 0, {}  # transient: keep trying until the deadline
+        if status == 200 and isinstance(body.get("jwt"), str):
+            user = body.get("user")
+            return {"jwt": body["jwt"], "user": user if isinstance(user, dict) else {}}
+        if status in (400, 401, 403, 404):
+            detail = body.get("detail", f"HTTP {status}")
+            raise AuthError(f"the server refused the login: {detail}")
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``login`` to the CLI."""
+    parser = sub.add_parser(
+        "login", help="log in to a signaling server through the browser"
+    )
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("SLEAP_RTC_SIGNALING_HTTP"),
+        help="the server's URL, http://HOST:PORT (env SLEAP_RTC_SIGNALING_HTTP)",
+    )
+    parser.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the login URL instead of opening a browser",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the login (default 120)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=2.0,
+        help="seconds between checks (default 2)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Log in and save the JWT; 0 on success, 1 on failure, 2 on bad usage."""
+    if not args.server:
+        sys.stderr.write("sleap-rtc login: --server http://HOST:PORT is required\n")
+        return 2
+    if args.timeout <= 0 or args.poll_interval <= 0:
+        sys.stderr.write("sleap-rtc login: --timeout and --poll-interval must be > 0\n")
+        return 2
+    try:
+        result = login(
+            args.server,
+            open_browser=not args.no_browser,
+            timeout=args.timeout,
+            interval=args.poll_interval,
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"sleap-rtc login: {exc}\n")
+        return 2
+    except (ConnectionError, AuthError) as exc:
+        sys.stderr.write(f"sleap-rtc login: {exc}\n")
+        return 1
+    server = normalize_server(args.server)
+    path = save_credentials(server, result["jwt"], result["user"])
+    name = result["user"].get("username", "?")
+    sys.stdout.write(f"Logged in to {server} as {name}; credentials saved to {path}\n")
+    return 0

@@ -1,0 +1,86 @@
+"""``sleap-rtc server`` as a real process: ready line, serving, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sleap_rtc_core.signaling.store import open_store
+from tests.fixtures.signaling import WsPeer
+from tests.fixtures.timing import scaled
+
+SLEAP_RTC = str(Path(sys.executable).with_name("sleap-rtc"))
+
+
+def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the server on a free port; return it and its ws:// URL."""
+    proc = subprocess.Popen(
+        [SLEAP_RTC, "server", "--port", "0", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on ws://127.0.0.1:"), line + proc.stderr.read()
+    return proc, line.split()[-1]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_server_prints_ready_line_serves_and_stops_cleanly(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    proc, url = start_server(tmp_path / "data")
+    try:
+        http_url = url.replace("ws://", "http://") + "/health"
+        with urllib.request.urlopen(http_url, timeout=scaled(5)) as resp:
+            assert json.load(resp)["status"] == "healthy"
+        # The HTTP API is served on the same port.
+        key_url = http_url.replace("/health", "/api/auth/public-key")
+        with urllib.request.urlopen(key_url, timeout=scaled(5)) as resp:
+            assert b"PUBLIC KEY" in resp.read()
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=scaled(10)) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    # First start generated the store and the JWT key pair, private to the user.
+    assert (tmp_path / "data" / "jwt_private.pem").stat().st_mode & 0o077 == 0
+
+
+def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [SLEAP_RTC, "server", "--ping-interval", "0", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert result.returncode == 2
+    assert "--ping-interval must be positive" in result.stderr
+
+
+def test_served_websocket_sees_rooms_created_while_running(tmp_path: Path) -> None:
+    """The real process (on uvloop) and another process's writes to its store."""
+    proc, url = start_server(tmp_path)
+    try:
+        room = open_store(tmp_path).create_room("made while running")
+
+        async def register() -> dict[str, object]:
+            peer = await WsPeer.connect(url)
+            reply = await peer.register("w", room_id=room.room_id, token=room.token)
+            await peer.close()
+            return reply
+
+        assert asyncio.run(register())["type"] == "registered_auth"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=scaled(10)) == 0

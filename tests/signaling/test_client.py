@@ -1,0 +1,132 @@
+"""The signaling client against the real server: requests, messages, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sleap_rtc_core.errors import AuthError, ConnectionLost, ServerError
+from sleap_rtc_core.protocol import signaling as sig
+from sleap_rtc_core.signaling.client import Backoff, SignalingClient
+from sleap_rtc_core.signaling.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.server import ServerConfig
+from sleap_rtc_core.signaling.service import Service, build_service
+from sleap_rtc_core.signaling.store import Store
+from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.timing import async_wait_until, scaled
+
+FAST = Backoff(initial=0.05, factor=2.0, cap=0.2)
+
+
+def client_for(
+    url: str, room: RoomCreds, peer_id: str, role: str = "worker", **kwargs: object
+) -> SignalingClient:
+    register = sig.Register(
+        peer_id=peer_id,
+        role=role,
+        room_id=room.room_id,
+        token=room.token,
+        metadata={"tags": ["sleap-rtc"], "properties": {"status": "available"}},
+    )
+    return SignalingClient(url, register, backoff=FAST, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_requests_and_peer_messages(service: Service, room: RoomCreds) -> None:
+    url = service.server.url
+    async with (
+        client_for(url, room, "w") as worker,
+        client_for(url, room, "c", "client") as client,
+    ):
+        assert client.peer_id == "c"
+        peers = await client.discover({"role": "worker"})
+        assert [p["peer_id"] for p in peers] == ["w"]
+
+        stored = await worker.update_metadata({"properties": {"status": "busy"}})
+        assert stored["properties"]["status"] == "busy"
+        assert await client.discover({"properties": {"status": "available"}}) == []
+
+        async with worker.subscribe("peer_message") as inbox:
+            await client.send_peer_message("w", {"app_message_type": "hello"})
+            msg = await inbox.get(timeout=scaled(5))
+        assert isinstance(msg, sig.PeerMessage)
+        assert msg.from_peer_id == "c"
+        assert msg.payload == {"app_message_type": "hello"}
+
+        with pytest.raises(ServerError) as bad:
+            await client.discover({"properties": {"x": {"$nope": 1}}})
+        assert bad.value.code == "INVALID_MESSAGE"
+    # Leaving the block cancelled the reader tasks the clients owned and
+    # closed their sockets, so the server forgets them at once.
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("signaling")]
+    registry = service.server.router.registry
+    await async_wait_until(lambda: not list(registry.all_peers()))
+
+
+async def test_bad_credentials_fail_start(service: Service, room: RoomCreds) -> None:
+    client = client_for(service.server.url, RoomCreds(room.room_id, "wrong"), "w")
+    with pytest.raises(AuthError):
+        await client.start(timeout=scaled(5))
+
+
+async def test_reconnects_after_server_restart_with_latest_metadata(
+    server_config: ServerConfig, store: Store, jwt_keys: JwtKeys, room: RoomCreds
+) -> None:
+    first = build_service(server_config, store, jwt_keys)
+    await first.server.start()
+    port = first.server.port
+    client = client_for(first.server.url, room, "w")
+    reconnected = asyncio.Event()
+    client.on_registered.append(
+        lambda _reply, again: reconnected.set() if again else None
+    )
+    await client.start(timeout=scaled(5))
+    try:
+        await client.update_metadata({"properties": {"status": "busy"}})
+        await first.server.stop()
+        await async_wait_until(lambda: not client.connected)
+
+        # A request made while down waits and is answered after the reconnect.
+        pending = asyncio.ensure_future(client.discover(timeout=scaled(10)))
+        server_config.port = port
+        second = build_service(server_config, store, jwt_keys)
+        await second.server.start()
+        try:
+            await asyncio.wait_for(reconnected.wait(), scaled(10))
+            assert await pending == []
+            assert client.reconnects >= 1
+            record = second.server.router.registry.get(room.room_id, "w")
+            assert record is not None
+            assert record.metadata["properties"]["status"] == "busy"
+        finally:
+            await client.close()
+            await second.server.stop()
+    finally:
+        await client.close()
+
+
+async def test_gives_up_with_connection_lost(
+    server_config: ServerConfig, store: Store, jwt_keys: JwtKeys, room: RoomCreds
+) -> None:
+    svc = build_service(server_config, store, jwt_keys)
+    await svc.server.start()
+    client = client_for(svc.server.url, room, "w", give_up_after=0.3)
+    await client.start(timeout=scaled(5))
+    try:
+        await svc.server.stop()
+        with pytest.raises(ConnectionLost):
+            await client.discover(timeout=scaled(10))
+        with pytest.raises(ConnectionLost):
+            await client.wait_registered(timeout=scaled(10))
+    finally:
+        await client.close()
+
+
+async def test_unreachable_server_is_connection_lost() -> None:
+    register = sig.Register(peer_id="w", role="worker", room_id="r", token="t")
+    # Port 9 (discard) on loopback: nothing listens there in the test sandbox.
+    client = SignalingClient(
+        "ws://127.0.0.1:9", register, backoff=FAST, give_up_after=0.2
+    )
+    with pytest.raises(ConnectionLost):
+        await client.start(timeout=scaled(10))
