@@ -1,18 +1,57 @@
 """The wire protocol of sleap-rtc, pure: no asyncio, no sockets, no Qt.
 
 Signaling messages (:mod:`.signaling`, :mod:`.codec`), negotiation payloads
-(:mod:`.negotiation`), data-channel framing (:mod:`.channel`), discovery filters
-(:mod:`.filters`), metadata merge (:mod:`.metadata`), job specs (:mod:`.jobspec`)
-and state tables (:mod:`.states`).
+(:mod:`.negotiation`), data-channel framing and messages (:mod:`.channel` and
+its ``channel_*`` siblings), discovery filters (:mod:`.filters`), metadata merge
+(:mod:`.metadata`), job specs (:mod:`.jobspec`) and state tables
+(:mod:`.states`). Every public name of those modules is importable from here.
 """
 
 from __future__ import annotations
 
+from . import (
+    channel,
+    channel_auth,
+    channel_fs,
+    channel_legacy,
+    channel_messages,
+    channel_transfer,
+    codec,
+    filters,
+    jobspec,
+    metadata,
+    negotiation,
+    signaling,
+    states,
+)
+from .channel import *  # noqa: F403
+from .channel_auth import *  # noqa: F403
+from .channel_fs import *  # noqa: F403
+from .channel_legacy import *  # noqa: F403
+from .channel_messages import *  # noqa: F403
+from .channel_transfer import *  # noqa: F403
 from .codec import *  # noqa: F403
-from .codec import __all__ as _codec_all
+from .filters import *  # noqa: F403
+from .jobspec import *  # noqa: F403
+from .metadata import *  # noqa: F403
 from .negotiation import *  # noqa: F403
-from .negotiation import __all__ as _negotiation_all
 from .signaling import *  # noqa: F403
-from .signaling import __all__ as _signaling_all
+from .states import *  # noqa: F403
 
-__all__ = [*_codec_all, *_negotiation_all, *_signaling_all]
+PUBLIC_MODULES = (
+    channel,
+    channel_auth,
+    channel_fs,
+    channel_legacy,
+    channel_messages,
+    channel_transfer,
+    codec,
+    filters,
+    jobspec,
+    metadata,
+    negotiation,
+    signaling,
+    states,
+)
+
+__all__ = [name for module in PUBLIC_MODULES for name in module.__all__]

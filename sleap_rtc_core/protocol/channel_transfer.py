@@ -1,0 +1,322 @@
+"""Data-channel messages of file transfer: uploads, downloads and the legacy
+``FILE_META`` stream (PROTOCOL.md B §4.3, §4.4).
+
+Binary frames carry the bytes; these text frames announce, acknowledge and end
+them. Keep-alives share the binary stream: see :mod:`.channel` for why a chunk
+is never mistaken for one.
+
+``FILE_META::{name}:{size}:{hint}`` separates its fields with single colons and
+names may contain colons (macOS, Linux), and so may hints (a Windows output
+folder such as ``C:\\runs``). The rule: **the size is the last ``:``-separated
+field that is 1–20 ASCII digits and is followed by ``:`` or the end**; the name
+is everything before it and the hint everything after its ``:`` (no hint when
+nothing follows). So any name reads back whole, and a hint may hold colons but
+no ``:``-separated field made only of digits (which we refuse to send).
+
+Downloads (ours; the reference streams with ``FILE_META`` and never checks
+sizes). The client asks with ``FILE_DOWNLOAD_REQUEST::{json}``, or the worker
+offers a file of its own accord (predictions); either way the worker announces
+``FILE_DOWNLOAD_META::{json}``, then sends exactly ``size - offset`` bytes in
+binary frames, then ``END_OF_FILE``. The client checks the size and the SHA-256
+of the whole file. To resume after a broken channel, the client asks again with
+``offset`` = bytes it holds and ``sha256`` from the first announcement; the
+worker resumes at that offset if the file is unchanged, else announces
+``offset`` 0 with the new hash and the client starts over. A request the worker
+refuses is answered ``FS_ERROR::{code}::{message}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Self
+
+from ._channel_args import (
+    FLAG,
+    FLOAT,
+    NAME,
+    TEXT,
+    UINT,
+    invalid,
+    is_sha256_hex,
+    is_uint,
+    local,
+)
+from ._channel_base import ChannelMessage, ChannelMessageType, JsonMessage
+from ._schema import JSONObject, extra_field
+
+__all__ = [
+    "ChunkMsg",
+    "EndOfFileMsg",
+    "FileDownloadMetaMsg",
+    "FileDownloadRequestMsg",
+    "FileMetaMsg",
+    "FileUploadCacheHitMsg",
+    "FileUploadCheckMsg",
+    "FileUploadCompleteMsg",
+    "FileUploadEndMsg",
+    "FileUploadErrorMsg",
+    "FileUploadProgressMsg",
+    "FileUploadReadyMsg",
+    "FileUploadStartMsg",
+    "TransferProgressMsg",
+]
+
+_META_RE = re.compile(r"(.+):([0-9]{1,20})(?::(.*))?\Z", re.DOTALL)
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def _check_sha256(label: str, value: str | None) -> None:
+    if value is not None and not is_sha256_hex(value):
+        raise local(f"{label} must be 64 hex digits")
+
+
+def _check_basename(label: str, name: str) -> None:
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise local(f"{label} must be a bare file name, not {name[:80]!r}")
+
+
+# --------------------------------------------------------------------------
+# Uploads, client → worker
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadCheckMsg(ChannelMessage):
+    """``FILE_UPLOAD_CHECK::{sha256hex}::{filename}``: does the worker already
+    hold this content? Answered ``FILE_UPLOAD_CACHE_HIT`` or ``_READY``."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_CHECK
+    ARGS = (("sha256", NAME), ("filename", NAME))
+
+    sha256: str
+    filename: str
+
+    def _check(self) -> None:
+        _check_sha256("FILE_UPLOAD_CHECK sha256", self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadCacheHitMsg(ChannelMessage):
+    """``FILE_UPLOAD_CACHE_HIT::{abs_path}``: no need to send the bytes."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_CACHE_HIT
+    ARGS = (("path", NAME),)
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadReadyMsg(ChannelMessage):
+    """``FILE_UPLOAD_READY``: send ``FILE_UPLOAD_START`` / the chunks."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_READY
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadStartMsg(ChannelMessage):
+    """``FILE_UPLOAD_START::{filename}::{total_bytes}::{dest_dir}::{1|0}``.
+
+    ``dest_dir`` is the greedy argument (a path may contain ``::``); the file
+    name may not contain ``::``.
+
+    Attributes:
+        create_subdir: Write into ``<dest_dir>/sleap_rtc_downloads/``.
+    """
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_START
+    ARGS = (
+        ("filename", NAME),
+        ("total_bytes", UINT),
+        ("dest_dir", TEXT),
+        ("create_subdir", FLAG),
+    )
+    GREEDY = 2
+
+    filename: str
+    total_bytes: int
+    dest_dir: str
+    create_subdir: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadEndMsg(ChannelMessage):
+    """``FILE_UPLOAD_END``: all chunks sent."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_END
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadProgressMsg(ChannelMessage):
+    """``FILE_UPLOAD_PROGRESS::{received}::{total}`` (at most every 500 ms)."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_PROGRESS
+    ARGS = (("received", UINT), ("total", UINT))
+
+    received: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadCompleteMsg(ChannelMessage):
+    """``FILE_UPLOAD_COMPLETE::{abs_path}``: stored (size checked)."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_COMPLETE
+    ARGS = (("path", NAME),)
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadErrorMsg(ChannelMessage):
+    """``FILE_UPLOAD_ERROR::{reason}``."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_ERROR
+    ARGS = (("reason", TEXT),)
+
+    reason: str
+
+
+# --------------------------------------------------------------------------
+# Downloads, worker → client (see the module docstring)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDownloadRequestMsg(JsonMessage):
+    """``FILE_DOWNLOAD_REQUEST::{"path","offset"?,"sha256"?,"transfer_id"?}``.
+
+    Attributes:
+        path: The file on the worker (must lie inside a mount).
+        offset: Bytes the client already holds; the worker starts there.
+        sha256: When resuming, the hash the first ``FILE_DOWNLOAD_META`` gave, so
+            that a changed file is sent again from the start.
+        transfer_id: The client's id for this transfer, echoed in the meta.
+    """
+
+    TYPE = ChannelMessageType.FILE_DOWNLOAD_REQUEST
+    NON_NEGATIVE = ("offset",)
+    path: str
+    offset: int = 0
+    sha256: str | None = None
+    transfer_id: str | None = None
+    extra: JSONObject = extra_field()
+
+    def _check(self) -> None:
+        if not self.path:
+            raise local("FILE_DOWNLOAD_REQUEST needs a path")
+        _check_sha256("FILE_DOWNLOAD_REQUEST sha256", self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDownloadMetaMsg(JsonMessage):
+    """``FILE_DOWNLOAD_META::{"name","size","sha256","offset",…}``: the bytes
+    ``[offset, size)`` follow in binary frames, then ``END_OF_FILE``.
+
+    Attributes:
+        name: A bare file name to save under (no folders).
+        size: Size of the whole file in bytes.
+        sha256: SHA-256 of the whole file, hex.
+        offset: The first byte the following frames carry.
+        path: Where the file lies on the worker.
+        transfer_id: The request's id, or the worker's own for offered files.
+        chunk_size: The size of the binary frames that follow (last one less).
+        kind: What the file is, e.g. ``predictions``.
+    """
+
+    TYPE = ChannelMessageType.FILE_DOWNLOAD_META
+    NON_NEGATIVE = ("size", "offset")
+    name: str
+    size: int
+    sha256: str
+    offset: int = 0
+    path: str | None = None
+    transfer_id: str | None = None
+    chunk_size: int | None = None
+    kind: str | None = None
+    extra: JSONObject = extra_field()
+
+    def _check(self) -> None:
+        _check_basename("FILE_DOWNLOAD_META name", self.name)
+        _check_sha256("FILE_DOWNLOAD_META sha256", self.sha256)
+        if self.offset > self.size:
+            raise local("FILE_DOWNLOAD_META needs offset <= size")
+        if self.chunk_size is not None and self.chunk_size <= 0:
+            raise local("FILE_DOWNLOAD_META chunk_size must be positive")
+
+    @property
+    def remaining(self) -> int:
+        """Bytes that follow this announcement."""
+        return self.size - self.offset
+
+
+# --------------------------------------------------------------------------
+# The legacy stream (both directions)
+
+
+@dataclass(frozen=True, slots=True)
+class FileMetaMsg(ChannelMessage):
+    """``FILE_META::{name}:{size}:{hint}`` (single colons; see the module
+    docstring for how colons in names are read).
+
+    Attributes:
+        name: The file name.
+        size: Its size in bytes (the reference never checks it; we do).
+        hint: Client → worker: ``true``/``false`` (sent by the GUI); worker →
+            client: the output folder. ``None`` when the sender gave none.
+    """
+
+    TYPE = ChannelMessageType.FILE_META
+    ARGS = (("name", NAME),)
+
+    name: str
+    size: int
+    hint: str | None = None
+
+    def _check(self) -> None:
+        if not is_uint(self.size):
+            raise local("FILE_META size must be an integer, 0 to 20 digits")
+        if self.hint is not None and (
+            not isinstance(self.hint, str)
+            or any(_DIGITS_RE.fullmatch(f) for f in self.hint.split(":"))
+        ):
+            raise local("FILE_META hint may not have a field of only digits")
+
+    @classmethod
+    def decode_args(cls, rest: str | None) -> Self:
+        match = _META_RE.match(rest or "")
+        if match is None:
+            raise invalid("FILE_META needs {name}:{size}[:{hint}]")
+        name, size, hint = match.groups()
+        return cls(name, int(size), hint)
+
+    def encode_args(self) -> str:
+        hint = "" if self.hint is None else f":{self.hint}"
+        return f"{self.name}:{self.size}{hint}"
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfFileMsg(ChannelMessage):
+    """``END_OF_FILE``: the stream announced by ``FILE_META`` or
+    ``FILE_DOWNLOAD_META`` is complete."""
+
+    TYPE = ChannelMessageType.END_OF_FILE
+
+
+@dataclass(frozen=True, slots=True)
+class TransferProgressMsg(ChannelMessage):
+    """``TRANSFER_PROGRESS::{percent}`` (defined by the reference, unused)."""
+
+    TYPE = ChannelMessageType.TRANSFER_PROGRESS
+    ARGS = (("percent", FLOAT),)
+
+    percent: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMsg(ChannelMessage):
+    """``CHUNK::{index}::{base64 data}`` (defined by the reference, unused)."""
+
+    TYPE = ChannelMessageType.CHUNK
+    ARGS = (("index", UINT), ("data", TEXT))
+
+    index: int
+    data: str
