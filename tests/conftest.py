@@ -9,7 +9,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
+from tests.fixtures.data import *  # noqa: F403
 from tests.fixtures.router import *  # noqa: F403
+from tests.fixtures.signaling import *  # noqa: F403
 from tests.fixtures.timing import *  # noqa: F403
 
 
