@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from sleap_rtc_core.signaling.store import open_store
+from tests.fixtures.cli import SLEAP_RTC, start_server
 from tests.fixtures.signaling import WsPeer
 from tests.fixtures.timing import scaled
-
-SLEAP_RTC = str(Path(sys.executable).with_name("sleap-rtc"))
-
-
-def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the server on a free port; return it and its ws:// URL."""
-    proc = subprocess.Popen(
-        [SLEAP_RTC, "server", "--port", "0", "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on ws://127.0.0.1:"), line + proc.stderr.read()
-    return proc, line.split()[-1]
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

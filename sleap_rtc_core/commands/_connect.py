@@ -1,0 +1,90 @@
+"""What the commands that connect to a signaling server share: flags, credentials.
+
+Credentials come from exactly one flag (``--token`` with ``--room``, a worker key
+``--api-key``, an account key ``--account-key`` with ``--room``), else from the JWT
+``sleap-rtc login`` saved for that server. Secrets may also come from the
+environment (``SLEAP_RTC_TOKEN``, ``SLEAP_RTC_API_KEY``, ``SLEAP_RTC_ACCOUNT_KEY``)
+so that they never appear in a process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from .login import load_credentials, normalize_server
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "CredentialsError",
+    "add_connection_args",
+    "credentials_from_args",
+    "server_url",
+]
+
+DEFAULT_SERVER = "ws://127.0.0.1:8080"
+
+
+class CredentialsError(ValueError):
+    """The flags do not name one usable credential."""
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    """``--server``, ``--room`` and the credential flags."""
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("SLEAP_RTC_SERVER", DEFAULT_SERVER),
+        help="signaling server URL (default: $SLEAP_RTC_SERVER or %(default)s)",
+    )
+    parser.add_argument("--room", help="room id")
+    creds = parser.add_mutually_exclusive_group()
+    creds.add_argument("--token", help="room token (with --room)")
+    creds.add_argument("--api-key", help="worker key slp_…")
+    creds.add_argument("--account-key", help="account key slp_acct_… (with --room)")
+
+
+def server_url(args: argparse.Namespace) -> str:
+    """The ``ws://``/``wss://`` URL of ``--server`` (``http`` becomes ``ws``)."""
+    url: str = args.server.strip()
+    if url.startswith("http://"):
+        return "ws://" + url.removeprefix("http://")
+    if url.startswith("https://"):
+        return "wss://" + url.removeprefix("https://")
+    return url
+
+
+def credentials_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``register`` credential fields the flags (or environment, or the saved
+    login) give.
+
+    Raises:
+        CredentialsError: a flag is missing its partner, or nothing is given.
+    """
+    room = args.room
+    token = args.token or os.environ.get("SLEAP_RTC_TOKEN")
+    api_key = args.api_key or os.environ.get("SLEAP_RTC_API_KEY")
+    account_key = args.account_key or os.environ.get("SLEAP_RTC_ACCOUNT_KEY")
+    if api_key:
+        return {"api_key": api_key, **({"room_id": room} if room else {})}
+    if not room:
+        raise CredentialsError("--room is required (or use a worker key --api-key)")
+    if account_key:
+        return {"api_key": account_key, "room_id": room}
+    if token:
+        return {"room_id": room, "token": token}
+    saved = load_credentials()
+    servers = saved.get("servers")
+    if not isinstance(servers, dict):
+        servers = {}
+    try:
+        entry = servers.get(normalize_server(server_url(args))) or {}
+    except ValueError:
+        entry = {}
+    jwt = entry.get("jwt") if isinstance(entry, dict) else None
+    if isinstance(jwt, str) and jwt:
+        return {"jwt": jwt, "room_id": room}
+    raise CredentialsError(
+        "no credentials: pass --token, --api-key or --account-key, "
+        f"or run `sleap-rtc login --server {args.server}` first"
+    )

@@ -1,0 +1,124 @@
+"""``sleap-rtc worker`` and ``sleap-rtc workers`` as real processes.
+
+The issue's "two terminals and a server": a server process, a worker process
+registered with a worker key, and ``workers`` listing it with its GPU facts. The
+machine has no GPU, so the worker reports the CPU fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.fixtures.cli import SLEAP_RTC, run_cli, start_server
+from tests.fixtures.timing import scaled, wait_until
+
+
+def test_worker_is_listed_with_its_facts_and_leaves_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server, url = start_server(data)
+    worker: subprocess.Popen[str] | None = None
+    try:
+        room = json.loads(
+            run_cli(
+                "room", "create", "--name", "lab", "--data-dir", str(data), "--json"
+            ).stdout
+        )
+        key = json.loads(
+            run_cli(
+                "token",
+                "create",
+                "--room",
+                room["room_id"],
+                "--worker-name",
+                "gpu-box",
+                "--data-dir",
+                str(data),
+                "--json",
+            ).stdout
+        )["token_id"]
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        worker = subprocess.Popen(
+            [
+                SLEAP_RTC,
+                "worker",
+                "--server",
+                url,
+                "--api-key",
+                key,
+                "--name",
+                "gpu-box",
+                "--mount",
+                f"{shared}:lab-data",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert worker.stdout is not None
+        ready = worker.stdout.readline()
+        assert "ready" in ready, ready + worker.stderr.read()  # type: ignore[union-attr]
+
+        creds = [
+            "--server",
+            url,
+            "--room",
+            room["room_id"],
+            "--token",
+            room["room_token"],
+        ]
+        table = run_cli("workers", *creds)
+        assert table.returncode == 0, table.stderr
+        header, row = table.stdout.splitlines()[:2]
+        assert header.split()[:5] == ["PEER", "NAME", "GPU", "MEMORY", "STATUS"]
+        assert "gpu-box" in row
+        assert "CPU" in row
+        assert "available" in row
+
+        listed = json.loads(run_cli("workers", *creds, "--json").stdout)
+        assert len(listed) == 1
+        props = listed[0]["metadata"]["properties"]
+        assert props["gpu_model"] == "CPU"
+        assert props["gpu_memory_mb"] == 0
+        assert props["mounts"] == [{"path": str(shared), "label": "lab-data"}]
+        assert key not in json.dumps(listed)
+
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=scaled(15)) == 0
+
+        def gone() -> bool:
+            return json.loads(run_cli("workers", *creds, "--json").stdout) == []
+
+        wait_until(gone, timeout=scaled(10), interval=0.2)
+    finally:
+        for proc in (worker, server):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+
+
+def test_missing_credentials_are_a_clear_usage_error() -> None:
+    result = run_cli("workers", "--server", "ws://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "--room is required" in result.stderr
+    result = run_cli("worker", "--server", "ws://127.0.0.1:9", "--room", "r")
+    assert result.returncode == 2
+    assert "sleap-rtc login" in result.stderr
+
+
+def test_wrong_token_is_refused(tmp_path: Path) -> None:
+    server, url = start_server(tmp_path)
+    try:
+        result = run_cli(
+            "workers", "--server", url, "--room", "nosuchroom00", "--token", "x"
+        )
+        assert result.returncode == 1
+        assert "error" in result.stderr.lower()
+    finally:
+        server.terminate()
+        server.wait()
