@@ -10,10 +10,11 @@ __all__ = ["register"]
 _BUILT = [
     "wire protocol: signaling messages, negotiation payloads, data-channel framing",
     "discovery filters, metadata merge, job specs with validation, state tables",
+    "signaling server with rooms, auth and HTTP API (sleap-rtc server, room, token)",
+    "worker and client negotiation (sleap-rtc worker, sleap-rtc workers)",
+    "local sleap-nn runner: tiny dataset, training process group, ZMQ progress",
 ]
 _PENDING = [
-    "signaling server",
-    "worker and client negotiation",
     "WebRTC data channel and file checks",
     "remote sleap-nn training (the demo itself)",
 ]
