@@ -17,6 +17,7 @@ from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient
 from ..worker.agent import SignalingWorker
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
+from ..worker.mounts import parse_mount
 from ._admin_util import emit, emit_table
 from ._connect import (
     CredentialsError,
@@ -25,7 +26,7 @@ from ._connect import (
     server_url,
 )
 
-__all__ = ["parse_mount", "register"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mount",
         action="append",
         default=[],
+        type=parse_mount,
         metavar="PATH[:LABEL]",
         help="a folder jobs may read and write (repeatable)",
     )
@@ -58,15 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_connection_args(workers)
     workers.add_argument("--json", action="store_true", help="print JSON")
     workers.set_defaults(handler=run_workers)
-
-
-def parse_mount(text: str) -> dict[str, str]:
-    """``PATH[:LABEL]`` → ``{"path", "label"}`` (the label defaults to the
-    folder's name)."""
-    path, sep, label = text.rpartition(":")
-    if not sep or not path or "/" in label:
-        path, label = text, ""
-    return {"path": path, "label": label}
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -90,7 +83,7 @@ def run_worker(args: argparse.Namespace) -> int:
         capabilities,
         peer_id=args.peer_id,
         max_concurrent_jobs=args.max_concurrent_jobs,
-        mounts=[parse_mount(m) for m in args.mount],
+        mounts=[m.to_entry() for m in args.mount],
         name=args.name,
     )
     try:
