@@ -1,11 +1,221 @@
-"""CLI commands the GUI adds to ``sleap-rtc`` (entry point ``sleap_rtc.commands``)."""
+"""CLI commands the GUI adds to ``sleap-rtc`` (entry point ``sleap_rtc.commands``).
+
+* ``sleap-rtc gui LABELS.slp``: the standalone training dialog;
+* ``sleap-rtc tray``: a worker with a tray icon (``sleap-rtc worker`` stays the
+  headless way);
+* ``sleap-rtc label``: SLEAP with **Run Remotely** in its training dialog.
+
+Qt is imported inside the handlers, so registering the commands stays cheap.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
+import sys
+from typing import Any
 
-__all__ = ["register"]
+from sleap_rtc_core.commands._connect import (
+    CredentialsError,
+    add_connection_args,
+    credentials_from_args,
+    server_url,
+)
+from sleap_rtc_core.progress.zmq_bridge import (
+    DEFAULT_CONTROLLER_PORT,
+    DEFAULT_PUBLISH_PORT,
+)
+
+__all__ = ["register", "run_gui", "run_label", "run_tray"]
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the GUI commands (none yet: gui, tray and label come with the Qt side)."""
+    """Add ``gui``, ``tray`` and ``label`` to the CLI."""
+    gui = sub.add_parser(
+        "gui",
+        help="train a labels file remotely from a small dialog",
+        description="Pick a room and a worker, set the training options, and "
+        "run the job remotely; progress goes to SLEAP's LossViewer ports, or to "
+        "a loss plot window when SLEAP is not installed.",
+    )
+    gui.add_argument("labels", help="the labels file (.slp / .pkg.slp)")
+    add_connection_args(gui)
+    gui.add_argument("--publish-port", type=int, default=DEFAULT_PUBLISH_PORT)
+    gui.add_argument("--controller-port", type=int, default=DEFAULT_CONTROLLER_PORT)
+    gui.add_argument(
+        "--plot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show our loss plot (default: when SLEAP is not installed)",
+    )
+    gui.set_defaults(handler=run_gui)
+
+    tray = sub.add_parser(
+        "tray", help="run a worker with a tray icon (pause, resume, quit)"
+    )
+    add_connection_args(tray)
+    tray.add_argument("--gpu", type=int, default=0, help="CUDA device index")
+    tray.add_argument("--name", help="name shown by `sleap-rtc workers`")
+    tray.add_argument("--peer-id", help="peer id (default: the server picks)")
+    tray.add_argument("--mount", action="append", default=[], metavar="PATH[:LABEL]")
+    tray.add_argument("--log-file", help="the log the menu's Open log shows")
+    tray.set_defaults(handler=run_tray)
+
+    label = sub.add_parser(
+        "label", help="start SLEAP with Run Remotely in its training dialog"
+    )
+    add_connection_args(label)
+    label.add_argument("sleap_args", nargs=argparse.REMAINDER)
+    label.set_defaults(handler=run_label)
+
+
+def _fail(message: str, status: int = 1) -> int:
+    sys.stderr.write(f"sleap-rtc: error: {message}\n")
+    return status
+
+
+def sleap_installed() -> bool:
+    """Whether SLEAP (and so its LossViewer) can be imported."""
+    return importlib.util.find_spec("sleap") is not None
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """``sleap-rtc gui``: the dialog until it closes and the job ends."""
+    from sleap_rtc_gui.app import run
+
+    show_plot = not sleap_installed() if args.plot is None else bool(args.plot)
+    return run(lambda: _gui_main(args, show_plot))
+
+
+def _client_register(args: argparse.Namespace) -> Any:
+    from sleap_rtc_core.protocol import signaling as sig
+
+    return sig.Register(
+        role="client",
+        metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+        **credentials_from_args(args),
+    )
+
+
+async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
+    from sleap_rtc_core.signaling.client import SignalingClient
+    from sleap_rtc_gui.bridge import wait_signal
+    from sleap_rtc_gui.controller import FeedOptions
+    from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
+    from sleap_rtc_gui.login import StoredLogin
+    from sleap_rtc_gui.session import no_data_channel
+
+    url = server_url(args)
+    clients: list[SignalingClient] = []
+
+    async def connect_room(room: str) -> SignalingClient:
+        args.room = room
+        client = SignalingClient(url, _client_register(args), give_up_after=30.0)
+        await client.start()
+        for old in clients:
+            await old.close()
+        clients[:] = [client]
+        return client
+
+    dialog = TrainingDialog(
+        args.labels,
+        no_data_channel,
+        StoredLogin(url),
+        rooms=[args.room] if args.room else [],
+        connect_room=connect_room,
+        feed=FeedOptions(args.publish_port, args.controller_port, show_plot),
+    )
+    dialog.show()
+    if args.room:
+        try:
+            dialog.worker_panel.watch(await connect_room(args.room))
+        except (CredentialsError, Exception) as exc:
+            dialog.set_status(f"Cannot join room {args.room}: {exc}")
+    try:
+        (result,) = await wait_signal(dialog.finished)
+        if result and not dialog.controller.machine.finished:
+            await wait_signal(dialog.controller.finished)
+        return 0
+    finally:
+        await dialog.controller.aclose()
+        await dialog.worker_panel.bridge.aclose()
+        for client in clients:
+            await client.close()
+
+
+def run_tray(args: argparse.Namespace) -> int:
+    """``sleap-rtc tray``: serve jobs until Quit."""
+    from sleap_rtc_core.errors import SleapRTCError
+    from sleap_rtc_core.worker.agent import SignalingWorker
+    from sleap_rtc_core.worker.capabilities import TorchGpuProbe, WorkerCapabilities
+    from sleap_rtc_core.worker.mounts import parse_mount
+    from sleap_rtc_gui.app import run
+
+    try:
+        credentials = credentials_from_args(args)
+        capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(args.gpu))
+    except (CredentialsError, ValueError, SleapRTCError) as exc:
+        return _fail(str(exc), 2)
+    worker = SignalingWorker(
+        server_url(args),
+        credentials,
+        capabilities,
+        peer_id=args.peer_id,
+        mounts=[parse_mount(m).to_entry() for m in args.mount],
+        name=args.name,
+    )
+
+    async def main() -> int:
+        from pathlib import Path
+
+        from sleap_rtc_gui.tray import WorkerTray
+
+        try:
+            await worker.start()
+        except SleapRTCError as exc:
+            return _fail(exc.message)
+        tray = WorkerTray(
+            worker, log_path=Path(args.log_file) if args.log_file else None
+        )
+        tray.show()
+        await tray.stopped.wait()
+        await tray.bridge.aclose()
+        return 0
+
+    return run(main)
+
+
+def run_label(args: argparse.Namespace) -> int:
+    """``sleap-rtc label``: SLEAP with the plugin installed."""
+    if not sleap_installed():
+        return _fail("SLEAP is not installed (pip install sleap)", 2)
+    from sleap_rtc_gui.plugin import install
+
+    def opener(parent: Any, labels_path: str | None) -> None:
+        from sleap_rtc_gui.app import shared_loop
+        from sleap_rtc_gui.controller import FeedOptions
+        from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
+        from sleap_rtc_gui.login import StoredLogin
+        from sleap_rtc_gui.session import no_data_channel
+
+        shared_loop(already_running=True)  # SLEAP's app.exec() runs Qt
+        url = server_url(args)
+        dialog = TrainingDialog(
+            labels_path,
+            no_data_channel,
+            StoredLogin(url),
+            rooms=[args.room] if args.room else [],
+            feed=FeedOptions(show_plot=False),
+            parent=parent,
+        )
+        dialog.show()
+
+    if not install(opener):
+        return _fail("could not hook into SLEAP's training dialog")
+    from sleap.gui.app import main as sleap_main
+
+    sleap_main(list(args.sleap_args))
+    return 0

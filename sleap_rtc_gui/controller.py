@@ -1,0 +1,527 @@
+"""The Qt adapter of the presubmission machine: it performs the effects.
+
+:class:`RemoteRunController` owns one
+:class:`~sleap_rtc_gui.presubmit.PresubmitMachine` per **Run Remotely** and is
+the thin loop of STYLE.md convention 3: feed an event, drain the effects,
+perform each one. Network effects run as tasks of an
+:class:`~sleap_rtc_gui.bridge.AsyncBridge` (with the step timeouts, which live
+here and not in the machine), and their outcomes come back through the bridge as
+events. Results of work started before a ``Disconnect``, ``CancelLogin`` or
+``ReturnToDialog`` are dropped (a generation counter), as the machine requires.
+
+The view is the training dialog (or SLEAP's, through the plugin); it implements
+:class:`RunView`. Once the job is accepted the view is closed, and the progress
+goes to SLEAP's LossViewer through a
+:class:`~sleap_rtc_core.progress.zmq_bridge.ProgressBridge` and, when SLEAP is
+absent, to our own :class:`~sleap_rtc_gui.dialogs.loss_plot.LossPlotWindow`;
+both carry **Stop Early** back to the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
+
+from sleap_rtc_core.errors import LocalProtocolError
+from sleap_rtc_core.progress.zmq_bridge import (
+    DEFAULT_CONTROLLER_PORT,
+    DEFAULT_PUBLISH_PORT,
+    ProgressBridge,
+)
+from sleap_rtc_gui.bridge import AsyncBridge
+from sleap_rtc_gui.dialogs.error_popup import ErrorPopup, show_error
+from sleap_rtc_gui.dialogs.loss_plot import LossPlotWindow
+from sleap_rtc_gui.dialogs.path_resolution import PathResolutionDialog
+from sleap_rtc_gui.presubmit import (
+    PRE_ACCEPT_STATES,
+    AuthChecked,
+    BuildConfig,
+    CancelLogin,
+    ChannelLost,
+    CheckAuth,
+    CheckPaths,
+    CloseDialog,
+    ConfigBuilt,
+    ConfigFailed,
+    Connected,
+    ConnectWorker,
+    Disconnect,
+    Effect,
+    Event,
+    ForwardProgress,
+    HidePathResolution,
+    JobAccepted,
+    JobCompleted,
+    JobFailed,
+    LabelsPathEntered,
+    LoginFinished,
+    OpenLogin,
+    PathsChecked,
+    PathsResolved,
+    PresubmitMachine,
+    PresubmitState,
+    ProgressReceived,
+    ResolutionCancelled,
+    ReturnToDialog,
+    RunRequested,
+    ShowError,
+    ShowPathResolution,
+    StartProgressFeed,
+    SubmitJob,
+    TrainingDone,
+    UserCancelled,
+)
+from sleap_rtc_gui.session import (
+    AuthProvider,
+    RemoteSession,
+    SessionFactory,
+    SessionUpdate,
+    UpdateKind,
+    classify_error,
+)
+
+__all__ = ["FeedOptions", "RemoteRunController", "RunView", "StepTimeouts"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class RunView(Protocol):
+    """What the controller needs from the dialog that owns **Run Remotely**."""
+
+    def build_config(self) -> str:
+        """The training YAML from the dialog's options.
+
+        Raises:
+            ValueError: The options do not make a valid configuration.
+        """
+        ...
+
+    def set_running(self, running: bool) -> None:
+        """Disable the controls while the flow runs (re-enable on return)."""
+        ...
+
+    def set_status(self, text: str) -> None:
+        """Show one line about what the flow is doing."""
+        ...
+
+    def accept(self) -> None:
+        """Close the dialog: the job was accepted."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimeouts:
+    """Seconds each network step may take before it counts as ``TimedOut``."""
+
+    login: float = 300.0
+    """The browser login."""
+    connect: float = 30.0
+    """Opening and authenticating the channel."""
+    check_paths: float = 30.0
+    """The worker's path checks."""
+    submit: float = 30.0
+    """``JOB_SUBMIT`` until ``JOB_ACCEPTED``/``JOB_REJECTED``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    """Where the progress of an accepted job goes."""
+
+    publish_port: int | None = DEFAULT_PUBLISH_PORT
+    """LossViewer's progress port (``None``: no LossViewer feed)."""
+    controller_port: int | None = DEFAULT_CONTROLLER_PORT
+    """LossViewer's command port (``None``: LossViewer has no controls)."""
+    show_plot: bool = False
+    """Open our own loss plot (when SLEAP's LossViewer is not there)."""
+
+
+_STATUS = {
+    PresubmitState.BUILDING_CONFIG: "Building the training configuration…",
+    PresubmitState.CHECKING_AUTH: "Checking your login…",
+    PresubmitState.LOGGING_IN: "Waiting for the browser login…",
+    PresubmitState.CONNECTING: "Connecting to the worker…",
+    PresubmitState.CHECKING_PATHS: "Checking files on the worker…",
+    PresubmitState.RESOLVING_LABELS: "Waiting for the labels file's worker path…",
+    PresubmitState.RESOLVING_VIDEOS: "Waiting for the videos' worker paths…",
+    PresubmitState.SUBMITTING: "Submitting the job…",
+    PresubmitState.RUNNING: "Training on the worker…",
+    PresubmitState.IDLE: "",
+}
+
+
+class RemoteRunController(QObject):
+    """Performs the presubmission machine's effects for one dialog.
+
+    Attributes:
+        machine: The current run's machine (a new one per **Run Remotely**).
+        session: The open session to the worker, if any.
+        popups: Every error popup shown, oldest first.
+        path_dialog: The open path resolution dialog, if any.
+        plot: Our loss plot, once the job runs (``FeedOptions.show_plot``).
+        progress_bridge: The LossViewer feed, once the job runs.
+        bridge: Runs the network steps.
+    """
+
+    state_changed = Signal(str)
+    error_shown = Signal(object)
+    accepted = Signal(str)
+    training_done = Signal(object)
+    finished = Signal(str)
+
+    def __init__(
+        self,
+        view: RunView,
+        session_factory: SessionFactory,
+        auth: AuthProvider,
+        *,
+        timeouts: StepTimeouts | None = None,
+        feed: FeedOptions | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.session_factory = session_factory
+        self.auth = auth
+        self.timeouts = timeouts or StepTimeouts()
+        self.feed = feed or FeedOptions()
+        self.bridge = AsyncBridge(self)
+        self.machine = PresubmitMachine()
+        self.session: RemoteSession | None = None
+        self.popups: list[ErrorPopup] = []
+        self.path_dialog: PathResolutionDialog | None = None
+        self.plot: LossPlotWindow | None = None
+        self.progress_bridge: ProgressBridge | None = None
+        self._generation = 0
+        self._queue: deque[Event] = deque()
+        self._busy = False
+        self._login: asyncio.Task[Any] | None = None
+        self._feed_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ intents
+
+    @property
+    def state(self) -> PresubmitState:
+        """Where the current run is."""
+        return self.machine.state
+
+    def run(self, worker_id: str, room: str | None, labels_path: str | None) -> None:
+        """**Run Remotely** was pressed."""
+        if self.machine.state is not PresubmitState.IDLE:
+            if self.machine.state in PRE_ACCEPT_STATES:
+                logger.debug("! run ignored: already %s", self.machine.state.value)
+                return
+            self.machine = PresubmitMachine()  # a finished run: start afresh
+        self.view.set_running(True)
+        self.receive(RunRequested(None, labels_path, worker_id or None, room))
+
+    def cancel(self) -> None:
+        """Cancel or close before the job was accepted (aborts the run)."""
+        if self.machine.state in PRE_ACCEPT_STATES:
+            self.receive(UserCancelled())
+
+    def stop_training(self) -> None:
+        """Ask the running job to stop early (Stop Early in either viewer)."""
+        session = self.session
+        if session is not None and self.machine.state is PresubmitState.RUNNING:
+            self.bridge.start(session.stop(), on_error=self._log_error)
+
+    async def aclose(self) -> None:
+        """Stop everything this controller runs (the app is quitting)."""
+        self._generation += 1
+        await self.bridge.aclose()
+        await self._close_feed()
+        await self._close_session()
+
+    # ------------------------------------------------------------------ the loop
+
+    def receive(self, event: Event) -> None:
+        """Feed ``event`` to the machine and perform what it asks, in order."""
+        self._queue.append(event)
+        if self._busy:
+            return  # performed by the outer call, after the current effects
+        self._busy = True
+        try:
+            while self._queue:
+                self._step(self._queue.popleft())
+        finally:
+            self._busy = False
+
+    def _step(self, event: Event) -> None:
+        before = self.machine.state
+        try:
+            self.machine.receive(event)
+        except LocalProtocolError as exc:
+            logger.debug("! dropped %s: %s", type(event).__name__, exc.message)
+            return
+        for effect in self.machine.effects():
+            self._perform(effect)
+        state = self.machine.state
+        if state is not before:
+            if state in _STATUS:
+                self.view.set_status(_STATUS[state])
+            self.state_changed.emit(state.value)
+        if self.machine.finished and before is not state:
+            self._finish(state)
+
+    def _later(self, generation: int) -> Callable[[Event], None]:
+        """A callback that feeds an event unless the run moved on since."""
+
+        def feed(event: Event) -> None:
+            if generation == self._generation:
+                self.receive(event)
+            else:
+                logger.debug("! stale %s dropped", type(event).__name__)
+
+        return feed
+
+    def _task(
+        self,
+        coro: Awaitable[T],
+        timeout: float | None,
+        to_event: Callable[[T], Event],
+        *,
+        submitting: bool = False,
+        name: str,
+    ) -> None:
+        feed = self._later(self._generation)
+
+        async def step() -> T:
+            return await asyncio.wait_for(coro, timeout)
+
+        self.bridge.start(
+            step(),
+            lambda result: feed(to_event(result)),
+            lambda exc: feed(classify_error(exc, submitting=submitting)),
+            name=name,
+        )
+
+    # ------------------------------------------------------------------ effects
+
+    def _perform(self, effect: Effect) -> None:  # noqa: C901 - one branch per kind
+        logger.debug("> %s", type(effect).__name__)
+        if isinstance(effect, BuildConfig):
+            try:
+                yaml_text = self.view.build_config()
+            except ValueError as exc:
+                self.receive(ConfigFailed(reason=str(exc)))
+            else:
+                self.receive(ConfigBuilt(config_yaml=yaml_text))
+        elif isinstance(effect, CheckAuth):
+            ok, expired = self.auth.check()
+            self.receive(AuthChecked(ok=ok, expired=expired))
+        elif isinstance(effect, OpenLogin):
+            self.view.set_status(effect.reason)
+            feed = self._later(self._generation)
+
+            async def login() -> bool:
+                return await asyncio.wait_for(self.auth.login(), self.timeouts.login)
+
+            self._login = self.bridge.start(
+                login(),
+                lambda ok: feed(LoginFinished(ok=bool(ok))),
+                lambda exc: feed(LoginFinished(ok=False)),
+                name="login",
+            )
+        elif isinstance(effect, CancelLogin):
+            self._generation += 1
+            if self._login is not None:
+                self._login.cancel()
+                self._login = None
+        elif isinstance(effect, ConnectWorker):
+            self._task(
+                self.session_factory(effect.worker_id, effect.room),
+                self.timeouts.connect,
+                self._connected,
+                name="connect",
+            )
+        elif isinstance(effect, CheckPaths):
+            session = self._require_session()
+            self._task(
+                session.check_paths(effect.labels_path),
+                self.timeouts.check_paths,
+                lambda report: PathsChecked(report=report),
+                name="check paths",
+            )
+        elif isinstance(effect, ShowPathResolution):
+            self._show_path_resolution(effect)
+        elif isinstance(effect, HidePathResolution):
+            if self.path_dialog is not None:
+                self.path_dialog.dismiss()
+                self.path_dialog = None
+        elif isinstance(effect, SubmitJob):
+            session = self._require_session()
+            self._task(
+                session.submit(effect.spec),
+                self.timeouts.submit,
+                lambda job_id: JobAccepted(job_id=str(job_id)),
+                submitting=True,
+                name="submit",
+            )
+        elif isinstance(effect, ShowError):
+            self._show_error(effect)
+        elif isinstance(effect, CloseDialog):
+            self.view.accept()
+        elif isinstance(effect, StartProgressFeed):
+            self._start_feed(effect.job_id)
+        elif isinstance(effect, ForwardProgress):
+            self._forward(effect.event)
+        elif isinstance(effect, TrainingDone):
+            text = "Training finished."
+            if effect.model_path:
+                text += f" Model: {effect.model_path}"
+            if self.plot is not None:
+                self.plot.set_finished(text)
+            self.training_done.emit(effect.model_path)
+        elif isinstance(effect, Disconnect):
+            self._generation += 1
+            self.bridge.cancel_all()
+            closing, self.session = self.session, None
+            if closing is not None:
+                self.bridge.start(closing.close(), on_error=self._log_error)
+        elif isinstance(effect, ReturnToDialog):
+            self._generation += 1
+            self.view.set_running(False)
+
+    def _connected(self, session: RemoteSession) -> Event:
+        self.session = session
+        return Connected()
+
+    def _require_session(self) -> RemoteSession:
+        if self.session is None:  # the machine only asks once connected
+            raise LocalProtocolError("no session to the worker")
+        return self.session
+
+    def _parent_widget(self) -> QWidget | None:
+        view = self.view
+        if isinstance(view, QWidget) and view.isVisible():
+            return view
+        return None
+
+    def _show_error(self, effect: ShowError) -> None:
+        popup = show_error(effect, self._parent_widget())
+        self.popups.append(popup)
+        self.error_shown.emit(popup)
+
+    def _show_path_resolution(self, effect: ShowPathResolution) -> None:
+        session = self.session
+        dialog = PathResolutionDialog(
+            effect.report,
+            effect.corrections_left,
+            self._parent_widget(),
+            browse=session.list_dir if session is not None else None,
+        )
+        dialog.resolved.connect(lambda m: self.receive(PathsResolved(mappings=m)))
+        dialog.labels_entered.connect(lambda p: self.receive(LabelsPathEntered(path=p)))
+        dialog.cancelled.connect(lambda: self.receive(ResolutionCancelled()))
+        dialog.finished.connect(lambda _r: self._forget_dialog(dialog))
+        self.path_dialog = dialog
+        dialog.open()
+
+    def _forget_dialog(self, dialog: PathResolutionDialog) -> None:
+        if self.path_dialog is dialog:
+            self.path_dialog = None
+
+    # ------------------------------------------------------------------ progress
+
+    def _start_feed(self, job_id: str) -> None:
+        self.accepted.emit(job_id)
+        if self.feed.publish_port is not None:
+            self.progress_bridge = ProgressBridge(
+                self.feed.publish_port,
+                self.feed.controller_port,
+                on_command=self._viewer_command,
+            )
+            self.progress_bridge.open()
+        if self.feed.show_plot:
+            self.plot = LossPlotWindow()
+            self.plot.stop_requested.connect(self.stop_training)
+            self.plot.show()
+        running = self.session
+        if running is None:
+            return
+        self._feed_task = self.bridge.stream(
+            running.updates(),
+            self._on_update,
+            on_end=lambda: self.receive(ChannelLost(reason="the job stream ended")),
+            on_error=lambda exc: self.receive(ChannelLost(reason=str(exc))),
+            name=f"progress {job_id}",
+        )
+
+    def _on_update(self, update: SessionUpdate) -> None:
+        if update.kind is UpdateKind.PROGRESS:
+            self.receive(ProgressReceived(event=_as_event(update.payload)))
+        elif update.kind is UpdateKind.COMPLETE:
+            self.receive(JobCompleted(result=dict(update.payload or {})))
+        elif update.kind is UpdateKind.FAILED:
+            self.receive(JobFailed(details=dict(update.payload or {})))
+
+    def _forward(self, event: Any) -> None:
+        raw = event.get("_raw") if isinstance(event, dict) else None
+        payload = raw if isinstance(raw, str) else event
+        if self.progress_bridge is not None and not self.progress_bridge.closed:
+            try:
+                self.progress_bridge.publish(payload)
+            except Exception as exc:  # a bad event must not stop the stream
+                logger.info("! progress event not published: %s", exc)
+        if self.plot is not None:
+            self.plot.add_event(payload)
+
+    def _viewer_command(self, command: dict[str, Any]) -> None:
+        if command.get("command") in ("stop", "cancel"):
+            self.stop_training()
+
+    # ------------------------------------------------------------------ the end
+
+    def _finish(self, state: PresubmitState) -> None:
+        if state is not PresubmitState.ABORTED:
+            self.bridge.start(self._wind_down(), name="wind down")
+        self.finished.emit(state.value)
+
+    async def _wind_down(self) -> None:
+        await self._close_feed()
+        await self._close_session()
+
+    async def _close_feed(self) -> None:
+        task, self._feed_task = self._feed_task, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        bridge, self.progress_bridge = self.progress_bridge, None
+        if bridge is not None:
+            await bridge.close()
+
+    async def _close_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                await session.close()
+            except Exception as exc:
+                logger.info("! closing the session: %s", exc)
+
+    def _log_error(self, exc: BaseException) -> None:
+        logger.info("! %s", exc)
+
+
+def _as_event(payload: Any) -> dict[str, Any]:
+    """A progress payload as a mapping (the raw text kept for LossViewer)."""
+    if isinstance(payload, dict):
+        return payload
+    if isinstance(payload, bytes):
+        payload = payload.decode("utf-8", errors="replace")
+    if isinstance(payload, str):
+        try:
+            decoded = json.loads(payload)
+        except ValueError:
+            return {"_raw": payload}
+        if isinstance(decoded, dict):
+            return {**decoded, "_raw": payload}
+    return {"value": payload}

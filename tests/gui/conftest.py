@@ -1,0 +1,84 @@
+"""GUI tests run their coroutines on the one qasync loop that the app uses.
+
+pytest-asyncio asks this directory's ``pytest_asyncio_loop_factories`` hook for
+the loop of every async test (and its async fixtures) under ``tests/gui``: each
+test gets a fresh :class:`qasync.QEventLoop` over the shared ``QApplication``,
+so awaiting in a test also lets Qt deliver widget events and signals, as in the
+real application (``sleap_rtc_gui.app``). Inside async tests, wait with
+``async_wait_until``; ``qtbot.waitUntil`` would re-enter the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack
+
+import pytest
+
+from sleap_rtc_core.protocol import signaling as sig
+from sleap_rtc_core.signaling.client import Backoff, SignalingClient
+from sleap_rtc_core.signaling.service import Service
+from sleap_rtc_core.worker.agent import SignalingWorker
+from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_gui.app import application, new_event_loop
+from tests.fixtures.signaling import RoomCreds
+
+FAST = Backoff(initial=0.05, cap=0.2)
+
+
+def _test_loop() -> asyncio.AbstractEventLoop:
+    """A qasync loop over the shared application, which must not quit when a
+    test closes its last window (that would stop the loop under the test)."""
+    application().setQuitOnLastWindowClosed(False)
+    return new_event_loop()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async GUI test on a qasync loop."""
+    del config, item
+    return {"qasync": _test_loop}
+
+
+# ------------------------------------------------------------------ real peers
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[AsyncExitStack]:
+    """Closes what a test started (workers, clients), last first."""
+    async with AsyncExitStack() as exits:
+        yield exits
+
+
+def make_worker(
+    svc: Service,
+    room: RoomCreds,
+    peer_id: str,
+    *,
+    memory_mb: int = 24576,
+    name: str | None = None,
+) -> SignalingWorker:
+    """A real worker with a stated GPU (the one boundary tests cannot reach)."""
+    gpu = StatedGpu("NVIDIA RTX A5000", memory_mb, "12.8")
+    return SignalingWorker(
+        svc.server.url,
+        {"room_id": room.room_id, "token": room.token},
+        WorkerCapabilities.from_probe(gpu),
+        peer_id=peer_id,
+        name=name,
+        backoff=FAST,
+    )
+
+
+def make_client(svc: Service, room: RoomCreds, peer_id: str = "gui") -> SignalingClient:
+    """A real signaling client with role ``client`` (what the dialog uses)."""
+    register = sig.Register(
+        peer_id=peer_id,
+        role="client",
+        room_id=room.room_id,
+        token=room.token,
+        metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+    )
+    return SignalingClient(svc.server.url, register, backoff=FAST)

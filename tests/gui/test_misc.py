@@ -1,0 +1,124 @@
+"""Small pieces: commands, login, popups, loss plot, error mapping, screenshots."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from sleap_rtc_core.cli import build_parser
+from sleap_rtc_core.commands.login import save_credentials
+from sleap_rtc_core.errors import (
+    AuthError,
+    ChannelClosed,
+    IceFailed,
+    JobRejected,
+    NoWorkersAvailableError,
+)
+from sleap_rtc_gui import presubmit
+from sleap_rtc_gui.dialogs.error_popup import show_error
+from sleap_rtc_gui.dialogs.loss_plot import LossPlotWindow, losses_of
+from sleap_rtc_gui.login import StoredLogin, jwt_expiry
+from sleap_rtc_gui.session import classify_error, no_data_channel
+
+
+def test_gui_commands_are_registered() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["gui", "labels.slp", "--room", "r", "--no-plot"])
+    assert (args.labels, args.publish_port, args.controller_port) == (
+        "labels.slp",
+        9001,
+        9000,
+    )
+    assert args.plot is False
+    assert parser.parse_args(["tray", "--room", "r"]).handler.__name__ == "run_tray"
+
+
+def _jwt(exp: float) -> str:
+    body = base64.urlsafe_b64encode(json.dumps({"exp": exp}).encode()).rstrip(b"=")
+    return f"e30.{body.decode()}.sig"
+
+
+def test_stored_login_reads_the_saved_token() -> None:
+    login = StoredLogin("ws://127.0.0.1:9")
+    assert login.check() == (False, False)
+    save_credentials(login.server, _jwt(time.time() + 600), {})
+    assert login.check() == (True, False)
+    save_credentials(login.server, _jwt(time.time() - 1), {})
+    assert login.check() == (False, True)
+    assert jwt_expiry("garbage") is None
+
+
+def test_error_popup_shows_title_text_and_details(qtbot: QtBot) -> None:
+    popup = show_error(presubmit.ShowError("Timed out", "Too slow.", "connect"))
+    qtbot.addWidget(popup)
+    assert (popup.windowTitle(), popup.text(), popup.detailedText()) == (
+        "Timed out",
+        "Too slow.",
+        "connect",
+    )
+    popup.ok_button.click()
+    assert not popup.isVisible()
+
+
+def test_loss_plot_reads_both_log_spellings(qtbot: QtBot) -> None:
+    assert losses_of({"logs": {"loss": 1.0, "val_loss": 2.0}}) == (1.0, 2.0)
+    assert losses_of({"logs": None}) == (None, None)
+    plot = LossPlotWindow()
+    qtbot.addWidget(plot)
+    plot.add_event('{"event": "epoch_end", "epoch": 0, "logs": {"train/loss": 0.5}}')
+    plot.add_event("not json")
+    plot.add_event({"event": "train_end"})
+    assert plot.canvas.series["train"] == [(1, 0.5)]
+    assert plot.finished
+    assert not plot.stop_button.isEnabled()
+    plot.grab()  # paints
+
+
+@pytest.mark.parametrize(
+    ("error", "event"),
+    [
+        (JobRejected("x", errors=[{"field": "a", "message": "b"}]), "JobRejected"),
+        (TimeoutError(), "TimedOut"),
+        (AuthError("expired"), "LoginExpired"),
+        (NoWorkersAvailableError("none"), "NoWorkerAvailable"),
+        (ChannelClosed("closed"), "ChannelLost"),
+        (IceFailed("ice"), "ConnectFailed"),
+    ],
+)
+def test_session_errors_map_to_machine_events(error: Exception, event: str) -> None:
+    assert type(classify_error(error)).__name__ == event
+
+
+def test_a_closed_channel_while_submitting_is_a_lost_connection() -> None:
+    assert isinstance(
+        classify_error(OSError("x"), submitting=True), presubmit.ChannelLost
+    )
+
+
+async def test_without_a_data_channel_client_connecting_fails() -> None:
+    with pytest.raises(Exception, match="no data-channel client"):
+        await no_data_channel("w", "r")
+
+
+def test_screenshots_script_writes_the_readme_images(tmp_path: Path) -> None:
+    import importlib.util
+
+    script = Path(__file__).parents[2] / "scripts" / "make_gui_screenshots.py"
+    spec = importlib.util.spec_from_file_location("make_gui_screenshots", script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = module.render(tmp_path)
+    assert [p.name for p in written] == [
+        "training_dialog.png",
+        "path_resolution.png",
+        "error_popup.png",
+        "loss_plot.png",
+    ]
+    assert all(p.stat().st_size > 1000 for p in written)
