@@ -13,6 +13,7 @@ from tests.fixtures.data import *  # noqa: F403
 from tests.fixtures.router import *  # noqa: F403
 from tests.fixtures.signaling import *  # noqa: F403
 from tests.fixtures.timing import *  # noqa: F403
+from tests.fixtures.transport import *  # noqa: F403
 
 
 @pytest.fixture(autouse=True)
