@@ -10,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 
 from tests.fixtures.data import *  # noqa: F403
+from tests.fixtures.redis import *  # noqa: F403
 from tests.fixtures.router import *  # noqa: F403
 from tests.fixtures.signaling import *  # noqa: F403
 from tests.fixtures.timing import *  # noqa: F403

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from ..errors import SignalingError
 from ..signaling.http_api import http_api_factory
+from ..signaling.redis_config import RedisConfig
 from ..signaling.server import ServerConfig
 from ..signaling.service import open_service
 from ..signaling.store import default_data_dir
@@ -47,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tls-cert", help="PEM certificate chain (serve wss/https)")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="share rooms and peers with other server processes through Redis, "
+        "e.g. redis://127.0.0.1:6379/0 (default: $SLEAP_RTC_REDIS_URL; none: "
+        "this process alone, in memory); the processes share one --data-dir",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -66,8 +77,17 @@ def run(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
     )
     data_dir = args.data_dir or default_data_dir()
+    redis_url = args.redis or os.environ.get("SLEAP_RTC_REDIS_URL")
+    redis = None
+    if redis_url:
+        # Peer entries are refreshed four times per ping interval and expire
+        # after three: a crashed process's peers vanish within one interval.
+        redis = RedisConfig(url=redis_url, ttl=0.75 * args.ping_interval)
     try:
-        _run(_serve(config, data_dir))
+        _run(_serve(config, data_dir, redis))
+    except SignalingError as exc:  # e.g. Redis unreachable
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 1
     except OSError as exc:
         sys.stderr.write(f"error: cannot listen on {args.host}:{args.port}: {exc}\n")
         return 1
@@ -84,8 +104,10 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def _serve(config: ServerConfig, data_dir: Path) -> None:
-    service = open_service(config, data_dir, http=http_api_factory())
+async def _serve(
+    config: ServerConfig, data_dir: Path, redis: RedisConfig | None = None
+) -> None:
+    service = open_service(config, data_dir, http=http_api_factory(), redis=redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

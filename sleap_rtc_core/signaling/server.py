@@ -44,7 +44,13 @@ from .limits import Limits
 from .metrics import metrics_json, metrics_prometheus
 from .router import CLOSE_POLICY, RegisterRequest, Router, Session
 
-__all__ = ["Authenticator", "HttpHandler", "ServerConfig", "SignalingServer"]
+__all__ = [
+    "Authenticator",
+    "Backend",
+    "HttpHandler",
+    "ServerConfig",
+    "SignalingServer",
+]
 
 logger = logging.getLogger(__name__)
 _ws_logger = logging.getLogger("sleap_rtc_core.signaling.ws")
@@ -62,6 +68,13 @@ class Authenticator(Protocol):
 
 
 HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+
+class Backend(Protocol):
+    """Shares the router's registry with other server processes (e.g. Redis)."""
+
+    async def start(self, router: Router) -> None: ...
+    async def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -104,6 +117,8 @@ class SignalingServer:
         revocations: Returns credential ids revoked since a time (epoch s),
             polled every ``revocation_poll`` seconds; optional.
         router: Use this router (e.g. one wired to a replicating backend).
+        backend: Started (and wired to the router) before the port is bound,
+            stopped after the connections are closed.
     """
 
     def __init__(
@@ -114,11 +129,13 @@ class SignalingServer:
         http: HttpHandler | None = None,
         revocations: Callable[[float], list[str]] | None = None,
         router: Router | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
         self.http = http
         self.revocations = revocations
+        self.backend = backend
         self.router = router or Router(
             limits=config.limits, ice_servers=config.ice_servers
         )
@@ -144,19 +161,26 @@ class SignalingServer:
         return f"{scheme}://{self.config.host}:{self.port}"
 
     async def start(self) -> None:
-        """Bind the port and start the timers."""
+        """Start the backend (if any), bind the port and start the timers."""
         loop = asyncio.get_running_loop()
         ssl_ctx = None
         if self.config.tls_cert:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-        self._server = await loop.create_server(
-            lambda: _Connection(self),
-            self.config.host,
-            self.config.port,
-            ssl=ssl_ctx,
-            reuse_address=True,
-        )
+        if self.backend is not None:
+            await self.backend.start(self.router)
+        try:
+            self._server = await loop.create_server(
+                lambda: _Connection(self),
+                self.config.host,
+                self.config.port,
+                ssl=ssl_ctx,
+                reuse_address=True,
+            )
+        except BaseException:
+            if self.backend is not None:
+                await self.backend.stop()
+            raise
         self._timers.append(asyncio.create_task(self._ping_loop()))
         if self.revocations is not None:
             self._timers.append(asyncio.create_task(self._revocation_loop()))
@@ -178,6 +202,8 @@ class SignalingServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
+        if self.backend is not None:
+            await self.backend.stop()
 
     async def __aenter__(self) -> SignalingServer:
         await self.start()

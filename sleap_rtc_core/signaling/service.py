@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .auth import Authenticator
 from .jwt_keys import JwtKeys
+from .redis_config import RedisConfig
 from .server import HttpHandler, ServerConfig, SignalingServer
 from .store import RevocationWatcher, Store, open_store
 
@@ -42,6 +43,7 @@ def build_service(
     jwt_keys: JwtKeys,
     *,
     http: HttpFactory | None = None,
+    redis: RedisConfig | None = None,
 ) -> Service:
     """Wire a server to ``store`` and ``jwt_keys``.
 
@@ -51,10 +53,17 @@ def build_service(
         jwt_keys: Signs and verifies JWTs.
         http: Makes the HTTP API handler; ``None`` serves only ``/health`` and
             ``/metrics``.
+        redis: Share peers with other processes through Redis (the backend
+            connects when the server starts); ``None`` keeps them in memory.
     """
     authenticator = Authenticator(store, jwt_keys)
+    backend = None
+    if redis is not None:
+        from .redis_backend import RedisBackend  # the ``server`` extra
+
+        backend = RedisBackend(redis)
     server = SignalingServer(
-        config, authenticator, revocations=RevocationWatcher(store)
+        config, authenticator, revocations=RevocationWatcher(store), backend=backend
     )
     service = Service(server, store, jwt_keys, authenticator)
     if http is not None:
@@ -67,8 +76,9 @@ def open_service(
     data_dir: str | Path,
     *,
     http: HttpFactory | None = None,
+    redis: RedisConfig | None = None,
 ) -> Service:
     """A service on the store and keys of ``data_dir`` (created on first use)."""
     return build_service(
-        config, open_store(data_dir), JwtKeys.load(data_dir), http=http
+        config, open_store(data_dir), JwtKeys.load(data_dir), http=http, redis=redis
     )

@@ -1,0 +1,148 @@
+"""Applying other server processes' announcements to this process's registry.
+
+The synchronous half of the Redis backend (no I/O, no awaiting): it turns the
+messages read from Redis into registry changes and room events for this
+process's own peers, and resolves a peer held by two processes (a reconnect
+through another process) in favour of the newer registration. The backend
+(:mod:`.redis_backend`) owns the connections and calls it from its one reader
+task, so the registry only ever changes on the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol._json import dumps_bytes
+from ._redis_wire import Kind, decode_record, split_message
+from .registry import PeerRecord
+from .router import CLOSE_REPLACED, Router, Session
+
+__all__ = ["Replica"]
+
+logger = logging.getLogger(__name__)
+
+
+class Replica:
+    """This process's view of the other processes' peers, inside its registry.
+
+    Args:
+        router: The router whose registry holds local and remote peers.
+        node: This process's id.
+        reassert: Called with a local record that must be written to Redis
+            again (another process announced an older registration of it).
+
+    Attributes:
+        router: The router served.
+        node: This process's id.
+    """
+
+    def __init__(
+        self, router: Router, node: str, reassert: Callable[[PeerRecord], None]
+    ) -> None:
+        self.router = router
+        self.node = node
+        self._reassert = reassert
+
+    # --- views
+
+    def local_records(self) -> list[PeerRecord]:
+        """The peers whose sockets this process holds."""
+        return [s.peer for s in self.router.sessions if s.peer is not None]
+
+    def remote_records(self) -> list[PeerRecord]:
+        """The peers held by other processes."""
+        return [r for r in self.router.registry.all_peers() if r.conn is None]
+
+    def is_current(self, rec: PeerRecord) -> bool:
+        """Whether ``rec`` is still the registry's record of its peer."""
+        return self.router.registry.get(rec.room_id, rec.peer_id) is rec
+
+    # --- changes
+
+    def apply(self, data: bytes) -> None:
+        """Apply one message read from this node's inbox or the events channel.
+
+        Raises:
+            ValueError: The message is malformed.
+        """
+        header, body = split_message(data)
+        kind = header[0]
+        if kind == Kind.FRAME and len(header) == 3:
+            if not self.router.deliver_local(str(header[1]), str(header[2]), body):
+                logger.debug("! relayed frame for %s: not here", header[2])
+            return
+        node = str(header[1]) if len(header) > 1 else ""
+        if node == self.node:
+            return  # our own announcement, echoed by the events channel
+        if kind in (Kind.JOIN, Kind.UPDATE):
+            self.upsert(decode_record(body), Kind(kind))
+        elif kind == Kind.LEAVE and len(header) == 4:
+            rec = self.router.registry.get(str(header[2]), str(header[3]))
+            if rec is not None and rec.conn is None and rec.node == node:
+                self.remove(rec)
+        elif kind == Kind.DOWN:
+            self.drop_node(node)
+        else:
+            raise ValueError(f"unknown message from Redis: {header!r}")
+
+    def upsert(self, rec: PeerRecord, kind: Kind = Kind.JOIN) -> None:
+        """Add or refresh a remote peer and tell this node's peers of its room."""
+        registry = self.router.registry
+        current = registry.get(rec.room_id, rec.peer_id)
+        new = current is None
+        if current is not None:
+            if isinstance(current.conn, Session):
+                if current.connected_at > rec.connected_at:
+                    self._reassert(current)  # ours is newer
+                    return
+                # The peer reconnected through another process.
+                stale = current.conn
+                stale.peer = None
+                stale.close(CLOSE_REPLACED, "replaced by a connection elsewhere")
+                self.router.counters["reconnects"] += 1
+                new = True
+            elif current.node == rec.node and current.connected_at == rec.connected_at:
+                if current.metadata == rec.metadata:
+                    return  # nothing new (a re-publish)
+                registry.set_metadata(current, rec.metadata)
+                self._tell_room(current, "peer_updated")
+                return
+        registry.add(rec)
+        joined = new or kind == Kind.JOIN
+        self._tell_room(rec, "peer_joined" if joined else "peer_updated")
+
+    def remove(self, rec: PeerRecord) -> None:
+        """Forget a remote peer and tell its room."""
+        if self.router.registry.remove(rec.room_id, rec.peer_id) is not None:
+            self._tell_room(rec, "peer_left")
+
+    def drop_node(self, node: str) -> None:
+        """Forget every peer of a process that stopped or expired."""
+        for rec in self.remote_records():
+            if rec.node == node:
+                self.remove(rec)
+
+    def drop_all(self) -> None:
+        """Forget every remote peer (Redis is gone; they cannot be reached)."""
+        for rec in self.remote_records():
+            self.remove(rec)
+
+    def replace(self, found: dict[tuple[str, str], PeerRecord]) -> None:
+        """Make the remote peers exactly ``found`` (keyed by room and peer id)."""
+        for rec in self.remote_records():
+            if (rec.room_id, rec.peer_id) not in found:
+                self.remove(rec)
+        for rec in found.values():
+            if rec.node != self.node:
+                self.upsert(rec, Kind.JOIN)
+
+    def _tell_room(self, rec: PeerRecord, event: str) -> None:
+        """Send a room event about a remote peer to this node's peers."""
+        obj: dict[str, Any] = {"type": event, "peer_id": rec.peer_id}
+        if event == "peer_joined":
+            obj["role"] = rec.role
+        if event != "peer_left":
+            obj["metadata"] = rec.public["metadata"]
+        self.router.broadcast_local(rec.room_id, dumps_bytes(obj), rec.peer_id)

@@ -1,0 +1,204 @@
+"""What the Redis backend writes to Redis: key names, records, messages, scripts.
+
+Pure data and encoding (no I/O), so that the layout is in one place and tested
+without a server. The layout, for a key prefix ``P``:
+
+* ``P:peer:<room_id>:<peer_id>``: a hash per registered peer with the fields
+  ``node`` (the process holding its socket), ``connected_at`` (epoch seconds, as
+  text) and ``record`` (the whole record as JSON); it expires unless its node
+  refreshes it.
+* ``P:node:<node>``: a string per live process, with the same expiry; a peer
+  whose node key is gone belongs to a dead process.
+* ``P:inbox:<node>``: the one pub/sub channel of a process; frames for its peers.
+* ``P:events``: the pub/sub channel every process reads for registry changes
+  (join, update, leave, node down), from which each process tells its own peers.
+
+A message on either channel is a JSON header (a list whose first item is the
+kind) and a body, joined by a newline: a JSON string never holds a raw newline,
+and a relayed frame travels as the body without being re-encoded.
+
+Writes that may race with another process go through Lua scripts: a process
+only overwrites a peer held by another process when its registration is newer
+(a reconnect moved the peer), and only deletes a peer it still holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ..errors import SleapRTCError
+from ..protocol._json import dumps_bytes, loads, loads_object
+from .registry import PeerRecord
+
+__all__ = [
+    "DELETE_SCRIPT",
+    "PUT_SCRIPT",
+    "Keys",
+    "Kind",
+    "decode_record",
+    "encode_record",
+    "join_message",
+    "split_message",
+]
+
+
+class Kind(StrEnum):
+    """The kinds of messages on the backend's channels."""
+
+    FRAME = "frame"
+    """``[frame, room_id, peer_id]`` + the frame to deliver (inbox)."""
+    JOIN = "join"
+    """``[join, node]`` + record: a peer registered (events)."""
+    UPDATE = "update"
+    """``[update, node]`` + record: a peer's metadata changed (events)."""
+    LEAVE = "leave"
+    """``[leave, node, room_id, peer_id]``: a peer left (events)."""
+    DOWN = "down"
+    """``[down, node]``: a process is stopping; its peers are gone (events)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key and channel names under one prefix."""
+
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        """The channel every process reads for registry changes."""
+        return f"{self.prefix}:events"
+
+    @property
+    def peer_pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every peer hash."""
+        return f"{self.prefix}:peer:*"
+
+    def peer(self, room_id: str, peer_id: str) -> str:
+        """The hash of one peer."""
+        return f"{self.prefix}:peer:{room_id}:{peer_id}"
+
+    def node(self, node: str) -> str:
+        """The liveness key of one process."""
+        return f"{self.prefix}:node:{node}"
+
+    def inbox(self, node: str) -> str:
+        """The pub/sub channel of one process."""
+        return f"{self.prefix}:inbox:{node}"
+
+
+def join_message(header: list[Any], body: bytes = b"") -> bytes:
+    """A channel message: the JSON header, a newline, the body."""
+    return dumps_bytes(header) + b"\n" + body
+
+
+def split_message(data: bytes) -> tuple[list[Any], bytes]:
+    """The header and body of a channel message.
+
+    Raises:
+        ValueError: The message is not header + newline + body.
+    """
+    head, sep, body = data.partition(b"\n")
+    if not sep:
+        raise ValueError("channel message without a header line")
+    try:
+        header = loads(head)
+    except SleapRTCError as exc:
+        raise ValueError(f"bad channel message header: {exc.message}") from exc
+    if not isinstance(header, list) or not header or not isinstance(header[0], str):
+        raise ValueError("channel message header is not [kind, ...]")
+    return header, body
+
+
+def encode_record(rec: PeerRecord) -> bytes:
+    """A peer record as JSON (what the ``record`` field and events carry)."""
+    return dumps_bytes(
+        {
+            "peer_id": rec.peer_id,
+            "room_id": rec.room_id,
+            "role": rec.role,
+            "metadata": rec.metadata,
+            "connected_at": rec.connected_at,
+            "principal": rec.principal,
+            "credential_id": rec.credential_id,
+            "revocation_ids": sorted(rec.revocation_ids),
+            "node": rec.node,
+        }
+    )
+
+
+_STR_FIELDS = ("peer_id", "room_id", "role", "principal", "node")
+
+
+def decode_record(data: bytes | str) -> PeerRecord:
+    """A remote peer record (``conn`` is ``None``) from :func:`encode_record`.
+
+    Raises:
+        ValueError: The JSON is not a record (another version, or corrupted).
+    """
+    try:
+        obj = loads_object(data)
+    except SleapRTCError as exc:
+        raise ValueError(f"bad peer record: {exc.message}") from exc
+    for name in _STR_FIELDS:
+        if not isinstance(obj.get(name), str):
+            raise ValueError(f"peer record: '{name}' is not a string")
+    metadata = obj.get("metadata")
+    connected_at = obj.get("connected_at")
+    credential_id = obj.get("credential_id")
+    revocation_ids = obj.get("revocation_ids")
+    if not isinstance(metadata, dict):
+        raise ValueError("peer record: 'metadata' is not an object")
+    if not isinstance(connected_at, int | float) or isinstance(connected_at, bool):
+        raise ValueError("peer record: 'connected_at' is not a number")
+    if credential_id is not None and not isinstance(credential_id, str):
+        raise ValueError("peer record: 'credential_id' is not a string")
+    if not isinstance(revocation_ids, list) or not all(
+        isinstance(r, str) for r in revocation_ids
+    ):
+        raise ValueError("peer record: 'revocation_ids' is not a list of strings")
+    return PeerRecord(
+        peer_id=obj["peer_id"],
+        room_id=obj["room_id"],
+        role=obj["role"],
+        metadata=metadata,
+        connected_at=float(connected_at),
+        principal=obj["principal"],
+        credential_id=credential_id,
+        revocation_ids=frozenset(revocation_ids),
+        conn=None,
+        node=obj["node"],
+    )
+
+
+PUT_SCRIPT = """
+local node = redis.call('HGET', KEYS[1], 'node')
+if node and node ~= ARGV[1] then
+  local at = tonumber(redis.call('HGET', KEYS[1], 'connected_at'))
+  if at and at > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'connected_at', ARGV[2],
+           'record', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+"""Write a peer hash and announce it, unless another node holds a newer one.
+
+KEYS: the peer hash. ARGV: node, connected_at, record JSON, TTL in ms, events
+channel, event message. Returns 1 when written, 0 when refused.
+"""
+
+DELETE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+"""
+"""Delete a peer hash if this node still holds it, and announce the leave.
+
+KEYS: the peer hash. ARGV: node, events channel, event message. (Receivers
+ignore a leave from a node that no longer holds the peer.)
+"""
