@@ -3,35 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from pathlib import Path
+
+from ..errors import SleapRTCError
 
 __all__ = ["register"]
-
-_BUILT = [
-    "wire protocol: signaling messages, negotiation payloads, data-channel framing",
-    "discovery filters, metadata merge, job specs with validation, state tables",
-    "signaling server with rooms, auth and HTTP API (sleap-rtc server, room, token)",
-    "worker and client negotiation (sleap-rtc worker, sleap-rtc workers)",
-    "local sleap-nn runner: tiny dataset, training process group, ZMQ progress",
-]
-_PENDING = [
-    "WebRTC data channel and file checks",
-    "remote sleap-nn training (the demo itself)",
-]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``demo`` to the CLI."""
-    parser = sub.add_parser("demo", help="train a tiny model remotely on loopback")
+    parser = sub.add_parser(
+        "demo",
+        help="train a tiny model remotely on loopback (server, worker, client)",
+        description="Start an embedded signaling server and worker on 127.0.0.1, "
+        "make a tiny labeled dataset and train it remotely over WebRTC.",
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="epochs to train")
+    parser.add_argument(
+        "--workdir", type=Path, help="the worker's mount (default: a temp folder)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Say honestly what exists so far (the demo is not built yet)."""
-    out = sys.stdout
-    out.write("sleap-rtc demo is not available yet. Built so far:\n")
-    for line in _BUILT:
-        out.write(f"  [x] {line}\n")
-    for line in _PENDING:
-        out.write(f"  [ ] {line}\n")
+    """Run the demo; exit 0 when the model was trained."""
+    from ..demo import run_demo  # imports torch and aiortc: only when asked
+
+    if args.epochs < 1:
+        sys.stderr.write("sleap-rtc: error: --epochs must be at least 1\n")
+        return 2
+    try:
+        asyncio.run(run_demo(sys.stdout, epochs=args.epochs, workdir=args.workdir))
+    except SleapRTCError as exc:
+        sys.stderr.write(f"sleap-rtc: demo failed: {exc.message}\n")
+        return 1
     return 0

@@ -34,6 +34,7 @@ from ..protocol.negotiation import (
     JobFailed,
     JobRequest,
     JobStatus,
+    JobType,
     decode_app_message,
 )
 from ..protocol.states import WorkerStatus
@@ -311,6 +312,25 @@ class SignalingWorker:
                 await self.send_to(outcome.peer_id, outcome.reply)
 
     # --- jobs
+
+    async def adopt_job(self, owner: str, job_id: str, job_type: JobType) -> bool:
+        """Give a slot to a job that arrived without negotiation (straight over
+        a data channel), so the status stays true while it runs.
+
+        Returns:
+            False when no slot was free (the job runs anyway; the status cannot
+            show it).
+        """
+        request = JobRequest(job_id=job_id, job_type=job_type)
+        async with self._lock:
+            if self.slots.handle_request(owner, request).action is not Action.ACCEPTED:
+                logger.warning("! job %s of %s runs without a free slot", job_id, owner)
+                return False
+            self._requests[job_id] = request
+            self.slots.handle_assignment(owner, JobAssignment(job_id=job_id))
+            self._start_job(owner, job_id)
+            await self._publish()
+        return True
 
     def _start_job(self, owner: str, job_id: str) -> None:
         request = self._requests.pop(job_id)

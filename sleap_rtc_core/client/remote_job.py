@@ -1,0 +1,176 @@
+"""Run one job on a worker over an authenticated data channel.
+
+The client half of PROTOCOL.md B §4.5: ``JOB_SUBMIT`` → ``JOB_ACCEPTED`` (or
+``JOB_REJECTED`` with every field error) → the job's frames → ``JOB_COMPLETE`` or
+``JOB_FAILED``. Progress goes to callbacks as it arrives; :meth:`RemoteJob.stop`
+(keep the model) and :meth:`RemoteJob.cancel` go back on the same channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ChannelClosed, JobRejected, TrainingFailed
+from ..protocol.channel import ChannelMessage
+from ..protocol.channel_messages import (
+    ControlCommandMsg,
+    JobAcceptedMsg,
+    JobCancelMsg,
+    JobCompleteMsg,
+    JobFailedMsg,
+    JobLogMsg,
+    JobRejectedMsg,
+    JobSubmitMsg,
+    ModelTypeMsg,
+    ProgressReportMsg,
+)
+from ..protocol.jobspec import JobSpec
+from ..transport.channel import Channel
+
+__all__ = ["JobCallbacks", "RemoteJob"]
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[Any], Awaitable[None] | None]
+
+
+@dataclass
+class JobCallbacks:
+    """What a caller wants to hear while the job runs (all optional)."""
+
+    on_progress: Callback | None = None
+    """A decoded sleap-nn progress event (dict)."""
+    on_log: Callback | None = None
+    """One output line of the worker's process."""
+    on_model: Callback | None = None
+    """The model type a pipeline starts training."""
+    on_message: Callback | None = None
+    """Every other frame (for UIs that show more)."""
+
+
+async def _call(callback: Callback | None, value: Any) -> None:
+    if callback is None:
+        return
+    result = callback(value)
+    if inspect.isawaitable(result):
+        await result
+
+
+@dataclass
+class RemoteJob:
+    """One job submitted on ``channel``.
+
+    Attributes:
+        channel: The authenticated channel to the worker.
+        spec: What to run.
+        client_job_id: Our id for it (the worker names it ``job_id``).
+        job_id: The worker's id, once accepted.
+    """
+
+    channel: Channel
+    spec: JobSpec
+    client_job_id: str = field(default_factory=lambda: f"cj-{uuid.uuid4().hex[:10]}")
+    job_id: str | None = None
+
+    async def submit(self, timeout: float = 120.0) -> str:
+        """Send the spec; returns the worker's job id.
+
+        Raises:
+            JobRejected: the worker refused it (``errors`` has every field error).
+            TimeoutError: no answer in time (path checks on a slow share).
+        """
+        reply = await self.channel.request(
+            JobSubmitMsg(self.client_job_id, self.spec.to_dict()),
+            (JobAcceptedMsg, JobRejectedMsg),
+            timeout,
+        )
+        if isinstance(reply, JobRejectedMsg):
+            errors = list(reply.errors)
+            listed = "; ".join(
+                f"{e.get('field', '?')}: {e.get('message', '')}" for e in errors
+            )
+            raise JobRejected(f"the worker rejected the job: {listed}", errors=errors)
+        assert isinstance(reply, JobAcceptedMsg)
+        self.job_id = reply.job_id
+        return reply.job_id
+
+    async def follow(self, callbacks: JobCallbacks | None = None) -> dict[str, Any]:
+        """Relay the job's frames until it ends; returns ``JOB_COMPLETE``'s data.
+
+        Raises:
+            TrainingFailed: ``JOB_FAILED`` (``details`` holds the worker's object),
+                or the channel closed before the end.
+        """
+        cb = callbacks or JobCallbacks()
+        while True:
+            try:
+                item = await self.channel.recv()
+            except ChannelClosed as exc:
+                raise TrainingFailed(
+                    f"connection to the worker lost during job {self.job_id}: {exc}",
+                    code="CONNECTION_LOST",
+                ) from exc
+            if isinstance(item, bytes | bytearray):
+                continue
+            if isinstance(item, ProgressReportMsg):
+                await _call(cb.on_progress, item.data)
+            elif isinstance(item, JobLogMsg):
+                await _call(cb.on_log, item.line)
+            elif isinstance(item, ModelTypeMsg):
+                await _call(cb.on_model, item.model_type)
+            elif isinstance(item, JobCompleteMsg):
+                return _message_data(item)
+            elif isinstance(item, JobFailedMsg):
+                data = _message_data(item)
+                raise TrainingFailed(
+                    item.message or "the job failed on the worker",
+                    code=str(data.get("reason") or "JOB_FAILED"),
+                    details=data,
+                )
+            else:
+                await _call(cb.on_message, item)
+
+    async def stop(self) -> None:
+        """Stop training now and keep the model so far."""
+        await self.channel.send(ControlCommandMsg.from_data({"command": "stop"}))
+
+    async def cancel(self) -> None:
+        """Cancel the job; nothing is kept."""
+        await self.channel.send(JobCancelMsg())
+
+    async def run(
+        self,
+        callbacks: JobCallbacks | None = None,
+        submit_timeout: float = 120.0,
+        on_accepted: Callable[[RemoteJob], None] | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`submit`, then :meth:`follow`; cancelling the task cancels the
+        job on the worker. ``on_accepted`` runs once the worker took the job."""
+        await self.submit(submit_timeout)
+        if on_accepted is not None:
+            on_accepted(self)
+        try:
+            return await self.follow(callbacks)
+        except asyncio.CancelledError:
+            try:
+                await asyncio.shield(self.cancel())
+            except ChannelClosed:
+                logger.info("! could not cancel job %s: channel closed", self.job_id)
+            raise
+
+
+def _message_data(msg: ChannelMessage) -> dict[str, Any]:
+    """A final message's fields and extras as one dict."""
+    data: dict[str, Any] = {}
+    for name in getattr(msg, "__dataclass_fields__", {}):
+        if name == "extra":
+            continue
+        data[name] = getattr(msg, name)
+    data.update(getattr(msg, "extra", {}) or {})
+    return data

@@ -1,0 +1,99 @@
+"""Run a job remotely, end to end: find a worker, open a channel, run, follow.
+
+The one place where negotiation (:mod:`.negotiator`), the data channel
+(:mod:`~sleap_rtc_core.transport`) and the job protocol (:mod:`.remote_job`) meet;
+the CLI, the demo and the GUI call :func:`run_remote_job`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
+from ..protocol.negotiation import JobRequest, JobType
+from ..signaling.client import SignalingClient
+from ..transport.auth import ChannelAuth
+from ..transport.peer import open_channel
+from .negotiator import JobClient
+from .remote_job import JobCallbacks, RemoteJob
+
+__all__ = ["run_remote_job"]
+
+logger = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+async def run_remote_job(
+    signaling: SignalingClient,
+    spec: JobSpec,
+    *,
+    auth: ChannelAuth,
+    worker_id: str | None = None,
+    min_gpu_memory_mb: int | None = None,
+    model_type: str | None = None,
+    callbacks: JobCallbacks | None = None,
+    say: Say = logger.info,
+    on_job: Callable[[RemoteJob], None] | None = None,
+    response_deadline: float = 10.0,
+) -> dict[str, Any]:
+    """Place ``spec`` on a worker and run it there; returns ``JOB_COMPLETE``'s data.
+
+    Args:
+        signaling: A started client-role signaling client.
+        spec: The train or track spec (paths as the worker sees them, or with
+            ``path_mappings``).
+        auth: Our channel credentials (room secret and/or Ed25519 key).
+        worker_id: Skip negotiation and use this worker.
+        min_gpu_memory_mb: Discovery's memory bound.
+        model_type: Discovery's model-type check.
+        callbacks: Progress, log and model callbacks.
+        say: Where the steps are told (one line each).
+        on_job: Gets the :class:`RemoteJob` once accepted (to stop or cancel).
+            Cancelling the calling task cancels the job on the worker.
+        response_deadline: Seconds to wait for workers' answers.
+
+    Raises:
+        NoWorkersAvailableError, NoWorkersAcceptedError: placement failed.
+        TransportError: the channel could not be opened or authenticated.
+        JobRejected: the worker refused the spec.
+        TrainingFailed: the job failed, or the connection was lost.
+    """
+    job_type = JobType.INFERENCE if isinstance(spec, TrackJobSpec) else JobType.TRAINING
+    if worker_id is None:
+        jobs = JobClient(signaling, response_deadline=response_deadline)
+        config: dict[str, Any] = {"model_type": model_type} if model_type else {}
+        if isinstance(spec, TrainJobSpec) and spec.max_epochs:
+            config["epochs"] = spec.max_epochs  # for the workers' estimates
+        request = JobRequest(
+            job_id=f"job-{uuid.uuid4().hex[:12]}",
+            job_type=job_type,
+            config=config,
+            requirements=(
+                {"min_gpu_memory_mb": min_gpu_memory_mb} if min_gpu_memory_mb else {}
+            ),
+        )
+        async with signaling.subscribe("peer_message", "peer_left") as inbox:
+            placement = await jobs.place(request, inbox, min_gpu_memory_mb)
+        worker_id = placement.worker_id
+        info = placement.response.worker_info or {}
+        estimate = placement.response.estimated_duration_minutes
+        say(
+            f"selected worker {worker_id} ({info.get('gpu_model', '?')}, "
+            f"estimate {estimate} min)"
+        )
+    say(f"connecting to {worker_id} over WebRTC")
+    channel = await open_channel(signaling, worker_id, auth=auth)
+    try:
+
+        def accepted(job: RemoteJob) -> None:
+            say(f"job {job.job_id} accepted by {worker_id}")
+            if on_job is not None:
+                on_job(job)
+
+        return await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
+    finally:
+        await channel.close()

@@ -1,0 +1,29 @@
+"""``sleap-rtc demo``: the README's first command, as a real process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import run_cli
+
+
+@pytest.mark.slow
+def test_demo_trains_a_model_remotely(tmp_path: Path) -> None:
+    result = run_cli("demo", "--epochs", "1", "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "workers found: 1" in out
+    assert "accepted by demo-worker" in out
+    assert "epoch 1/1" in out
+    model_line = next(line for line in out.splitlines() if line.startswith("model: "))
+    model_dir = Path(model_line.removeprefix("model: "))
+    assert model_dir.is_relative_to(tmp_path)
+    assert list(model_dir.glob("*.ckpt"))
+
+
+def test_demo_refuses_nonsense() -> None:
+    result = run_cli("demo", "--epochs", "0")
+    assert result.returncode == 2
+    assert "--epochs" in result.stderr

@@ -1,0 +1,174 @@
+"""The complete worker over real signaling and real data channels.
+
+A real server, a real :class:`WorkerService` (channel acceptor, FS service, job
+service, slots) and a real client; sleap-nn runs for real on the CPU in the
+slow test. The GPU is stated (the boundary these tests cannot reach).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sleap_rtc_core.client.remote_job import JobCallbacks, RemoteJob
+from sleap_rtc_core.client.session import run_remote_job
+from sleap_rtc_core.errors import JobRejected
+from sleap_rtc_core.protocol import signaling as sig
+from sleap_rtc_core.protocol.channel_fs import FsGetMountsMsg, FsMountsResponseMsg
+from sleap_rtc_core.protocol.jobspec import TrainJobSpec
+from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
+from sleap_rtc_core.signaling.client import Backoff, SignalingClient
+from sleap_rtc_core.signaling.service import Service
+from sleap_rtc_core.transport.auth import ChannelAuth
+from sleap_rtc_core.transport.peer import open_channel
+from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.service import WorkerService
+from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.timing import async_wait_until, scaled
+
+FAST = Backoff(initial=0.05, cap=0.2)
+
+
+def status(svc: Service, room: RoomCreds) -> Any:
+    record = svc.server.router.registry.get(room.room_id, "w")
+    return None if record is None else record.metadata["properties"]["status"]
+
+
+@pytest.fixture
+async def worker(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> AsyncIterator[WorkerService]:
+    mount = tmp_path / "shared"
+    mount.mkdir()
+    svc = WorkerService(
+        service.server.url,
+        {"room_id": room.room_id, "token": room.token},
+        WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
+        MountPolicy([str(mount)]),
+        auth=ChannelAuth(secret=room_secret),
+        peer_id="w",
+        backoff=FAST,
+    )
+    async with svc:
+        yield svc
+
+
+@pytest.fixture
+async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
+    register = sig.Register(
+        peer_id="c", role="client", room_id=room.room_id, token=room.token
+    )
+    async with SignalingClient(service.server.url, register, backoff=FAST) as c:
+        yield c
+
+
+def mount_of(worker: WorkerService) -> Path:
+    return Path(worker.policy.mounts[0].path)
+
+
+async def test_file_checks_travel_over_the_channel(
+    worker: WorkerService, client: SignalingClient, room_secret: str
+) -> None:
+    channel = await open_channel(client, "w", auth=ChannelAuth(secret=room_secret))
+    async with channel:
+        reply = await channel.request(FsGetMountsMsg(), (FsMountsResponseMsg,), 10)
+    assert isinstance(reply, FsMountsResponseMsg)
+    assert str(mount_of(worker)) in str(reply)
+
+
+async def test_a_rejected_spec_lists_every_error_and_frees_nothing(
+    worker: WorkerService,
+    client: SignalingClient,
+    room_secret: str,
+    service: Service,
+    room: RoomCreds,
+) -> None:
+    channel = await open_channel(client, "w", auth=ChannelAuth(secret=room_secret))
+    async with channel:
+        spec = TrainJobSpec(
+            config_content="trainer_config: [unclosed",
+            labels_path="/etc/passwd",
+            batch_size=100_000,
+        )
+        with pytest.raises(JobRejected) as rejected:
+            await RemoteJob(channel, spec).submit(timeout=scaled(20))
+    fields = {e["field"] for e in rejected.value.errors}
+    assert len(fields) >= 2
+    assert status(service, room) == "available"
+
+
+@pytest.mark.parametrize("negotiate", [True, False])
+async def test_cancel_ends_the_job_and_the_worker_is_available_again(
+    worker: WorkerService,
+    client: SignalingClient,
+    room_secret: str,
+    service: Service,
+    room: RoomCreds,
+    negotiate: bool,
+) -> None:
+    labels = await asyncio.to_thread(
+        write_tiny_labels, mount_of(worker) / "labels.pkg.slp"
+    )
+    spec = TrainJobSpec(
+        config_content=tiny_training_config(max_epochs=1000),
+        labels_path=str(labels),
+    )
+    jobs: list[RemoteJob] = []
+    task = asyncio.ensure_future(
+        run_remote_job(
+            client,
+            spec,
+            auth=ChannelAuth(secret=room_secret),
+            worker_id=None if negotiate else "w",
+            on_job=jobs.append,
+        )
+    )
+    await async_wait_until(lambda: bool(jobs), timeout=scaled(20))
+    # Negotiated or straight over the channel, the job holds a slot.
+    await async_wait_until(lambda: status(service, room) == "busy", timeout=scaled(10))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await async_wait_until(
+        lambda: status(service, room) == "available", timeout=scaled(30)
+    )
+    assert worker.jobs.running == 0
+
+
+@pytest.mark.slow
+async def test_a_tiny_model_trains_remotely(
+    worker: WorkerService,
+    client: SignalingClient,
+    room_secret: str,
+    service: Service,
+    room: RoomCreds,
+) -> None:
+    labels = await asyncio.to_thread(
+        write_tiny_labels, mount_of(worker) / "labels.pkg.slp"
+    )
+    events: list[dict[str, Any]] = []
+    result = await asyncio.wait_for(
+        run_remote_job(
+            client,
+            TrainJobSpec(
+                config_content=tiny_training_config(max_epochs=2),
+                labels_path=str(labels),
+            ),
+            auth=ChannelAuth(secret=room_secret),
+            callbacks=JobCallbacks(on_progress=events.append),
+        ),
+        scaled(180),
+    )
+    assert [e["event"] for e in events if e.get("event") == "epoch_end"] == [
+        "epoch_end",
+        "epoch_end",
+    ]
+    model_dir = Path(result["output_path"])
+    assert model_dir.is_relative_to(mount_of(worker))
+    assert await asyncio.to_thread(lambda: list(model_dir.glob("*.ckpt")))
+    await async_wait_until(lambda: status(service, room) == "available")
