@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.negotiation import JobRequest, JobType
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
+from ..transport.channel import Channel
 from ..transport.peer import open_channel
 from .negotiator import JobClient
 from .remote_job import JobCallbacks, RemoteJob
@@ -39,6 +40,7 @@ async def run_remote_job(
     say: Say = logger.info,
     on_job: Callable[[RemoteJob], None] | None = None,
     response_deadline: float = 10.0,
+    prepare: Callable[[Channel], Awaitable[JobSpec]] | None = None,
 ) -> dict[str, Any]:
     """Place ``spec`` on a worker and run it there; returns ``JOB_COMPLETE``'s data.
 
@@ -55,6 +57,8 @@ async def run_remote_job(
         on_job: Gets the :class:`RemoteJob` once accepted (to stop or cancel).
             Cancelling the calling task cancels the job on the worker.
         response_deadline: Seconds to wait for workers' answers.
+        prepare: Runs on the open channel before submitting (path checks) and
+            returns the spec to submit (e.g. with ``path_mappings``).
 
     Raises:
         NoWorkersAvailableError, NoWorkersAcceptedError: placement failed.
@@ -94,6 +98,8 @@ async def run_remote_job(
             if on_job is not None:
                 on_job(job)
 
+        if prepare is not None:
+            spec = await prepare(channel)
         return await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
     finally:
         await channel.close()

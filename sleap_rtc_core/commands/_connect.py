@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from .login import load_credentials, normalize_server
@@ -20,6 +21,7 @@ __all__ = [
     "CredentialsError",
     "add_connection_args",
     "credentials_from_args",
+    "room_secret",
     "server_url",
 ]
 
@@ -42,6 +44,27 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     creds.add_argument("--token", help="room token (with --room)")
     creds.add_argument("--api-key", help="worker key slp_…")
     creds.add_argument("--account-key", help="account key slp_acct_… (with --room)")
+    parser.add_argument(
+        "--room-secret",
+        help="the room's shared secret for data-channel authentication (default: "
+        "$SLEAP_ROOM_SECRET or ~/.sleap-rtc/room-secrets/ROOM)",
+    )
+
+
+def room_secret(args: argparse.Namespace) -> str | None:
+    """The room secret from ``--room-secret``, ``$SLEAP_ROOM_SECRET`` or the
+    room's secret file (PROTOCOL.md B §2.1, item 7), if any."""
+    secret = getattr(args, "room_secret", None) or os.environ.get("SLEAP_ROOM_SECRET")
+    if secret:
+        return str(secret).strip()
+    room = getattr(args, "room", None)
+    if not room:
+        return None
+    path = Path.home() / ".sleap-rtc" / "room-secrets" / room
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def server_url(args: argparse.Namespace) -> str:

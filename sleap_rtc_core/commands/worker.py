@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -15,14 +16,19 @@ from typing import Any
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient
-from ..worker.agent import SignalingWorker
+from ..transport.auth import ChannelAuth
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
-from ..worker.mounts import parse_mount
+from ..worker.config import WorkerConfig, apply_env, load_worker_config, merge_flags
+from ..worker.mounts import Mount, MountPolicy
+from ..worker.process import set_child_subreaper
+from ..worker.service import WorkerService
 from ._admin_util import emit, emit_table
 from ._connect import (
+    DEFAULT_SERVER,
     CredentialsError,
     add_connection_args,
     credentials_from_args,
+    room_secret,
     server_url,
 )
 
@@ -34,23 +40,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser(
         "worker",
         help="run a GPU worker that serves training and inference jobs",
-        description="Register as a worker in a room and serve jobs until "
-        "SIGINT/SIGTERM. Logs one line per state change.",
+        description="Register as a worker in a room and serve jobs over "
+        "authenticated WebRTC data channels until SIGINT/SIGTERM. Settings come "
+        "from --config (TOML), then the environment, then these flags. Logs one "
+        "line per state change.",
     )
     add_connection_args(worker)
-    worker.add_argument("--gpu", type=int, default=0, help="CUDA device index")
+    worker.set_defaults(server=None)  # let --config supply it
+    worker.add_argument("--config", help="worker config file (TOML)")
+    worker.add_argument("--gpu", type=int, help="CUDA device index (default 0)")
     worker.add_argument("--name", help="name shown by `sleap-rtc workers`")
     worker.add_argument("--peer-id", help="peer id (default: the server picks)")
     worker.add_argument(
         "--mount",
         action="append",
         default=[],
-        type=parse_mount,
         metavar="PATH[:LABEL]",
         help="a folder jobs may read and write (repeatable)",
     )
     worker.add_argument(
-        "--max-concurrent-jobs", type=int, default=1, help="job slots (one per GPU)"
+        "--max-concurrent-jobs", type=int, help="job slots, one per GPU (default 1)"
+    )
+    worker.add_argument(
+        "--on-stop",
+        choices=("wait", "cancel"),
+        default="wait",
+        help="on SIGTERM/SIGINT: let running jobs finish (default) or cancel them; "
+        "a second signal stops at once",
     )
     worker.set_defaults(handler=run_worker)
 
@@ -67,57 +83,100 @@ def _fail(message: str, status: int = 1) -> int:
     return status
 
 
+def _worker_settings(args: argparse.Namespace) -> tuple[WorkerConfig, dict[str, Any]]:
+    """The merged config and the ``register`` credentials."""
+    config = merge_flags(apply_env(load_worker_config(args.config)), args)
+    args.server = config.server or os.environ.get("SLEAP_RTC_SERVER", DEFAULT_SERVER)
+    args.room = config.room
+    credentials = config.register_credentials()
+    if credentials is None:
+        credentials = credentials_from_args(args)  # the saved login's JWT
+    return config, credentials
+
+
 def run_worker(args: argparse.Namespace) -> int:
     """Serve until a signal or a fatal error."""
     try:
-        credentials = credentials_from_args(args)
-        capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(args.gpu))
+        config, credentials = _worker_settings(args)
+        capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
+        policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
     except (CredentialsError, ValueError, SleapRTCError) as exc:
         return _fail(str(exc), 2)
+    secret = room_secret(args)
+    if secret is None:
+        logging.getLogger(__name__).warning(
+            "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
+            "channel will be refused, so no job can reach this worker"
+        )
     logging.getLogger("sleap_rtc_core.worker").setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(message)s")
-    worker = SignalingWorker(
+    set_child_subreaper()  # orphans of our jobs become ours to reap
+    service = WorkerService(
         server_url(args),
         credentials,
         capabilities,
+        policy,
+        auth=ChannelAuth(secret=secret),
         peer_id=args.peer_id,
-        max_concurrent_jobs=args.max_concurrent_jobs,
-        mounts=[m.to_entry() for m in args.mount],
-        name=args.name,
+        max_concurrent_jobs=config.max_concurrent_jobs,
+        name=config.name,
     )
     try:
-        asyncio.run(_serve(worker))
+        asyncio.run(_serve(service, args.on_stop))
     except SleapRTCError as exc:
         return _fail(exc.message)
     return 0
 
 
-async def _serve(worker: SignalingWorker) -> None:
-    stop = asyncio.Event()
+async def _serve(service: WorkerService, on_stop: str) -> None:
+    signalled = asyncio.Queue[None]()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    async with worker:
-        gpu = worker.slots.capabilities.gpu
+            loop.add_signal_handler(signum, signalled.put_nowait, None)
+    async with service:
+        gpu = service.worker.slots.capabilities.gpu
         sys.stdout.write(
-            f"worker {worker.peer_id} ready: {gpu.model}, {gpu.memory_mb} MB, "
-            f"status {worker.status.value}\n"
+            f"worker {service.peer_id} ready: {gpu.model}, {gpu.memory_mb} MB, "
+            f"status {service.worker.status.value}\n"
         )
         sys.stdout.flush()
-        waiters = [
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(worker.wait_closed()),
-        ]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        for waiter in waiters:
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
-            if not waiter.cancelled() and waiter.exception() is not None:
-                raise waiter.exception()  # type: ignore[misc]
+        closed = asyncio.ensure_future(service.wait_closed())
+        if await _first(closed, signalled.get()) is closed:
+            closed.result()  # the connection was lost for good: raise why
+            return
+        closed.cancel()
+        await _drain(service, on_stop, signalled)
+
+
+async def _first(*aws: Any) -> asyncio.Future[Any]:
+    """The first of ``aws`` to finish; the others are cancelled."""
+    futures = [asyncio.ensure_future(a) for a in aws]
+    done, pending = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    for future in pending:
+        future.cancel()
+    return done.pop()
+
+
+async def _drain(
+    service: WorkerService, on_stop: str, signalled: asyncio.Queue[None]
+) -> None:
+    """Graceful stop: no new jobs; running ones finish or are cancelled; a
+    second signal stops at once."""
+    await service.worker.update_status("maintenance")
+    running = [j for j, info in service.jobs.jobs.items() if info.result is None]
+    if not running:
+        return
+    if on_stop == "cancel":
+        for job_id in running:
+            service.jobs.cancel_job(job_id)
+    logging.getLogger(__name__).info(
+        "stopping: %s %d job(s); signal again to stop at once",
+        "cancelling" if on_stop == "cancel" else "waiting for",
+        len(running),
+    )
+    await _first(service.wait_idle(), signalled.get())
 
 
 def run_workers(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ from ..errors import (
 )
 from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient
+from . import loopback
 from .auth import ChannelAuth, authenticate, verify_peer
 from .channel import KEEPALIVE_INTERVAL, Channel
 
@@ -74,6 +75,7 @@ def ice_configuration(signaling: SignalingClient) -> RTCConfiguration:
     An empty list stays empty: aiortc would otherwise contact a public STUN
     server, and a lab on one network needs none.
     """
+    loopback.apply_env()
     servers: list[RTCIceServer] = []
     for entry in signaling.registration.ice_servers:
         if isinstance(entry, dict) and entry.get("urls"):

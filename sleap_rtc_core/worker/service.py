@@ -88,6 +88,8 @@ class WorkerService:
         self._submitted: dict[str, asyncio.Future[str]] = {}  # owner → job id
         self._finished: dict[str, asyncio.Future[JobState]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def peer_id(self) -> str:
@@ -137,7 +139,21 @@ class WorkerService:
 
     # --- jobs and slots
 
+    async def wait_idle(self) -> None:
+        """Until no job runs."""
+        await self._idle.wait()
+
     def _state(self, job_id: str, state: JobState) -> None:
+        if state in JOB_TERMINAL_STATES:
+            running = any(
+                i.state not in JOB_TERMINAL_STATES
+                for j, i in self.jobs.jobs.items()
+                if j != job_id
+            )
+            if not running:
+                self._idle.set()
+        else:
+            self._idle.clear()
         info = self.jobs.jobs.get(job_id)
         if info is None:
             return

@@ -8,12 +8,11 @@ machine has no GPU, so the worker reports the CPU fallback.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
 
-from tests.fixtures.cli import SLEAP_RTC, run_cli, start_server
+from tests.fixtures.cli import run_cli, start_server, start_worker
 from tests.fixtures.timing import scaled, wait_until
 
 
@@ -42,27 +41,16 @@ def test_worker_is_listed_with_its_facts_and_leaves_cleanly(tmp_path: Path) -> N
         )["token_id"]
         shared = tmp_path / "shared"
         shared.mkdir()
-        worker = subprocess.Popen(
-            [
-                SLEAP_RTC,
-                "worker",
-                "--server",
-                url,
-                "--api-key",
-                key,
-                "--name",
-                "gpu-box",
-                "--mount",
-                f"{shared}:lab-data",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        worker = start_worker(
+            "--server",
+            url,
+            "--api-key",
+            key,
+            "--name",
+            "gpu-box",
+            "--mount",
+            f"{shared}:lab-data",
         )
-        assert worker.stdout is not None
-        ready = worker.stdout.readline()
-        assert "ready" in ready, ready + worker.stderr.read()  # type: ignore[union-attr]
 
         creds = [
             "--server",

@@ -1,0 +1,398 @@
+"""``sleap-rtc train``, ``track`` and ``check``: remote jobs from the terminal.
+
+Exit status: 0 success, 1 the job failed (or the connection was lost), 2 no
+worker (or a usage error), 3 the worker rejected the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ..client.path_check import PathReport, check_paths, propose_mappings, unmapped
+from ..client.progress_view import TrainingProgress
+from ..client.remote_job import JobCallbacks, RemoteJob
+from ..client.session import run_remote_job
+from ..errors import (
+    JobError,
+    JobRejected,
+    NoWorkersAcceptedError,
+    NoWorkersAvailableError,
+    SleapRTCError,
+)
+from ..protocol import signaling as sig
+from ..protocol.channel import ChannelMessage
+from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
+from ..signaling.client import SignalingClient
+from ..transport.auth import ChannelAuth
+from ..transport.channel import Channel
+from ..transport.peer import open_channel
+from ._connect import (
+    CredentialsError,
+    add_connection_args,
+    credentials_from_args,
+    room_secret,
+    server_url,
+)
+
+__all__ = ["apply_maps", "parse_map", "register"]
+
+EXIT_FAILED, EXIT_NO_WORKER, EXIT_REJECTED = 1, 2, 3
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``track`` and ``check`` to the CLI."""
+    train = sub.add_parser("train", help="train a model on a remote worker")
+    train.add_argument("labels", help="the labels file (.slp)")
+    train.add_argument("--config", required=True, help="sleap-nn training config")
+    train.add_argument("--epochs", type=int, help="override max_epochs")
+    train.add_argument("--min-gpu-memory", type=int, metavar="MB")
+    train.add_argument("--model-type", help="only workers supporting this model")
+    _job_args(train)
+    train.set_defaults(handler=run_train)
+
+    track = sub.add_parser("track", help="run inference on a remote worker")
+    track.add_argument("data", help="labels (.slp) or video to predict on")
+    track.add_argument(
+        "--model", action="append", required=True, help="trained model folder"
+    )
+    track.add_argument("--output", help="predictions path (on the worker)")
+    _job_args(track)
+    track.set_defaults(handler=run_track)
+
+    check = sub.add_parser(
+        "check", help="which files of a labels file a worker can see"
+    )
+    check.add_argument("labels", help="the labels file (.slp)")
+    check.add_argument("--worker", help="worker peer id (default: any worker)")
+    check.add_argument("--map", action="append", default=[], metavar="OLD=NEW")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    add_connection_args(check)
+    check.set_defaults(handler=run_check)
+
+
+def _job_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--worker", help="use this worker (skip negotiation)")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rewrite a path prefix as the worker sees it (repeatable)",
+    )
+    add_connection_args(parser)
+
+
+def parse_map(text: str) -> tuple[str, str]:
+    """``OLD=NEW`` → ``(OLD, NEW)``.
+
+    Raises:
+        ValueError: no ``=`` or an empty side.
+    """
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        raise ValueError(f"--map needs OLD=NEW, got {text!r}")
+    return old, new
+
+
+def apply_maps(path: str, maps: list[tuple[str, str]]) -> str:
+    """``path`` with the longest matching ``OLD`` prefix replaced by ``NEW``."""
+    best = max(
+        (m for m in maps if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
+        key=lambda m: len(m[0]),
+        default=None,
+    )
+    return path if best is None else best[1] + path[len(best[0]) :]
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"sleap-rtc: {message}\n")
+    return status
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# --- connecting
+
+
+def _register(args: argparse.Namespace) -> sig.Register:
+    return sig.Register(
+        peer_id=f"cli-{uuid.uuid4().hex[:8]}",
+        role="client",
+        metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+        **credentials_from_args(args),
+    )
+
+
+def _auth(args: argparse.Namespace) -> ChannelAuth:
+    return ChannelAuth(secret=room_secret(args))
+
+
+async def _any_worker(client: SignalingClient) -> str:
+    peers = await client.discover({"role": "worker"})
+    if not peers:
+        raise NoWorkersAvailableError("no worker in this room")
+    return str(peers[0]["peer_id"])
+
+
+# --- path checks
+
+
+async def _checked_paths(
+    channel: Channel, labels: str, maps: list[tuple[str, str]], interactive: bool
+) -> tuple[PathReport, dict[str, str]]:
+    """Check the labels and videos on the worker; returns the report and the
+    ``path_mappings`` (client path → worker path) to send."""
+
+    async def request(
+        msg: ChannelMessage, types: tuple[type, ...], timeout: float
+    ) -> ChannelMessage:
+        return await channel.request(msg, types, timeout)
+
+    worker_labels = apply_maps(labels, maps)
+    report = await check_paths(request, worker_labels)
+    choices: dict[str, str] = {}
+    for video in report.missing:
+        mapped = apply_maps(video.path, maps)
+        if mapped != video.path:
+            choices[video.path] = mapped
+        elif interactive and video.suggestions:
+            choices[video.path] = await _ask_video(video.path, video.suggestions)
+    mappings = propose_mappings(report, choices)
+    if worker_labels != labels:
+        mappings[labels] = worker_labels
+    return report, mappings
+
+
+async def _ask_video(path: str, suggestions: tuple[str, ...]) -> str:
+    _say(f"video not found on the worker: {path}")
+    for i, candidate in enumerate(suggestions, 1):
+        _say(f"  {i}) {candidate}")
+    answer = await asyncio.to_thread(input, "use which (number, or a path)? [1] ")
+    answer = answer.strip() or "1"
+    if answer.isdigit() and 1 <= int(answer) <= len(suggestions):
+        return suggestions[int(answer) - 1]
+    return answer
+
+
+def _print_report(report: PathReport) -> None:
+    found = "found" if report.labels_found else f"NOT FOUND ({report.error})"
+    _say(f"labels: {report.labels_path}: {found}")
+    for video in report.videos:
+        _say(f"  {video.status.value:8}  {video.path}")
+        for suggestion in video.suggestions:
+            _say(f"            suggestion: {suggestion}")
+
+
+# --- commands
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Print what the worker can see of a labels file."""
+    try:
+        maps = [parse_map(m) for m in args.map]
+        register = _register(args)
+    except (ValueError, CredentialsError) as exc:
+        return _fail(f"error: {exc}", 2)
+
+    async def main() -> PathReport:
+        async with SignalingClient(server_url(args), register) as client:
+            worker = args.worker or await _any_worker(client)
+            channel = await open_channel(client, worker, auth=_auth(args))
+            async with channel:
+                report, _ = await _checked_paths(
+                    channel, _absolute(args.labels), maps, False
+                )
+                return report
+
+    try:
+        report = asyncio.run(main())
+    except NoWorkersAvailableError as exc:
+        return _fail(f"error: {exc}", EXIT_NO_WORKER)
+    except (SleapRTCError, TimeoutError) as exc:
+        return _fail(f"error: {exc}", EXIT_FAILED)
+    if args.json:
+        import json
+
+        _say(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    return 0 if report.ok else EXIT_FAILED
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train remotely, with progress lines; Ctrl-C asks stop or cancel."""
+    try:
+        config = Path(args.config).read_text(encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"error: cannot read --config: {exc}", 2)
+    labels = _absolute(args.labels)
+    view = TrainingProgress(total_epochs=args.epochs or _max_epochs(config))
+
+    def spec(mappings: dict[str, str]) -> JobSpec:
+        return TrainJobSpec(
+            config_content=config,
+            labels_path=labels,
+            max_epochs=args.epochs,
+            path_mappings=mappings,
+        )
+
+    def progress(event: Any) -> None:
+        if isinstance(event, dict):
+            line = view.feed(event)
+            if line:
+                _say(f"  {line}")
+
+    return _run_job(args, labels, spec, JobCallbacks(on_progress=progress))
+
+
+def run_track(args: argparse.Namespace) -> int:
+    """Run inference remotely."""
+    data = _absolute(args.data)
+
+    def spec(mappings: dict[str, str]) -> JobSpec:
+        return TrackJobSpec(
+            data_path=data,
+            model_paths=tuple(args.model),
+            output_path=args.output,
+            path_mappings=mappings,
+        )
+
+    return _run_job(args, data, spec, JobCallbacks(on_log=lambda line: None))
+
+
+def _max_epochs(config: str) -> int | None:
+    import yaml
+
+    try:
+        value = yaml.safe_load(config)["trainer_config"]["max_epochs"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _run_job(
+    args: argparse.Namespace,
+    path: str,
+    make_spec: Callable[[dict[str, str]], JobSpec],
+    callbacks: JobCallbacks,
+) -> int:
+    try:
+        maps = [parse_map(m) for m in args.map]
+        register = _register(args)
+    except (ValueError, CredentialsError) as exc:
+        return _fail(f"error: {exc}", 2)
+    interactive = sys.stdin.isatty()
+    min_memory = getattr(args, "min_gpu_memory", None)
+    model_type = getattr(args, "model_type", None)
+
+    async def prepare(channel: Channel) -> JobSpec:
+        if not path.lower().endswith(".slp"):
+            return make_spec({path: apply_maps(path, maps)} if maps else {})
+        report, mappings = await _checked_paths(channel, path, maps, interactive)
+        if not report.labels_found:
+            raise JobRejected(
+                f"the worker cannot see {report.labels_path}: {report.error}; "
+                "use --map OLD=NEW to say where it is on the worker"
+            )
+        missing = unmapped(report, mappings)
+        if missing:
+            raise JobRejected(
+                "videos the worker cannot find: "
+                + ", ".join(missing)
+                + " (use --map OLD=NEW)"
+            )
+        return make_spec(mappings)
+
+    async def main() -> dict[str, Any]:
+        async with SignalingClient(server_url(args), register) as client:
+            return await _with_interrupts(
+                lambda on_job: run_remote_job(
+                    client,
+                    make_spec({}),
+                    auth=_auth(args),
+                    worker_id=args.worker,
+                    min_gpu_memory_mb=min_memory,
+                    model_type=model_type,
+                    callbacks=callbacks,
+                    say=_say,
+                    on_job=on_job,
+                    prepare=prepare,
+                ),
+                interactive,
+            )
+
+    try:
+        result = asyncio.run(main())
+    except (NoWorkersAvailableError, NoWorkersAcceptedError) as exc:
+        return _fail(f"no worker: {exc}", EXIT_NO_WORKER)
+    except JobRejected as exc:
+        return _fail(f"rejected: {exc}", EXIT_REJECTED)
+    except (JobError, SleapRTCError, TimeoutError) as exc:
+        return _fail(f"failed: {exc}", EXIT_FAILED)
+    except asyncio.CancelledError:
+        return _fail("cancelled", EXIT_FAILED)
+    duration = result.get("duration_seconds")
+    if duration is not None:
+        _say(f"duration: {float(duration):.1f} s")
+    where = result.get("output_path") or result.get("predictions_path")
+    _say(f"result: {where}")
+    return 0
+
+
+async def _with_interrupts(
+    run: Callable[[Callable[[RemoteJob], None]], Awaitable[dict[str, Any]]],
+    interactive: bool,
+) -> dict[str, Any]:
+    """Run the job; Ctrl-C asks "stop (keep model) or cancel?" on a terminal,
+    cancels otherwise; a second Ctrl-C cancels at once."""
+    jobs: list[RemoteJob] = []
+    task = asyncio.ensure_future(run(jobs.append))
+    interrupts = asyncio.Queue[None]()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, interrupts.put_nowait, None)
+
+    async def watch() -> None:
+        await interrupts.get()
+        if not jobs:
+            task.cancel()
+            return
+        if interactive:
+            answer = asyncio.ensure_future(
+                asyncio.to_thread(input, "\nstop (keep the model) or cancel? [s/c] ")
+            )
+            again = asyncio.ensure_future(interrupts.get())
+            done, _ = await asyncio.wait(
+                {answer, again}, return_when=asyncio.FIRST_COMPLETED
+            )
+            again.cancel()
+            if answer in done and answer.result().strip().lower().startswith("s"):
+                _say("stopping: the model so far is kept")
+                await jobs[0].stop()
+                return
+        _say("cancelling")
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)

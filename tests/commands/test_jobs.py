@@ -1,0 +1,144 @@
+"""``sleap-rtc check``, ``train`` and ``track`` against a separately started
+server and worker (real processes, real WebRTC on 127.0.0.1, real sleap-nn)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sleap_rtc_core.commands.jobs import apply_maps, parse_map
+from sleap_rtc_core.sample_data import (
+    tiny_training_config,
+    write_tiny_labels,
+    write_tiny_video_labels,
+)
+from tests.fixtures.cli import run_cli, start_server, start_worker
+
+
+@dataclass
+class Lab:
+    """A running server and worker, and the flags a client needs."""
+
+    shared: Path
+    flags: list[str]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("lab")
+    data, shared = root / "data", root / "shared"
+    shared.mkdir()
+    server, url = start_server(data)
+    procs: list[subprocess.Popen[str]] = [server]
+    try:
+        room = json.loads(
+            run_cli(
+                "room", "create", "--name", "lab", "--data-dir", str(data), "--json"
+            ).stdout
+        )
+        secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        flags = [
+            "--server",
+            url,
+            "--room",
+            room["room_id"],
+            "--token",
+            room["room_token"],
+            "--room-secret",
+            secret,
+        ]
+        procs.append(start_worker(*flags, "--mount", str(shared), "--peer-id", "gpu1"))
+        yield Lab(shared, flags)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_map_flags() -> None:
+    assert parse_map("/home/me=/data") == ("/home/me", "/data")
+    maps = [("/home/me", "/data"), ("/home/me/deep", "/fast")]
+    assert apply_maps("/home/me/a.slp", maps) == "/data/a.slp"
+    assert apply_maps("/home/me/deep/v.mp4", maps) == "/fast/v.mp4"
+    assert apply_maps("/home/meow/x", maps) == "/home/meow/x"
+    with pytest.raises(ValueError, match="OLD=NEW"):
+        parse_map("nothing")
+
+
+def test_check_lists_what_the_worker_sees(lab: Lab) -> None:
+    labels, video = write_tiny_video_labels(lab.shared / "proj" / "labels.slp")
+    result = run_cli("check", str(labels), *lab.flags, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["labels"] == {"path": str(labels), "found": True}
+    assert report["videos"] == [
+        {"path": str(video), "status": "found", "suggestions": []}
+    ]
+    # The video moved: missing, with the worker's suggestion; exit 1.
+    moved = lab.shared / "moved" / video.name
+    moved.parent.mkdir()
+    video.rename(moved)
+    result = run_cli("check", str(labels), *lab.flags, "--json")
+    assert result.returncode == 1
+    (entry,) = json.loads(result.stdout)["videos"]
+    assert entry["status"] == "missing"
+    assert str(moved) in entry["suggestions"]
+
+
+def test_labels_outside_the_mounts_are_rejected(lab: Lab, tmp_path: Path) -> None:
+    labels = write_tiny_labels(tmp_path / "private.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    result = run_cli("train", str(labels), "--config", str(config), *lab.flags)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "--map" in result.stderr
+
+
+def test_no_worker_is_exit_2(lab: Lab, tmp_path: Path) -> None:
+    labels = write_tiny_labels(lab.shared / "x.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    result = run_cli(
+        "train",
+        str(labels),
+        "--config",
+        str(config),
+        *lab.flags,
+        "--min-gpu-memory",
+        "1000000",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
+    labels = write_tiny_labels(lab.shared / "train.pkg.slp", suggestions=2)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=2))
+    result = run_cli("train", str(labels), "--config", str(config), *lab.flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "selected worker gpu1" in out
+    assert "epoch 2/2" in out
+    model_dir = Path(out.split("result: ")[-1].strip())
+    assert list(model_dir.glob("*.ckpt"))
+
+    predictions = lab.shared / "predictions.slp"
+    result = run_cli(
+        "track",
+        str(labels),
+        "--model",
+        str(model_dir),
+        "--output",
+        str(predictions),
+        *lab.flags,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert predictions.exists()
