@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -203,12 +205,25 @@ def test_encode_event_checks_texts() -> None:
 
 
 def _free_ports() -> tuple[int, int]:
-    """Two ports nobody listens on (bound once by ZMQ, then released)."""
-    ctx = zmq.Context.instance()
-    ports = []
-    for _ in range(2):
-        sock = ctx.socket(zmq.PUB)
-        port = sock.bind_to_random_port("tcp://127.0.0.1")
-        sock.close(linger=0)
-        ports.append(port)
-    return ports[0], ports[1]
+    """Two ports nobody listens on, below the ephemeral range.
+
+    The bridge *connects* before the viewer binds (as with LossViewer's fixed
+    ports 9001/9000). A port from the ephemeral range could be taken meanwhile by
+    that very connect attempt (a TCP self-connect on loopback), so the ports come
+    from below it; they are probed with plain sockets, which release the port
+    when closed (a ZMQ socket closes in its I/O thread, later).
+    """
+    rng = random.Random()
+    ports: list[int] = []
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == 2:
+            return ports[0], ports[1]
+    raise RuntimeError("no free port below the ephemeral range")
