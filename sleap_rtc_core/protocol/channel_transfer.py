@@ -23,14 +23,29 @@ of the whole file. To resume after a broken channel, the client asks again with
 worker resumes at that offset if the file is unchanged, else announces
 ``offset`` 0 with the new hash and the client starts over. A request the worker
 refuses is answered ``FS_ERROR::{code}::{message}``.
+
+Model folders (our extension on top of downloads; reference peers never send
+it). A request that carries ``"job_id"`` asks for a finished training job's
+models and is answered only to the peer that submitted that job, only for
+files inside the job's run folders. With ``"manifest": true`` and ``path`` a
+run folder it is answered with a :class:`ModelManifest` streamed as a file
+(``kind`` :data:`MODEL_MANIFEST_KIND`, name :data:`MODEL_MANIFEST_NAME`), so it
+is size- and SHA-256-checked like one; each listed file is then requested by
+``path`` = run folder + ``/`` + its relative path (``kind``
+:data:`MODEL_FILE_KIND`), resumable with ``offset`` and ``sha256`` as above.
+:func:`model_run_dirs` reads the run folders out of a ``JOB_COMPLETE`` object.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Self
+from pathlib import PurePosixPath
+from typing import Any, Self
 
+from ..errors import LocalProtocolError, RemoteProtocolError
+from . import _json
 from ._channel_args import (
     FLAG,
     FLOAT,
@@ -46,6 +61,10 @@ from ._channel_base import ChannelMessage, ChannelMessageType, JsonMessage
 from ._schema import JSONObject, extra_field
 
 __all__ = [
+    "MAX_MANIFEST_BYTES",
+    "MODEL_FILE_KIND",
+    "MODEL_MANIFEST_KIND",
+    "MODEL_MANIFEST_NAME",
     "ChunkMsg",
     "EndOfFileMsg",
     "FileDownloadMetaMsg",
@@ -59,7 +78,10 @@ __all__ = [
     "FileUploadProgressMsg",
     "FileUploadReadyMsg",
     "FileUploadStartMsg",
+    "ModelManifest",
+    "ModelManifestEntry",
     "TransferProgressMsg",
+    "model_run_dirs",
 ]
 
 _META_RE = re.compile(r"(.+):([0-9]{1,20})(?::(.*))?\Z", re.DOTALL)
@@ -320,3 +342,154 @@ class ChunkMsg(ChannelMessage):
 
     index: int
     data: str
+
+
+# --------------------------------------------------------------------------
+# Model folders (ours; see the module docstring)
+
+MODEL_MANIFEST_KIND = "model_manifest"
+"""``kind`` of the ``FILE_DOWNLOAD_META`` that carries a :class:`ModelManifest`."""
+
+MODEL_MANIFEST_NAME = "manifest.json"
+"""``name`` of that announcement (never written to the worker's disk)."""
+
+MODEL_FILE_KIND = "model_file"
+"""``kind`` of the ``FILE_DOWNLOAD_META`` of one file of a run folder."""
+
+MAX_MANIFEST_BYTES = 16 << 20
+"""A manifest larger than this is refused before it is read."""
+
+
+def _relative_path(path: object) -> str:
+    if not isinstance(path, str) or not path or "\\" in path or "\0" in path:
+        raise local(f"not a relative file path: {str(path)[:80]!r}")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or any(p in ("", ".", "..") for p in path.split("/")):
+        raise local(f"not a relative file path inside the folder: {path[:80]!r}")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ModelManifestEntry:
+    """One file of a run folder.
+
+    Attributes:
+        path: Relative to the run folder, ``/``-separated, no ``.``/``..``.
+        size: Bytes.
+        sha256: SHA-256, hex.
+    """
+
+    path: str
+    size: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        _relative_path(self.path)
+        if not is_uint(self.size):
+            raise local(f"bad size for {self.path!r}")
+        _check_sha256(f"sha256 of {self.path!r}", self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelManifest:
+    """The files of one run folder, as the worker lists them.
+
+    Attributes:
+        job_id: The job that trained it.
+        run_dir: The folder on the worker.
+        name: Its bare name (the run name), which the client's copy takes.
+        files: Every regular file in it, sorted by path.
+    """
+
+    job_id: str
+    run_dir: str
+    name: str
+    files: tuple[ModelManifestEntry, ...]
+
+    def __post_init__(self) -> None:
+        _check_basename("the run folder name", self.name)
+        if not self.run_dir:
+            raise local("a manifest needs run_dir")
+        seen: set[str] = set()
+        for entry in self.files:
+            key = entry.path.casefold()
+            if key in seen:
+                raise local(f"{entry.path!r} is listed twice")
+            seen.add(key)
+
+    @property
+    def total_bytes(self) -> int:
+        """The size of all files together."""
+        return sum(f.size for f in self.files)
+
+    def to_bytes(self) -> bytes:
+        """The JSON bytes that travel."""
+        return _json.dumps(
+            {
+                "job_id": self.job_id,
+                "run_dir": self.run_dir,
+                "name": self.name,
+                "files": [
+                    {"path": f.path, "size": f.size, "sha256": f.sha256}
+                    for f in self.files
+                ],
+            }
+        ).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ModelManifest:
+        """Decode and check a manifest received from a peer.
+
+        Raises:
+            RemoteProtocolError: not a well-formed manifest.
+        """
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise invalid("the manifest is too large")
+        try:
+            obj: Any = _json.loads_object(data.decode("utf-8"))
+            files, run_dir = obj.get("files"), obj.get("run_dir")
+            if not isinstance(files, list) or not all(
+                isinstance(f, Mapping) for f in files
+            ):
+                raise local("a manifest needs a list of files")
+            return cls(
+                job_id=str(obj.get("job_id") or ""),
+                run_dir=run_dir if isinstance(run_dir, str) else "",
+                name=obj.get("name"),
+                files=tuple(
+                    ModelManifestEntry(f.get("path"), f.get("size"), f.get("sha256"))
+                    for f in files
+                ),
+            )
+        except UnicodeDecodeError:
+            raise invalid("the manifest is not UTF-8") from None
+        except RemoteProtocolError:
+            raise
+        except (LocalProtocolError, TypeError) as exc:  # a field check failed
+            raise invalid(f"bad manifest: {exc}") from None
+
+
+def model_run_dirs(result: Mapping[str, Any]) -> list[str]:
+    """The run folders a ``JOB_COMPLETE`` object names, in pipeline order.
+
+    ``models[i].run_dir`` when present, else ``model_paths``, else
+    ``output_path`` (a reference worker's single model); also looked up in a
+    nested ``extra`` (the unknown fields of a decoded message).
+    """
+    extra = result.get("extra")
+    sources: list[Mapping[str, Any]] = [result]
+    if isinstance(extra, Mapping):
+        sources.append(extra)
+    for source in sources:
+        models = source.get("models")
+        if isinstance(models, list):
+            dirs = [m.get("run_dir") for m in models if isinstance(m, Mapping)]
+            found = [d for d in dirs if isinstance(d, str) and d]
+            if found:
+                return found
+    for source in sources:
+        paths = source.get("model_paths")
+        if isinstance(paths, list) and paths:
+            return [p for p in paths if isinstance(p, str) and p]
+    output = result.get("output_path")
+    return [output] if isinstance(output, str) and output else []

@@ -20,6 +20,13 @@ written for a spec that is refused:
    never touched.
 4. **Configs.** Each config's YAML is written to a private temp file (mode 0600,
    in a private folder of mode 0700) that sleap-nn reads.
+5. **Run folders.** Each model gets its own run folder, named as SLEAP names
+   them (``YYMMDD_HHMMSS.<model_type>.n=<labeled frames>``, or the run name
+   the spec or the config's YAML gives; see
+   :func:`~.sleapnn_cmd.run_names`), and the folder is created now with an
+   exclusive ``mkdir`` (:func:`~.sleapnn_cmd.reserve_run_dir`) so that no two
+   jobs, and no two models of a pipeline, ever share one. A run folder that is
+   still empty when the job ends is removed again.
 
 Everything is blocking file I/O: call :func:`prepare_job` in a thread. The
 private folder goes away with :meth:`PreparedJob.cleanup`.
@@ -27,19 +34,21 @@ private folder goes away with :meth:`PreparedJob.cleanup`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import yaml
 
-from ..errors import PathNotAllowed
+from ..errors import LocalProtocolError, PathNotAllowed
 from ..protocol.jobspec import (
     FieldError,
     JobSpec,
@@ -50,7 +59,12 @@ from ..protocol.jobspec import (
     validate_spec,
 )
 from .job_paths import LabelsRemapper, PathPolicy, policy_check, predictions_path_for
-from .sleapnn_cmd import run_names
+from .sleapnn_cmd import (
+    reserve_run_dir,
+    run_name_problem,
+    run_names,
+    sleap_nn_text_problem,
+)
 
 __all__ = ["ModelPlan", "PathPolicy", "PreparedJob", "prepare_job"]
 
@@ -72,6 +86,7 @@ class ModelPlan:
         train_labels: Override of ``data_config.train_labels_path`` (``None``:
             keep the YAML's).
         val_labels: Override of ``data_config.val_labels_path``.
+        run_dir: The run folder reserved for it (``ckpt_dir / run_name``).
     """
 
     index: int
@@ -81,6 +96,7 @@ class ModelPlan:
     ckpt_dir: Path
     train_labels: tuple[str, ...] | None = None
     val_labels: tuple[str, ...] | None = None
+    run_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -108,11 +124,13 @@ class PreparedJob:
     _cleaned: bool = field(default=False, repr=False)
 
     def cleanup(self) -> None:
-        """Remove the private folder and everything in it (idempotent)."""
+        """Remove the private folder and everything in it, and the run folders
+        that are still empty (idempotent). Run folders holding anything stay."""
         if self._cleaned:
             return
         self._cleaned = True
         shutil.rmtree(self.private_dir, ignore_errors=True)
+        _remove_empty(m.run_dir for m in self.models)
 
 
 # ---------------------------------------------------------------------- configs
@@ -129,6 +147,42 @@ def _load_yaml(text: str) -> dict[Any, Any]:
 def _section(cfg: Mapping[Any, Any], name: str) -> Mapping[Any, Any]:
     value = cfg.get(name)
     return value if isinstance(value, Mapping) else {}
+
+
+def _remove_empty(folders: Iterable[Path | None]) -> None:
+    for folder in folders:
+        if folder is not None:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds while it is empty
+
+
+def _model_type(cfg: Mapping[Any, Any]) -> str | None:
+    """The head a config trains (sleap-nn's ``get_model_type_from_cfg``)."""
+    heads = _section(_section(cfg, "model_config"), "head_configs")
+    return next((str(k) for k, v in heads.items() if v is not None), None)
+
+
+def _config_run_name(cfg: Mapping[Any, Any]) -> str | None:
+    value = _section(cfg, "trainer_config").get("run_name")
+    if isinstance(value, str) and value.strip() and value.strip() != "None":
+        return value
+    return None
+
+
+def _labeled_frames(paths: Iterable[str]) -> int | None:
+    """Labeled frames in all ``paths`` together (the ``.n=`` of a run name),
+    read from the files' frame tables; ``None`` when one cannot be read."""
+    total = 0
+    try:
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                frames = f["frames"]
+                if not isinstance(frames, h5py.Dataset):
+                    return None
+                total += int(frames.shape[0])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    return total
 
 
 def _as_paths(value: Any) -> tuple[str, ...]:
@@ -194,6 +248,52 @@ def _write_private(private_dir: Path, index: int, text: str) -> Path:
     return Path(name)
 
 
+def _check_sleap_nn_texts(
+    spec: TrainJobSpec,
+    prefix: str,
+    cfg: Mapping[Any, Any],
+    train: Sequence[str],
+    val: Sequence[str],
+    errors: list[FieldError],
+) -> None:
+    """Run names and paths sleap-nn would misread (a ``${``), or a run name
+    in the YAML that cannot name a folder: refused before anything starts."""
+    run_name = _config_run_name(cfg)
+    if spec.run_name is None and run_name is not None:
+        problem = run_name_problem(run_name)
+        if problem is not None:
+            errors.append(
+                FieldError(
+                    f"{prefix}.trainer_config.run_name",
+                    problem,
+                    SpecErrorCode.INVALID_VALUE,
+                )
+            )
+    data = _section(cfg, "data_config")
+    trainer = _section(cfg, "trainer_config")
+    yaml_field = f"{prefix}.data_config"
+    train_field = (
+        "labels_path" if spec.labels_path else f"{yaml_field}.train_labels_path"
+    )
+    val_field = (
+        "val_labels_path" if spec.val_labels_path else f"{yaml_field}.val_labels_path"
+    )
+    fields: list[tuple[str, Sequence[Any]]] = [
+        (train_field, train),
+        (val_field, val),
+        (f"{prefix}.trainer_config.ckpt_dir", [trainer.get("ckpt_dir")]),
+        (f"{prefix}.data_config.cache_img_path", [data.get("cache_img_path")]),
+    ]
+    for name, values in fields:
+        for value in values:
+            problem = sleap_nn_text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                errors.append(
+                    FieldError(name, problem, SpecErrorCode.INVALID_PATH, value)
+                )
+                break
+
+
 def _plan_train(
     spec: TrainJobSpec,
     policy: PathPolicy,
@@ -237,6 +337,7 @@ def _plan_train(
                     SpecErrorCode.INVALID_VALUE,
                 )
             )
+        _check_sleap_nn_texts(spec, prefix, cfg, train, val, errors)
         ckpt = _ckpt_dir(cfg, train, models_dir)
         # A folder derived from refused labels would only repeat their error.
         derived = models_dir is None and not _section(cfg, "trainer_config").get(
@@ -325,27 +426,82 @@ def prepare_job(
         if isinstance(spec, TrackJobSpec):
             job.data_path = remap(spec.data_path)
             return job
-        names = run_names(spec)
-        models = []
-        for i, (_cfg, train, val, ckpt) in enumerate(plans):
-            models.append(
-                ModelPlan(
-                    index=i,
-                    model_type=(
-                        spec.model_types[i] if i < len(spec.model_types) else None
-                    ),
-                    config_file=_write_private(private_dir, i, spec.config_contents[i]),
-                    run_name=names[i],
-                    # None only without labels, which was refused above
-                    ckpt_dir=ckpt if ckpt is not None else private_dir,
-                    train_labels=tuple(remap(p) for p in train) or None,
-                    val_labels=tuple(remap(p) for p in val) or None,
-                )
-            )
-        job.models = tuple(models)
+        models = job.models = tuple(_plan_models(spec, plans, private_dir, remap))
         if spec.run_inference and models and models[0].train_labels:
             job.inference_labels = models[0].train_labels[0]
+    except _RunDirError as exc:
+        job.cleanup()
+        return [exc.error]
     except BaseException:
         job.cleanup()
         raise
     return job
+
+
+class _RunDirError(Exception):
+    """A run folder could not be made; carries the field error to report."""
+
+    def __init__(self, error: FieldError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+_Plan = tuple[dict[Any, Any], tuple[str, ...], tuple[str, ...], Path | None]
+
+
+def _plan_models(
+    spec: TrainJobSpec,
+    plans: Sequence[_Plan],
+    private_dir: Path,
+    remap: LabelsRemapper,
+) -> list[ModelPlan]:
+    """Name and reserve each model's run folder and write its config.
+
+    Each :class:`ModelPlan` is returned with its run folder made, so that the
+    job's cleanup removes the folders of models that never wrote anything.
+
+    Raises:
+        _RunDirError: a run folder cannot be made (permissions, a name the
+            file system refuses); the folders made so far are removed.
+    """
+    several = len(plans) > 1
+    names = run_names(
+        spec,
+        model_types=[_model_type(cfg) for cfg, *_ in plans],
+        labeled_frames=[_labeled_frames((*train, *val)) for _, train, val, _ in plans],
+        config_run_names=[_config_run_name(cfg) for cfg, *_ in plans],
+    )
+    models: list[ModelPlan] = []
+    try:
+        for i, (cfg, train, val, ckpt) in enumerate(plans):
+            # None only without labels, which was refused above
+            folder = ckpt if ckpt is not None else private_dir
+            prefix = f"config[{i}]" if several else "config"
+            try:
+                run_dir = reserve_run_dir(folder, names[i])
+            except (OSError, PathNotAllowed, LocalProtocolError) as exc:
+                raise _RunDirError(
+                    FieldError(
+                        f"{prefix}.trainer_config.run_name",
+                        f"cannot create the run folder {names[i]!r} in {folder}: {exc}",
+                        SpecErrorCode.INVALID_PATH,
+                        folder.as_posix(),
+                    )
+                ) from exc
+            kind = spec.model_types[i] if i < len(spec.model_types) else None
+            models.append(
+                ModelPlan(
+                    index=i,
+                    model_type=kind or _model_type(cfg),
+                    config_file=_write_private(private_dir, i, spec.config_contents[i]),
+                    run_name=run_dir.name,
+                    ckpt_dir=folder,
+                    train_labels=tuple(remap(p) for p in train) or None,
+                    val_labels=tuple(remap(p) for p in val) or None,
+                    run_dir=run_dir,
+                )
+            )
+    except BaseException:
+        _remove_empty(m.run_dir for m in models)
+        raise
+    return models

@@ -5,8 +5,10 @@
 * :class:`.agent.SignalingWorker` registers, negotiates and keeps ``status``;
 * :class:`~..transport.peer.ChannelAcceptor` answers offers and authenticates
   each data channel;
-* on each channel, ``FS_*`` requests go to :class:`.fs_service.FsService` and job
-  messages to :class:`.jobs.JobService`, in arrival order.
+* on each channel, ``FS_*`` requests go to :class:`.fs_service.FsService`,
+  ``FILE_DOWNLOAD_REQUEST`` (a finished job's models) to
+  :class:`.model_files.ModelFileServer` and job messages to
+  :class:`.jobs.JobService`, in arrival order.
 
 A job's slot follows the job: a negotiated job (``job_assignment``) holds its
 slot until the ``JOB_SUBMIT`` that follows on its owner's channel has run to
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import JobError
+from ..protocol.channel_transfer import FileDownloadRequestMsg
 from ..protocol.negotiation import JobType
 from ..protocol.states import JOB_TERMINAL_STATES, JobState
 from ..transport.auth import ChannelAuth
@@ -34,6 +37,7 @@ from .agent import JobContext, SignalingWorker
 from .capabilities import WorkerCapabilities
 from .fs_service import FsService
 from .jobs import JobService
+from .model_files import ModelFileServer
 from .mounts import MountPolicy
 
 __all__ = ["WorkerService"]
@@ -73,6 +77,9 @@ class WorkerService:
         self.policy = policy
         self.fs = FsService(policy)
         self.jobs = JobService(policy, max_jobs=slots, on_state_change=self._state)
+        self.models = ModelFileServer(
+            lambda job_id: self.jobs.jobs.get(job_id), policy.allows
+        )
         self.worker = SignalingWorker(
             url,
             credentials,
@@ -132,6 +139,8 @@ class WorkerService:
                 if FsService.handles(item):
                     for reply in await self.fs.handle(item):
                         await channel.send(reply)
+                elif isinstance(item, FileDownloadRequestMsg):
+                    await self.models.handle(item, channel)
                 else:
                     await self.jobs.handle(item, sink, channel.peer_id)
         finally:

@@ -16,7 +16,15 @@ reaches sleap-nn in one of two ways, each made safe here:
 :func:`train_argv_for_spec` and :func:`track_argv_for_spec` take a job spec
 (:mod:`sleap_rtc_core.protocol.jobspec`, after path mappings and validation) plus
 what only the worker knows (the config temp file, run folder, ZMQ ports), and
-:func:`run_names` names the run folders of a pipeline.
+:func:`run_names` names the run folders of a pipeline as SLEAP does
+(``YYMMDD_HHMMSS.<model_type>.n=<labeled frames>``) and :func:`reserve_run_dir`
+makes each one unique on disk before training starts.
+
+One thing no quoting can carry: sleap-nn resolves its config again after Hydra
+has read the overrides, so a ``${`` that Hydra read as literal text becomes an
+OmegaConf interpolation there and the trainer dies. :func:`sleap_nn_text_problem`
+says so for a run name or path, so that a job is refused with a reason before it
+starts; :func:`train_argv` refuses such values.
 
 sleap-nn is started as ``python -m sleap_nn.cli`` with the worker's own
 interpreter: that works inside a virtual environment that is not on ``PATH``,
@@ -39,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path, PurePath
+from typing import Any
 
 from ..errors import LocalProtocolError, PathNotAllowed
 from ..protocol.jobspec import (
@@ -54,7 +63,11 @@ __all__ = [
     "expected_run_dir",
     "hydra_quote",
     "hydra_value",
+    "reserve_run_dir",
+    "run_name_problem",
     "run_names",
+    "sleap_nn_text_problem",
+    "sleap_run_name",
     "sleap_nn_argv",
     "track_argv",
     "track_argv_for_spec",
@@ -184,6 +197,22 @@ def _port(value: object, what: str) -> int:
     return port
 
 
+_MAX_NAME_BYTES = 255
+"""The longest file name (in UTF-8 bytes) common file systems take."""
+
+
+def sleap_nn_text_problem(text: str) -> str | None:
+    """Why sleap-nn would misread ``text`` (a run name or path), else ``None``.
+
+    Quoting gets every character through Hydra (:func:`hydra_quote`), but
+    sleap-nn builds its structured config from the result and resolves it
+    again, so an escaped ``${`` turns back into an interpolation there.
+    """
+    if "${" in text:
+        return "sleap-nn reads '${' as a config interpolation; rename it"
+    return None
+
+
 def _check_run_name(run_name: str) -> str:
     _check_text(run_name, "run_name")
     if (
@@ -196,7 +225,37 @@ def _check_run_name(run_name: str) -> str:
             f"run_name must be one folder name (no '/', '\\', '.' or '..'), "
             f"got {run_name!r}"
         )
+    if any(ord(c) < 32 or ord(c) == 127 for c in run_name):
+        raise PathNotAllowed(f"run_name holds a control character: {run_name!r}")
+    if len(run_name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        raise PathNotAllowed(
+            f"run_name is longer than {_MAX_NAME_BYTES} bytes: {run_name[:40]!r}…"
+        )
+    problem = sleap_nn_text_problem(run_name)
+    if problem is not None:
+        raise LocalProtocolError(f"run_name {run_name!r}: {problem}")
     return run_name
+
+
+def run_name_problem(run_name: str) -> str | None:
+    """Why ``run_name`` cannot name a run folder, else ``None``.
+
+    Any single folder name works (``=``, spaces, quotes, non-ASCII text all
+    reach sleap-nn intact); refused are ``/``, ``\\``, ``.``, ``..``, blank
+    names, control characters, names over 255 bytes and ``${``.
+    """
+    try:
+        _check_run_name(run_name)
+    except (PathNotAllowed, LocalProtocolError) as exc:
+        return exc.message
+    return None
+
+
+def _check_sleap_nn_text(text: str, what: str) -> str:
+    problem = sleap_nn_text_problem(text)
+    if problem is not None:
+        raise LocalProtocolError(f"{what} {text!r}: {problem}")
+    return text
 
 
 def _as_list(value: str | PurePath | Sequence[str | PurePath]) -> list[str]:
@@ -207,6 +266,15 @@ def _as_list(value: str | PurePath | Sequence[str | PurePath]) -> list[str]:
         text = item.as_posix() if isinstance(item, PurePath) else item
         out.append(_check_text(text, "a labels path"))
     return out
+
+
+def _labels_list(value: str | PurePath | Sequence[str | PurePath]) -> list[str]:
+    return [_check_sleap_nn_text(p, "a labels path") for p in _as_list(value)]
+
+
+def _path_text(value: str | PurePath, what: str) -> str:
+    text = value.as_posix() if isinstance(value, PurePath) else value
+    return _check_sleap_nn_text(_check_text(text, what), what)
 
 
 def train_argv(
@@ -258,7 +326,8 @@ def train_argv(
 
     Raises:
         LocalProtocolError: A value that cannot be passed (NUL, wrong type,
-            non-finite number, a malformed override key).
+            non-finite number, a malformed override key, a ``${`` in a run
+            name or path: see :func:`sleap_nn_text_problem`).
         PathNotAllowed: A run name that is not a single folder name.
     """
     config_file = Path(config_file)
@@ -270,9 +339,11 @@ def train_argv(
     argv += ["--config-dir", config_dir]
 
     if train_labels is not None:
-        argv.append(_override("data_config.train_labels_path", _as_list(train_labels)))
+        labels = _labels_list(train_labels)
+        argv.append(_override("data_config.train_labels_path", labels))
     if val_labels is not None:
-        argv.append(_override("data_config.val_labels_path", _as_list(val_labels)))
+        labels = _labels_list(val_labels)
+        argv.append(_override("data_config.val_labels_path", labels))
     if max_epochs is not None:
         argv.append(_override("trainer_config.max_epochs", _int(max_epochs, "epochs")))
     if batch_size is not None:
@@ -290,9 +361,11 @@ def train_argv(
     if run_name is not None:
         argv.append(_override("trainer_config.run_name", _check_run_name(run_name)))
     if ckpt_dir is not None:
-        argv.append(_override("trainer_config.ckpt_dir", ckpt_dir))
+        folder = _path_text(ckpt_dir, "ckpt_dir")
+        argv.append(_override("trainer_config.ckpt_dir", folder))
     if resume_ckpt_path is not None:
-        argv.append(_override("trainer_config.resume_ckpt_path", resume_ckpt_path))
+        resume = _path_text(resume_ckpt_path, "resume_ckpt_path")
+        argv.append(_override("trainer_config.resume_ckpt_path", resume))
     if publish_port is not None:
         port = _port(publish_port, "publish_port")
         argv.append(_override("trainer_config.zmq.publish_port", port))
@@ -468,48 +541,146 @@ def _n_configs(spec: TrainJobSpec) -> int:
     return len(spec.config_contents) or len(spec.config_paths)
 
 
-def run_names(spec: TrainJobSpec, *, now: datetime | None = None) -> list[str]:
-    """One run folder name per config of ``spec``, in training order (B §4.5).
+def sleap_run_name(
+    model_type: str | None,
+    labeled_frames: int | None = None,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """A run folder name as SLEAP and sleap-nn make one up.
 
-    One config: ``spec.run_name``, else ``<model_type>_<YYYYmmdd_HHMMSS>``, else
-    ``model_0_<timestamp>``. Several configs share one timestamp; each gets
-    ``<model_type>_<timestamp>`` (or ``model_<i>_<timestamp>``), and a given
-    ``spec.run_name`` becomes a prefix, ``<run_name>_<model_type or i>``, so that
-    the models of one pipeline never land in one folder. A model type that is
-    not a plain folder name (it comes from a peer) is replaced by ``model_<i>``;
-    repeated names get ``_<i>`` appended.
+    ``YYMMDD_HHMMSS.<model_type>.n=<labeled frames>`` (sleap-nn's own default
+    when a config names no run, and what SLEAP's training dialog shows), e.g.
+    ``240506_070809.centroid.n=120``; without a frame count the ``.n=`` part is
+    left out, without a model type ``model`` stands in.
+
+    Args:
+        model_type: ``single_instance``, ``centroid``, ``centered_instance``,
+            ``bottomup``, … (a plain name; anything else becomes ``model``).
+        labeled_frames: Labeled frames of the training (and validation) labels.
+        now: The timestamp's time; default now (local time, as sleap-nn).
+    """
+    stamp = (now or datetime.now()).strftime("%y%m%d_%H%M%S")
+    kind = model_type if _is_safe_tag(model_type) else "model"
+    name = f"{stamp}.{kind}"
+    if labeled_frames is not None and labeled_frames >= 0:
+        name += f".n={labeled_frames}"
+    return name
+
+
+def _is_safe_tag(kind: str | None) -> bool:
+    if not kind:
+        return False
+    return bool(_SAFE_TAG.fullmatch(kind)) and not kind.endswith(".")
+
+
+def _at(values: Sequence[Any] | None, i: int) -> Any:
+    return values[i] if values is not None and i < len(values) else None
+
+
+def run_names(
+    spec: TrainJobSpec,
+    *,
+    now: datetime | None = None,
+    model_types: Sequence[str | None] | None = None,
+    labeled_frames: int | Sequence[int | None] | None = None,
+    config_run_names: Sequence[str | None] | None = None,
+) -> list[str]:
+    """One run folder name per config of ``spec``, in training order.
+
+    For each model, the first that applies:
+
+    * ``spec.run_name``: the name of a single model; for a pipeline a prefix,
+      ``<run_name>.<model type>`` (or ``<run_name>.model_<i>``);
+    * the run name its config's YAML sets (``trainer_config.run_name``, what
+      SLEAP's dialog writes), as it is;
+    * SLEAP's pattern, :func:`sleap_run_name`, with one timestamp for the whole
+      pipeline, so that its models sort together.
+
+    The model type is ``spec.model_types[i]``, else ``model_types[i]`` (read
+    from the config by the worker), else ``model``. A name repeated within the
+    job gets ``-<i>`` appended (sleap-nn's suffix); :func:`reserve_run_dir`
+    then makes each one unique on disk.
 
     Args:
         spec: A validated train spec.
-        now: The timestamp's time; default now (local time, as the reference).
+        now: The timestamp's time; default now (local time, as sleap-nn).
+        model_types: Per config, the model type read from its YAML.
+        labeled_frames: Labeled frames the job trains on (train + validation
+            labels), for the ``.n=`` part: one count, or one per config.
+        config_run_names: Per config, ``trainer_config.run_name`` of its YAML.
 
     Returns:
         The names, one per config.
 
     Raises:
-        LocalProtocolError: The spec names no config.
-        PathNotAllowed: ``spec.run_name`` is not one folder name.
+        LocalProtocolError: The spec names no config, or a name holds ``${``.
+        PathNotAllowed: A name is not one folder name.
     """
     n = _n_configs(spec)
     if n == 0:
         raise LocalProtocolError("the train spec names no config")
-    stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
-    tags = []
+    now = now or datetime.now()
+    names = []
     for i in range(n):
-        kind = spec.model_types[i] if i < len(spec.model_types) else ""
-        ok = bool(kind) and _SAFE_TAG.fullmatch(kind) and not kind.endswith(".")
-        tags.append(kind if ok else f"model_{i}")
-    if spec.run_name is not None:
-        base = _check_run_name(spec.run_name)
-        names = [base] if n == 1 else [f"{base}_{tag}" for tag in tags]
-    else:
-        names = [f"{tag}_{stamp}" for tag in tags]
+        kind = _at(spec.model_types, i) or _at(model_types, i)
+        if not _is_safe_tag(kind):
+            kind = None
+        given = _at(config_run_names, i)
+        if spec.run_name is not None:
+            base = _check_run_name(spec.run_name)
+            name = base if n == 1 else f"{base}.{kind or f'model_{i}'}"
+        elif isinstance(given, str) and given.strip() and given != "None":
+            name = given
+        else:
+            frames = (
+                labeled_frames
+                if labeled_frames is None or isinstance(labeled_frames, int)
+                else _at(labeled_frames, i)
+            )
+            name = sleap_run_name(kind, frames, now=now)
+        names.append(_check_run_name(name))
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
-            names[i] = name = f"{name}_{i}"
+            names[i] = name = f"{name}-{i}"
         seen.add(name)
     return names
+
+
+def reserve_run_dir(ckpt_dir: str | PurePath, run_name: str) -> Path:
+    """Create ``<ckpt_dir>/<run_name>`` for one model, unique on disk.
+
+    The folder is made with an exclusive ``mkdir``, so two jobs (or two
+    workers sharing storage) that pick the same name in the same second never
+    share a folder: the later one gets ``<run_name>-1``, ``-2``, … (sleap-nn's
+    suffix). sleap-nn trains into an existing folder that holds no
+    ``best.ckpt``, so the name passed to it is the folder's name
+    (``result.name``). Blocking: call it in a thread.
+
+    Args:
+        ckpt_dir: The folder that gets run folders (made if missing).
+        run_name: The name wanted (see :func:`run_names`).
+
+    Returns:
+        The new, empty run folder (absolute).
+
+    Raises:
+        PathNotAllowed: ``run_name`` is not one folder name.
+        OSError: The folder cannot be created.
+    """
+    base = Path(ckpt_dir).absolute()
+    _check_run_name(run_name)
+    base.mkdir(parents=True, exist_ok=True)
+    folder, i = base / run_name, 0
+    while True:
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            i += 1
+            folder = base / _check_run_name(f"{run_name}-{i}")
+            continue
+        return folder
 
 
 def train_argv_for_spec(

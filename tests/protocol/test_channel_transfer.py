@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sleap_rtc_core.errors import LocalProtocolError
+from sleap_rtc_core.errors import LocalProtocolError, RemoteProtocolError
 from sleap_rtc_core.protocol import channel_transfer as t
 from sleap_rtc_core.protocol.channel import ChannelMessage, decode_text, encode_text
 
@@ -143,3 +143,74 @@ def test_progress_and_chunk() -> None:
     with pytest.raises(LocalProtocolError):
         t.TransferProgressMsg(float("inf"))
     assert decode_text("CHUNK::0::a::b") == t.ChunkMsg(0, "a::b")
+
+
+# --------------------------------------------------------------- model folders
+
+
+def test_model_manifest_round_trips() -> None:
+    manifest = t.ModelManifest(
+        job_id="job_1",
+        run_dir="/w/models/240506_070809.centroid.n=20",
+        name="240506_070809.centroid.n=20",
+        files=(
+            t.ModelManifestEntry("best.ckpt", 10, SHA),
+            t.ModelManifestEntry("viz/a ü=1.png", 0, SHA),
+        ),
+    )
+    assert t.ModelManifest.from_bytes(manifest.to_bytes()) == manifest
+    assert manifest.total_bytes == 10
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"not json",
+        b"\xff",
+        b"[]",
+        b'{"name": "r", "run_dir": "/w/r", "files": {}}',
+        b'{"name": "a/b", "run_dir": "/w/r", "files": []}',
+        b'{"name": "..", "run_dir": "/w/r", "files": []}',
+        b'{"name": "r", "files": []}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [1]}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [{"path": "../x", "size": 1,'
+        b' "sha256": "' + SHA.encode() + b'"}]}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [{"path": "/etc/x", "size": 1,'
+        b' "sha256": "' + SHA.encode() + b'"}]}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [{"path": "a\\\\b", "size": 1,'
+        b' "sha256": "' + SHA.encode() + b'"}]}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [{"path": "a", "size": -1,'
+        b' "sha256": "' + SHA.encode() + b'"}]}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [{"path": "a", "size": 1,'
+        b' "sha256": "xyz"}]}',
+        b'{"name": "r", "run_dir": "/w/r", "files": [{"path": "a", "size": 1,'
+        b' "sha256": "' + SHA.encode() + b'"}, {"path": "A", "size": 1,'
+        b' "sha256": "' + SHA.encode() + b'"}]}',
+    ],
+)
+def test_a_bad_manifest_is_a_remote_protocol_error(bad: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        t.ModelManifest.from_bytes(bad)
+
+
+def test_model_run_dirs_reads_every_shape_of_result() -> None:
+    assert t.model_run_dirs(
+        {"models": [{"run_dir": "/a"}, {"run_dir": "/b"}], "model_paths": ["/x"]}
+    ) == ["/a", "/b"]
+    assert t.model_run_dirs({"model_paths": ["/a", "/b"], "output_path": "/b"}) == [
+        "/a",
+        "/b",
+    ]
+    assert t.model_run_dirs({"extra": {"model_paths": ["/a"]}}) == ["/a"]
+    assert t.model_run_dirs({"output_path": "/a"}) == ["/a"]
+    assert t.model_run_dirs({}) == []
+
+
+def test_a_model_download_request_carries_its_job() -> None:
+    msg = t.FileDownloadRequestMsg(
+        path="/w/r", transfer_id="t", extra={"job_id": "job_1", "manifest": True}
+    )
+    back = decode_text(encode_text(msg))
+    assert back == msg
+    assert isinstance(back, t.FileDownloadRequestMsg)
+    assert back.extra == {"job_id": "job_1", "manifest": True}

@@ -27,8 +27,12 @@ from sleap_rtc_core.worker.sleapnn_cmd import (
     expected_run_dir,
     hydra_quote,
     hydra_value,
+    reserve_run_dir,
+    run_name_problem,
     run_names,
     sleap_nn_argv,
+    sleap_nn_text_problem,
+    sleap_run_name,
     track_argv,
     track_argv_for_spec,
     train_argv,
@@ -220,6 +224,96 @@ def test_run_name_must_be_one_folder(tmp_path: Path, name: str) -> None:
         train_argv(tmp_path / "c.yaml", run_name=name)
 
 
+@cache
+def _train_command() -> click.Command:
+    from sleap_nn.cli import cli
+
+    command = cli.get_command(click.Context(cli), "train")
+    assert command is not None
+    return command
+
+
+def _sleap_nn_config(argv: list[str]) -> Any:
+    """What ``sleap-nn train`` makes of ``argv``: its click command parses the
+    arguments, Hydra composes the config with the overrides and sleap-nn's
+    ``verify_training_cfg`` builds its structured config (where a ``${``
+    quoted for Hydra is resolved again)."""
+    import hydra
+    from sleap_nn.config.training_job_config import verify_training_cfg
+
+    assert argv[:4] == [*PREFIX, "train"]
+    params = _train_command().make_context("train", argv[4:]).params
+    assert not params["config"]
+    overrides = list(params["overrides"])
+    assert overrides
+    assert not overrides[0].endswith((".yaml", ".yml"))  # never read as a config
+    config_dir = Path(params["config_dir"]).resolve().as_posix()
+    with hydra.initialize_config_dir(config_dir=config_dir, version_base=None):
+        cfg = hydra.compose(config_name=params["config_name"], overrides=overrides)
+    return verify_training_cfg(cfg)
+
+
+TRICKY_NAMES = [
+    "240506_070809.single_instance.n=20",
+    "my run = ü 'x' \"y\"",
+    "a,b=[c] {d} #e ✓ 日本",
+    " leading and trailing ",
+    "it's (1)",
+]
+
+
+@pytest.mark.parametrize("name", TRICKY_NAMES)
+def test_sleap_nn_reads_tricky_run_names_and_paths(
+    tmp_path: Path, tiny_config_file: Path, name: str
+) -> None:
+    folder = tmp_path / f"data {name.strip()}"
+    config = folder / f"cfg {name.strip()}.yaml"
+    config.parent.mkdir()
+    config.write_text(tiny_config_file.read_text(encoding="utf-8"), encoding="utf-8")
+    labels = folder / f"labels = {name.strip()} \\'.pkg.slp"  # a backslash too
+    argv = train_argv(
+        config,
+        train_labels=[labels],
+        val_labels=labels,
+        run_name=name,
+        ckpt_dir=folder / "models",
+        resume_ckpt_path=folder / "best.ckpt",
+    )
+    cfg = _sleap_nn_config(argv)
+    assert cfg.trainer_config.run_name == name
+    assert cfg.trainer_config.ckpt_dir == (folder / "models").as_posix()
+    assert cfg.trainer_config.resume_ckpt_path == (folder / "best.ckpt").as_posix()
+    assert list(cfg.data_config.train_labels_path) == [labels.as_posix()]
+    assert list(cfg.data_config.val_labels_path) == [labels.as_posix()]
+    assert cfg.trainer_config.max_epochs == 2  # the YAML still decides the rest
+
+
+def test_a_dollar_brace_is_refused_because_sleap_nn_resolves_it_again(
+    tmp_path: Path, tiny_config_file: Path
+) -> None:
+    # Quoted for Hydra, it reads back right once...
+    argv = train_argv(tiny_config_file, run_name="ok")
+    argv[-1] = "++trainer_config.run_name=" + hydra_quote("x${y}")
+    cfg = _sleap_nn_config(argv)
+    assert cfg.trainer_config.run_name == "x${y}"
+    # ...but sleap-nn's trainer writes the run name it read back into its
+    # config (``_setup_ckpt_path``), where it is an interpolation again.
+    cfg.trainer_config.run_name = cfg.trainer_config.run_name
+    with pytest.raises(Exception, match="y"):
+        _ = cfg.trainer_config.run_name
+    # ...so train_argv refuses it in run names and paths, with the reason.
+    for kwargs in (
+        {"run_name": "x${y}"},
+        {"train_labels": ["/d/${y}.slp"]},
+        {"val_labels": "/d/${y}.slp"},
+        {"ckpt_dir": "/d/${y}"},
+        {"resume_ckpt_path": "/d/${y}/best.ckpt"},
+    ):
+        with pytest.raises(LocalProtocolError, match="interpolation"):
+            train_argv(tiny_config_file, **kwargs)  # type: ignore[arg-type]
+    assert sleap_nn_text_problem("/d/$y/{z}") is None
+
+
 # -------------------------------------------------------------------- track
 
 
@@ -339,33 +433,54 @@ def _train_spec(**fields: Any) -> TrainJobSpec:
     return TrainJobSpec.from_dict({"type": "train", "config_content": "a: 1", **fields})
 
 
+def test_sleap_run_name_follows_sleaps_pattern() -> None:
+    assert sleap_run_name("centroid", 120, now=NOW) == "240506_070809.centroid.n=120"
+    assert sleap_run_name("bottomup", None, now=NOW) == "240506_070809.bottomup"
+    assert sleap_run_name("../x", 3, now=NOW) == "240506_070809.model.n=3"
+    assert sleap_run_name(None, 0, now=NOW) == "240506_070809.model.n=0"
+
+
 def test_run_names_of_one_config() -> None:
-    assert run_names(_train_spec(), now=NOW) == ["model_0_20240506_070809"]
-    assert run_names(_train_spec(model_types=["single_instance"]), now=NOW) == [
-        "single_instance_20240506_070809"
+    assert run_names(_train_spec(), now=NOW) == ["240506_070809.model"]
+    spec = _train_spec(model_types=["single_instance"])
+    assert run_names(spec, now=NOW, labeled_frames=20) == [
+        "240506_070809.single_instance.n=20"
+    ]
+    # The type read from the config when the spec names none.
+    assert run_names(_train_spec(), now=NOW, model_types=["bottomup"]) == [
+        "240506_070809.bottomup"
     ]
     assert run_names(_train_spec(run_name="mine"), now=NOW) == ["mine"]
+    # The YAML's own run name (what SLEAP's dialog writes) is kept as it is.
+    tricky = "my run = ü 'x' \"y\""
+    assert run_names(_train_spec(), now=NOW, config_run_names=[tricky]) == [tricky]
+    assert run_names(_train_spec(run_name="m"), config_run_names=[tricky]) == ["m"]
 
 
 def test_run_names_of_a_pipeline() -> None:
     two = {"config_contents": ["a: 1", "b: 2"]}
     types = {"model_types": ["centroid", "centered_instance"]}
-    assert run_names(_train_spec(**two, **types), now=NOW) == [
-        "centroid_20240506_070809",
-        "centered_instance_20240506_070809",
+    assert run_names(_train_spec(**two, **types), now=NOW, labeled_frames=7) == [
+        "240506_070809.centroid.n=7",
+        "240506_070809.centered_instance.n=7",
+    ]
+    assert run_names(_train_spec(**two), now=NOW, labeled_frames=[7, None]) == [
+        "240506_070809.model.n=7",
+        "240506_070809.model",
     ]
     assert run_names(_train_spec(**two, **types, run_name="m"), now=NOW) == [
-        "m_centroid",
-        "m_centered_instance",
+        "m.centroid",
+        "m.centered_instance",
     ]
     assert run_names(_train_spec(**two, model_types=["../x", "a"]), now=NOW) == [
-        "model_0_20240506_070809",
-        "a_20240506_070809",
+        "240506_070809.model",
+        "240506_070809.a",
     ]
     assert run_names(_train_spec(**two, model_types=["c", "c"]), now=NOW) == [
-        "c_20240506_070809",
-        "c_20240506_070809_1",
+        "240506_070809.c",
+        "240506_070809.c-1",
     ]
+    assert run_names(_train_spec(**two), config_run_names=["r", "r"]) == ["r", "r-1"]
 
 
 def test_run_names_need_a_config_and_a_safe_name() -> None:
@@ -373,6 +488,49 @@ def test_run_names_need_a_config_and_a_safe_name() -> None:
         run_names(TrainJobSpec.from_dict({"type": "train"}))
     with pytest.raises(PathNotAllowed):
         run_names(_train_spec(run_name="a/b"))
+    with pytest.raises(PathNotAllowed):
+        run_names(_train_spec(), config_run_names=["a\nb"])
+    with pytest.raises(LocalProtocolError, match="interpolation"):
+        run_names(_train_spec(), config_run_names=["${oc.env:HOME}"])
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("240506_070809.centroid.n=20", None),
+        ("my run = ü 'x' \"y\" [1,2] {a} #h", None),
+        ("a/b", "one folder name"),
+        ("..", "one folder name"),
+        ("tab\there", "control character"),
+        ("é" * 128, "255 bytes"),
+        ("x${y}", "interpolation"),
+    ],
+)
+def test_run_name_problem(name: str, problem: str | None) -> None:
+    found = run_name_problem(name)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def test_reserve_run_dir_never_shares_a_folder(tmp_path: Path) -> None:
+    name = "240506_070809.centroid.n=20 ü"
+    first = reserve_run_dir(tmp_path / "models", name)
+    assert first == tmp_path / "models" / name
+    assert first.is_dir()
+    assert list(first.iterdir()) == []
+    # Same second, same type, same frames: the next job gets its own folder.
+    assert reserve_run_dir(tmp_path / "models", name).name == f"{name}-1"
+    assert reserve_run_dir(tmp_path / "models", name).name == f"{name}-2"
+    # sleap-nn trains into an existing folder without best.ckpt, so the folder
+    # reserved is the folder it writes.
+    assert expected_run_dir(f"{name}-2", ckpt_dir=tmp_path / "models") == (
+        tmp_path / "models" / f"{name}-2"
+    )
+    with pytest.raises(PathNotAllowed):
+        reserve_run_dir(tmp_path, "../x")
 
 
 def test_train_argv_for_spec_carries_the_spec_overrides(tmp_path: Path) -> None:

@@ -1,0 +1,394 @@
+"""Models come home: :func:`download_models` against a real model file server.
+
+Fast tests serve a hand-made run folder (a few MB of random "checkpoint")
+through :class:`ModelFileServer` over a real authenticated data channel; the
+slow test trains a tiny model on a real :class:`WorkerService` whose mount the
+client pretends not to see, drops the channel mid-copy, resumes on a new one,
+and runs ``sleap-nn track`` on the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import sleap_io as sio
+
+from sleap_rtc_core.client.model_download import (
+    PARTIAL_SUFFIX,
+    download_models,
+    local_model_path,
+    models_dir_for,
+)
+from sleap_rtc_core.client.session import run_remote_job
+from sleap_rtc_core.errors import ChannelClosed, TransferError
+from sleap_rtc_core.protocol import signaling as sig
+from sleap_rtc_core.protocol.channel_transfer import FileDownloadRequestMsg
+from sleap_rtc_core.protocol.jobspec import TrainJobSpec
+from sleap_rtc_core.protocol.states import JobState
+from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
+from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.service import Service
+from sleap_rtc_core.transport.auth import ChannelAuth
+from sleap_rtc_core.transport.channel import Channel
+from sleap_rtc_core.transport.peer import open_channel
+from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_core.worker.job_results import JobInfo
+from sleap_rtc_core.worker.model_files import ModelFileServer
+from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.service import WorkerService
+from sleap_rtc_core.worker.sleapnn_cmd import track_argv
+from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.timing import scaled
+from tests.fixtures.transport import FAST_BACKOFF, TransportPair
+
+JOB = "job_0001"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Relative path → SHA-256 of every file below ``folder``."""
+    return {
+        p.relative_to(folder).as_posix(): sha(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def make_run(folder: Path, ckpt_bytes: int = 3 << 20) -> Path:
+    """A run folder as sleap-nn leaves it (random checkpoint, small files)."""
+    folder.mkdir(parents=True)
+    (folder / "best.ckpt").write_bytes(os.urandom(ckpt_bytes))
+    (folder / "training_config.yaml").write_text("model_config: {}\n")
+    (folder / "training_log.csv").write_text("epoch,loss\n0,1.0\n")
+    (folder / "viz").mkdir()
+    (folder / "viz" / "a n=1.png").write_bytes(os.urandom(1000))
+    return folder
+
+
+def job_info(owner: str, run_dirs: list[Path], state: JobState) -> JobInfo:
+    result = {
+        "job_id": JOB,
+        "output_path": run_dirs[-1].as_posix(),
+        "model_paths": [d.as_posix() for d in run_dirs],
+        "models": [
+            {"index": i, "run_dir": d.as_posix()} for i, d in enumerate(run_dirs)
+        ],
+    }
+    return JobInfo(JOB, "cj", owner, "train", state, 0, 1, None, 0, 0, result, None)
+
+
+class Served:
+    """The worker side: a :class:`ModelFileServer` on every channel accepted,
+    plus a log of the requests it got."""
+
+    def __init__(self, pair: TransportPair, info: JobInfo, mount: Path) -> None:
+        self.pair = pair
+        self.info = info
+        self.requests: list[FileDownloadRequestMsg] = []
+        self.server = ModelFileServer(
+            lambda job_id: self.info if job_id == self.info.job_id else None,
+            MountPolicy([mount.as_posix()]).allows,
+        )
+        pair.handler = self.serve
+
+    async def serve(self, channel: Channel) -> None:
+        async for item in channel:
+            if isinstance(item, FileDownloadRequestMsg):
+                self.requests.append(item)
+                await self.server.handle(item, channel)
+
+
+@pytest.fixture
+def worker_mount(tmp_path: Path) -> Path:
+    """The worker's mount: one finished job with two run folders."""
+    mount = tmp_path / "worker"
+    make_run(mount / "models" / "240506_070809.centroid.n=20")
+    make_run(mount / "models" / "240506_070809.centered_instance.n=20", 100_000)
+    return mount
+
+
+@pytest.fixture
+async def served(
+    transport_pair: TransportPair, room_secret: str, worker_mount: Path
+) -> AsyncIterator[Served]:
+    runs = sorted((worker_mount / "models").iterdir())
+    served = Served(
+        transport_pair, job_info("c", runs, JobState.SUCCEEDED), worker_mount
+    )
+    async with transport_pair.acceptor(ChannelAuth(secret=room_secret)):
+        yield served
+
+
+OpenChannel = Callable[[], Awaitable[Channel]]
+
+
+@pytest.fixture
+def connect(transport_pair: TransportPair, room_secret: str) -> OpenChannel:
+    async def open_() -> Channel:
+        return await open_channel(
+            transport_pair.signaling.client,
+            "w",
+            auth=ChannelAuth(secret=room_secret),
+            timeout=scaled(10),
+        )
+
+    return open_
+
+
+def hidden(mount: Path) -> Callable[[Path], bool]:
+    """A visibility check for a client on other storage than ``mount``."""
+    return lambda p: not p.absolute().is_relative_to(mount) and p.is_dir()
+
+
+async def test_models_arrive_laid_out_as_sleap_lays_them_out(
+    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+) -> None:
+    labels = tmp_path / "client" / "labels.slp"
+    dest = models_dir_for(labels)
+    assert dest == tmp_path / "client" / "models"
+    reports: list[tuple[int, int]] = []
+    async with await connect() as channel:
+        paths = await download_models(
+            channel,
+            served.info.result or {},
+            dest,
+            is_visible=hidden(worker_mount),
+            on_progress=lambda done, total: reports.append((done, total)),
+        )
+    runs = sorted((worker_mount / "models").iterdir())
+    assert paths == [dest / r.name for r in runs]
+    for local, remote in zip(paths, runs, strict=True):
+        assert tree(local) == tree(remote)
+    assert sorted(p.name for p in dest.iterdir()) == [r.name for r in runs]
+    total = sum(p.stat().st_size for r in runs for p in r.rglob("*") if p.is_file())
+    assert reports[-1] == (total, total)
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+
+    # Again: already here, nothing is fetched but the manifests.
+    before = len(served.requests)
+    async with await connect() as channel:
+        again = await download_models(
+            channel, served.info.result or {}, dest, is_visible=hidden(worker_mount)
+        )
+    assert again == paths
+    assert all(r.extra.get("manifest") for r in served.requests[before:])
+
+
+async def test_a_visible_worker_folder_is_not_copied(
+    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+) -> None:
+    result = served.info.result or {}
+    async with await connect() as channel:
+        # Same path on both sides (shared storage): recorded, not copied.
+        paths = await download_models(channel, result, tmp_path / "m1")
+        assert paths == [Path(d) for d in result["model_paths"]]
+        # Through the job's mappings read backwards.
+        local_mount = tmp_path / "nas"
+        shutil.copytree(worker_mount, local_mount)
+        mappings = {local_mount.as_posix(): worker_mount.as_posix()}
+        paths = await download_models(
+            channel,
+            result,
+            tmp_path / "m2",
+            path_mappings=mappings,
+            is_visible=hidden(worker_mount),
+        )
+        assert paths == [
+            local_mount / "models" / Path(d).name for d in result["model_paths"]
+        ]
+        # --download copies anyway.
+        paths = await download_models(channel, result, tmp_path / "m3", download=True)
+        assert [p.parent for p in paths] == [tmp_path / "m3"] * 2
+    assert served.requests  # only the forced copy asked for anything
+    assert not (tmp_path / "m1").exists()
+    assert not (tmp_path / "m2").exists()
+
+
+def test_local_model_path_reads_mappings_backwards() -> None:
+    mappings = {"/home/me/proj": "/mnt/data/proj", "C:\\lab": "/mnt/lab"}
+    assert local_model_path("/mnt/data/proj/models/r n=1", mappings) == [
+        Path("/mnt/data/proj/models/r n=1"),
+        Path("/home/me/proj/models/r n=1"),
+    ]
+    assert local_model_path("/elsewhere/r", mappings) == [Path("/elsewhere/r")]
+
+
+async def test_a_dropped_channel_resumes_where_it_stopped(
+    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "client" / "models"
+    result = served.info.result or {}
+    channel = await connect()
+    closing: list[asyncio.Task[None]] = []
+
+    def drop_midway(done: int, total: int) -> None:
+        if done > (1 << 20) and not closing:
+            closing.append(asyncio.ensure_future(channel.close()))
+
+    with pytest.raises((ChannelClosed, TransferError)):
+        await download_models(
+            channel,
+            result,
+            dest,
+            is_visible=hidden(worker_mount),
+            on_progress=drop_midway,
+            timeout=scaled(5),
+        )
+    await asyncio.gather(*closing)
+    # The first folder (small) is complete; the second, cut off in its big
+    # checkpoint, is still a .partial folder: nothing half there looks whole.
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "240506_070809.centered_instance.n=20",
+        f"240506_070809.centroid.n=20{PARTIAL_SUFFIX}",
+    ]
+    held = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    assert held > 0
+
+    reports: list[tuple[int, int]] = []
+    async with await connect() as channel2:
+        paths = await download_models(
+            channel2,
+            result,
+            dest,
+            is_visible=hidden(worker_mount),
+            on_progress=lambda d, t: reports.append((d, t)),
+        )
+    # It counted what it held (the whole first folder, then the part of the
+    # checkpoint) before fetching anything more.
+    assert reports[1][0] == held
+    resumed = [r for r in served.requests if r.offset > 0]
+    assert resumed, "the interrupted file was resumed at an offset"
+    for local, remote in zip(
+        paths, sorted((worker_mount / "models").iterdir()), strict=True
+    ):
+        assert tree(local) == tree(remote)
+    assert not [
+        p for p in dest.rglob("*") if p.name.endswith((".part", PARTIAL_SUFFIX))
+    ]
+
+
+async def test_only_the_owner_gets_the_models(
+    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+) -> None:
+    result = served.info.result or {}
+    served.info = job_info(
+        "someone-else", [Path(result["output_path"])], JobState.SUCCEEDED
+    )
+    async with await connect() as channel:
+        with pytest.raises(TransferError, match="no job"):
+            await download_models(
+                channel, result, tmp_path / "m", is_visible=hidden(worker_mount)
+            )
+    assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- real training
+
+
+@pytest.fixture
+async def worker(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> AsyncIterator[WorkerService]:
+    mount = tmp_path / "worker mount =ü"
+    mount.mkdir()
+    svc = WorkerService(
+        service.server.url,
+        {"room_id": room.room_id, "token": room.token},
+        WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
+        MountPolicy([str(mount)]),
+        auth=ChannelAuth(secret=room_secret),
+        peer_id="w",
+        backoff=FAST_BACKOFF,
+    )
+    async with svc:
+        yield svc
+
+
+@pytest.fixture
+async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
+    register = sig.Register(
+        peer_id="c", role="client", room_id=room.room_id, token=room.token
+    )
+    async with SignalingClient(service.server.url, register, backoff=FAST_BACKOFF) as c:
+        yield c
+
+
+@pytest.mark.slow
+async def test_a_model_trained_on_other_storage_comes_home_and_predicts(
+    worker: WorkerService,
+    client: SignalingClient,
+    room_secret: str,
+    tmp_path: Path,
+) -> None:
+    mount = Path(worker.policy.mounts[0].path)
+    # The client's project and the worker's copy of it live apart.
+    client_labels = tmp_path / "my project ✓" / "labels = v1.pkg.slp"
+    client_labels.parent.mkdir()
+    await asyncio.to_thread(write_tiny_labels, client_labels, suggestions=4)
+    worker_labels = mount / "proj" / client_labels.name
+    worker_labels.parent.mkdir()
+    shutil.copy(client_labels, worker_labels)
+    run_name = "run = ü ✓ 'q' n=20"
+    spec = TrainJobSpec(
+        config_content=tiny_training_config(max_epochs=2, run_name=run_name),
+        labels_path=client_labels.as_posix(),
+        path_mappings={client_labels.as_posix(): worker_labels.as_posix()},
+    )
+    auth = ChannelAuth(secret=room_secret)
+    result = await asyncio.wait_for(
+        run_remote_job(client, spec, auth=auth, worker_id="w"), scaled(180)
+    )
+    remote = worker_labels.parent / "models" / run_name
+    assert result["output_path"] == remote.as_posix()
+    assert (remote / "best.ckpt").is_file()
+
+    # The copy drops once, mid-file; a new channel goes on from there.
+    dest = models_dir_for(client_labels)
+    channel = await open_channel(client, "w", auth=auth, timeout=scaled(10))
+    closing: list[asyncio.Task[None]] = []
+
+    def drop(done: int, total: int) -> None:
+        if done > 100_000 and not closing:
+            closing.append(asyncio.ensure_future(channel.close()))
+
+    with pytest.raises((ChannelClosed, TransferError)):
+        await download_models(
+            channel, result, dest, is_visible=hidden(mount), on_progress=drop
+        )
+    await asyncio.gather(*closing)
+    assert not (dest / run_name).exists()
+    assert (dest / f"{run_name}{PARTIAL_SUFFIX}").is_dir()
+    async with await open_channel(client, "w", auth=auth, timeout=scaled(10)) as again:
+        (local,) = await download_models(again, result, dest, is_visible=hidden(mount))
+    assert local == client_labels.parent / "models" / run_name
+    assert tree(local) == tree(remote)
+
+    # SLEAP's side: sleap-nn predicts with the copy, on the client's labels.
+    out = tmp_path / "predictions.slp"
+    argv = track_argv(
+        client_labels,
+        [local],
+        output_path=out,
+        frame_filter="suggested",
+        peak_threshold=0.0,
+        device="cpu",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), scaled(180))
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    predictions = await asyncio.to_thread(sio.load_slp, out.as_posix())
+    assert len(predictions.labeled_frames) == 4  # the suggested frames
