@@ -20,6 +20,7 @@ from sleap_rtc_core.commands._connect import (
     CredentialsError,
     add_connection_args,
     credentials_from_args,
+    room_secret,
     server_url,
 )
 from sleap_rtc_core.progress.zmq_bridge import (
@@ -27,7 +28,7 @@ from sleap_rtc_core.progress.zmq_bridge import (
     DEFAULT_PUBLISH_PORT,
 )
 
-__all__ = ["register", "run_gui", "run_label", "run_tray"]
+__all__ = ["register", "run_gui", "run_label", "run_tray", "session_factory"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +101,43 @@ def _client_register(args: argparse.Namespace) -> Any:
     )
 
 
+def _in_room(args: argparse.Namespace, room: str | None) -> argparse.Namespace:
+    """A copy of ``args`` for ``room`` (the flags' room when ``None``)."""
+    return argparse.Namespace(**{**vars(args), "room": room or args.room})
+
+
+def session_factory(args: argparse.Namespace) -> Any:
+    """The real session factory for the connection flags in ``args``.
+
+    Each **Run Remotely** registers its own client-role signaling client in the
+    chosen room and opens an authenticated data channel to the worker with that
+    room's secret (``--room-secret``, ``$SLEAP_ROOM_SECRET`` or
+    ``~/.sleap-rtc/room-secrets/ROOM``).
+    """
+    from sleap_rtc_core.signaling.client import SignalingClient
+    from sleap_rtc_core.transport import ChannelAuth
+    from sleap_rtc_gui.remote import ChannelSessionFactory
+
+    url = server_url(args)
+
+    async def signaling(room: str | None) -> SignalingClient:
+        register = _client_register(_in_room(args, room))
+        client = SignalingClient(url, register, give_up_after=30.0)
+        await client.start()  # closes itself when it fails
+        return client
+
+    def auth(room: str | None) -> ChannelAuth:
+        return ChannelAuth(secret=room_secret(_in_room(args, room)))
+
+    return ChannelSessionFactory(signaling, auth)
+
+
 async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
     from sleap_rtc_core.signaling.client import SignalingClient
     from sleap_rtc_gui.bridge import wait_signal
     from sleap_rtc_gui.controller import FeedOptions
     from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
     from sleap_rtc_gui.login import StoredLogin
-    from sleap_rtc_gui.session import no_data_channel
 
     url = server_url(args)
     clients: list[SignalingClient] = []
@@ -122,7 +153,7 @@ async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
 
     dialog = TrainingDialog(
         args.labels,
-        no_data_channel,
+        session_factory(args),
         StoredLogin(url),
         rooms=[args.room] if args.room else [],
         connect_room=connect_room,
@@ -147,24 +178,38 @@ async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
 
 
 def run_tray(args: argparse.Namespace) -> int:
-    """``sleap-rtc tray``: serve jobs until Quit."""
+    """``sleap-rtc tray``: serve jobs until Quit.
+
+    The worker is a full :class:`~sleap_rtc_core.worker.service.WorkerService`
+    (data channels authenticated with the room secret, file checks and jobs
+    inside the ``--mount`` folders), as ``sleap-rtc worker`` runs it headless.
+    """
     from sleap_rtc_core.errors import SleapRTCError
-    from sleap_rtc_core.worker.agent import SignalingWorker
+    from sleap_rtc_core.transport import ChannelAuth
     from sleap_rtc_core.worker.capabilities import TorchGpuProbe, WorkerCapabilities
-    from sleap_rtc_core.worker.mounts import parse_mount
+    from sleap_rtc_core.worker.mounts import MountPolicy, parse_mount
+    from sleap_rtc_core.worker.service import WorkerService
     from sleap_rtc_gui.app import run
 
     try:
         credentials = credentials_from_args(args)
         capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(args.gpu))
+        policy = MountPolicy([parse_mount(m) for m in args.mount])
     except (CredentialsError, ValueError, SleapRTCError) as exc:
         return _fail(str(exc), 2)
-    worker = SignalingWorker(
+    secret = room_secret(args)
+    if secret is None:
+        logger.warning(
+            "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
+            "channel will be refused, so no job can reach this worker"
+        )
+    service = WorkerService(
         server_url(args),
         credentials,
         capabilities,
+        policy,
+        auth=ChannelAuth(secret=secret),
         peer_id=args.peer_id,
-        mounts=[parse_mount(m).to_entry() for m in args.mount],
         name=args.name,
     )
 
@@ -174,15 +219,19 @@ def run_tray(args: argparse.Namespace) -> int:
         from sleap_rtc_gui.tray import WorkerTray
 
         try:
-            await worker.start()
+            await service.start()
         except SleapRTCError as exc:
+            await service.close()
             return _fail(exc.message)
         tray = WorkerTray(
-            worker, log_path=Path(args.log_file) if args.log_file else None
+            service.worker, log_path=Path(args.log_file) if args.log_file else None
         )
         tray.show()
-        await tray.stopped.wait()
-        await tray.bridge.aclose()
+        try:
+            await tray.stopped.wait()
+        finally:
+            await tray.bridge.aclose()
+            await service.close()
         return 0
 
     return run(main)
@@ -199,13 +248,12 @@ def run_label(args: argparse.Namespace) -> int:
         from sleap_rtc_gui.controller import FeedOptions
         from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
         from sleap_rtc_gui.login import StoredLogin
-        from sleap_rtc_gui.session import no_data_channel
 
         shared_loop(already_running=True)  # SLEAP's app.exec() runs Qt
         url = server_url(args)
         dialog = TrainingDialog(
             labels_path,
-            no_data_channel,
+            session_factory(args),
             StoredLogin(url),
             rooms=[args.room] if args.room else [],
             feed=FeedOptions(show_plot=False),

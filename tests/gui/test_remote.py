@@ -1,0 +1,532 @@
+"""The real session: the training dialog over a real data channel to a real worker.
+
+Everything is real: the signaling server, a :class:`WorkerService` whose mount
+is a temporary folder (the GPU is stated, the one boundary tests cannot reach),
+the WebRTC channel on 127.0.0.1, the widgets, sleap-nn training on the CPU, and
+ZMQ sockets bound like SLEAP's LossViewer. The labels file references two
+external videos; one of them was moved, so the PathResolutionDialog opens with
+the worker's suggestion for it, and the test accepts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import itertools
+import json
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+import zmq.asyncio
+from pytestqt.qtbot import QtBot
+
+from sleap_rtc_core.cli import build_parser
+from sleap_rtc_core.errors import (
+    InvalidState,
+    JobRejected,
+    PathNotAllowed,
+    TransportError,
+)
+from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_video_labels
+from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.service import Service
+from sleap_rtc_core.transport import ChannelAuth
+from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.service import WorkerService
+from sleap_rtc_gui.commands import session_factory
+from sleap_rtc_gui.controller import FeedOptions, StepTimeouts
+from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
+from sleap_rtc_gui.presubmit import PresubmitState, VideoStatus, messages
+from sleap_rtc_gui.remote import ChannelSession, ChannelSessionFactory, open_session
+from sleap_rtc_gui.session import RemoteSession, UpdateKind
+from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.timing import async_wait_until, scaled
+from tests.gui.conftest import FAST, make_client
+from tests.gui.sessions import StaticAuth
+
+WORKER = "w-gpu"
+NO_FEED = FeedOptions(publish_port=None, controller_port=None)
+_ids = itertools.count()
+
+
+def other_secret() -> str:
+    """A well-formed room secret that is not the worker's."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Project:
+    """Labels on the worker's mount whose second video was moved.
+
+    Attributes:
+        mount: The worker's only mount.
+        labels: The labels file (same path for the labeler and the worker).
+        found: The video that is where the labels say.
+        missing: Where the labels say the second video is (nothing there).
+        moved: Where the second video really is (the worker suggests it).
+    """
+
+    mount: Path
+    labels: Path
+    found: Path
+    missing: Path
+    moved: Path
+
+
+def write_half_missing(mount: Path) -> Project:
+    """Two tiny videos referenced by one labels file; the second one moved."""
+    import sleap_io as sio
+
+    raw = mount / "raw"
+    scratch = mount / "scratch"
+    part_a, video_a = write_tiny_video_labels(
+        scratch / "a.slp", video_path=raw / "a.mp4", n_frames=5
+    )
+    part_b, video_b = write_tiny_video_labels(
+        scratch / "b.slp", video_path=raw / "b.mp4", n_frames=5, seed=1
+    )
+    a = sio.load_slp(part_a.as_posix(), open_videos=False)
+    b = sio.load_slp(part_b.as_posix(), open_videos=False)
+    skeleton = a.skeletons[0]
+    frames = list(a.labeled_frames) + [
+        sio.LabeledFrame(
+            video=b.videos[0],
+            frame_idx=lf.frame_idx,
+            instances=[
+                sio.Instance.from_numpy(inst.numpy(), skeleton=skeleton)
+                for inst in lf.instances
+            ],
+        )
+        for lf in b.labeled_frames
+    ]
+    labels = mount / "project" / "labels.slp"
+    labels.parent.mkdir()
+    sio.Labels(
+        labeled_frames=frames, videos=[a.videos[0], b.videos[0]], skeletons=[skeleton]
+    ).save(labels.as_posix(), embed=False, verbose=False)
+    for path in scratch.iterdir():
+        path.unlink()
+    scratch.rmdir()
+    moved = mount / "moved" / "b.mp4"
+    moved.parent.mkdir()
+    video_b.rename(moved)
+    return Project(mount, labels, video_a, video_b, moved)
+
+
+class WorkerThread:
+    """A :class:`WorkerService` on its own asyncio loop in a thread.
+
+    The worker is another machine: it keeps its own loop, so that nothing it
+    does runs when pytest-qt processes Qt events between a test and its
+    teardown (outside the qasync loop, where a task would find no loop).
+
+    Attributes:
+        service: The worker, once started (read its state from tests only).
+    """
+
+    def __init__(self, make: Callable[[], WorkerService]) -> None:
+        self._make = make
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="worker", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.service: WorkerService | None = None
+
+    async def start(self) -> WorkerService:
+        """Start the thread; the worker once registered.
+
+        Raises:
+            Whatever starting the worker raised.
+        """
+        self._thread.start()
+        if not await asyncio.to_thread(self._ready.wait, scaled(20)):
+            raise TimeoutError("the worker did not start")
+        if self._error is not None or self.service is None:
+            raise RuntimeError("the worker did not start") from self._error
+        return self.service
+
+    async def stop(self) -> None:
+        """Close the worker and join its thread."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        await asyncio.to_thread(self._thread.join, scaled(30))
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        service = self._make()
+        try:
+            await service.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            await service.close()
+            return
+        self.service = service
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await service.close()
+
+
+@dataclass
+class Rig:
+    """A worker, its project, and one exit stack for everything a test opens.
+
+    Everything on the test's loop closes inside this one fixture's teardown, and
+    :meth:`settle` lets a test end only once the server has seen every peer
+    that left go: pytest-qt processes Qt events between a test and its
+    teardown, outside the qasync loop, and a task woken then finds no loop.
+
+    Attributes:
+        stack: Closes what the test opened (last first), then the worker.
+        worker: The complete worker (mount: ``project.mount``).
+        project: The labels and videos on the mount.
+        service: The signaling service.
+        room: The room of the worker and the clients.
+        secret: The room secret the worker checks.
+    """
+
+    stack: AsyncExitStack
+    worker: WorkerService
+    project: Project
+    service: Service
+    room: RoomCreds
+    secret: str
+
+    def factory(self, secret: str | None = None) -> ChannelSessionFactory:
+        """The dialog's session factory, with the room secret (or ``secret``)."""
+        auth = ChannelAuth(secret=secret or self.secret)
+        return ChannelSessionFactory(
+            signaling_for(self.service, self.room), lambda _room: auth
+        )
+
+    async def session(self) -> ChannelSession:
+        """A session to the worker, closed with the rig."""
+        opened = await self.factory()(WORKER, self.room.room_id)
+        self.stack.push_async_callback(opened.close)
+        return opened
+
+    def peers(self) -> set[str]:
+        """The peers the server has in the room now."""
+        registry = self.service.server.router.registry
+        return {p.peer_id for p in registry.peers(self.room.room_id)}
+
+    async def settle(self, *peers: str) -> None:
+        """Wait until exactly ``peers`` (and the worker) are in the room."""
+        expected = {WORKER, *peers}
+        await async_wait_until(lambda: self.peers() == expected, scaled(10))
+
+
+@pytest.fixture
+async def rig(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> AsyncIterator[Rig]:
+    """A complete worker whose only mount is ``tmp_path/shared`` holding
+    :func:`write_half_missing`'s project.
+
+    The cyclic garbage collector is paused while the rig lives (and run on this
+    thread before and after): otherwise a collection triggered in another
+    thread (the worker's, or an executor's) may destroy Qt objects left over
+    from earlier tests there, leaving Qt timers that point at freed objects.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        async for rig in _rig(service, room, tmp_path, room_secret):
+            yield rig
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+async def _rig(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> AsyncIterator[Rig]:
+    mount = tmp_path / "shared"
+    mount.mkdir()
+    project = await asyncio.to_thread(write_half_missing, mount)
+    thread = WorkerThread(
+        lambda: WorkerService(
+            service.server.url,
+            {"room_id": room.room_id, "token": room.token},
+            WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
+            MountPolicy([str(mount)]),
+            auth=ChannelAuth(secret=room_secret),
+            peer_id=WORKER,
+            backoff=FAST,
+        )
+    )
+    async with AsyncExitStack() as stack:
+        rig = Rig(stack, await thread.start(), project, service, room, room_secret)
+
+        async def stop_worker() -> None:
+            await thread.stop()
+            await async_wait_until(lambda: not rig.peers(), scaled(10))
+
+        stack.push_async_callback(stop_worker)
+        yield rig
+
+
+def signaling_for(service: Service, room: RoomCreds) -> Callable[[str | None], Any]:
+    """A signaling source: a fresh started client of ``room`` per session."""
+
+    async def connect(room_id: str | None) -> SignalingClient:
+        assert room_id in (None, room.room_id)
+        client = make_client(service, room, f"gui-run-{next(_ids)}")
+        await client.start(timeout=scaled(5))
+        return client
+
+    return connect
+
+
+# ------------------------------------------------------------------ the session
+
+
+async def test_check_paths_reports_found_and_missing_with_suggestions(
+    rig: Rig,
+) -> None:
+    session, project = await rig.session(), rig.project
+    report = await session.check_paths(str(project.labels))
+    assert report.labels_found
+    by_path = {v.path: v for v in report.videos}
+    assert by_path[str(project.found)].status is VideoStatus.FOUND
+    missing = by_path[str(project.missing)]
+    assert missing.status is VideoStatus.MISSING
+    assert missing.suggestions[0] == str(project.moved)
+
+
+async def test_labels_not_on_the_worker_get_suggestions_by_name(rig: Rig) -> None:
+    session = await rig.session()
+    report = await session.check_paths("/home/me/project/labels.slp")
+    assert not report.labels_found
+    assert report.videos == ()
+    assert str(rig.project.labels) in report.labels_suggestions
+
+
+async def test_list_dir_shows_mounts_then_folders(rig: Rig) -> None:
+    session, project = await rig.session(), rig.project
+    [mount] = await session.list_dir("")
+    assert (mount.path, mount.is_dir) == (str(project.mount), True)
+    entries = {e.path: e.is_dir for e in await session.list_dir(mount.path)}
+    assert entries[str(project.mount / "raw")] is True
+    assert entries[str(project.mount / "project")] is True
+    files = await session.list_dir(str(project.mount / "raw"))
+    assert [(e.path, e.is_dir) for e in files] == [(str(project.found), False)]
+    with pytest.raises(PathNotAllowed):
+        await session.list_dir("/etc")
+
+
+async def test_a_rejected_spec_raises_with_every_field_error(rig: Rig) -> None:
+    session = await rig.session()
+    with pytest.raises(JobRejected) as rejected:
+        await session.submit(
+            {
+                "type": "train",
+                "config_content": tiny_training_config(max_epochs=1),
+                "labels_path": "/etc/passwd",
+            }
+        )
+    assert "labels_path" in {e["field"] for e in rejected.value.errors}
+    with pytest.raises(InvalidState):
+        await anext(session.updates())  # nothing was accepted
+
+
+async def test_cancel_ends_the_stream_with_a_failure(rig: Rig) -> None:
+    session, project = await rig.session(), rig.project
+    job_id = await session.submit(
+        {
+            "type": "train",
+            "config_content": tiny_training_config(max_epochs=1000),
+            "labels_path": str(project.labels),
+            "path_mappings": {str(project.missing): str(project.moved)},
+        }
+    )
+    assert job_id
+    await session.cancel()
+    kinds = [u.kind async for u in session.updates()]
+    assert kinds[-1] is UpdateKind.FAILED
+    await async_wait_until(lambda: rig.worker.jobs.running == 0, timeout=scaled(30))
+
+
+async def test_no_room_secret_fails_before_connecting(room: RoomCreds) -> None:
+    connected: list[str | None] = []
+
+    async def never(room_id: str | None) -> SignalingClient:
+        connected.append(room_id)
+        raise AssertionError("must not connect without credentials")
+
+    factory = ChannelSessionFactory(never, lambda _room: ChannelAuth())
+    with pytest.raises(TransportError, match="no room secret") as failed:
+        await factory(WORKER, room.room_id)
+    assert failed.value.code == "NO_ROOM_SECRET"
+    assert connected == []
+
+
+async def test_open_session_closes_the_client_it_owns_on_failure(rig: Rig) -> None:
+    client = make_client(rig.service, rig.room, "gui-owned")
+    await client.start(timeout=scaled(5))
+    rig.stack.push_async_callback(client.close)
+    wrong = ChannelAuth(secret=other_secret())
+    with pytest.raises(TransportError, match="refused our room credentials"):
+        await open_session(client, WORKER, wrong, own_signaling=True)
+    assert not client.connected
+    await rig.settle()
+
+
+async def test_the_gui_command_wires_the_real_factory(rig: Rig) -> None:
+    args = build_parser().parse_args(
+        [
+            "gui",
+            str(rig.project.labels),
+            "--server",
+            rig.service.server.url,
+            "--room",
+            rig.room.room_id,
+            "--token",
+            rig.room.token,
+            "--room-secret",
+            rig.secret,
+        ]
+    )
+    session = await session_factory(args)(WORKER, rig.room.room_id)
+    rig.stack.push_async_callback(session.close)
+    assert isinstance(session, RemoteSession)
+    report = await session.check_paths(str(rig.project.labels))
+    assert len(report.missing_videos) == 1
+
+
+def test_the_session_module_never_imports_qt() -> None:
+    code = (
+        "import sys, sleap_rtc_gui.remote; "
+        "bad = [m for m in ('PySide6', 'qasync') if m in sys.modules]; "
+        "sys.exit(str(bad) if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ------------------------------------------------------------------ the dialog
+
+
+def make_dialog(
+    qtbot: QtBot, rig: Rig, factory: ChannelSessionFactory, feed: FeedOptions = NO_FEED
+) -> TrainingDialog:
+    """The standalone dialog on the rig's labels; closed with the rig."""
+    dialog = TrainingDialog(
+        str(rig.project.labels),
+        factory,
+        StaticAuth(),
+        rooms=[rig.room.room_id],
+        feed=feed,
+        timeouts=StepTimeouts(connect=scaled(20), check_paths=scaled(20)),
+    )
+    qtbot.addWidget(dialog)
+    rig.stack.push_async_callback(dialog.worker_panel.bridge.aclose)
+    rig.stack.push_async_callback(dialog.controller.aclose)
+    return dialog
+
+
+async def test_wrong_room_secret_shows_could_not_connect(
+    qtbot: QtBot, rig: Rig
+) -> None:
+    dialog = make_dialog(qtbot, rig, rig.factory(secret=other_secret()))
+    dialog.show()
+    dialog.controller.run(WORKER, rig.room.room_id, dialog.labels_path)
+    await async_wait_until(lambda: bool(dialog.controller.popups), scaled(20))
+    [popup] = dialog.controller.popups
+    assert (popup.windowTitle(), popup.text()) == (
+        messages.CONNECT_FAILED_TITLE,
+        "Could not connect to worker. Check that the worker is running.",
+    )
+    assert "room credentials" in popup.detailedText()
+    assert dialog.controller.state is PresubmitState.IDLE
+    assert dialog.isVisible()  # back to the dialog, nothing submitted
+    assert rig.worker.jobs.jobs == {}
+    await rig.settle()
+
+
+@pytest.mark.slow
+async def test_run_remotely_trains_and_feeds_loss_viewer(
+    qtbot: QtBot, rig: Rig
+) -> None:
+    # LossViewer's sockets, bound where SLEAP binds them (on free ports here).
+    ctx = zmq.asyncio.Context.instance()
+    viewer_sub = ctx.socket(zmq.SUB)
+    viewer_sub.subscribe("")
+    viewer_pub = ctx.socket(zmq.PUB)
+    for sock in (viewer_sub, viewer_pub):
+        sock.setsockopt(zmq.LINGER, 0)
+        rig.stack.callback(sock.close, 0)
+    publish_port = viewer_sub.bind_to_random_port("tcp://127.0.0.1")
+    controller_port = viewer_pub.bind_to_random_port("tcp://127.0.0.1")
+
+    panel_client = make_client(rig.service, rig.room)
+    await rig.stack.enter_async_context(panel_client)
+    feed = FeedOptions(publish_port, controller_port)
+    dialog = make_dialog(qtbot, rig, rig.factory(), feed)
+    done: list[Any] = []
+    dialog.controller.training_done.connect(done.append)
+    dialog.epochs_box.setValue(1)
+    dialog.show()
+    dialog.worker_panel.watch(panel_client)
+    await async_wait_until(lambda: dialog.worker_panel.select_worker(WORKER))
+    dialog.worker_panel.run_button.click()
+
+    # The second video is missing: the worker's suggestion is preselected.
+    project = rig.project
+    await async_wait_until(
+        lambda: dialog.controller.path_dialog is not None, scaled(20)
+    )
+    paths = dialog.controller.path_dialog
+    assert paths is not None
+    assert dialog.controller.state is PresubmitState.RESOLVING_VIDEOS
+    assert paths.table.rowCount() == 2
+    assert paths.worker_path(str(project.missing)) == str(project.moved)
+    paths.browse_button.click()  # FS_GET_MOUNTS over the channel
+    await async_wait_until(
+        lambda: (
+            paths.browse_list.count() == 1
+            and paths.browse_list.item(0).toolTip() == str(project.mount)
+        )
+    )
+    assert paths.ok_button.isEnabled()
+    paths.ok_button.click()
+
+    # Accepted: the dialog closes, progress reaches the LossViewer's SUB.
+    await async_wait_until(lambda: not dialog.isVisible(), scaled(20))
+    assert dialog.controller.state in (PresubmitState.RUNNING, PresubmitState.DONE)
+    events: list[str] = []
+    while "train_end" not in events:
+        text = await asyncio.wait_for(viewer_sub.recv_string(), scaled(60))
+        events.append(json.loads(text).get("event", ""))
+    assert "epoch_end" in events
+
+    await async_wait_until(
+        lambda: dialog.controller.state is PresubmitState.DONE, scaled(30)
+    )
+    [model_path] = done
+    model_dir = Path(model_path)
+    assert model_dir.is_relative_to(project.mount)
+    assert await asyncio.to_thread(lambda: list(model_dir.glob("*.ckpt")))
+    assert dialog.controller.popups == []
+    await async_wait_until(lambda: dialog.controller.session is None)
+    await rig.settle("gui")  # the session's client left, the panel's stays
