@@ -323,16 +323,6 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bugs: (1) the client notices a dead worker only when "
-    "aiortc's ICE consent checks fail (~30 s), though the server announces "
-    "peer_left at once: client/session.py:run_remote_job and remote_job.py:"
-    "RemoteJob.follow do not watch peer_left for the job's worker; (2) the "
-    "job's sleap-nn (own session) keeps running after its worker is killed: "
-    "worker/process.py:JobProcess.start sets no parent-death signal",
-)
 async def test_worker_killed_mid_job_the_client_hears_and_nothing_is_held(
     tmp_path: Path, service: Service, room: RoomCreds, room_secret: str
 ) -> None:

@@ -19,6 +19,7 @@ from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
 from .negotiator import JobClient
+from .presence import close_when_peer_leaves
 from .remote_job import JobCallbacks, RemoteJob
 
 __all__ = ["run_remote_job"]
@@ -100,6 +101,7 @@ async def run_remote_job(
 
         if prepare is not None:
             spec = await prepare(channel)
-        return await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
+        async with close_when_peer_leaves(signaling, worker_id, channel):
+            return await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
     finally:
         await channel.close()

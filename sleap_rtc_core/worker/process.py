@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -172,6 +175,29 @@ class _LineSplitter:
             self._size = 0
             self._continued = True
             out.append(OutputLine(self._stream, text, partial=True))
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when we die.
+
+    A job runs in its own session so that it can be signalled as a group; that
+    also means nothing ends it if the worker is killed (SIGKILL, OOM), and an
+    orphaned training run would hold the GPU. ``PR_SET_PDEATHSIG`` closes that
+    gap. The libc handle is made here, in the parent, so that the child only
+    makes one system call between fork and exec. ``None`` off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_pdeathsig() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_pdeathsig
 
 
 def set_child_subreaper(enabled: bool = True) -> bool:
@@ -337,6 +363,7 @@ class JobProcess:
             cwd=self._cwd,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
         self._transport = transport
         logger.debug("= started pid %d: %s", self.pid, self.argv)

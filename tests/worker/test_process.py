@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -24,7 +25,7 @@ from sleap_rtc_core.worker.process import (
     _LineSplitter,
     set_child_subreaper,
 )
-from tests.fixtures.timing import async_wait_until, scaled
+from tests.fixtures.timing import async_wait_until, scaled, wait_until
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="process groups as on Linux"
@@ -365,3 +366,32 @@ def _parent_of(pid: int) -> int | None:
     except FileNotFoundError:
         return None
     return int(stat[stat.rfind(b")") + 2 :].split()[1])
+
+
+def test_the_job_dies_with_a_killed_worker() -> None:
+    """SIGKILL the worker (a real process running JobProcess): its job follows."""
+    script = (
+        "import asyncio, sys\n"
+        "from sleap_rtc_core.worker.process import JobProcess\n"
+        "async def main():\n"
+        "    proc = await JobProcess(['sleep', '120']).start()\n"
+        "    print(proc.pid, flush=True)\n"
+        "    await asyncio.sleep(120)\n"
+        "asyncio.run(main())\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    )
+    assert worker.stdout is not None
+    job_pid = int(worker.stdout.readline())
+    worker.kill()
+    worker.wait()
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{job_pid}/stat") as fh:
+                return fh.read().split()[2] == "Z"  # a zombie awaiting its reaper
+        except FileNotFoundError:
+            return True
+
+    wait_until(gone, timeout=scaled(10))
