@@ -418,15 +418,6 @@ ROUND_TRIP_BOUND = scaled(2)
 """How long one a → b → a ``peer_message`` round trip may take under a flood."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: under uvloop the server parses and answers every frame "
-    "of a flooder's socket backlog in one read turn (libuv reads up to 32 "
-    "chunks per readiness event), so other peers' messages wait ~10 s behind "
-    "a flood of ~100k frames; server.py/_Connection.data_received and "
-    "router.py:Router.receive (rate check) never pause reading",
-)
 async def test_a_flooding_client_is_rate_limited_and_others_are_not(
     tmp_path: Path, servers: Servers
 ) -> None:

@@ -83,6 +83,9 @@ class Session:
         bucket: Its message-rate budget.
         pending: Frames held while a ``register`` is being authenticated.
         last_seen: Monotonic time of the last frame received (liveness).
+        strikes: Frames refused for rate since the peer last went quiet.
+        throttled: Over its rate now: the adapter should stop reading from it
+            until :meth:`Router.unthrottle` (one ``RATE_LIMITED`` per episode).
     """
 
     send: Callable[[bytes], bool]
@@ -93,6 +96,7 @@ class Session:
     pending: deque[str] | None = None
     last_seen: float = field(default_factory=time.monotonic)
     strikes: int = 0
+    throttled: bool = False
     closed: bool = False
 
 
@@ -188,14 +192,29 @@ class Router:
             if session.strikes > self.limits.abuse_strikes:
                 self.counters["closed_for_abuse"] += 1
                 session.close(CLOSE_POLICY, "rate limit exceeded repeatedly")
-            elif session.strikes <= self.limits.burst:
-                self._error(session, ErrorCode.RATE_LIMITED, "too many messages")
+            elif not session.throttled:
+                session.throttled = True
+                self._error(
+                    session, ErrorCode.RATE_LIMITED, "too many messages; slow down"
+                )
             return None
-        session.strikes = 0
+        if session.bucket.tokens >= session.bucket.capacity / 2:
+            session.strikes = 0  # it went quiet: forgive the past
         if session.pending is not None:
             session.pending.append(text)
             return None
         return self._dispatch(session, text)
+
+    def unthrottle(self, session: Session) -> None:
+        """End a throttle episode (the adapter reads from the peer again)."""
+        session.throttled = False
+
+    def throttle_delay(self, session: Session) -> float:
+        """Seconds the adapter should stop reading a throttled peer: until a
+        tenth of its burst has refilled, at least 0.1 s, at most 1 s."""
+        bucket = session.bucket
+        wanted = max(1.0, bucket.capacity / 10) - bucket.tokens
+        return min(1.0, max(0.1, wanted / bucket.rate if bucket.rate > 0 else 1.0))
 
     def _dispatch(self, session: Session, text: str) -> RegisterRequest | None:
         msg: sig.Message | None = None

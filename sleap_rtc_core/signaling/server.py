@@ -298,6 +298,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = (
         "_abort_timer",
         "_buf",
+        "_resume",
         "_fragments",
         "_http_task",
         "protocol",
@@ -316,6 +317,7 @@ class _Connection(asyncio.Protocol):
         self._fragments: list[bytes] | None = None
         self._http_task: asyncio.Task[Any] | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._resume: asyncio.TimerHandle | None = None
         self.remote = "?"
 
     # --- asyncio.Protocol
@@ -349,6 +351,8 @@ class _Connection(asyncio.Protocol):
             self._http_task.cancel()
         if self._abort_timer is not None:
             self._abort_timer.cancel()
+        if self._resume is not None:
+            self._resume.cancel()
 
     # --- sniffing the head
 
@@ -419,6 +423,25 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, Frame):
                 self._frame(event)
         self._flush()
+        session = self.session
+        if session is not None and session.throttled and self._resume is None:
+            self._throttle(session)
+
+    def _throttle(self, session: Session) -> None:
+        """Stop reading a peer over its rate: what it sends meanwhile waits in
+        TCP buffers (back-pressure on it), not in our loop's turn."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.pause_reading()
+        delay = self.server.router.throttle_delay(session)
+        self._resume = asyncio.get_running_loop().call_later(delay, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self._resume = None
+        if self.session is not None:
+            self.server.router.unthrottle(self.session)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _handshake(self, request: Request) -> None:
         assert self.protocol is not None
