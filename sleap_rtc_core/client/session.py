@@ -42,6 +42,7 @@ async def run_remote_job(
     on_job: Callable[[RemoteJob], None] | None = None,
     response_deadline: float = 10.0,
     prepare: Callable[[Channel], Awaitable[JobSpec]] | None = None,
+    finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Place ``spec`` on a worker and run it there; returns ``JOB_COMPLETE``'s data.
 
@@ -60,6 +61,8 @@ async def run_remote_job(
         response_deadline: Seconds to wait for workers' answers.
         prepare: Runs on the open channel before submitting (path checks) and
             returns the spec to submit (e.g. with ``path_mappings``).
+        finish: Runs on the still-open channel after ``JOB_COMPLETE`` (e.g. to
+            bring the models home).
 
     Raises:
         NoWorkersAvailableError, NoWorkersAcceptedError: placement failed.
@@ -102,6 +105,9 @@ async def run_remote_job(
         if prepare is not None:
             spec = await prepare(channel)
         async with close_when_peer_leaves(signaling, worker_id, channel):
-            return await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
+            result = await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
+            if finish is not None:
+                await finish(channel, spec, result)
+            return result
     finally:
         await channel.close()

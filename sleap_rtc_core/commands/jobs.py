@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ..client.model_download import download_models, models_dir_for
 from ..client.path_check import PathReport, check_paths, propose_mappings, unmapped
 from ..client.progress_view import TrainingProgress
 from ..client.remote_job import JobCallbacks, RemoteJob
@@ -56,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="override max_epochs")
     train.add_argument("--min-gpu-memory", type=int, metavar="MB")
     train.add_argument("--model-type", help="only workers supporting this model")
+    train.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="copy the trained models into models/ next to the labels (default: "
+        "only when the worker's output folder is not visible here)",
+    )
     _job_args(train)
     train.set_defaults(handler=run_train)
 
@@ -258,7 +266,22 @@ def run_train(args: argparse.Namespace) -> int:
             if line:
                 _say(f"  {line}")
 
-    return _run_job(args, labels, spec, JobCallbacks(on_progress=progress))
+    async def bring_home(
+        channel: Channel, sent: JobSpec, result: dict[str, Any]
+    ) -> None:
+        folders = await download_models(
+            channel,
+            result,
+            models_dir_for(labels),
+            path_mappings=sent.path_mappings,
+            download=args.download,
+        )
+        for folder in folders:
+            _say(f"model here: {folder}")
+
+    return _run_job(
+        args, labels, spec, JobCallbacks(on_progress=progress), finish=bring_home
+    )
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -291,6 +314,7 @@ def _run_job(
     path: str,
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
+    finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> int:
     try:
         maps = [parse_map(m) for m in args.map]
@@ -333,6 +357,7 @@ def _run_job(
                     say=_say,
                     on_job=on_job,
                     prepare=prepare,
+                    finish=finish,
                 ),
                 interactive,
             )

@@ -129,6 +129,8 @@ def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
     assert "epoch 2/2" in out
     model_dir = Path(out.split("result: ")[-1].strip())
     assert list(model_dir.glob("*.ckpt"))
+    # The worker's folder is visible here (same path): nothing is copied.
+    assert f"model here: {model_dir}" in out
 
     predictions = lab.shared / "predictions.slp"
     result = run_cli(
