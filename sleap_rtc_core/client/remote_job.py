@@ -16,21 +16,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ChannelClosed, JobRejected, TrainingFailed
+from ..errors import ChannelClosed, JobError, JobRejected, TrainingFailed
 from ..protocol.channel import ChannelMessage
 from ..protocol.channel_messages import (
     ControlCommandMsg,
     JobAcceptedMsg,
+    JobAttachMsg,
     JobCancelMsg,
     JobCompleteMsg,
     JobFailedMsg,
     JobLogMsg,
     JobRejectedMsg,
+    JobStateMsg,
     JobSubmitMsg,
     ModelTypeMsg,
     ProgressReportMsg,
 )
-from ..protocol.jobspec import JobSpec
+from ..protocol.jobspec import JobSpec, TrainJobSpec
 from ..transport.channel import Channel
 
 __all__ = ["JobCallbacks", "RemoteJob"]
@@ -99,6 +101,37 @@ class RemoteJob:
         assert isinstance(reply, JobAcceptedMsg)
         self.job_id = reply.job_id
         return reply.job_id
+
+    @classmethod
+    async def attach(
+        cls,
+        channel: Channel,
+        job_id: str,
+        callbacks: JobCallbacks | None = None,
+        timeout: float = 30.0,
+    ) -> RemoteJob:
+        """Follow a job submitted earlier (by this peer id, from any process):
+        ``JOB_ATTACH``, then the progress missed meanwhile goes to
+        ``callbacks.on_progress``; call :meth:`follow` for the rest.
+
+        Raises:
+            JobError: the worker does not know the job (or it is not ours).
+        """
+        reply = await channel.request(JobAttachMsg(job_id), (JobStateMsg,), timeout)
+        assert isinstance(reply, JobStateMsg)
+        if reply.job_state is None:
+            raise JobError(
+                f"the worker has no job {job_id} of ours", code="UNKNOWN_JOB"
+            )
+        cb = callbacks or JobCallbacks()
+        if reply.dropped:
+            logger.info(
+                "! %d progress event(s) of %s were dropped", reply.dropped, job_id
+            )
+        for text in reply.progress:
+            await _call(cb.on_progress, ProgressReportMsg(text).data)
+        # The spec stays on the worker; this object only follows the job.
+        return cls(channel, TrainJobSpec(), client_job_id=job_id, job_id=job_id)
 
     async def follow(self, callbacks: JobCallbacks | None = None) -> dict[str, Any]:
         """Relay the job's frames until it ends; returns ``JOB_COMPLETE``'s data.

@@ -108,6 +108,9 @@ class SignalingWorker:
         estimator: Minutes a request would take here (``job_response``).
         free_memory_mb: Free GPU memory now (e.g. the probe's), for
             ``worker_info``.
+        keep_orphan: ``(job_id, owner) -> bool``: whether a running job goes on
+            when its owner leaves the room (a job with a data channel of its
+            own can be reattached later); by default it is stopped.
         backoff: Reconnect delays.
         give_up_after: Seconds offline before :class:`ConnectionLost`
             (``None``: retry for ever, the default for a service).
@@ -128,6 +131,7 @@ class SignalingWorker:
         reservation_timeout: float = 30.0,
         estimator: Estimator = estimate_duration_minutes,
         free_memory_mb: Callable[[], int | None] | None = None,
+        keep_orphan: Callable[[str, str], bool] = lambda _job, _owner: False,
         backoff: Backoff | None = None,
         give_up_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -154,6 +158,7 @@ class SignalingWorker:
             url, register, backoff=backoff, give_up_after=give_up_after
         )
         self.runner = runner
+        self.keep_orphan = keep_orphan
         self._clock = clock
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._requests: dict[str, JobRequest] = {}  # accepted, not yet assigned
@@ -301,6 +306,10 @@ class SignalingWorker:
         )
         if outcome.action is Action.RELEASED:
             self._requests.pop(outcome.job_id, None)
+        elif outcome.action is Action.ORPHANED and self.keep_orphan(
+            outcome.job_id, outcome.peer_id
+        ):
+            logger.info("owner of job %s left; the job goes on", outcome.job_id)
         elif outcome.action in (Action.CANCELLING, Action.ORPHANED):
             # Without its owner (or on its owner's word) the job really stops;
             # the task's end frees the slot.

@@ -86,6 +86,7 @@ class WorkerService:
             capabilities,
             mounts=policy.entries(),
             runner=self._run_assigned,
+            keep_orphan=self._keep_orphan,
             **worker_options,
         )
         self.acceptor = ChannelAcceptor(
@@ -189,6 +190,11 @@ class WorkerService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _keep_orphan(self, job_id: str, owner: str) -> bool:
+        """A submitted job outlives its owner's departure (it may reattach by
+        job id); an assigned job still waiting for its ``JOB_SUBMIT`` does not."""
+        return owner not in self._submitted
 
     async def _run_assigned(self, ctx: JobContext) -> Mapping[str, Any]:
         """Hold a slot for a job until its data-channel run ends."""

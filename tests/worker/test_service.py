@@ -172,3 +172,50 @@ async def test_a_tiny_model_trains_remotely(
     assert model_dir.is_relative_to(mount_of(worker))
     assert await asyncio.to_thread(lambda: list(model_dir.glob("*.ckpt")))
     await async_wait_until(lambda: status(service, room) == "available")
+
+
+@pytest.mark.slow
+async def test_a_new_client_reattaches_and_sees_completion(
+    worker: WorkerService,
+    service: Service,
+    room: RoomCreds,
+    room_secret: str,
+) -> None:
+    """The client goes away mid-job (channel and signaling closed, as when its
+    process dies); a new client with the same peer id attaches by job id, gets
+    the progress it missed, and sees the job complete."""
+    labels = await asyncio.to_thread(
+        write_tiny_labels, mount_of(worker) / "labels.pkg.slp"
+    )
+    auth = ChannelAuth(secret=room_secret)
+    register = sig.Register(
+        peer_id="c", role="client", room_id=room.room_id, token=room.token
+    )
+    first = SignalingClient(service.server.url, register, backoff=FAST)
+    await first.start()
+    channel = await open_channel(first, "w", auth=auth)
+    job = RemoteJob(
+        channel,
+        TrainJobSpec(
+            config_content=tiny_training_config(max_epochs=2),
+            labels_path=str(labels),
+        ),
+    )
+    job_id = await job.submit(timeout=scaled(30))
+    await channel.close()  # gone before the job ends
+    await first.close()
+
+    second = SignalingClient(service.server.url, register, backoff=FAST)
+    async with second:
+        again = await open_channel(second, "w", auth=auth)
+        async with again:
+            missed: list[Any] = []
+            attached = await RemoteJob.attach(
+                again, job_id, JobCallbacks(on_progress=missed.append)
+            )
+            result = await asyncio.wait_for(attached.follow(), scaled(180))
+    assert result["job_id"] == job_id
+    assert await asyncio.to_thread(
+        lambda: list(Path(result["output_path"]).glob("*.ckpt"))
+    )
+    await async_wait_until(lambda: status(service, room) == "available")
