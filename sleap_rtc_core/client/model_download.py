@@ -24,6 +24,12 @@ on the other end (the ``FILE_DOWNLOAD_REQUEST`` extension described there).
   file from the byte it holds (the worker checks the file is unchanged, else
   sends it whole) and skips the files it has. A file whose checksum fails is
   started over once.
+
+:func:`download_predictions` does the same for an inference job's one
+predictions file (``predictions_path`` in its ``JOB_COMPLETE``): not copied
+when visible here, else fetched as ``<dest>.part``, verified, and renamed to
+``dest`` (replacing a file there). It is not resumed: a dropped copy is
+fetched whole on the next call.
 """
 
 from __future__ import annotations
@@ -44,12 +50,14 @@ from ..protocol.channel_fs import FsErrorMsg
 from ..protocol.channel_transfer import (
     MAX_MANIFEST_BYTES,
     MODEL_MANIFEST_KIND,
+    PREDICTIONS_KIND,
     EndOfFileMsg,
     FileDownloadMetaMsg,
     FileDownloadRequestMsg,
     ModelManifest,
     ModelManifestEntry,
     model_run_dirs,
+    predictions_path_of,
 )
 from ..transport.channel import Channel
 
@@ -57,6 +65,7 @@ __all__ = [
     "PARTIAL_SUFFIX",
     "DownloadProgress",
     "download_models",
+    "download_predictions",
     "local_model_path",
     "models_dir_for",
 ]
@@ -280,8 +289,30 @@ class _Receiver:
         digest = await asyncio.to_thread(_sha256_of, part, held) if held else None
         worker_path = f"{run_dir.rstrip('/')}/{entry.path}"
         meta = await self._announce(worker_path, offset=held, sha256=entry.sha256)
+        await self._receive(meta, entry.path, part, target, held, digest)
+
+    async def predictions(self, worker_path: str, target: Path) -> None:
+        """Fetch the job's predictions file whole into ``target`` (via
+        ``target.part``); verified, or :class:`TransferError`."""
+        part = target.with_name(target.name + ".part")
+        await asyncio.to_thread(_unlink, part)
+        meta = await self._announce(worker_path, predictions=True)
+        if meta.kind != PREDICTIONS_KIND:
+            raise TransferError(f"the worker sent no predictions for {worker_path}")
+        await self._receive(meta, target.name, part, target, 0, None)
+
+    async def _receive(
+        self,
+        meta: FileDownloadMetaMsg,
+        label: str,
+        part: Path,
+        target: Path,
+        held: int,
+        digest: Any,
+    ) -> None:
+        """The bytes ``meta`` announced into ``part``, then renamed ``target``."""
         if meta.offset not in (0, held) or meta.size < meta.offset:
-            raise TransferError(f"the worker resumed {entry.path} at a wrong offset")
+            raise TransferError(f"the worker resumed {label} at a wrong offset")
         if meta.offset == 0:
             if held:
                 self.progress.add(-held)
@@ -294,7 +325,7 @@ class _Receiver:
             while (chunk := await self._next()) is not None:
                 received += len(chunk)
                 if received > meta.size:
-                    raise TransferError(f"more bytes than announced for {entry.path}")
+                    raise TransferError(f"more bytes than announced for {label}")
                 buffer += chunk
                 self.progress.add(len(chunk))
                 if len(buffer) >= _BLOCK:
@@ -307,7 +338,7 @@ class _Receiver:
         if received != meta.size or digest.hexdigest() != meta.sha256.lower():
             await asyncio.to_thread(_unlink, part)
             self.progress.add(-received)
-            raise _ChecksumMismatch(f"{entry.path}: the checksum or size did not match")
+            raise _ChecksumMismatch(f"{label}: the checksum or size did not match")
         await asyncio.to_thread(os.replace, part, target)
 
 
@@ -482,3 +513,78 @@ def _drop_extras(partial: Path, manifest: ModelManifest) -> None:
         for name in dirs:
             with contextlib.suppress(OSError):
                 (Path(folder) / name).rmdir()
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+async def download_predictions(
+    channel: Channel,
+    result: Mapping[str, Any],
+    dest: str | os.PathLike[str],
+    *,
+    download: bool | None = None,
+    path_mappings: Mapping[str, str] | None = None,
+    is_visible: Callable[[Path], bool] | None = None,
+    on_other: Callable[[ChannelMessage], None] | None = None,
+    timeout: float = REPLY_TIMEOUT,
+) -> Path:
+    """Make a finished inference job's predictions file available here.
+
+    Args:
+        channel: An authenticated channel to the worker that ran the job, of the
+            peer that submitted it.
+        result: The job's ``JOB_COMPLETE`` data: ``job_id`` and
+            ``predictions_path``.
+        dest: The file to write, e.g. ``<stem>.predictions.slp`` beside the
+            data (its folder is made if missing; a file there is replaced).
+        download: ``None`` copies only when the worker's file is not visible
+            here; ``True`` always copies; ``False`` never does (the worker's
+            path, or its local counterpart when visible, is returned).
+        path_mappings: The job's mappings (client path → worker path), read
+            backwards to find the worker's file here.
+        is_visible: Whether a candidate local path is the predictions file
+            (default: a readable file).
+        on_other: Receives other messages that arrive during the copy.
+        timeout: Seconds to wait for an answer or between frames.
+
+    Returns:
+        The local predictions file (``dest`` when copied).
+
+    Raises:
+        TransferError: The result names no predictions, the worker refused
+            (not the owner, unknown or unfinished job), went quiet, sent
+            something malformed, or the checksum failed twice.
+        ChannelClosed: The channel dropped; call again on a new channel.
+        OSError: ``dest`` cannot be written.
+    """
+    job_id = result.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise TransferError("the job result names no job_id")
+    worker_path = predictions_path_of(result)
+    if worker_path is None:
+        raise TransferError(f"job {job_id} names no predictions file")
+    candidates = local_model_path(worker_path, path_mappings)
+    if download is not True:
+        seen = await asyncio.to_thread(
+            _first_visible, candidates, is_visible or _is_file
+        )
+        if seen is not None:
+            logger.info("= predictions %s visible here as %s", worker_path, seen)
+            return seen
+        if download is False:
+            return candidates[0]  # stays on the worker
+    target = await asyncio.to_thread(Path(dest).absolute)
+    await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+    receiver = _Receiver(channel, job_id, _Progress(0, None), on_other, timeout)
+    try:
+        await receiver.predictions(worker_path, target)
+    except _ChecksumMismatch as exc:
+        logger.info("! %s; fetching it again", exc)
+        await receiver.predictions(worker_path, target)
+    logger.info("= predictions %s copied to %s", worker_path, target)
+    return target

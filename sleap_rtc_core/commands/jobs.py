@@ -17,7 +17,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..client.model_download import download_models, models_dir_for
+from ..client.model_download import (
+    download_models,
+    download_predictions,
+    models_dir_for,
+)
 from ..client.path_check import PathReport, check_paths, propose_mappings, unmapped
 from ..client.progress_view import TrainingProgress
 from ..client.remote_job import JobCallbacks, RemoteJob
@@ -36,6 +40,7 @@ from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
+from ..worker.job_paths import predictions_path_for
 from ._connect import (
     CredentialsError,
     add_connection_args,
@@ -73,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", action="append", required=True, help="trained model folder"
     )
     track.add_argument("--output", help="predictions path (on the worker)")
+    track.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="copy the predictions next to the data as <stem>.predictions.slp "
+        "(default: only when the worker's file is not visible here)",
+    )
     _job_args(track)
     track.set_defaults(handler=run_track)
 
@@ -296,7 +308,21 @@ def run_track(args: argparse.Namespace) -> int:
             path_mappings=mappings,
         )
 
-    return _run_job(args, data, spec, JobCallbacks(on_log=lambda line: None))
+    async def bring_home(
+        channel: Channel, sent: JobSpec, result: dict[str, Any]
+    ) -> None:
+        local = await download_predictions(
+            channel,
+            result,
+            predictions_path_for(data),
+            path_mappings=sent.path_mappings,
+            download=args.download,
+        )
+        _say(f"predictions here: {local}")
+
+    return _run_job(
+        args, data, spec, JobCallbacks(on_log=lambda line: None), finish=bring_home
+    )
 
 
 def _max_epochs(config: str) -> int | None:

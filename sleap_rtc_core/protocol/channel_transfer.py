@@ -34,6 +34,12 @@ is size- and SHA-256-checked like one; each listed file is then requested by
 ``path`` = run folder + ``/`` + its relative path (``kind``
 :data:`MODEL_FILE_KIND`), resumable with ``offset`` and ``sha256`` as above.
 :func:`model_run_dirs` reads the run folders out of a ``JOB_COMPLETE`` object.
+
+Predictions (the same extension, for a finished inference job): a request with
+``"job_id"``, ``"predictions": true`` and ``path`` the exact predictions file
+the job's ``JOB_COMPLETE`` names (:func:`predictions_path_of`) is answered with
+that one file (``kind`` :data:`PREDICTIONS_KIND`), resumable like a model file,
+only to the job's owner; any other path is refused.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ __all__ = [
     "MODEL_FILE_KIND",
     "MODEL_MANIFEST_KIND",
     "MODEL_MANIFEST_NAME",
+    "PREDICTIONS_KIND",
     "ChunkMsg",
     "EndOfFileMsg",
     "FileDownloadMetaMsg",
@@ -82,6 +89,7 @@ __all__ = [
     "ModelManifestEntry",
     "TransferProgressMsg",
     "model_run_dirs",
+    "predictions_path_of",
 ]
 
 _META_RE = re.compile(r"(.+):([0-9]{1,20})(?::(.*))?\Z", re.DOTALL)
@@ -356,6 +364,9 @@ MODEL_MANIFEST_NAME = "manifest.json"
 MODEL_FILE_KIND = "model_file"
 """``kind`` of the ``FILE_DOWNLOAD_META`` of one file of a run folder."""
 
+PREDICTIONS_KIND = "predictions"
+"""``kind`` of the ``FILE_DOWNLOAD_META`` of an inference job's predictions."""
+
 MAX_MANIFEST_BYTES = 16 << 20
 """A manifest larger than this is refused before it is read."""
 
@@ -493,3 +504,17 @@ def model_run_dirs(result: Mapping[str, Any]) -> list[str]:
             return [p for p in paths if isinstance(p, str) and p]
     output = result.get("output_path")
     return [output] if isinstance(output, str) and output else []
+
+
+def predictions_path_of(result: Mapping[str, Any]) -> str | None:
+    """The predictions file a ``JOB_COMPLETE`` object names, if any.
+
+    ``predictions_path`` (inference jobs, and training with inference after
+    it), also looked up in a nested ``extra``.
+    """
+    extra = result.get("extra")
+    for source in (result, extra if isinstance(extra, Mapping) else {}):
+        path = source.get("predictions_path")
+        if isinstance(path, str) and path:
+            return path
+    return None

@@ -31,6 +31,19 @@ symlinks resolved, and inside the worker's mounts. Requests without a
 ``job_id`` are refused (``INVALID_REQUEST``): the worker serves no other files.
 Finished jobs are remembered as long as :class:`~.jobs.JobService` keeps them
 (its ``keep_finished`` last ones, for the worker's lifetime).
+
+An inference job's predictions come home the same way, as one file::
+
+    FILE_DOWNLOAD_REQUEST::{"path": PREDICTIONS, "job_id": J,
+                            "predictions": true, "offset"?, "sha256"?,
+                            "transfer_id": T}
+      → FILE_DOWNLOAD_META::{"name", "kind": "predictions", "size", "sha256",
+                             "offset", "transfer_id": T, "path"}
+        + bytes [offset, size) + END_OF_FILE
+
+``PREDICTIONS`` must be exactly the file the job's result names
+(``predictions_path``, symlinks resolved, inside the mounts); the same owner and
+``succeeded`` checks apply, and any other path is ``ACCESS_DENIED``.
 """
 
 from __future__ import annotations
@@ -49,12 +62,14 @@ from ..protocol.channel_transfer import (
     MODEL_FILE_KIND,
     MODEL_MANIFEST_KIND,
     MODEL_MANIFEST_NAME,
+    PREDICTIONS_KIND,
     EndOfFileMsg,
     FileDownloadMetaMsg,
     FileDownloadRequestMsg,
     ModelManifest,
     ModelManifestEntry,
     model_run_dirs,
+    predictions_path_of,
 )
 from ..protocol.states import JobState
 from ..transport.channel import Channel
@@ -105,7 +120,11 @@ class ModelFileServer:
         """Answer one download request on ``channel`` (never raises for a bad
         request, nor when the channel closes mid-transfer: that is logged)."""
         try:
-            job_id, run_dirs = self._job_of(msg, channel.peer_id)
+            info = self._owned_job(msg, channel.peer_id)
+            if msg.extra.get("predictions") is True:
+                await self._send_predictions(msg, channel, info)
+                return
+            job_id, run_dirs = self._run_dirs_of(info)
             if msg.extra.get("manifest") is True:
                 await self._send_manifest(msg, channel, job_id, run_dirs)
             else:
@@ -136,9 +155,8 @@ class ModelFileServer:
 
     # --------------------------------------------------------------- checks
 
-    def _job_of(
-        self, msg: FileDownloadRequestMsg, peer_id: str
-    ) -> tuple[str, list[Path]]:
+    def _owned_job(self, msg: FileDownloadRequestMsg, peer_id: str) -> JobInfo:
+        """The succeeded job the request names, if ``peer_id`` submitted it."""
         job_id = msg.extra.get("job_id")
         if not isinstance(job_id, str) or not job_id:
             raise _Refusal(
@@ -152,9 +170,14 @@ class ModelFileServer:
         if info.state is not JobState.SUCCEEDED or info.result is None:
             raise _Refusal(
                 FsErrorCode.PATH_NOT_FOUND,
-                f"job {job_id} has no models ({info.state.value})",
+                f"job {job_id} has no results ({info.state.value})",
             )
-        dirs = [Path(d) for d in model_run_dirs(info.result)]
+        return info
+
+    @staticmethod
+    def _run_dirs_of(info: JobInfo) -> tuple[str, list[Path]]:
+        job_id = info.job_id
+        dirs = [Path(d) for d in model_run_dirs(info.result or {})]
         if not dirs:
             raise _Refusal(FsErrorCode.PATH_NOT_FOUND, f"job {job_id} has no models")
         return job_id, dirs
@@ -251,6 +274,42 @@ class ModelFileServer:
         await channel.send(EndOfFileMsg())
         logger.info("> %s manifest of %s", channel.peer_id, root)
 
+    # ----------------------------------------------------------- predictions
+
+    def _the_predictions(self, path: str, expected: str) -> Path:
+        """``path`` resolved, if it is the job's predictions file; blocking."""
+        requested = Path(path)
+        if not requested.is_absolute():
+            raise _Refusal(FsErrorCode.INVALID_REQUEST, "the path must be absolute")
+        try:
+            real = requested.resolve(strict=True)
+            wanted = Path(expected).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise _Refusal(
+                FsErrorCode.PATH_NOT_FOUND, f"no such file: {path}"
+            ) from None
+        if (
+            real != wanted
+            or not real.is_file()
+            or (self._allows is not None and not self._allows(real))
+        ):
+            raise _Refusal(
+                FsErrorCode.ACCESS_DENIED,
+                f"{path} is not the predictions file of this job",
+            )
+        return real
+
+    async def _send_predictions(
+        self, msg: FileDownloadRequestMsg, channel: Channel, info: JobInfo
+    ) -> None:
+        expected = predictions_path_of(info.result or {})
+        if expected is None:
+            raise _Refusal(
+                FsErrorCode.PATH_NOT_FOUND, f"job {info.job_id} has no predictions"
+            )
+        path = await asyncio.to_thread(self._the_predictions, msg.path, expected)
+        await self._send_file(msg, channel, path, PREDICTIONS_KIND)
+
     # ----------------------------------------------------------------- files
 
     async def _send_model_file(
@@ -259,16 +318,22 @@ class ModelFileServer:
         path, _ = await asyncio.to_thread(
             self._inside_run_dirs, msg.path, run_dirs, folder=False
         )
+        await self._send_file(msg, channel, path, MODEL_FILE_KIND)
+
+    async def _send_file(
+        self, msg: FileDownloadRequestMsg, channel: Channel, path: Path, kind: str
+    ) -> None:
+        """``path`` whole, or from ``msg.offset`` when it is unchanged."""
         name = path.name
         if msg.offset and msg.sha256:
             size = (await asyncio.to_thread(path.stat)).st_size
             sha256 = await asyncio.to_thread(self._sha256, path)
             if sha256 == msg.sha256.lower() and msg.offset <= size:
-                await self._send_from(channel, msg, path, size, sha256)
+                await self._send_from(channel, msg, path, size, sha256, kind)
                 return
             logger.info("= %s changed since it was listed: sent whole", path)
         await send_file(
-            channel, path, name=name, kind=MODEL_FILE_KIND, transfer_id=msg.transfer_id
+            channel, path, name=name, kind=kind, transfer_id=msg.transfer_id
         )
         logger.info("> %s %s", channel.peer_id, path)
 
@@ -279,6 +344,7 @@ class ModelFileServer:
         path: Path,
         size: int,
         sha256: str,
+        kind: str,
     ) -> None:
         """Resume: the meta with ``offset``, the bytes after it, the end."""
         offset = msg.offset
@@ -291,7 +357,7 @@ class ModelFileServer:
                 path=path.as_posix(),
                 transfer_id=msg.transfer_id,
                 chunk_size=CHUNK_SIZE,
-                kind=MODEL_FILE_KIND,
+                kind=kind,
             )
         )
         f: IO[bytes] = await asyncio.to_thread(path.open, "rb")

@@ -4,7 +4,9 @@ Fast tests serve a hand-made run folder (a few MB of random "checkpoint")
 through :class:`ModelFileServer` over a real authenticated data channel; the
 slow test trains a tiny model on a real :class:`WorkerService` whose mount the
 client pretends not to see, drops the channel mid-copy, resumes on a new one,
-and runs ``sleap-nn track`` on the copy.
+and runs ``sleap-nn track`` on the copy. :func:`download_predictions` is tested
+the same two ways: a hand-made predictions file, and a tiny real track job whose
+predictions arrive and load with sleap-io.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sleap_io as sio
@@ -22,6 +25,7 @@ import sleap_io as sio
 from sleap_rtc_core.client.model_download import (
     PARTIAL_SUFFIX,
     download_models,
+    download_predictions,
     local_model_path,
     models_dir_for,
 )
@@ -29,7 +33,12 @@ from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.errors import ChannelClosed, TransferError
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.channel_transfer import FileDownloadRequestMsg
-from sleap_rtc_core.protocol.jobspec import TrainJobSpec
+from sleap_rtc_core.protocol.jobspec import (
+    FrameFilter,
+    JobSpec,
+    TrackJobSpec,
+    TrainJobSpec,
+)
 from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
 from sleap_rtc_core.signaling.client import SignalingClient
@@ -291,6 +300,60 @@ async def test_only_the_owner_gets_the_models(
     assert not (tmp_path / "m").exists()
 
 
+async def test_predictions_arrive_unless_visible(
+    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+) -> None:
+    remote = worker_mount / "proj" / "labels.predictions.slp"
+    remote.parent.mkdir()
+    remote.write_bytes(os.urandom(300_000))
+    served.info = JobInfo(
+        JOB,
+        "cj",
+        "c",
+        "track",
+        JobState.SUCCEEDED,
+        0,
+        1,
+        None,
+        0,
+        0,
+        {"job_id": JOB, "predictions_path": remote.as_posix()},
+        None,
+    )
+    result = served.info.result or {}
+    dest = tmp_path / "client" / "labels.predictions.slp"
+    async with await connect() as channel:
+        # Visible here (same path): nothing is copied.
+        assert await download_predictions(channel, result, dest) == remote
+        assert not served.requests
+        # Not visible: copied, verified, under its final name only.
+        got = await download_predictions(
+            channel, result, dest, is_visible=hidden(worker_mount)
+        )
+        assert got == dest
+        assert sha(dest) == sha(remote)
+        assert [p.name for p in dest.parent.iterdir()] == [dest.name]
+        # --no-download: the worker's path, nothing asked.
+        before = len(served.requests)
+        kept = await download_predictions(
+            channel,
+            result,
+            tmp_path / "x.slp",
+            download=False,
+            is_visible=hidden(worker_mount),
+        )
+        assert kept == remote
+        assert len(served.requests) == before
+        # Another peer's job: refused.
+        served.info = job_info("someone-else", [remote.parent], JobState.SUCCEEDED)
+        with pytest.raises(TransferError, match="no job"):
+            await download_predictions(
+                channel, result, tmp_path / "y.slp", download=True
+            )
+    with pytest.raises(TransferError, match="no predictions"):
+        await download_predictions(channel, {"job_id": JOB}, tmp_path / "z.slp")
+
+
 # ---------------------------------------------------------------- real training
 
 
@@ -392,3 +455,57 @@ async def test_a_model_trained_on_other_storage_comes_home_and_predicts(
     assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
     predictions = await asyncio.to_thread(sio.load_slp, out.as_posix())
     assert len(predictions.labeled_frames) == 4  # the suggested frames
+
+
+@pytest.mark.slow
+async def test_a_tiny_track_job_streams_predictions_that_load_with_sleap_io(
+    worker: WorkerService,
+    client: SignalingClient,
+    room_secret: str,
+    tmp_path: Path,
+) -> None:
+    mount = Path(worker.policy.mounts[0].path)
+    labels = mount / "proj" / "labels.slp"
+    labels.parent.mkdir()
+    await asyncio.to_thread(write_tiny_labels, labels, suggestions=3)
+    auth = ChannelAuth(secret=room_secret)
+    trained = await asyncio.wait_for(
+        run_remote_job(
+            client,
+            TrainJobSpec(
+                config_content=tiny_training_config(max_epochs=1),
+                labels_path=labels.as_posix(),
+            ),
+            auth=auth,
+            worker_id="w",
+        ),
+        scaled(180),
+    )
+    spec = TrackJobSpec(
+        data_path=labels.as_posix(),
+        model_paths=(trained["output_path"],),
+        frame_filter=FrameFilter.SUGGESTED,
+        peak_threshold=0.0,
+    )
+    # The copy happens in the session's finish hook, as `sleap-rtc track` does.
+    dest = tmp_path / "my project" / "labels.predictions.slp"
+    arrived: list[Path] = []
+
+    async def bring_home(
+        channel: Channel, sent: JobSpec, result: dict[str, Any]
+    ) -> None:
+        arrived.append(
+            await download_predictions(channel, result, dest, is_visible=hidden(mount))
+        )
+
+    result = await asyncio.wait_for(
+        run_remote_job(client, spec, auth=auth, worker_id="w", finish=bring_home),
+        scaled(180),
+    )
+    remote = Path(str(result["predictions_path"]))
+    assert remote == labels.with_name("labels.predictions.slp")
+    assert arrived == [dest]
+    assert sha(dest) == sha(remote)  # also left on the worker's storage
+    predictions = await asyncio.to_thread(sio.load_slp, dest.as_posix())
+    assert len(predictions.labeled_frames) == 3  # the suggested frames
+    assert all(lf.predicted_instances for lf in predictions.labeled_frames)

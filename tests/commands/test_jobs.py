@@ -144,3 +144,5 @@ def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert predictions.exists()
+    # Visible from here (same path): reported, not copied.
+    assert f"predictions here: {predictions}" in result.stdout

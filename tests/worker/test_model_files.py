@@ -4,6 +4,7 @@ A real :class:`ModelFileServer` answers over a real authenticated data channel
 (PSK) on the embedded signaling server; the job it serves is a hand-made
 :class:`JobInfo` whose run folder holds random bytes. The client end speaks the
 raw ``FILE_DOWNLOAD_REQUEST`` extension, so the wire format is what is tested.
+An inference job's predictions file is served the same way, to its owner only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sleap_rtc_core.protocol.channel_fs import FsErrorCode, FsErrorMsg
 from sleap_rtc_core.protocol.channel_transfer import (
     MODEL_FILE_KIND,
     MODEL_MANIFEST_KIND,
+    PREDICTIONS_KIND,
     EndOfFileMsg,
     FileDownloadMetaMsg,
     FileDownloadRequestMsg,
@@ -214,3 +216,102 @@ async def test_only_the_owner_of_a_finished_job(
     reply, _ = await fetch(channel, (run_dir(mount) / "best.ckpt").as_posix())
     assert isinstance(reply, FsErrorMsg)
     assert reply.code is code
+
+
+# ----------------------------------------------------------------- predictions
+
+
+def track_info(
+    predictions: Path, owner: str = "c", state: JobState = JobState.SUCCEEDED
+) -> JobInfo:
+    result = {
+        "job_id": JOB,
+        "output_path": predictions.as_posix(),
+        "predictions_path": predictions.as_posix(),
+    }
+    return JobInfo(JOB, "cj", owner, "track", state, 0, 1, None, 0, 0, result, None)
+
+
+def predictions_of(mount: Path) -> Path:
+    path = mount / "proj" / "labels.predictions.slp"
+    if not path.exists():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(os.urandom(200_000))
+        (path.parent / "labels.slp").write_bytes(b"the user's labels")
+    return path
+
+
+async def test_the_owner_gets_the_predictions_whole_or_resumed(
+    channel: Channel, jobs: Jobs, mount: Path
+) -> None:
+    path = predictions_of(mount)
+    jobs.info = track_info(path)
+    content = path.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    meta, data = await fetch(channel, path.as_posix(), extra={"predictions": True})
+    assert isinstance(meta, FileDownloadMetaMsg)
+    assert (meta.kind, meta.name, meta.offset, meta.sha256, data) == (
+        PREDICTIONS_KIND,
+        path.name,
+        0,
+        digest,
+        content,
+    )
+    meta, data = await fetch(
+        channel,
+        path.as_posix(),
+        offset=1000,
+        sha256=digest,
+        extra={"predictions": True},
+    )
+    assert isinstance(meta, FileDownloadMetaMsg)
+    assert (meta.kind, meta.offset, data) == (PREDICTIONS_KIND, 1000, content[1000:])
+
+
+@pytest.mark.parametrize(
+    ("owner", "state", "where", "code"),
+    [
+        ("someone-else", JobState.SUCCEEDED, "predictions", FsErrorCode.ACCESS_DENIED),
+        ("c", JobState.RUNNING, "predictions", FsErrorCode.PATH_NOT_FOUND),
+        ("c", JobState.CANCELLED, "predictions", FsErrorCode.PATH_NOT_FOUND),
+        ("c", JobState.SUCCEEDED, "labels", FsErrorCode.ACCESS_DENIED),
+        ("c", JobState.SUCCEEDED, "model", FsErrorCode.ACCESS_DENIED),
+        ("c", JobState.SUCCEEDED, "relative", FsErrorCode.INVALID_REQUEST),
+    ],
+)
+async def test_predictions_only_to_the_owner_of_a_finished_job(
+    channel: Channel,
+    jobs: Jobs,
+    mount: Path,
+    owner: str,
+    state: JobState,
+    where: str,
+    code: FsErrorCode,
+) -> None:
+    path = predictions_of(mount)
+    jobs.info = track_info(path, owner, state)
+    asked = {
+        "predictions": path.as_posix(),
+        "labels": (path.parent / "labels.slp").as_posix(),
+        "model": (run_dir(mount) / "best.ckpt").as_posix(),
+        "relative": "proj/labels.predictions.slp",
+    }[where]
+    reply, _ = await fetch(channel, asked, extra={"predictions": True})
+    assert isinstance(reply, FsErrorMsg)
+    assert reply.code is code
+
+
+async def test_no_predictions_outside_the_mounts_or_of_a_training_job(
+    channel: Channel, jobs: Jobs, mount: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere.predictions.slp"
+    outside.write_bytes(b"x")
+    jobs.info = track_info(outside)
+    reply, _ = await fetch(channel, outside.as_posix(), extra={"predictions": True})
+    assert isinstance(reply, FsErrorMsg)
+    assert reply.code is FsErrorCode.ACCESS_DENIED
+    jobs.info = info(run_dir(mount))  # a training job without inference
+    ckpt = (run_dir(mount) / "best.ckpt").as_posix()
+    reply, _ = await fetch(channel, ckpt, extra={"predictions": True})
+    assert isinstance(reply, FsErrorMsg)
+    assert reply.code is FsErrorCode.PATH_NOT_FOUND
