@@ -171,7 +171,7 @@ async def _drain(
     if on_stop == "cancel":
         for job_id in running:
             service.jobs.cancel_job(job_id)
-    logging.getLogger(__name__).info(
+    logging.getLogger("sleap_rtc_core.worker").info(
         "stopping: %s %d job(s); signal again to stop at once",
         "cancelling" if on_stop == "cancel" else "waiting for",
         len(running),

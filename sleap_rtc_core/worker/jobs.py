@@ -45,7 +45,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -131,6 +131,9 @@ class JobService:
         self._max_jobs = max_jobs
         self._keep_finished = keep_finished
         self.on_state_change = on_state_change
+        self.paused: Callable[[], bool] = lambda: False
+        """Whether new submissions are refused now (maintenance); running jobs
+        go on."""
         self._runs: dict[str, JobRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._preparing = 0
@@ -216,11 +219,10 @@ class JobService:
 
     async def _submit(self, msg: JobSubmitMsg, sink: Sink, peer_id: str) -> None:
         cid = msg.client_job_id
-        if self._closed:
+        if self._closed or self.paused():
+            why = "shutting down" if self._closed else "paused (maintenance)"
             await self._reject(
-                sink,
-                cid,
-                [FieldError("job", "the worker is shutting down", WORKER_BUSY)],
+                sink, cid, [FieldError("job", f"the worker is {why}", WORKER_BUSY)]
             )
             return
         if self.running + self._preparing >= self._max_jobs:

@@ -89,6 +89,8 @@ class WorkerService:
             keep_orphan=self._keep_orphan,
             **worker_options,
         )
+        # Maintenance (SIGTERM, the tray's Pause) refuses direct submissions too.
+        self.jobs.paused = lambda: self.worker.slots.maintenance
         self.acceptor = ChannelAcceptor(
             self.worker.client, auth=auth, on_channel=self._serve_channel
         )
