@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import random
 import ssl
@@ -253,7 +254,7 @@ def _forged_tokens(user_id: str) -> list[str]:
     other_keys = JwtKeys.generate()
     return [
         pyjwt.encode(claims, None, algorithm="none"),
-        pyjwt.encode(claims, "shared-secret", algorithm="HS256"),
+        pyjwt.encode(claims, "a-forger-guessing-an-hmac-secret", algorithm="HS256"),
         other_keys.issue(user_id, "eve"),
     ]
 
@@ -663,8 +664,6 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    import ipaddress
-
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
