@@ -45,15 +45,12 @@ from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.signaling.store import open_store
 from sleap_rtc_core.transport.auth import ChannelAuth
-from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
-from sleap_rtc_core.worker.mounts import MountPolicy
-from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.balancer import TcpBalancer
 from tests.fixtures.cli import start_server
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
-from tests.fixtures.transport import FAST_BACKOFF
+from tests.fixtures.transport import FAST_BACKOFF, stated_worker
 from tests.fixtures.worker_proc import (
     WorkerSettings,
     descendants,
@@ -177,15 +174,7 @@ async def test_server_killed_and_restarted_while_a_job_runs(
     mount.mkdir()
     labels = await asyncio.to_thread(write_tiny_labels, mount / "labels.pkg.slp")
     auth = ChannelAuth(secret=room_secret)
-    worker = WorkerService(
-        url,
-        {"room_id": room.room_id, "token": room.token},
-        WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
-        MountPolicy([str(mount)]),
-        auth=auth,
-        peer_id="w",
-        backoff=FAST_BACKOFF,
-    )
+    worker = stated_worker(url, room, mount, room_secret, "w")
     progress = Progress()
     jobs: list[RemoteJob] = []
     async with worker, signaling(url, room, "c") as client:

@@ -28,13 +28,11 @@ from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
 from sleap_rtc_core.signaling.store import Store
 from sleap_rtc_core.transport.auth import ChannelAuth
-from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
-from sleap_rtc_core.worker.mounts import MountPolicy
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
-from tests.fixtures.transport import FAST_BACKOFF
+from tests.fixtures.transport import FAST_BACKOFF, stated_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -77,15 +75,7 @@ async def worker_on_a(
     """A real worker on server A whose mount is a folder in ``tmp_path``."""
     mount = tmp_path / "mount"
     mount.mkdir()
-    svc = WorkerService(
-        two_servers[0].server.url,
-        {"room_id": room.room_id, "token": room.token},
-        WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
-        MountPolicy([str(mount)]),
-        auth=ChannelAuth(secret=room_secret),
-        peer_id="w",
-        backoff=FAST_BACKOFF,
-    )
+    svc = stated_worker(two_servers[0].server.url, room, mount, room_secret, "w")
     async with svc:
         yield svc
 

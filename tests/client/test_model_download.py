@@ -31,7 +31,6 @@ from sleap_rtc_core.client.model_download import (
 )
 from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.errors import ChannelClosed, TransferError
-from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.channel_transfer import FileDownloadRequestMsg
 from sleap_rtc_core.protocol.jobspec import (
     FrameFilter,
@@ -46,7 +45,6 @@ from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.channel import Channel
 from sleap_rtc_core.transport.peer import open_channel
-from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
 from sleap_rtc_core.worker.job_results import JobInfo
 from sleap_rtc_core.worker.model_files import ModelFileServer
 from sleap_rtc_core.worker.mounts import MountPolicy
@@ -54,7 +52,11 @@ from sleap_rtc_core.worker.service import WorkerService
 from sleap_rtc_core.worker.sleapnn_cmd import track_argv
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import scaled
-from tests.fixtures.transport import FAST_BACKOFF, TransportPair
+from tests.fixtures.transport import (
+    TransportPair,
+    make_signaling,
+    stated_worker,
+)
 
 JOB = "job_0001"
 
@@ -363,25 +365,14 @@ async def worker(
 ) -> AsyncIterator[WorkerService]:
     mount = tmp_path / "worker mount =ü"
     mount.mkdir()
-    svc = WorkerService(
-        service.server.url,
-        {"room_id": room.room_id, "token": room.token},
-        WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
-        MountPolicy([str(mount)]),
-        auth=ChannelAuth(secret=room_secret),
-        peer_id="w",
-        backoff=FAST_BACKOFF,
-    )
+    svc = stated_worker(service.server.url, room, mount, room_secret, "w")
     async with svc:
         yield svc
 
 
 @pytest.fixture
 async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
-    register = sig.Register(
-        peer_id="c", role="client", room_id=room.room_id, token=room.token
-    )
-    async with SignalingClient(service.server.url, register, backoff=FAST_BACKOFF) as c:
+    async with make_signaling(service.server.url, room, "c", "client") as c:
         yield c
 
 

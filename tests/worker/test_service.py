@@ -17,21 +17,17 @@ import pytest
 from sleap_rtc_core.client.remote_job import JobCallbacks, RemoteJob
 from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.errors import JobRejected
-from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.channel_fs import FsGetMountsMsg, FsMountsResponseMsg
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from sleap_rtc_core.signaling.client import Backoff, SignalingClient
+from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
-from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
-from sleap_rtc_core.worker.mounts import MountPolicy
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
-
-FAST = Backoff(initial=0.05, cap=0.2)
+from tests.fixtures.transport import make_signaling, stated_worker
 
 
 def status(svc: Service, room: RoomCreds) -> Any:
@@ -45,25 +41,14 @@ async def worker(
 ) -> AsyncIterator[WorkerService]:
     mount = tmp_path / "shared"
     mount.mkdir()
-    svc = WorkerService(
-        service.server.url,
-        {"room_id": room.room_id, "token": room.token},
-        WorkerCapabilities.from_probe(StatedGpu("NVIDIA A40", 46068, "12.8")),
-        MountPolicy([str(mount)]),
-        auth=ChannelAuth(secret=room_secret),
-        peer_id="w",
-        backoff=FAST,
-    )
+    svc = stated_worker(service.server.url, room, mount, room_secret, "w")
     async with svc:
         yield svc
 
 
 @pytest.fixture
 async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
-    register = sig.Register(
-        peer_id="c", role="client", room_id=room.room_id, token=room.token
-    )
-    async with SignalingClient(service.server.url, register, backoff=FAST) as c:
+    async with make_signaling(service.server.url, room, "c", "client") as c:
         yield c
 
 
@@ -188,10 +173,7 @@ async def test_a_new_client_reattaches_and_sees_completion(
         write_tiny_labels, mount_of(worker) / "labels.pkg.slp"
     )
     auth = ChannelAuth(secret=room_secret)
-    register = sig.Register(
-        peer_id="c", role="client", room_id=room.room_id, token=room.token
-    )
-    first = SignalingClient(service.server.url, register, backoff=FAST)
+    first = make_signaling(service.server.url, room, "c", "client")
     await first.start()
     channel = await open_channel(first, "w", auth=auth)
     job = RemoteJob(
@@ -205,7 +187,7 @@ async def test_a_new_client_reattaches_and_sees_completion(
     await channel.close()  # gone before the job ends
     await first.close()
 
-    second = SignalingClient(service.server.url, register, backoff=FAST)
+    second = make_signaling(service.server.url, room, "c", "client")
     async with second:
         again = await open_channel(second, "w", auth=auth)
         async with again:
