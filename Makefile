@@ -7,7 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sleap-rtc-installed
 # The dev/test install pins torch and torchvision to builds that import together
-# on a CPU-only machine. Real GPU workers install the CUDA build they need (README).
+# on a CPU-only machine, and brings the real SLEAP (1.6.x) that the plugin tests
+# drive. Real GPU workers install the CUDA build they need (README).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test install system-deps lint types contracts pytest bench clean
@@ -19,7 +20,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[worker,gui,server,dev]'
+	$(PY) -m pip install -q -e '.[worker,gui,server,sleap,dev]'
 	touch $@
 
 system-deps:

@@ -28,7 +28,15 @@ from sleap_rtc_core.progress.zmq_bridge import (
     DEFAULT_PUBLISH_PORT,
 )
 
-__all__ = ["register", "run_gui", "run_label", "run_tray", "session_factory"]
+__all__ = [
+    "RoomLink",
+    "register",
+    "run_gui",
+    "run_label",
+    "run_parts",
+    "run_tray",
+    "session_factory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -132,39 +140,72 @@ def session_factory(args: argparse.Namespace) -> Any:
     return ChannelSessionFactory(signaling, auth)
 
 
+def _credentials_given(args: argparse.Namespace) -> bool:
+    """Whether the flags or the environment give a credential (no browser)."""
+    import os
+
+    flags = (args.token, args.api_key, args.account_key)
+    env = ("SLEAP_RTC_TOKEN", "SLEAP_RTC_API_KEY", "SLEAP_RTC_ACCOUNT_KEY")
+    return any(flags) or any(os.environ.get(name) for name in env)
+
+
+class RoomLink:
+    """The labeler's one signaling client for the live worker list.
+
+    Joining another room replaces (and closes) the previous client; the
+    sessions of **Run Remotely** open their own clients (``session_factory``).
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.clients: list[Any] = []
+
+    async def connect(self, room: str) -> Any:
+        """A started client-role signaling client of ``room``."""
+        from sleap_rtc_core.signaling.client import SignalingClient
+
+        self.args.room = room
+        register = _client_register(self.args)
+        client = SignalingClient(server_url(self.args), register, give_up_after=30.0)
+        await client.start()
+        await self.aclose()
+        self.clients[:] = [client]
+        return client
+
+    async def aclose(self) -> None:
+        """Close the current client."""
+        clients, self.clients = self.clients, []
+        for client in clients:
+            await client.close()
+
+
+def run_parts(args: argparse.Namespace, link: RoomLink) -> Any:
+    """Session factory, login check, room connector and rooms for the flags."""
+    from sleap_rtc_gui.login import GivenOrStoredLogin, StoredLogin
+    from sleap_rtc_gui.sleap_run import RunParts
+
+    auth = GivenOrStoredLogin(_credentials_given(args), StoredLogin(server_url(args)))
+    rooms = [args.room] if args.room else []
+    return RunParts(session_factory(args), auth, link.connect, rooms)
+
+
 async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
-    from sleap_rtc_core.signaling.client import SignalingClient
     from sleap_rtc_gui.bridge import wait_signal
     from sleap_rtc_gui.controller import FeedOptions
     from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
-    from sleap_rtc_gui.login import StoredLogin
 
-    url = server_url(args)
-    clients: list[SignalingClient] = []
-
-    async def connect_room(room: str) -> SignalingClient:
-        args.room = room
-        client = SignalingClient(url, _client_register(args), give_up_after=30.0)
-        await client.start()
-        for old in clients:
-            await old.close()
-        clients[:] = [client]
-        return client
-
+    link = RoomLink(args)
+    parts = run_parts(args, link)
     dialog = TrainingDialog(
         args.labels,
-        session_factory(args),
-        StoredLogin(url),
-        rooms=[args.room] if args.room else [],
-        connect_room=connect_room,
+        parts.session_factory,
+        parts.auth,
+        rooms=parts.rooms,
+        connect_room=parts.connect_room,
         feed=FeedOptions(args.publish_port, args.controller_port, show_plot),
     )
     dialog.show()
-    if args.room:
-        try:
-            dialog.worker_panel.watch(await connect_room(args.room))
-        except (CredentialsError, Exception) as exc:
-            dialog.set_status(f"Cannot join room {args.room}: {exc}")
+    dialog.join_room(dialog.worker_panel.room)
     try:
         (result,) = await wait_signal(dialog.finished)
         if result and not dialog.controller.machine.finished:
@@ -173,8 +214,7 @@ async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
     finally:
         await dialog.controller.aclose()
         await dialog.worker_panel.bridge.aclose()
-        for client in clients:
-            await client.close()
+        await link.aclose()
 
 
 def run_tray(args: argparse.Namespace) -> int:
@@ -238,28 +278,25 @@ def run_tray(args: argparse.Namespace) -> int:
 
 
 def run_label(args: argparse.Namespace) -> int:
-    """``sleap-rtc label``: SLEAP with the plugin installed."""
+    """``sleap-rtc label``: SLEAP with **Run Remotely** in its training dialog."""
     if not sleap_installed():
-        return _fail("SLEAP is not installed (pip install sleap)", 2)
+        return _fail('SLEAP is not installed (pip install "sleap-rtc[sleap]")', 2)
+    import os
+
+    os.environ.setdefault("_SLEAP_LD_FIXED", "1")  # SLEAP would re-exec itself
     from sleap_rtc_gui.plugin import install
 
-    def opener(parent: Any, labels_path: str | None) -> None:
+    link = RoomLink(args)
+    runs: list[Any] = []
+
+    def opener(sleap_dialog: Any) -> None:
         from sleap_rtc_gui.app import shared_loop
-        from sleap_rtc_gui.controller import FeedOptions
-        from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
-        from sleap_rtc_gui.login import StoredLogin
+        from sleap_rtc_gui.sleap_run import SleapRemoteRun
 
         shared_loop(already_running=True)  # SLEAP's app.exec() runs Qt
-        url = server_url(args)
-        dialog = TrainingDialog(
-            labels_path,
-            session_factory(args),
-            StoredLogin(url),
-            rooms=[args.room] if args.room else [],
-            feed=FeedOptions(show_plot=False),
-            parent=parent,
-        )
-        dialog.show()
+        run = SleapRemoteRun(sleap_dialog, run_parts(args, link))
+        runs[:] = [r for r in runs if not r.controller.machine.finished] + [run]
+        run.show()
 
     if not install(opener):
         return _fail("could not hook into SLEAP's training dialog")

@@ -23,13 +23,14 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from sleap_rtc_core.client.model_download import models_dir_for
 from sleap_rtc_core.errors import LocalProtocolError
 from sleap_rtc_core.progress.zmq_bridge import (
     DEFAULT_CONTROLLER_PORT,
@@ -88,7 +89,15 @@ from sleap_rtc_gui.session import (
     classify_error,
 )
 
-__all__ = ["FeedOptions", "RemoteRunController", "RunView", "StepTimeouts"]
+__all__ = [
+    "AfterTraining",
+    "FeedOptions",
+    "RemoteRunController",
+    "RunView",
+    "StepTimeouts",
+    "TrainingConfigs",
+    "ViewerOpener",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +107,8 @@ T = TypeVar("T")
 class RunView(Protocol):
     """What the controller needs from the dialog that owns **Run Remotely**."""
 
-    def build_config(self) -> str:
-        """The training YAML from the dialog's options.
+    def build_config(self) -> str | TrainingConfigs:
+        """The training YAML from the dialog's options (several for a pipeline).
 
         Raises:
             ValueError: The options do not make a valid configuration.
@@ -117,6 +126,36 @@ class RunView(Protocol):
     def accept(self) -> None:
         """Close the dialog: the job was accepted."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingConfigs:
+    """A pipeline's sleap-nn configurations, trained in order in one job.
+
+    Attributes:
+        configs: One YAML text per model (top-down: centroid, then centered
+            instance).
+        model_types: The model type of each config (SLEAP's head names).
+    """
+
+    configs: tuple[str, ...]
+    model_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.configs:
+            raise ValueError("a pipeline needs at least one configuration")
+
+
+AfterTraining = Callable[
+    [RemoteSession, Mapping[str, Any], Mapping[str, str]], Awaitable[object]
+]
+"""Work on the finished job's channel before it closes (SLEAP's inference
+after training): called with the session, ``JOB_COMPLETE``'s data and the
+job's path mappings."""
+
+ViewerOpener = Callable[[], tuple[int, int | None]]
+"""Opens the progress viewer (SLEAP's LossViewer) and returns the ports it
+bound: ``(publish_port, controller_port)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +182,14 @@ class FeedOptions:
     """LossViewer's command port (``None``: LossViewer has no controls)."""
     show_plot: bool = False
     """Open our own loss plot (when SLEAP's LossViewer is not there)."""
+    open_viewer: ViewerOpener | None = None
+    """Opens SLEAP's LossViewer when the job is accepted; its ports replace
+    ``publish_port``/``controller_port`` (SLEAP moves off ports in use)."""
+    download_models: bool = False
+    """Bring the trained models into ``models/`` beside the labels file (where
+    SLEAP lists them) before the channel closes."""
+    after_training: AfterTraining | None = None
+    """Runs once the models are home, before the channel closes."""
 
 
 _STATUS = {
@@ -176,6 +223,7 @@ class RemoteRunController(QObject):
     error_shown = Signal(object)
     accepted = Signal(str)
     training_done = Signal(object)
+    models_ready = Signal(object)
     finished = Signal(str)
 
     def __init__(
@@ -234,6 +282,13 @@ class RemoteRunController(QObject):
         session = self.session
         if session is not None and self.machine.state is PresubmitState.RUNNING:
             self.bridge.start(session.stop(), on_error=self._log_error)
+
+    def cancel_training(self) -> None:
+        """Cancel the running job on the worker (LossViewer's Cancel Training):
+        nothing of it is kept."""
+        session = self.session
+        if session is not None and self.machine.state is PresubmitState.RUNNING:
+            self.bridge.start(session.cancel(), on_error=self._log_error)
 
     async def aclose(self) -> None:
         """Stop everything this controller runs (the app is quitting)."""
@@ -311,11 +366,11 @@ class RemoteRunController(QObject):
         logger.debug("> %s", type(effect).__name__)
         if isinstance(effect, BuildConfig):
             try:
-                yaml_text = self.view.build_config()
+                built = self.view.build_config()
             except ValueError as exc:
                 self.receive(ConfigFailed(reason=str(exc)))
             else:
-                self.receive(ConfigBuilt(config_yaml=yaml_text))
+                self.receive(_config_built(built))
         elif isinstance(effect, CheckAuth):
             ok, expired = self.auth.check()
             self.receive(AuthChecked(ok=ok, expired=expired))
@@ -435,11 +490,15 @@ class RemoteRunController(QObject):
 
     def _start_feed(self, job_id: str) -> None:
         self.accepted.emit(job_id)
-        if self.feed.publish_port is not None:
+        publish, controller = self.feed.publish_port, self.feed.controller_port
+        if self.feed.open_viewer is not None:
+            try:
+                publish, controller = self.feed.open_viewer()
+            except Exception as exc:  # the job runs on; only the view is missing
+                logger.warning("! could not open the progress viewer: %s", exc)
+        if publish is not None:
             self.progress_bridge = ProgressBridge(
-                self.feed.publish_port,
-                self.feed.controller_port,
-                on_command=self._viewer_command,
+                publish, controller, on_command=self._viewer_command
             )
             self.progress_bridge.open()
         if self.feed.show_plot:
@@ -477,19 +536,48 @@ class RemoteRunController(QObject):
             self.plot.add_event(payload)
 
     def _viewer_command(self, command: dict[str, Any]) -> None:
-        if command.get("command") in ("stop", "cancel"):
+        if command.get("command") == "stop":
             self.stop_training()
+        elif command.get("command") == "cancel":
+            self.cancel_training()
 
     # ------------------------------------------------------------------ the end
 
     def _finish(self, state: PresubmitState) -> None:
         if state is not PresubmitState.ABORTED:
-            self.bridge.start(self._wind_down(), name="wind down")
+            self.bridge.start(self._wind_down(state), name="wind down")
         self.finished.emit(state.value)
 
-    async def _wind_down(self) -> None:
+    async def _wind_down(self, state: PresubmitState) -> None:
         await self._close_feed()
+        if state is PresubmitState.DONE:
+            if self.feed.download_models:
+                await self._bring_models_home()
+            if self.feed.after_training is not None and self.session is not None:
+                run = self.machine.run
+                try:
+                    await self.feed.after_training(
+                        self.session, dict(run.result), run.path_mappings
+                    )
+                except Exception as exc:
+                    logger.warning("! after training: %s", exc)
         await self._close_session()
+
+    async def _bring_models_home(self) -> None:
+        """Copy the trained models next to the labels (SLEAP's ``models/``)."""
+        session, run = self.session, self.machine.run
+        fetch = getattr(session, "download_models", None)
+        if fetch is None or not run.labels_path:
+            return
+        try:
+            folders = await fetch(
+                dict(run.result), models_dir_for(run.labels_path), run.path_mappings
+            )
+        except Exception as exc:
+            logger.warning("! the models did not come home: %s", exc)
+            self.models_ready.emit(exc)
+            return
+        self.models_ready.emit([str(f) for f in folders])
 
     async def _close_feed(self) -> None:
         task, self._feed_task = self._feed_task, None
@@ -509,6 +597,16 @@ class RemoteRunController(QObject):
 
     def _log_error(self, exc: BaseException) -> None:
         logger.info("! %s", exc)
+
+
+def _config_built(built: str | TrainingConfigs) -> ConfigBuilt:
+    """The machine's event for what the view's ``build_config`` returned."""
+    if isinstance(built, str):
+        return ConfigBuilt(config_yaml=built)
+    first, *more = built.configs
+    return ConfigBuilt(
+        config_yaml=first, more_configs=tuple(more), model_types=built.model_types
+    )
 
 
 def _as_event(payload: Any) -> dict[str, Any]:

@@ -5,17 +5,19 @@ over ``sleap-rtc login``'s credentials file: ``check`` reads the token saved for
 the server and its expiry (``exp`` of the JWT payload; the signature is the
 server's business), ``login`` runs the same deposit/poll flow as the CLI
 (:func:`sleap_rtc_core.commands.login.login`, which blocks, so it runs in a
-worker thread) and saves the token. Cancelling abandons the wait: the thread
-ends at its own deadline and its result is dropped.
+worker thread) and saves the token. Cancelling tells the thread to stop and
+waits for it (one poll at most), so no thread is left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -27,7 +29,7 @@ from sleap_rtc_core.commands.login import (
 )
 from sleap_rtc_core.errors import AuthError
 
-__all__ = ["StoredLogin", "jwt_expiry"]
+__all__ = ["GivenOrStoredLogin", "StoredLogin", "jwt_expiry"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +78,51 @@ class StoredLogin:
     async def login(self) -> bool:
         """Open the browser login and wait for the token; True once saved."""
         out = io.StringIO()
-        try:
-            result = await asyncio.to_thread(
-                login, self.server, timeout=self.timeout, out=out
+        cancelled = threading.Event()
+        waiting = asyncio.ensure_future(
+            asyncio.to_thread(
+                login, self.server, timeout=self.timeout, out=out, cancelled=cancelled
             )
+        )
+        try:
+            result = await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # Cancel: the thread ends after its current poll, and we wait for it,
+            # so no login thread outlives the dialog.
+            cancelled.set()
+            with contextlib.suppress(Exception):
+                await waiting
+            raise
         except (AuthError, ConnectionError, ValueError) as exc:
             logger.info("! login failed: %s", exc)
             return False
         save_credentials(self.server, result["jwt"], result.get("user") or {})
         return True
+
+
+class GivenOrStoredLogin:
+    """Credentials in the order the CLI takes them: flags, environment, saved
+    login; the browser login only when none of them is there.
+
+    A room token or a worker/account key given on the command line (or in
+    ``SLEAP_RTC_TOKEN`` / ``SLEAP_RTC_API_KEY`` / ``SLEAP_RTC_ACCOUNT_KEY``)
+    is a valid login: no browser window is asked for.
+
+    Args:
+        given: Whether the flags or the environment give a credential.
+        stored: The saved login, checked otherwise.
+    """
+
+    def __init__(self, given: bool, stored: StoredLogin) -> None:
+        self.given = given
+        self.stored = stored
+
+    def check(self) -> tuple[bool, bool]:
+        """``(ok, expired)``: given credentials are always ok."""
+        if self.given:
+            return True, False
+        return self.stored.check()
+
+    async def login(self) -> bool:
+        """The browser login (only asked for without given credentials)."""
+        return await self.stored.login()

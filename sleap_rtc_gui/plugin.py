@@ -1,18 +1,21 @@
-"""**Run Remotely** inside SLEAP's training dialog, when SLEAP is installed.
+"""**Run Remotely** inside SLEAP's training and inference dialog.
 
 SLEAP (1.6.6) has no extension point for remote training: its ``LearningDialog``
 (``sleap/gui/learning/dialog.py``) only trains locally, as a subprocess. So the
 plugin wraps that class **in one place**, :func:`install`: it replaces
 ``LearningDialog.__init__`` by a wrapper that calls the original and then adds a
-**Run Remotely…** button to the dialog's button box. The button opens our
-remote panel (:class:`~sleap_rtc_gui.dialogs.training_dialog.TrainingDialog`
-for the dialog's labels file), which runs the presubmission flow and feeds
-SLEAP's own LossViewer through :class:`~sleap_rtc_core.progress.zmq_bridge.
-ProgressBridge` on SLEAP's default ports.
+**Run Remotely…** button beside SLEAP's **Run** (:func:`add_run_remotely`).
+
+SLEAP's buttons sit in a plain ``QHBoxLayout`` inside an unnamed widget (there
+is no ``QDialogButtonBox``), so the button goes into ``run_button``'s parent
+layout, just before Run, and follows Run's enabled state: SLEAP disables Run
+while its form is invalid, and a remote run of an invalid form is no better.
+The click hands SLEAP's dialog itself to the opener
+(:func:`sleap_rtc_gui.sleap_run.open_remote_run`), which reads SLEAP's own form.
 
 Everything is defensive: without SLEAP, or when SLEAP's dialog does not look as
-expected (no button box, no labels file), :func:`install` returns ``False`` or
-the button is simply not added; SLEAP keeps working either way.
+expected (no ``run_button``, no layout), :func:`install` returns ``False`` or the
+button is not added, a warning is logged once, and SLEAP keeps working.
 ``sleap-rtc label`` calls :func:`install` and then starts SLEAP.
 """
 
@@ -24,7 +27,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtWidgets import QDialogButtonBox, QPushButton, QWidget
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QBoxLayout, QPushButton, QWidget
 
 __all__ = [
     "BUTTON_TEXT",
@@ -33,6 +37,8 @@ __all__ = [
     "add_run_remotely",
     "install",
     "installed",
+    "labels_path_of",
+    "uninstall",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,35 +49,75 @@ DIALOG_CLASS = ("sleap.gui.learning.dialog", "LearningDialog")
 BUTTON_TEXT = "Run Remotely…"
 """The label of the button added to SLEAP's dialog."""
 
+BUTTON_NAME = "sleap_rtc_run_remotely"
+"""The object name of that button (tests and screenshots find it by it)."""
+
 _MARK = "__sleap_rtc_wrapped__"
 
-RemoteOpener = Callable[[QWidget, str | None], Any]
-"""Opens the remote panel over SLEAP's dialog for its labels file."""
+RemoteOpener = Callable[[QWidget], Any]
+"""Opens the remote run over SLEAP's dialog (it reads the dialog's form)."""
+
+_warned: set[str] = set()
 
 
-def _labels_path(dialog: Any) -> str | None:
-    """The labels file of SLEAP's dialog, wherever this SLEAP version keeps it."""
-    for owner in (dialog, getattr(dialog, "labels", None)):
-        for name in ("labels_filename", "filename", "labels_path"):
-            value = getattr(owner, name, None)
-            if isinstance(value, str) and value:
-                return value
-    return None
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning("! %s", message)
+
+
+def labels_path_of(dialog: Any) -> str | None:
+    """The labels file of SLEAP's dialog (``labels_filename``), if saved."""
+    value = getattr(dialog, "labels_filename", None)
+    return value if isinstance(value, str) and value else None
+
+
+class _FollowEnabled(QObject):
+    """Keeps a button enabled exactly when another one is."""
+
+    def __init__(self, source: QPushButton, target: QPushButton) -> None:
+        super().__init__(target)
+        self._target = target
+        source.installEventFilter(self)
+        target.setEnabled(source.isEnabled())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Copy the source's enabled state whenever it changes."""
+        if event.type() == QEvent.Type.EnabledChange and isinstance(
+            watched, QPushButton
+        ):
+            self._target.setEnabled(watched.isEnabled())
+        return False
 
 
 def add_run_remotely(dialog: QWidget, opener: RemoteOpener) -> QPushButton | None:
-    """Add **Run Remotely…** to ``dialog``'s button box; the button, or ``None``.
+    """Add **Run Remotely…** beside ``dialog.run_button``; the button, or ``None``.
 
-    Works on any dialog with a ``QDialogButtonBox`` (SLEAP's, or a test's).
+    The button is inserted just before Run in Run's own layout and is enabled
+    whenever Run is.
     """
-    box = dialog.findChild(QDialogButtonBox)
-    if box is None:
-        logger.warning("! no button box in %s; Run Remotely not added", dialog)
+    if getattr(dialog, "mode", "training") != "training":
+        logger.debug("= %s is not in training mode: no Run Remotely", dialog)
+        return None  # remote inference from SLEAP's dialog is not built yet
+    run_button = getattr(dialog, "run_button", None)
+    if not isinstance(run_button, QPushButton):
+        _warn_once(f"no run_button in {type(dialog).__name__}; Run Remotely not added")
         return None
-    button = QPushButton(BUTTON_TEXT, dialog)
-    button.setObjectName("sleap_rtc_run_remotely")
-    button.clicked.connect(lambda: opener(dialog, _labels_path(dialog)))
-    box.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
+    holder = run_button.parentWidget()
+    layout = holder.layout() if holder is not None else None
+    if not isinstance(layout, QBoxLayout) or layout.indexOf(run_button) < 0:
+        _warn_once(
+            f"Run is not in a box layout in {type(dialog).__name__}; "
+            "Run Remotely not added"
+        )
+        return None
+    button = QPushButton(BUTTON_TEXT, holder)
+    button.setObjectName(BUTTON_NAME)
+    button.setAutoDefault(False)
+    button.setToolTip("Run this pipeline on a GPU worker of your lab (sleap-rtc).")
+    button.clicked.connect(lambda: opener(dialog))
+    layout.insertWidget(layout.indexOf(run_button), button)
+    _FollowEnabled(run_button, button)
     return button
 
 
@@ -98,9 +144,8 @@ def install(opener: RemoteOpener, dialog_class: type | None = None) -> bool:
     The one place the plugin touches SLEAP. Idempotent.
 
     Args:
-        opener: Called with SLEAP's dialog and its labels file on click.
-        dialog_class: The class to wrap (default: SLEAP's ``LearningDialog``;
-            tests pass their own).
+        opener: Called with SLEAP's dialog on click.
+        dialog_class: The class to wrap (default: SLEAP's ``LearningDialog``).
 
     Returns:
         True when the class is wrapped (now or before); False without SLEAP.
@@ -124,3 +169,10 @@ def install(opener: RemoteOpener, dialog_class: type | None = None) -> bool:
     cls.__init__ = __init__
     logger.info("= Run Remotely added to %s", cls.__qualname__)
     return True
+
+
+def uninstall(dialog_class: type | None = None) -> None:
+    """Undo :func:`install` (tests that wrap the real class in one process)."""
+    cls: Any = dialog_class or _dialog_class()
+    if cls is not None and getattr(cls.__init__, _MARK, False):
+        cls.__init__ = cls.__init__.__wrapped__

@@ -35,12 +35,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import posixpath
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sleap_rtc_core.client import path_check
+from sleap_rtc_core.client.model_download import (
+    download_models,
+    download_predictions,
+)
 from sleap_rtc_core.client.remote_job import JobCallbacks, RemoteJob
 from sleap_rtc_core.errors import (
     ChannelClosed,
@@ -63,7 +69,7 @@ from sleap_rtc_core.protocol.channel_fs import (
     FsResolveMsg,
     FsResolveResponseMsg,
 )
-from sleap_rtc_core.protocol.jobspec import TrainJobSpec
+from sleap_rtc_core.protocol.jobspec import TrackJobSpec, TrainJobSpec
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.transport import Channel, ChannelAuth, ChannelAuthFailed
 from sleap_rtc_core.transport import open_channel as open_data_channel
@@ -334,6 +340,40 @@ class ChannelSession:
         """
         if self.job is not None:
             await self.job.cancel()
+
+    async def download_models(
+        self,
+        result: Mapping[str, Any],
+        dest_root: str | os.PathLike[str],
+        path_mappings: Mapping[str, str] | None = None,
+    ) -> list[Path]:
+        """Bring the finished job's models into ``dest_root`` (SLEAP's
+        ``models/``), unless the worker's folders are visible here already.
+
+        Raises:
+            TransferError: The worker refused or a checksum failed twice.
+            ChannelClosed: The channel closed.
+        """
+        return await download_models(
+            self.channel, result, dest_root, path_mappings=path_mappings
+        )
+
+    async def predict(self, spec: TrackJobSpec, dest: str | os.PathLike[str]) -> Path:
+        """Run a track job on this channel and bring its predictions to ``dest``
+        (unless the worker's file is visible here); the local file.
+
+        Raises:
+            JobRejected: The worker refused the spec.
+            TrainingFailed: The inference failed (``details`` says why).
+            TransferError: The predictions could not be copied.
+            ChannelClosed: The channel closed.
+        """
+        job = RemoteJob(self.channel, spec)
+        await job.submit(self.submit_timeout)
+        result = await job.follow(JobCallbacks(on_log=self._log))
+        return await download_predictions(
+            self.channel, result, dest, path_mappings=spec.path_mappings
+        )
 
     async def close(self) -> None:
         """Close the channel and the signaling client it owns (idempotent).

@@ -9,8 +9,8 @@ dialogs with simple in-test implementations.
   ``check_paths`` (labels file and videos, with suggestions), ``list_dir`` (browse
   the worker's mounts, ``FS_LIST_DIR``), ``submit`` (``JOB_SUBMIT``, returns the
   job id or raises :class:`~sleap_rtc_core.errors.JobRejected`), ``updates``
-  (progress, then the end of the job), ``stop`` (ask the trainer to stop early)
-  and ``close``.
+  (progress, then the end of the job), ``stop`` (ask the trainer to stop early),
+  ``cancel`` (end the job, keep nothing) and ``close``.
 * :data:`SessionFactory`: opens a session to ``(worker_id, room)``.
 * :class:`AuthProvider`: the stored login and the browser login.
 
@@ -120,6 +120,10 @@ class RemoteSession(Protocol):
 
     async def stop(self) -> None:
         """Ask the trainer to stop early (LossViewer's **Stop Early**)."""
+        ...
+
+    async def cancel(self) -> None:
+        """Cancel the job (LossViewer's **Cancel Training**): nothing is kept."""
         ...
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -134,6 +135,7 @@ def login(
     interval: float = 2.0,
     out: TextIO | None = None,
     browser: Callable[[str], bool] = webbrowser.open,
+    cancelled: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run the browser login and return ``{"jwt": ..., "user": ...}``.
 
@@ -144,6 +146,8 @@ def login(
         interval: Seconds between polls.
         out: Where instructions go (default stdout).
         browser: Opens a URL (injectable).
+        cancelled: Set from another thread to give up at once (the GUI's
+            Cancel): the wait between polls ends, and so does the login.
 
     Raises:
         ValueError: ``server`` is not a URL.
@@ -165,8 +169,11 @@ def login(
     out.flush()
     poll = f"{base}/api/auth/cli/poll?" + urllib.parse.urlencode({"state": state})
     deadline = time.monotonic() + timeout
+    stop = cancelled or threading.Event()
     while True:
         remaining = deadline - time.monotonic()
+        if stop.is_set():
+            raise AuthError("the login was cancelled")
         if remaining <= 0:
             raise AuthError(f"no login within {timeout:g} s; run the command again")
         try:
@@ -179,7 +186,7 @@ def login(
         if status in (400, 401, 403, 404):
             detail = body.get("detail", f"HTTP {status}")
             raise AuthError(f"the server refused the login: {detail}")
-        time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+        stop.wait(min(interval, max(deadline - time.monotonic(), 0.0)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -59,6 +59,7 @@ from ..protocol.channel_messages import (
 )
 from ..protocol.jobspec import TrackJobSpec, TrainJobSpec
 from ..protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
+from .hardware import JobHardware
 from .job_control import ProcessControl, line_text
 from .job_inference import run_inference
 from .job_outbox import JobOutbox, Sink
@@ -121,8 +122,10 @@ class JobRun:
         stop_timeout: float,
         max_buffered: int,
         on_state: StateCallback,
+        hardware: JobHardware | None = None,
     ) -> None:
         self.job_id = job_id
+        self.hardware = hardware or JobHardware()
         self.client_job_id = client_job_id
         self.owner = owner
         self.prepared = prepared
@@ -146,7 +149,7 @@ class JobRun:
         self._link: TrainerLink | None = None
         self._ctl = ProcessControl(
             cwd=prepared.private_dir,
-            env=env,
+            env={**env, **self.hardware.env()},
             stop_grace=stop_grace,
             stop_timeout=stop_timeout,
             stderr_lines=STDERR_TAIL_LINES,
@@ -278,6 +281,7 @@ class JobRun:
         """Run the job to its end; never raises except on task cancellation."""
         started = time.monotonic()
         self._event(JobEvent.START)
+        self._emit(JobLogMsg(self.hardware.describe()))
         result: dict[str, Any]
         ok = False
         try:
@@ -388,6 +392,7 @@ class JobRun:
                 resume_ckpt_path=spec.resume_ckpt_path,
                 publish_port=link.publish_port,
                 controller_port=link.controller_port,
+                extra_overrides=self.hardware.train_overrides(),
                 python=self._python,
             )
             self._link = link
@@ -467,6 +472,7 @@ class JobRun:
             video_index=spec.video_index,
             frames=spec.frames,
             json_progress=True,
+            device=self.hardware.track_device(),
             python=self._python,
         )
         ok, info = await run_inference(
@@ -490,6 +496,7 @@ class JobRun:
             output_path=output,
             frame_filter="suggested",
             json_progress=True,
+            device=self.hardware.track_device(),
             python=self._python,
         )
         ok, info = await run_inference(

@@ -66,6 +66,7 @@ from ..protocol.channel_messages import (
 )
 from ..protocol.jobspec import FieldError, SpecErrorCode, spec_from_dict
 from ..protocol.states import JobState
+from .hardware import JobHardware
 from .job_outbox import Sink
 from .job_prepare import PathPolicy, PreparedJob, prepare_job
 from .job_run import JobInfo, JobRun, StateCallback
@@ -98,6 +99,8 @@ class JobService:
         max_jobs: Jobs that may run at once (one per GPU).
         keep_finished: Finished jobs remembered for ``JOB_ATTACH``.
         on_state_change: Called ``(job_id, JobState)`` on every change.
+        hardware: The device the jobs run on (default the CPU): it decides
+            sleap-nn's accelerator, whatever the client's config says.
 
     Attributes:
         on_state_change: The state hook (may be set after construction).
@@ -117,6 +120,7 @@ class JobService:
         max_jobs: int = 1,
         keep_finished: int = 32,
         on_state_change: StateCallback | None = None,
+        hardware: JobHardware | None = None,
     ) -> None:
         if max_buffered < 1 or max_jobs < 1 or keep_finished < 0:
             raise ValueError("max_buffered and max_jobs must be positive")
@@ -130,6 +134,7 @@ class JobService:
         self._max_buffered = max_buffered
         self._max_jobs = max_jobs
         self._keep_finished = keep_finished
+        self._hardware = hardware or JobHardware()
         self.on_state_change = on_state_change
         self.paused: Callable[[], bool] = lambda: False
         """Whether new submissions are refused now (maintenance); running jobs
@@ -292,6 +297,7 @@ class JobService:
             stop_timeout=self._stop_timeout,
             max_buffered=self._max_buffered,
             on_state=self._notify,
+            hardware=self._hardware,
         )
         self._runs[job_id] = run
         self._notify(job_id, run.state)

@@ -36,6 +36,7 @@ from ..transport.peer import ChannelAcceptor
 from .agent import JobContext, SignalingWorker
 from .capabilities import WorkerCapabilities
 from .fs_service import FsService
+from .hardware import JobHardware
 from .jobs import JobService
 from .model_files import ModelFileServer
 from .mounts import MountPolicy
@@ -58,6 +59,8 @@ class WorkerService:
         policy: The folders jobs and file checks may touch.
         auth: How channels are authenticated (room secret, authorized keys).
         submit_timeout: Seconds an assigned job waits for ``JOB_SUBMIT``.
+        hardware: Where jobs run (default: the advertised GPU, or the CPU);
+            it overrides the accelerator of every job's config.
         **worker_options: Passed to :class:`SignalingWorker` (``peer_id``,
             ``name``, ``max_concurrent_jobs``, ``backoff`` …).
     """
@@ -71,12 +74,18 @@ class WorkerService:
         *,
         auth: ChannelAuth,
         submit_timeout: float = SUBMIT_TIMEOUT,
+        hardware: JobHardware | None = None,
         **worker_options: Any,
     ) -> None:
         slots = int(worker_options.get("max_concurrent_jobs", 1))
         self.policy = policy
         self.fs = FsService(policy)
-        self.jobs = JobService(policy, max_jobs=slots, on_state_change=self._state)
+        self.jobs = JobService(
+            policy,
+            max_jobs=slots,
+            on_state_change=self._state,
+            hardware=hardware or JobHardware.for_gpu(capabilities.gpu),
+        )
         self.models = ModelFileServer(
             lambda job_id: self.jobs.jobs.get(job_id), policy.allows
         )

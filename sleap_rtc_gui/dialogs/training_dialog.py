@@ -1,12 +1,14 @@
 """The standalone training dialog (``sleap-rtc gui LABELS.slp``).
 
 The essential training options (model type, epochs, batch size, input scale)
-become a sleap-nn configuration built the same way as
-:func:`~sleap_rtc_core.sample_data.tiny_training_config`, with the dialog's
-values in it; the worker panel picks the room and the worker; **Run Remotely**
-hands both to a :class:`~sleap_rtc_gui.controller.RemoteRunController`. The
-dialog stays open (controls disabled, Cancel active) until the job is accepted,
-then closes; errors come back as popups over it.
+become a real sleap-nn configuration (SLEAP's training profile for the model
+type, or sleap-nn's defaults: :func:`~sleap_rtc_gui.job_config.standard_config`);
+inside SLEAP the plugin passes a ``config_source`` that reads SLEAP's own form
+instead, and the options are not shown. The worker panel picks the room and
+the worker; **Run Remotely** hands both to a
+:class:`~sleap_rtc_gui.controller.RemoteRunController`. The dialog stays open
+(controls disabled, Cancel active) until the job is accepted, then closes;
+errors come back as popups over it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,18 +32,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sleap_rtc_core.sample_data import TinyModelType, tiny_training_config
 from sleap_rtc_core.signaling.client import SignalingClient
-from sleap_rtc_gui.controller import FeedOptions, RemoteRunController, StepTimeouts
+from sleap_rtc_gui.controller import (
+    FeedOptions,
+    RemoteRunController,
+    StepTimeouts,
+    TrainingConfigs,
+)
 from sleap_rtc_gui.dialogs.worker_panel import WorkerPanel
+from sleap_rtc_gui.job_config import standard_config
 from sleap_rtc_gui.session import AuthProvider, SessionFactory
 
 __all__ = ["MODEL_TYPES", "TrainingDialog", "build_training_config"]
 
 MODEL_TYPES: tuple[tuple[str, str], ...] = (
-    ("Single animal", TinyModelType.SINGLE_INSTANCE.value),
-    ("Top-down: centroid", TinyModelType.CENTROID.value),
-    ("Top-down: centered instance", TinyModelType.CENTERED_INSTANCE.value),
+    ("Single animal", "single_instance"),
+    ("Top-down: centroid", "centroid"),
+    ("Top-down: centered instance", "centered_instance"),
+    ("Bottom-up", "bottomup"),
 )
 """The model types offered: label and sleap-nn head name."""
 
@@ -53,21 +60,21 @@ RoomConnector = Callable[[str], Coroutine[Any, Any, SignalingClient]]
 def build_training_config(
     model_type: str, epochs: int, batch_size: int, input_scale: float
 ) -> str:
-    """The sleap-nn YAML for the dialog's options.
+    """The sleap-nn YAML for the dialog's options (SLEAP's profile for the
+    model type, or sleap-nn's defaults; see :mod:`sleap_rtc_gui.job_config`).
 
     Raises:
         ValueError: An unknown model type, or a value out of range.
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError("epochs and batch size must be at least 1")
-    if not 0.0 < input_scale <= 4.0:
-        raise ValueError("input scale must be in (0, 4]")
-    text = tiny_training_config(
-        model_type=model_type, max_epochs=epochs, batch_size=batch_size
-    )
-    config: dict[str, Any] = yaml.safe_load(text)
-    config["data_config"]["preprocessing"]["scale"] = float(input_scale)
-    return str(yaml.safe_dump(config, sort_keys=False, width=88))
+    return standard_config(model_type, epochs, batch_size, input_scale)
+
+
+ConfigSource = Callable[[], "str | TrainingConfigs"]
+"""Builds the job's configs from another form (SLEAP's, in the plugin).
+
+Raises:
+    ValueError: The form does not make a valid configuration.
+"""
 
 
 class TrainingDialog(QDialog):
@@ -95,11 +102,14 @@ class TrainingDialog(QDialog):
         connect_room: RoomConnector | None = None,
         feed: FeedOptions | None = None,
         timeouts: StepTimeouts | None = None,
+        config_source: ConfigSource | None = None,
+        summary: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.labels_path = labels_path
         self.connect_room = connect_room
+        self.config_source = config_source
         self.setWindowTitle("Train remotely — sleap-rtc")
         self.resize(620, 560)
 
@@ -121,10 +131,18 @@ class TrainingDialog(QDialog):
         form = QFormLayout(options)
         name = Path(labels_path).name if labels_path else "(project not saved)"
         form.addRow("Labels:", QLabel(name, options))
-        form.addRow("Model type:", self.model_box)
-        form.addRow("Epochs:", self.epochs_box)
-        form.addRow("Batch size:", self.batch_box)
-        form.addRow("Input scale:", self.scale_box)
+        if config_source is None:
+            form.addRow("Model type:", self.model_box)
+            form.addRow("Epochs:", self.epochs_box)
+            form.addRow("Batch size:", self.batch_box)
+            form.addRow("Input scale:", self.scale_box)
+        else:  # the options come from another form (SLEAP's)
+            for box in (self.model_box, self.epochs_box, self.batch_box):
+                box.hide()
+            self.scale_box.hide()
+            about = QLabel(summary or "As configured in the training dialog.")
+            about.setWordWrap(True)
+            form.addRow("Pipeline:", about)
 
         self.worker_panel = WorkerPanel(rooms, self)
         self.status_label = QLabel("", self)
@@ -146,13 +164,15 @@ class TrainingDialog(QDialog):
             self, session_factory, auth, timeouts=timeouts, feed=feed, parent=self
         )
         self.worker_panel.run_requested.connect(self._run_requested)
-        self.worker_panel.room_changed.connect(self._room_changed)
+        self.worker_panel.room_changed.connect(self.join_room)
         self._controls: list[QWidget] = [options, self.worker_panel]
 
     # ------------------------------------------------------------------ RunView
 
-    def build_config(self) -> str:
+    def build_config(self) -> str | TrainingConfigs:
         """The YAML for the options shown (the controller's ``BuildConfig``)."""
+        if self.config_source is not None:
+            return self.config_source()
         return build_training_config(
             str(self.model_box.currentData()),
             self.epochs_box.value(),
@@ -174,8 +194,9 @@ class TrainingDialog(QDialog):
     def _run_requested(self, worker_id: str, room: str) -> None:
         self.controller.run(worker_id, room or None, self.labels_path)
 
-    def _room_changed(self, room: str) -> None:
-        if self.connect_room is None:
+    def join_room(self, room: str) -> None:
+        """Connect to ``room`` and list its workers live (``connect_room``)."""
+        if self.connect_room is None or not room:
             return
         self.worker_panel.bridge.start(
             self.connect_room(room),

@@ -223,12 +223,22 @@ class ConfigBuilt(Event):
     Attributes:
         config_yaml: The configuration as YAML text; it stays in memory and travels
             in the job spec as ``config_content``.
+        more_configs: The next models of a pipeline (top-down, bottom-up), trained
+            after the first one in the same job (``config_contents``).
+        model_types: The model type of each config, in order (SLEAP's head
+            names, e.g. ``centroid``, ``centered_instance``); empty when unknown.
     """
 
     config_yaml: str = field(repr=False)
+    more_configs: tuple[str, ...] = field(default=(), repr=False)
+    model_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require_text(self.config_yaml, "config_yaml")
+        for text in self.more_configs:
+            _require_text(text, "more_configs")
+        if self.model_types and len(self.model_types) != 1 + len(self.more_configs):
+            raise ValueError("model_types must name one type per config")
 
 
 @dataclass(frozen=True, slots=True)

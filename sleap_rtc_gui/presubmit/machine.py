@@ -112,6 +112,8 @@ class RunContext:
 
     Attributes:
         config_yaml: The training configuration, kept in memory (never a file).
+        more_configs: The pipeline's next configurations, trained in order.
+        model_types: The model type of each configuration (may be empty).
         labels_path: The labels file on the labeler's machine.
         worker_id: The chosen worker.
         room: The worker's room.
@@ -126,6 +128,8 @@ class RunContext:
     """
 
     config_yaml: str | None = field(default=None, repr=False)
+    more_configs: tuple[str, ...] = field(default=(), repr=False)
+    model_types: tuple[str, ...] = ()
     labels_path: str | None = None
     worker_id: str | None = None
     room: str | None = None
@@ -287,7 +291,12 @@ class PresubmitMachine:
                 )
             return run
         if isinstance(event, ConfigBuilt):
-            return replace(run, config_yaml=event.config_yaml)
+            return replace(
+                run,
+                config_yaml=event.config_yaml,
+                more_configs=event.more_configs,
+                model_types=event.model_types,
+            )
         if isinstance(event, LabelsPathEntered):
             return replace(
                 run,
@@ -382,12 +391,16 @@ class PresubmitMachine:
     @staticmethod
     def _spec(run: RunContext) -> dict[str, Any]:
         """The ``TrainJobSpec`` dict for ``JOB_SUBMIT`` (PROTOCOL.md B §4.5)."""
-        return {
-            "type": "train",
-            "config_content": run.config_yaml or "",
-            "labels_path": run.labels_path or "",
-            "path_mappings": dict(run.path_mappings),
-        }
+        spec: dict[str, Any] = {"type": "train"}
+        if run.more_configs:
+            spec["config_contents"] = [run.config_yaml or "", *run.more_configs]
+        else:
+            spec["config_content"] = run.config_yaml or ""
+        if run.model_types:
+            spec["model_types"] = list(run.model_types)
+        spec["labels_path"] = run.labels_path or ""
+        spec["path_mappings"] = dict(run.path_mappings)
+        return spec
 
     def _error_for(
         self,

@@ -9,6 +9,7 @@ the JWT to ``$XDG_CONFIG_HOME/sleap-rtc/credentials.json`` with mode 0600.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import stat
@@ -25,9 +26,11 @@ from sleap_rtc_core.cli import main
 from sleap_rtc_core.commands.login import (
     credentials_path,
     load_credentials,
+    login,
     normalize_server,
     save_credentials,
 )
+from sleap_rtc_core.errors import AuthError
 from sleap_rtc_core.signaling.http_api import http_api_factory
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.passwords import hash_password
@@ -188,3 +191,26 @@ def test_save_credentials_keeps_other_servers(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["credentials.json"]
     path.write_text("not json")
     assert load_credentials(path) == {}
+
+
+async def test_a_cancelled_login_ends_at_once(server: SignalingServer) -> None:
+    """The GUI's Cancel sets the event: the poll loop ends, no thread lingers."""
+    import threading
+
+    cancelled = threading.Event()
+    waiting = asyncio.ensure_future(
+        asyncio.to_thread(
+            login,
+            base_url(server),
+            open_browser=False,
+            timeout=scaled(60),
+            interval=0.05,
+            out=io.StringIO(),
+            cancelled=cancelled,
+        )
+    )
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # polling, nobody logged in
+    cancelled.set()
+    with pytest.raises(AuthError, match="cancelled"):
+        await asyncio.wait_for(waiting, scaled(5))

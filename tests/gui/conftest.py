@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +25,9 @@ from sleap_rtc_core.worker.agent import SignalingWorker
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
 from sleap_rtc_gui.app import application, new_event_loop
 from tests.fixtures.signaling import RoomCreds
+
+if TYPE_CHECKING:
+    from tests.gui.rig import Rig
 
 FAST = Backoff(initial=0.05, cap=0.2)
 
@@ -82,3 +87,15 @@ def make_client(svc: Service, room: RoomCreds, peer_id: str = "gui") -> Signalin
         metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
     )
     return SignalingClient(svc.server.url, register, backoff=FAST)
+
+
+@pytest.fixture
+async def rig(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> AsyncIterator[Rig]:
+    """A complete worker on its own loop whose only mount holds a project with
+    one moved video (:mod:`tests.gui.rig`)."""
+    from tests.gui.rig import open_rig  # it imports this module
+
+    async for opened in open_rig(service, room, tmp_path, room_secret):
+        yield opened

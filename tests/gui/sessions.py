@@ -54,6 +54,7 @@ class ScriptedSession:
         self.submitted: list[dict[str, Any]] = []
         self.checked: list[str] = []
         self.stopped = 0
+        self.cancelled = 0
         self.closed = False
         self.feed: asyncio.Queue[SessionUpdate | None] = asyncio.Queue()
         self.tree: dict[str, list[DirEntry]] = {
@@ -85,6 +86,9 @@ class ScriptedSession:
 
     async def stop(self) -> None:
         self.stopped += 1
+
+    async def cancel(self) -> None:
+        self.cancelled += 1
 
     async def close(self) -> None:
         self.closed = True

@@ -22,7 +22,7 @@ from sleap_rtc_core.errors import (
 from sleap_rtc_gui import presubmit
 from sleap_rtc_gui.dialogs.error_popup import show_error
 from sleap_rtc_gui.dialogs.loss_plot import LossPlotWindow, losses_of
-from sleap_rtc_gui.login import StoredLogin, jwt_expiry
+from sleap_rtc_gui.login import GivenOrStoredLogin, StoredLogin, jwt_expiry
 from sleap_rtc_gui.session import classify_error, no_data_channel
 
 
@@ -51,6 +51,30 @@ def test_stored_login_reads_the_saved_token() -> None:
     save_credentials(login.server, _jwt(time.time() - 1), {})
     assert login.check() == (False, True)
     assert jwt_expiry("garbage") is None
+
+
+def test_given_credentials_need_no_browser_login() -> None:
+    stored = StoredLogin("ws://127.0.0.1:9")
+    assert GivenOrStoredLogin(True, stored).check() == (True, False)
+    assert GivenOrStoredLogin(False, stored).check() == (False, False)
+    save_credentials(stored.server, _jwt(time.time() - 1), {})
+    assert GivenOrStoredLogin(False, stored).check() == (False, True)
+
+
+def test_the_flags_and_the_environment_count_as_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sleap_rtc_gui.commands import _credentials_given
+
+    for name in ("SLEAP_RTC_TOKEN", "SLEAP_RTC_API_KEY", "SLEAP_RTC_ACCOUNT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    args = build_parser().parse_args(["gui", "x.slp", "--room", "r"])
+    assert not _credentials_given(args)
+    monkeypatch.setenv("SLEAP_RTC_API_KEY", "slp_x")
+    assert _credentials_given(args)
+    monkeypatch.delenv("SLEAP_RTC_API_KEY")
+    args = build_parser().parse_args(["gui", "x.slp", "--room", "r", "--token", "t"])
+    assert _credentials_given(args)
 
 
 def test_error_popup_shows_title_text_and_details(qtbot: QtBot) -> None:

@@ -18,7 +18,11 @@ from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_gui.controller import FeedOptions
-from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog, build_training_config
+from sleap_rtc_gui.dialogs.training_dialog import (
+    MODEL_TYPES,
+    TrainingDialog,
+    build_training_config,
+)
 from sleap_rtc_gui.presubmit import PresubmitState
 from sleap_rtc_gui.session import RemoteSession
 from tests.fixtures.signaling import RoomCreds
@@ -40,6 +44,40 @@ def test_config_carries_the_options() -> None:
     assert config["model_config"]["head_configs"]["centroid"] is not None
     with pytest.raises(ValueError, match="scale"):
         build_training_config("centroid", 1, 1, 0.0)
+
+
+@pytest.mark.parametrize("model_type", [value for _, value in MODEL_TYPES])
+def test_the_standalone_dialog_trains_real_models(model_type: str) -> None:
+    """SLEAP's profile for the type (SLEAP is installed here), never the demo's
+    tiny network, and nothing about the hardware: the worker decides."""
+    from importlib.resources import files
+
+    from sleap_rtc_gui.job_config import SLEAP_PROFILES
+
+    config = yaml.safe_load(build_training_config(model_type, 3, 2, 1.0))
+    profile = yaml.safe_load(
+        (files("sleap") / "training_profiles" / SLEAP_PROFILES[model_type]).read_text()
+    )
+    unet = config["model_config"]["backbone_config"]["unet"]
+    assert (
+        unet["filters"] == profile["model_config"]["backbone_config"]["unet"]["filters"]
+    )
+    assert unet["filters"] > 8  # the demo's toy has 8
+    trainer = config["trainer_config"]
+    for owned in ("trainer_accelerator", "trainer_devices", "ckpt_dir", "run_name"):
+        assert owned not in trainer
+    assert "publish_port" not in trainer["zmq"]
+
+
+def test_without_sleap_the_defaults_are_sleap_nns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sleap_rtc_gui import job_config
+
+    monkeypatch.setattr(job_config, "_sleap_profile", lambda model_type: None)
+    config = yaml.safe_load(build_training_config("single_instance", 5, 4, 1.0))
+    assert config["model_config"]["backbone_config"]["unet"]["filters"] == 32
+    assert config["trainer_config"]["max_epochs"] == 5
 
 
 async def test_run_remotely_to_loss_viewer(

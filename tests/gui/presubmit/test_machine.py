@@ -447,6 +447,26 @@ def test_config_given_with_the_request_skips_the_build() -> None:
     assert machine.run.config_yaml == YAML
 
 
+def test_a_pipeline_of_several_models_travels_as_one_spec() -> None:
+    """Top-down: the centroid and the centered-instance configs, in order, with
+    their model types (``config_contents``), in one job."""
+    machine = drive([run_requested()])
+    machine.effects()
+    built = ConfigBuilt(YAML, more_configs=("second: 1\n",), model_types=("a", "b"))
+    drive([built, AuthChecked(ok=True), Connected()], machine)
+    machine.receive(PathsChecked(ALL_FOUND))
+    (submit,) = machine.effects()
+    assert isinstance(submit, SubmitJob)
+    assert submit.spec["config_contents"] == [YAML, "second: 1\n"]
+    assert submit.spec["model_types"] == ["a", "b"]
+    assert "config_content" not in submit.spec
+
+
+def test_model_types_must_match_the_configs() -> None:
+    with pytest.raises(ValueError, match="one type per config"):
+        ConfigBuilt(YAML, more_configs=("x: 1\n",), model_types=("only_one",))
+
+
 def test_missing_videos_resolved() -> None:
     machine = drive(_TO_PATHS)
     machine.receive(PathsChecked(VIDEOS_MISSING))
