@@ -92,6 +92,7 @@ from sleap_rtc_gui.session import (
 __all__ = [
     "AfterTraining",
     "FeedOptions",
+    "PredictionJob",
     "RemoteRunController",
     "RunView",
     "StepTimeouts",
@@ -107,8 +108,9 @@ T = TypeVar("T")
 class RunView(Protocol):
     """What the controller needs from the dialog that owns **Run Remotely**."""
 
-    def build_config(self) -> str | TrainingConfigs:
-        """The training YAML from the dialog's options (several for a pipeline).
+    def build_config(self) -> str | TrainingConfigs | PredictionJob:
+        """The training YAML from the dialog's options (several for a pipeline),
+        or the prediction job it asks for.
 
         Raises:
             ValueError: The options do not make a valid configuration.
@@ -152,6 +154,19 @@ AfterTraining = Callable[
 """Work on the finished job's channel before it closes (SLEAP's inference
 after training): called with the session, ``JOB_COMPLETE``'s data and the
 job's path mappings."""
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionJob:
+    """A prediction job instead of training (SLEAP's inference dialog).
+
+    Attributes:
+        track: ``TrackJobSpec`` fields (``model_paths``, frames, filters); the
+            labels file and the path mappings are added when it is submitted.
+    """
+
+    track: Mapping[str, Any]
+
 
 ViewerOpener = Callable[[], tuple[int, int | None]]
 """Opens the progress viewer (SLEAP's LossViewer) and returns the ports it
@@ -224,6 +239,7 @@ class RemoteRunController(QObject):
     accepted = Signal(str)
     training_done = Signal(object)
     models_ready = Signal(object)
+    paths_checked = Signal(str, bool)
     finished = Signal(str)
 
     def __init__(
@@ -404,7 +420,7 @@ class RemoteRunController(QObject):
             self._task(
                 session.check_paths(effect.labels_path),
                 self.timeouts.check_paths,
-                lambda report: PathsChecked(report=report),
+                self._paths_checked,
                 name="check paths",
             )
         elif isinstance(effect, ShowPathResolution):
@@ -446,6 +462,12 @@ class RemoteRunController(QObject):
         elif isinstance(effect, ReturnToDialog):
             self._generation += 1
             self.view.set_running(False)
+
+    def _paths_checked(self, report: Any) -> Event:
+        worker = self.machine.run.worker_id
+        if worker:
+            self.paths_checked.emit(worker, bool(report.labels_found))
+        return PathsChecked(report=report)
 
     def _connected(self, session: RemoteSession) -> Event:
         self.session = session
@@ -599,10 +621,12 @@ class RemoteRunController(QObject):
         logger.info("! %s", exc)
 
 
-def _config_built(built: str | TrainingConfigs) -> ConfigBuilt:
+def _config_built(built: str | TrainingConfigs | PredictionJob) -> ConfigBuilt:
     """The machine's event for what the view's ``build_config`` returned."""
     if isinstance(built, str):
         return ConfigBuilt(config_yaml=built)
+    if isinstance(built, PredictionJob):
+        return ConfigBuilt(config_yaml="", track=dict(built.track))
     first, *more = built.configs
     return ConfigBuilt(
         config_yaml=first, more_configs=tuple(more), model_types=built.model_types

@@ -96,9 +96,6 @@ def add_run_remotely(dialog: QWidget, opener: RemoteOpener) -> QPushButton | Non
     The button is inserted just before Run in Run's own layout and is enabled
     whenever Run is.
     """
-    if getattr(dialog, "mode", "training") != "training":
-        logger.debug("= %s is not in training mode: no Run Remotely", dialog)
-        return None  # remote inference from SLEAP's dialog is not built yet
     run_button = getattr(dialog, "run_button", None)
     if not isinstance(run_button, QPushButton):
         _warn_once(f"no run_button in {type(dialog).__name__}; Run Remotely not added")

@@ -69,7 +69,7 @@ from sleap_rtc_core.protocol.channel_fs import (
     FsResolveMsg,
     FsResolveResponseMsg,
 )
-from sleap_rtc_core.protocol.jobspec import TrackJobSpec, TrainJobSpec
+from sleap_rtc_core.protocol.jobspec import TrackJobSpec, spec_from_dict
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.transport import Channel, ChannelAuth, ChannelAuthFailed
 from sleap_rtc_core.transport import open_channel as open_data_channel
@@ -235,7 +235,7 @@ class ChannelSession:
     # ------------------------------------------------------------ the job
 
     async def submit(self, spec: Mapping[str, Any]) -> str:
-        """Send ``JOB_SUBMIT`` with the train spec; the worker's job id.
+        """Send ``JOB_SUBMIT`` with a train (or track) spec; the worker's job id.
 
         Raises:
             JobRejected: The worker refused the spec (``errors`` says why), or
@@ -247,13 +247,13 @@ class ChannelSession:
         if self.job is not None:
             raise InvalidState("this session already submitted a job")
         try:
-            train = TrainJobSpec.from_dict(dict(spec))
+            decoded = spec_from_dict(dict(spec))
         except RemoteProtocolError as exc:
             raise JobRejected(
                 f"invalid job spec: {exc.message}",
                 errors=[{"field": "spec", "message": exc.message}],
             ) from exc
-        job = RemoteJob(self.channel, train)
+        job = RemoteJob(self.channel, decoded)
         job_id = await job.submit(self.submit_timeout)
         self.job = job
         logger.info("= job %s accepted by %s", job_id, self.worker_id)
@@ -371,8 +371,23 @@ class ChannelSession:
         job = RemoteJob(self.channel, spec)
         await job.submit(self.submit_timeout)
         result = await job.follow(JobCallbacks(on_log=self._log))
+        return await self.fetch_predictions(result, dest, spec.path_mappings)
+
+    async def fetch_predictions(
+        self,
+        result: Mapping[str, Any],
+        dest: str | os.PathLike[str],
+        path_mappings: Mapping[str, str] | None = None,
+    ) -> Path:
+        """The predictions of a finished track job here (copied to ``dest``
+        unless the worker's file is visible as it is).
+
+        Raises:
+            TransferError: The result names no predictions, or the copy failed.
+            ChannelClosed: The channel closed.
+        """
         return await download_predictions(
-            self.channel, result, dest, path_mappings=spec.path_mappings
+            self.channel, result, dest, path_mappings=path_mappings
         )
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "inference_plan",
     "remote_configs",
     "sleap_configs",
+    "trained_model_paths",
 ]
 
 
@@ -142,3 +143,25 @@ def inference_plan(dialog: Any) -> InferencePlan:
                 spec["frames"] = frame_ranges([int(i) for i in item.frames])
         specs.append(spec)
     return InferencePlan(tuple(specs), params)
+
+
+def trained_model_paths(dialog: Any) -> tuple[str, ...]:
+    """The model folders chosen in SLEAP's *inference* dialog, as the worker
+    knows them: a model that came home from a worker names the worker's run
+    folder (``.sleap-rtc-origin``); any other is sent as it is, for the
+    worker to map (``path_mappings``) or refuse.
+
+    Raises:
+        ValueError: A head has no trained model selected.
+    """
+    from sleap_rtc_core.client.model_download import worker_model_path
+
+    paths: list[str] = []
+    for info in dialog.get_every_head_config_data(_form_data(dialog)):
+        folder = info.path_dir if getattr(info, "path", None) else None
+        if not folder or not info.has_trained_model:
+            raise ValueError(f"no trained {info.head_name} model is selected")
+        paths.append(worker_model_path(folder) or folder)
+    if not paths:
+        raise ValueError("no trained model is selected")
+    return tuple(paths)

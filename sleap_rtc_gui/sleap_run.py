@@ -34,11 +34,16 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from sleap_rtc_core.protocol.channel_transfer import model_run_dirs
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec
-from sleap_rtc_gui.controller import FeedOptions, TrainingConfigs
+from sleap_rtc_gui.controller import FeedOptions, PredictionJob, TrainingConfigs
 from sleap_rtc_gui.dialogs.training_dialog import RoomConnector, TrainingDialog
 from sleap_rtc_gui.plugin import labels_path_of
 from sleap_rtc_gui.session import AuthProvider, SessionFactory
-from sleap_rtc_gui.sleap_form import InferencePlan, inference_plan, remote_configs
+from sleap_rtc_gui.sleap_form import (
+    InferencePlan,
+    inference_plan,
+    remote_configs,
+    trained_model_paths,
+)
 
 __all__ = ["RunParts", "SleapRemoteRun", "merge_predictions", "pipeline_summary"]
 
@@ -52,6 +57,11 @@ def pipeline_summary(dialog: Any) -> str:
     pipeline = str(getattr(dialog, "current_pipeline", "") or "the chosen pipeline")
     heads = [str(h) for h in getattr(dialog, "shown_tab_names", []) or []]
     models = f" ({', '.join(heads)})" if heads else ""
+    if getattr(dialog, "mode", "training") == "inference":
+        return (
+            f"{pipeline}{models}: predict with the trained models chosen in "
+            "SLEAP's dialog, on the frames of its Inference Target."
+        )
     return (
         f"{pipeline}{models}, with the settings of SLEAP's training dialog. "
         "The worker picks its GPU."
@@ -110,21 +120,28 @@ class SleapRemoteRun(QObject):
         self._cancel_sent = False
         self._result = ""
         self._timer: QTimer | None = None
+        self.predicting = getattr(sleap_dialog, "mode", "training") == "inference"
+        self._worker_models: tuple[str, ...] = ()
+        if self.predicting:  # progress is the final message; no LossViewer
+            feed = FeedOptions(None, None, after_training=self._predict)
+        else:
+            feed = FeedOptions(
+                open_viewer=self._open_viewer,
+                download_models=True,
+                after_training=self._predict,
+            )
         self.panel = TrainingDialog(
             labels_path_of(sleap_dialog),
             parts.session_factory,
             parts.auth,
             rooms=parts.rooms,
             connect_room=parts.connect_room,
-            feed=FeedOptions(
-                open_viewer=self._open_viewer,
-                download_models=True,
-                after_training=self._predict,
-            ),
+            feed=feed,
             config_source=self._read_form,
             summary=pipeline_summary(sleap_dialog),
         )
-        self.panel.setWindowTitle("Run Remotely — sleap-rtc")
+        title = "Predict Remotely" if self.predicting else "Run Remotely"
+        self.panel.setWindowTitle(f"{title} — sleap-rtc")
         controller = self.panel.controller
         controller.accepted.connect(self._accepted)
         controller.models_ready.connect(self._models_ready)
@@ -143,11 +160,24 @@ class SleapRemoteRun(QObject):
 
     # ------------------------------------------------------------ the run
 
-    def _read_form(self) -> TrainingConfigs:
-        """SLEAP's form now: the models to train and what to predict after."""
-        configs = remote_configs(self.sleap_dialog)
-        self.plan = inference_plan(self.sleap_dialog)
-        return configs
+    def _read_form(self) -> TrainingConfigs | PredictionJob:
+        """SLEAP's form now: the models to train and what to predict after,
+        or (inference dialog) the trained models and the frames to predict.
+
+        Raises:
+            ValueError: The form asks for nothing that can run remotely.
+        """
+        plan = inference_plan(self.sleap_dialog)
+        if not self.predicting:
+            configs = remote_configs(self.sleap_dialog)
+            self.plan = plan
+            return configs
+        if not plan.specs:
+            raise ValueError("choose the frames to predict (Inference Target)")
+        self._worker_models = trained_model_paths(self.sleap_dialog)
+        first, *rest = plan.specs
+        self.plan = InferencePlan(tuple(rest), plan.params)
+        return PredictionJob({**first, "model_paths": list(self._worker_models)})
 
     def _accepted(self, job_id: str) -> None:
         logger.info("= job %s accepted: closing SLEAP's dialog", job_id)
@@ -191,14 +221,23 @@ class SleapRemoteRun(QObject):
         mappings: Mapping[str, str],
     ) -> None:
         """Predict the frames the form asked for, on the worker, and merge the
-        predictions into SLEAP's open labels as SLEAP's own run does."""
+        predictions into SLEAP's open labels as SLEAP's own run does.
+
+        After training, every requested item is a new track job with the new
+        models; in the inference dialog the accepted job was the first item,
+        so its predictions are fetched first.
+        """
         labels_path = labels_path_of(self.sleap_dialog)
-        if not self.plan.specs or not labels_path:
+        if not labels_path or not (self.predicting or self.plan.specs):
             return
-        models = tuple(model_run_dirs(result))
+        models = self._worker_models or tuple(model_run_dirs(result))
         frames: list[Any] = []
         try:
             with tempfile.TemporaryDirectory(prefix="sleap-rtc-predictions-") as tmp:
+                if self.predicting:
+                    first = Path(tmp) / "first.slp"
+                    local = await session.fetch_predictions(result, first, mappings)
+                    frames += await asyncio.to_thread(_predicted_frames, local)
                 for i, fields in enumerate(self.plan.specs):
                     spec = TrackJobSpec(
                         data_path=labels_path,
@@ -209,17 +248,20 @@ class SleapRemoteRun(QObject):
                     local = await session.predict(spec, Path(tmp) / f"{i}.slp")
                     frames += await asyncio.to_thread(_predicted_frames, local)
                 self.predicted_frames = merge_predictions(
-                    self.sleap_dialog, frames, self.plan.params, self.models
+                    self.sleap_dialog, frames, self.plan.params, list(models)
                 )
         except Exception as exc:
-            logger.warning("! remote inference after training failed: %s", exc)
+            logger.warning("! remote inference failed: %s", exc)
             note = f"Predicting the requested frames failed: {exc}"
         else:
             note = f"{self.predicted_frames} frames were predicted and merged."
-        self._say(
-            "Remote training finished",
-            f"Training finished. {self._result}\n\n{note}",
-        )
+        if self.predicting:
+            self._say("Remote inference finished", note)
+        else:
+            self._say(
+                "Remote training finished",
+                f"Training finished. {self._result}\n\n{note}",
+            )
 
     def _finished(self, state: str) -> None:
         if self._timer is not None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -62,12 +63,14 @@ from ..protocol.channel_transfer import (
 from ..transport.channel import Channel
 
 __all__ = [
+    "ORIGIN_FILE",
     "PARTIAL_SUFFIX",
     "DownloadProgress",
     "download_models",
     "download_predictions",
     "local_model_path",
     "models_dir_for",
+    "worker_model_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,10 @@ PARTIAL_SUFFIX = ".partial"
 
 REPLY_TIMEOUT = 30.0
 """Seconds to wait for an answer, or between two frames of a file."""
+
+ORIGIN_FILE = ".sleap-rtc-origin"
+"""Written into each downloaded model folder: the worker's run folder it came
+from. No ``.json``/``.yaml`` suffix, so SLEAP's config scan passes it by."""
 
 DownloadProgress = Callable[[int, int], None]
 """Called with (bytes held, bytes in all) for the folders being copied."""
@@ -498,8 +505,27 @@ async def _download_one(
             await receiver.file(manifest.run_dir, entry, target)
     await asyncio.to_thread(_drop_extras, partial, manifest)
     await asyncio.to_thread(os.rename, partial, final)
+    await asyncio.to_thread(_write_origin, final, manifest.run_dir)
     logger.info("= model folder %s complete (%d files)", final, len(manifest.files))
     return final
+
+
+def _write_origin(folder: Path, run_dir: str) -> None:
+    (folder / ORIGIN_FILE).write_text(
+        json.dumps({"worker_run_dir": run_dir}), encoding="utf-8"
+    )
+
+
+def worker_model_path(folder: str | os.PathLike[str]) -> str | None:
+    """The worker's run folder a downloaded model came from (``None`` for a
+    model that was never downloaded), so that predicting with it remotely
+    names the worker's copy rather than a path only this machine knows."""
+    try:
+        data = json.loads((Path(folder) / ORIGIN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    run_dir = data.get("worker_run_dir") if isinstance(data, dict) else None
+    return run_dir if isinstance(run_dir, str) and run_dir else None
 
 
 def _drop_extras(partial: Path, manifest: ModelManifest) -> None:

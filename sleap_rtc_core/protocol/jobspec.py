@@ -25,7 +25,8 @@ the YAML, e.g. ``config[1].data_config.train_labels_path[0]``.
 
 The worker applies ``path_mappings`` before validating (:func:`apply_path_mappings`:
 exact replacement for ``labels_path``, ``val_labels_path`` and ``data_path``,
-substring replacement inside the YAML text, longest key first).
+folder-prefix replacement for ``model_paths``, substring replacement inside the
+YAML text, longest key first).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "TrainJobSpec",
     "apply_exact_mapping",
     "apply_path_mappings",
+    "apply_prefix_mapping",
     "apply_text_mappings",
     "parse_frame_ranges",
     "spec_from_dict",
@@ -474,6 +476,25 @@ def apply_exact_mapping(path: str, mappings: Mapping[str, str]) -> str:
     return mapped if isinstance(mapped, str) else path
 
 
+def apply_prefix_mapping(path: str, mappings: Mapping[str, str]) -> str:
+    """``path`` with the longest mapping key that is the path itself or one of
+    its folders replaced by its value (``/`` and ``\\`` count alike).
+
+    ``{"/Volumes/lab": "/mnt/lab"}`` maps ``/Volumes/lab/models/run1`` to
+    ``/mnt/lab/models/run1`` but leaves ``/Volumes/labels`` alone.
+    """
+    norm = path.replace("\\", "/")
+    best: tuple[int, str] | None = None
+    for key, value in mappings.items():
+        if not (isinstance(key, str) and key and isinstance(value, str)):
+            continue
+        prefix = key.replace("\\", "/").rstrip("/")
+        below = norm == prefix or (prefix and norm.startswith(prefix + "/"))
+        if below and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), value.rstrip("/\\") + norm[len(prefix) :])
+    return path if best is None else best[1]
+
+
 def apply_text_mappings(text: str, mappings: Mapping[str, str]) -> str:
     """Replace every occurrence of each key by its value, in one pass.
 
@@ -497,7 +518,8 @@ def apply_path_mappings(spec: JobSpec) -> JobSpec:
     """A copy of ``spec`` with its own ``path_mappings`` applied.
 
     Exact replacement for ``labels_path``, ``val_labels_path`` (train) and
-    ``data_path`` (track); substring replacement inside every
+    ``data_path`` (track); folder-prefix replacement for ``model_paths``
+    (:func:`apply_prefix_mapping`); substring replacement inside every
     ``config_contents`` text. Video paths inside ``.slp`` files are the worker's
     business (it writes a resolved copy).
     """
@@ -506,7 +528,9 @@ def apply_path_mappings(spec: JobSpec) -> JobSpec:
         return spec
     if isinstance(spec, TrackJobSpec):
         return dataclasses.replace(
-            spec, data_path=apply_exact_mapping(spec.data_path, m)
+            spec,
+            data_path=apply_exact_mapping(spec.data_path, m),
+            model_paths=tuple(apply_prefix_mapping(p, m) for p in spec.model_paths),
         )
     content = spec.config_content
     return dataclasses.replace(

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_gui.controller import (
     FeedOptions,
+    PredictionJob,
     RemoteRunController,
     StepTimeouts,
     TrainingConfigs,
@@ -69,7 +70,7 @@ def build_training_config(
     return standard_config(model_type, epochs, batch_size, input_scale)
 
 
-ConfigSource = Callable[[], "str | TrainingConfigs"]
+ConfigSource = Callable[[], "str | TrainingConfigs | PredictionJob"]
 """Builds the job's configs from another form (SLEAP's, in the plugin).
 
 Raises:
@@ -165,11 +166,12 @@ class TrainingDialog(QDialog):
         )
         self.worker_panel.run_requested.connect(self._run_requested)
         self.worker_panel.room_changed.connect(self.join_room)
+        self.controller.paths_checked.connect(self.worker_panel.note_labels)
         self._controls: list[QWidget] = [options, self.worker_panel]
 
     # ------------------------------------------------------------------ RunView
 
-    def build_config(self) -> str | TrainingConfigs:
+    def build_config(self) -> str | TrainingConfigs | PredictionJob:
         """The YAML for the options shown (the controller's ``BuildConfig``)."""
         if self.config_source is not None:
             return self.config_source()

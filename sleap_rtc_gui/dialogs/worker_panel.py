@@ -11,6 +11,9 @@ Signals:
         worker is selected: the presubmission machine explains).
     room_changed(room): The labeler picked another room; the owner connects to
         it and calls :meth:`WorkerPanel.watch` again.
+
+A worker whose path check ran shows whether it sees the labels file beside its
+status (:meth:`WorkerPanel.note_labels`).
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class WorkerPanel(QWidget):
         self.directory = WorkerDirectory()
         self.directory.listeners.append(self.bridge.relay(self._render))
         self._watch: asyncio.Task[None] | None = None
+        self._workers: list[WorkerInfo] = []
+        self._labels_notes: dict[str, str] = {}
 
         self.room_box = QComboBox(self)
         self.room_box.setEditable(True)
@@ -169,15 +174,24 @@ class WorkerPanel(QWidget):
         """Render ``workers`` (keeps the selection when the worker stays)."""
         self._render(list(workers))
 
+    def note_labels(self, peer_id: str, found: bool) -> None:
+        """Show whether ``peer_id`` saw the labels file when it was checked."""
+        note = "sees the labels" if found else "cannot see the labels"
+        self._labels_notes[peer_id] = note
+        self._render(self._workers)
+
     def _render(self, workers: list[WorkerInfo]) -> None:
         chosen = self.selected_worker()
+        self._workers = list(workers)
         self.table.setRowCount(len(workers))
         for row, worker in enumerate(workers):
+            status = _STATUS_TEXT.get(worker.status, worker.status)
+            note = self._labels_notes.get(worker.peer_id)
             cells = (
                 worker.name,
                 worker.gpu_model,
                 worker.memory_text,
-                _STATUS_TEXT.get(worker.status, worker.status),
+                f"{status} · {note}" if note else status,
             )
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)

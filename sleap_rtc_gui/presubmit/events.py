@@ -227,13 +227,18 @@ class ConfigBuilt(Event):
             after the first one in the same job (``config_contents``).
         model_types: The model type of each config, in order (SLEAP's head
             names, e.g. ``centroid``, ``centered_instance``); empty when unknown.
+        track: Instead of training: the fields of a ``TrackJobSpec`` (models,
+            frames); the labels file and the path mappings are added on submit.
     """
 
     config_yaml: str = field(repr=False)
     more_configs: tuple[str, ...] = field(default=(), repr=False)
     model_types: tuple[str, ...] = ()
+    track: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.track is not None:  # a prediction job: no training config
+            return
         _require_text(self.config_yaml, "config_yaml")
         for text in self.more_configs:
             _require_text(text, "more_configs")

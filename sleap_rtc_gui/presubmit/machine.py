@@ -114,6 +114,7 @@ class RunContext:
         config_yaml: The training configuration, kept in memory (never a file).
         more_configs: The pipeline's next configurations, trained in order.
         model_types: The model type of each configuration (may be empty).
+        track: A prediction job's ``TrackJobSpec`` fields, instead of training.
         labels_path: The labels file on the labeler's machine.
         worker_id: The chosen worker.
         room: The worker's room.
@@ -130,6 +131,7 @@ class RunContext:
     config_yaml: str | None = field(default=None, repr=False)
     more_configs: tuple[str, ...] = field(default=(), repr=False)
     model_types: tuple[str, ...] = ()
+    track: Mapping[str, Any] | None = field(default=None, repr=False)
     labels_path: str | None = None
     worker_id: str | None = None
     room: str | None = None
@@ -296,6 +298,7 @@ class PresubmitMachine:
                 config_yaml=event.config_yaml,
                 more_configs=event.more_configs,
                 model_types=event.model_types,
+                track=event.track,
             )
         if isinstance(event, LabelsPathEntered):
             return replace(
@@ -390,7 +393,15 @@ class PresubmitMachine:
 
     @staticmethod
     def _spec(run: RunContext) -> dict[str, Any]:
-        """The ``TrainJobSpec`` dict for ``JOB_SUBMIT`` (PROTOCOL.md B §4.5)."""
+        """The ``TrainJobSpec`` (or ``TrackJobSpec``) dict for ``JOB_SUBMIT``
+        (PROTOCOL.md B §4.5)."""
+        if run.track is not None:
+            return {
+                **dict(run.track),
+                "type": "track",
+                "data_path": run.labels_path or "",
+                "path_mappings": dict(run.path_mappings),
+            }
         spec: dict[str, Any] = {"type": "train"}
         if run.more_configs:
             spec["config_contents"] = [run.config_yaml or "", *run.more_configs]

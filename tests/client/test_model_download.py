@@ -23,11 +23,13 @@ import pytest
 import sleap_io as sio
 
 from sleap_rtc_core.client.model_download import (
+    ORIGIN_FILE,
     PARTIAL_SUFFIX,
     download_models,
     download_predictions,
     local_model_path,
     models_dir_for,
+    worker_model_path,
 )
 from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.errors import ChannelClosed, TransferError
@@ -66,11 +68,12 @@ def sha(path: Path) -> str:
 
 
 def tree(folder: Path) -> dict[str, str]:
-    """Relative path → SHA-256 of every file below ``folder``."""
+    """Relative path → SHA-256 of every file below ``folder`` (but the origin
+    note a download adds)."""
     return {
         p.relative_to(folder).as_posix(): sha(p)
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != ORIGIN_FILE
     }
 
 
@@ -179,6 +182,9 @@ async def test_models_arrive_laid_out_as_sleap_lays_them_out(
     assert paths == [dest / r.name for r in runs]
     for local, remote in zip(paths, runs, strict=True):
         assert tree(local) == tree(remote)
+        # Where it came from, for predicting with it remotely later.
+        assert worker_model_path(local) == remote.as_posix()
+    assert worker_model_path(worker_mount) is None  # never downloaded
     assert sorted(p.name for p in dest.iterdir()) == [r.name for r in runs]
     total = sum(p.stat().st_size for r in runs for p in r.rglob("*") if p.is_file())
     assert reports[-1] == (total, total)
@@ -261,7 +267,8 @@ async def test_a_dropped_channel_resumes_where_it_stopped(
         "240506_070809.centered_instance.n=20",
         f"240506_070809.centroid.n=20{PARTIAL_SUFFIX}",
     ]
-    held = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    files = [p for p in dest.rglob("*") if p.is_file() and p.name != ORIGIN_FILE]
+    held = sum(p.stat().st_size for p in files)
     assert held > 0
 
     reports: list[tuple[int, int]] = []

@@ -103,12 +103,14 @@ def test_install_is_idempotent_and_adds_one_button(
     assert len(buttons) == 1
 
 
-def test_inference_mode_keeps_sleaps_dialog_as_it_is(
+def test_the_inference_dialog_gets_the_button_too(
     qtbot: QtBot, labels: Path, wrapped: list[Any]
 ) -> None:
     dialog = LearningDialog("inference", str(labels))
     qtbot.addWidget(dialog)
-    assert dialog.findChild(QPushButton, plugin.BUTTON_NAME) is None
+    button = remote_button(dialog)
+    assert not dialog.run_button.isEnabled()  # no trained model yet
+    assert not button.isEnabled()
 
 
 def test_a_dialog_of_another_shape_is_left_alone_and_logged_once(
@@ -230,6 +232,8 @@ async def test_top_down_from_sleaps_dialog_trains_both_models_into_the_project(
     assert paths is not None
     assert paths.worker_path(str(project.missing)) == str(project.moved)
     paths.ok_button.click()
+    [(_, _, _, status)] = run.panel.worker_panel.row_texts()
+    assert status.endswith("sees the labels")
 
     # Accepted: SLEAP's dialog closes and SLEAP's own LossViewer draws epochs.
     await async_wait_until(lambda: run.viewer is not None, scaled(20))
@@ -344,6 +348,24 @@ async def test_predicting_suggestions_after_training_merges_into_the_open_labels
     assert all(lf.video is dialog.labels.videos[0] for lf in dialog.labels)
     on_disk = await asyncio.to_thread(sio.load_slp, str(path))
     assert not any(lf.predicted_instances for lf in on_disk)  # SLEAP saves, not us
+
+    # SLEAP's inference dialog: the model just trained, Run Remotely, the user's
+    # frames predicted on the worker and merged into the same open labels.
+    predict = LearningDialog("inference", str(path), labels=dialog.labels)
+    qtbot.addWidget(predict)
+    predict._handle_learning_finished.connect(merged.append)
+    single(predict)
+    target(predict, "user_labeled")
+    assert predict.run_button.isEnabled()  # SLEAP found the trained model
+    before = len(dialog.labels.labeled_frames)
+    run = await start_remote_run(qtbot, rig, predict, client, wait_viewer=False)
+    await async_wait_until(lambda: run.message is not None, scaled(240))
+    assert run.viewer is None  # SLEAP shows no LossViewer for inference
+    assert run.controller.state is PresubmitState.DONE
+    assert merged == [4, 20]
+    assert "20 frames were predicted" in run.message.text()
+    assert len(dialog.labels.labeled_frames) == before  # same frames, more preds
+    assert len([lf for lf in dialog.labels if lf.predicted_instances]) == 24
     await rig.settle("gui-panel")
 
 
@@ -391,3 +413,32 @@ async def test_loss_viewers_stop_early_and_cancel_reach_the_worker(
     assert run.message is None
     await async_wait_until(lambda: not viewer.isVisible(), scaled(10))
     await rig.settle("gui-panel")
+
+
+def test_frame_lists_become_the_ranges_of_a_track_spec() -> None:
+    from sleap_rtc_core.protocol.jobspec import parse_frame_ranges
+    from sleap_rtc_gui.sleap_form import frame_ranges
+
+    assert frame_ranges([7, 1, 2, 3, 3]) == "1-3,7"
+    assert frame_ranges([0]) == "0"
+    assert frame_ranges([]) == ""
+    assert parse_frame_ranges(frame_ranges([5, 9, 10, 11])) == [(5, 5), (9, 11)]
+
+
+def test_the_inference_target_becomes_track_specs(qtbot: QtBot, labels: Path) -> None:
+    from sleap_rtc_gui.sleap_form import inference_plan
+
+    dialog = learning_dialog(qtbot, labels)
+    target(dialog, "nothing")
+    assert inference_plan(dialog).specs == ()
+    target(dialog, "suggestions")
+    [spec] = inference_plan(dialog).specs
+    assert spec["frame_filter"] == "suggested"
+    video = dialog.labels.videos[0]
+    dialog.frame_selection = {"clip": {video: [1, 2, 3, 7]}}
+    target(dialog, "clip")
+    plan = inference_plan(dialog)
+    assert plan.specs == (
+        {"exclude_user_labeled": False, "video_index": 0, "frames": "1-3,7"},
+    )
+    assert plan.params["_prediction_mode"] in ("replace", "add")

@@ -622,3 +622,23 @@ def test_random_dicts_give_a_spec_or_a_typed_error(obj: dict[str, Any]) -> None:
     errors = validate_spec(apply_path_mappings(spec), check_path=FakeMounts())
     known = {c.value for c in SpecErrorCode}
     assert all(isinstance(e, FieldError) and e.code in known for e in errors)
+
+
+def test_model_paths_map_by_folder_prefix_longest_first() -> None:
+    from sleap_rtc_core.protocol.jobspec import apply_prefix_mapping
+
+    m = {"/Volumes/lab": "/mnt/lab", "/Volumes/lab/models": "/srv/models"}
+    assert apply_prefix_mapping("/Volumes/lab/models/run1", m) == "/srv/models/run1"
+    assert apply_prefix_mapping("/Volumes/lab/x", m) == "/mnt/lab/x"
+    assert apply_prefix_mapping("/Volumes/lab", m) == "/mnt/lab"
+    assert apply_prefix_mapping("/Volumes/labels/x", m) == "/Volumes/labels/x"
+    assert apply_prefix_mapping("C:\\data\\run", {"C:\\data": "/d"}) == "/d/run"
+    assert apply_prefix_mapping("/x", {"": "/y", "/x": 3}) == "/x"  # type: ignore[dict-item]
+    spec = TrackJobSpec(
+        data_path="/Volumes/lab/labels.slp",
+        model_paths=("/Volumes/lab/models/a", "/elsewhere/b"),
+        path_mappings={"/Volumes/lab": "/mnt/lab"},
+    )
+    mapped = apply_path_mappings(spec)
+    assert isinstance(mapped, TrackJobSpec)
+    assert mapped.model_paths == ("/mnt/lab/models/a", "/elsewhere/b")
