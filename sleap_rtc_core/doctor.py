@@ -23,7 +23,6 @@ import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import platform
@@ -34,7 +33,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -50,6 +48,7 @@ from websockets.exceptions import (
 )
 
 from .errors import AuthError, ConnectionLost, ErrorCode, SleapRTCError
+from .http_json import get_json
 from .protocol.signaling import Register
 from .signaling.client import Backoff, SignalingClient
 
@@ -85,7 +84,6 @@ CHECK_GROUPS = ("torch", "sleap-nn", "server", "credentials", "mounts", "zmq")
 """Names ``--skip`` accepts; ``server`` also skips ``credentials``."""
 
 _GIB = float(1 << 30)
-_MAX_HEALTH_BYTES = 1 << 16
 _SERVER_ADVICE = (
     "start the server (`sleap-rtc server`), check the --server URL, and that no "
     "firewall or proxy blocks the port"
@@ -575,20 +573,6 @@ async def check_websocket(url: str, *, timeout: float = 10.0) -> Check:
     )
 
 
-def _get_health(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            status, raw = int(resp.status), resp.read(_MAX_HEALTH_BYTES)
-    except urllib.error.HTTPError as exc:
-        status, raw = int(exc.code), exc.read(_MAX_HEALTH_BYTES)
-    try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        body = {}
-    return status, body if isinstance(body, dict) else {}
-
-
 async def check_http(url: str, *, timeout: float = 10.0) -> Check:
     """``GET /health`` on the server's HTTP side, with its round-trip time."""
     health = f"{http_url(url)}/health"
@@ -598,7 +582,7 @@ async def check_http(url: str, *, timeout: float = 10.0) -> Check:
         )
     started = time.monotonic()
     try:
-        status, body = await asyncio.to_thread(_get_health, health, timeout)
+        status, body = await asyncio.to_thread(get_json, health, timeout)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return Check("http", False, f"GET {health}: {reason}", _SERVER_ADVICE)

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import platformdirs
 
 from ..errors import AuthError
+from ..http_json import get_json, normalize_server
 
 __all__ = [
     "CREDENTIALS_FILENAME",
@@ -50,27 +51,11 @@ __all__ = [
 
 CREDENTIALS_FILENAME = "credentials.json"
 _REQUEST_TIMEOUT = 10.0
-_MAX_REPLY = 1 << 20
 
 
 def credentials_path() -> Path:
     """Where credentials live: the platform's config folder for ``sleap-rtc``."""
     return Path(platformdirs.user_config_dir("sleap-rtc")) / CREDENTIALS_FILENAME
-
-
-def normalize_server(url: str) -> str:
-    """The server's HTTP base URL (``ws``/``wss`` become ``http``/``https``).
-
-    Raises:
-        ValueError: Not an http(s) or ws(s) URL with a host.
-    """
-    parts = urllib.parse.urlsplit(url.strip())
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not a server URL: {url!r} (expected http://HOST:PORT)")
-    return urllib.parse.urlunsplit(
-        (scheme, parts.netloc, parts.path.rstrip("/"), "", "")
-    )
 
 
 def load_credentials(path: Path | None = None) -> dict[str, Any]:
@@ -112,21 +97,6 @@ def save_credentials(
     return path
 
 
-def _get(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
-    """One GET; returns the status and the JSON object body (``{}`` if none)."""
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            status, raw = int(resp.status), resp.read(_MAX_REPLY)
-    except urllib.error.HTTPError as exc:
-        status, raw = int(exc.code), exc.read(_MAX_REPLY)
-    try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        body = {}
-    return status, body if isinstance(body, dict) else {}
-
-
 def login(
     server: str,
     *,
@@ -157,7 +127,7 @@ def login(
     out = out or sys.stdout
     base = normalize_server(server)
     try:
-        _get(f"{base}/health", _REQUEST_TIMEOUT)
+        get_json(f"{base}/health", _REQUEST_TIMEOUT)
     except (urllib.error.URLError, OSError) as exc:
         raise ConnectionError(f"cannot reach {base}: {exc}") from None
     state = secrets.token_urlsafe(32)
@@ -177,7 +147,7 @@ def login(
         if remaining <= 0:
             raise AuthError(f"no login within {timeout:g} s; run the command again")
         try:
-            status, body = _get(poll, min(_REQUEST_TIMEOUT, max(remaining, 0.1)))
+            status, body = get_json(poll, min(_REQUEST_TIMEOUT, max(remaining, 0.1)))
         except (urllib.error.URLError, OSError):
             status, body = 0, {}  # transient: keep trying until the deadline
         if status == 200 and isinstance(body.get("jwt"), str):

@@ -103,10 +103,15 @@ def run_worker(args: argparse.Namespace) -> int:
     except (CredentialsError, ValueError, SleapRTCError) as exc:
         return _fail(str(exc), 2)
     secret = room_secret(args)
-    if secret is None:
+    if secret is None and not credentials.get("api_key"):
         logging.getLogger(__name__).warning(
             "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
             "channel will be refused, so no job can reach this worker"
+        )
+    elif secret is None:
+        logging.getLogger(__name__).warning(
+            "! no room secret: only clients that sign with a room member's key "
+            "can reach this worker"
         )
     logging.getLogger("sleap_rtc_core.worker").setLevel(logging.INFO)
     if not logging.getLogger().handlers:

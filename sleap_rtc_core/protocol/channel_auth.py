@@ -60,6 +60,7 @@ __all__ = [
     "load_ed25519_public_key",
     "make_nonce",
     "psk_response",
+    "room_key",
     "verify_psk",
 ]
 
@@ -192,14 +193,38 @@ def _own_nonce(nonce: str) -> bytes:
         raise LocalProtocolError("our nonce is not unpadded base64url") from None
 
 
-def _secret_bytes(secret_b64url: str) -> bytes:
-    try:
-        secret = b64url_decode(secret_b64url)
-    except ValueError:
-        raise LocalProtocolError("the room secret is not base64url") from None
-    if not secret:
+_B64URL_ALPHABET = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_="
+)
+
+
+def room_key(secret: str) -> bytes:
+    """The HMAC key of a room secret.
+
+    A secret written in base64url (``sleap-rtc room create`` prints one; so do
+    sleap-rtc 0.0.7 labs) is the key's bytes, decoded as 0.0.7 decodes it
+    (padding added, stray bits ignored), so both stay compatible. Any other
+    text is a passphrase: its key is SHA-256 of its UTF-8 bytes.
+
+    Raises:
+        LocalProtocolError: an empty secret.
+    """
+    if not isinstance(secret, str) or not secret.strip():
         raise LocalProtocolError("the room secret is empty")
-    return secret
+    text = secret.strip()
+    if set(text) <= _B64URL_ALPHABET and len(text.rstrip("=")) % 4 != 1:
+        try:
+            body = text.rstrip("=")
+            key = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            key = b""
+        if key:
+            return key
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _secret_bytes(secret: str) -> bytes:
+    return room_key(secret)
 
 
 def _hmac(secret: bytes, nonce: bytes) -> str:
@@ -210,7 +235,7 @@ def psk_response(secret_b64url: str, nonce: str) -> str:
     """HMAC-SHA256(key = secret bytes, msg = nonce bytes), base64url.
 
     Raises:
-        LocalProtocolError: the secret is not base64url.
+        LocalProtocolError: the secret is empty.
         RemoteProtocolError: the nonce is not base64url.
     """
     return _hmac(_secret_bytes(secret_b64url), _peer_nonce(nonce))

@@ -43,12 +43,14 @@ from typing import Any, ClassVar, Self
 import yaml
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from . import config_policy
 from ._json import dumps, loads_object
 from ._schema import JSONObject, WireObject
 
 __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_CONFIG_DEPTH",
+    "MAX_CONFIG_NODES",
     "NUMERIC_RANGES",
     "FieldError",
     "FrameFilter",
@@ -82,6 +84,10 @@ NUMERIC_RANGES: Mapping[str, tuple[float, float]] = {
     "peak_threshold": (0.0, 1.0),
 }
 """Inclusive ``(low, high)`` bounds of numeric spec fields (reference values)."""
+
+MAX_CONFIG_NODES = 20_000
+"""How many YAML nodes one config may have (a full sleap-nn config has about
+500)."""
 
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FRAMES = re.compile(r"\s*\d+\s*(?:-\s*\d+\s*)?(?:,\s*\d+\s*(?:-\s*\d+\s*)?)*")
@@ -617,22 +623,32 @@ class _Collector:
                 )
 
 
-def _yaml_depth(text: str) -> int:
-    """Nesting depth of a YAML text, stopping early past the limit.
+def _yaml_shape_problem(text: str) -> str | None:
+    """Why a YAML text is refused before it is composed, else ``None``.
+
+    Measured on the event stream, so nothing is built first: nesting deeper
+    than :data:`MAX_CONFIG_DEPTH` (libyaml's composer would crash), more than
+    :data:`MAX_CONFIG_NODES` nodes, or any anchor or alias (an alias bomb
+    expands a few lines into billions of nodes; sleap-nn configs need none).
 
     Raises:
         yaml.YAMLError: for text that does not parse.
     """
-    depth = deepest = 0
+    depth = nodes = 0
     for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            return "YAML anchors and aliases (&, *) are not accepted"
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_CONFIG_NODES:
+                return f"config has more than {MAX_CONFIG_NODES} YAML nodes"
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_CONFIG_DEPTH:
-                return depth
-            deepest = max(deepest, depth)
+                return f"config nests deeper than {MAX_CONFIG_DEPTH} levels"
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-    return deepest
+    return None
 
 
 def _parse_config(
@@ -647,12 +663,9 @@ def _parse_config(
         )
         return None
     try:
-        if _yaml_depth(text) > MAX_CONFIG_DEPTH:
-            c.add(
-                name,
-                f"config nests deeper than {MAX_CONFIG_DEPTH} levels",
-                SpecErrorCode.CONFIG_PARSE_ERROR,
-            )
+        problem = _yaml_shape_problem(text)
+        if problem is not None:
+            c.add(name, problem, SpecErrorCode.CONFIG_PARSE_ERROR)
             return None
         parsed = yaml.load(text, Loader=_SafeLoader)
     except (
@@ -712,6 +725,29 @@ def _config_labels(
             )
 
 
+def _config_allow_list(c: _Collector, prefix: str, cfg: dict[Any, Any]) -> None:
+    """The rules of :mod:`.config_policy`: sleap-nn's keys only, no ``${``,
+    every file sleap-nn would read inside the mounts."""
+    for key in config_policy.unknown_top_level(cfg):
+        c.add(
+            f"{prefix}.{key}",
+            f"{key!r} is not part of a sleap-nn config (Hydra defaults, "
+            "searchpath and hydra.* are not accepted)",
+            SpecErrorCode.NOT_ALLOWED,
+        )
+    for dotted in config_policy.interpolated(cfg):
+        c.add(
+            f"{prefix}.{dotted}",
+            "interpolations (${...}) are not accepted in a job's config",
+            SpecErrorCode.INVALID_VALUE,
+        )
+    for dotted, value in config_policy.read_paths(cfg):
+        if isinstance(value, str):
+            c.path(f"{prefix}.{dotted}", value)
+        else:
+            c.add(f"{prefix}.{dotted}", "must be a path", SpecErrorCode.INVALID_VALUE)
+
+
 def _validate_train(c: _Collector, spec: TrainJobSpec, max_config_bytes: int) -> None:
     contents, paths = spec.config_contents, spec.config_paths
     if not contents and not paths:
@@ -727,6 +763,7 @@ def _validate_train(c: _Collector, spec: TrainJobSpec, max_config_bytes: int) ->
             cfg = _parse_config(c, name, text, max_config_bytes)
             if cfg is not None:
                 _config_labels(c, name, cfg, spec)
+                _config_allow_list(c, name, cfg)
     else:
         several = len(paths) > 1
         for i, path in enumerate(paths):

@@ -43,6 +43,7 @@ from ..protocol.channel_auth import (
     check_auth_response,
     load_ed25519_private_key,
     make_nonce,
+    room_key,
 )
 from ..protocol.channel_legacy import ErrorMsg
 from .channel import Channel
@@ -95,7 +96,8 @@ class ChannelAuth:
     """
 
     secret: str | None = None
-    """The room secret (PSK), base64url without padding."""
+    """The room secret (PSK): base64url (as ``room create`` prints it) or any
+    passphrase (:func:`~sleap_rtc_core.protocol.channel_auth.room_key`)."""
 
     private_key: Ed25519PrivateKey | str | None = None
     """The client's Ed25519 key (object, or 32 raw bytes in base64url)."""
@@ -110,6 +112,8 @@ class ChannelAuth:
     """Client: seconds to wait for the challenge and for the verdict."""
 
     def __post_init__(self) -> None:
+        if self.secret is not None:
+            room_key(self.secret)  # an empty secret fails here, not per channel
         if isinstance(self.private_key, str):
             key = load_ed25519_private_key(self.private_key)
             object.__setattr__(self, "private_key", key)

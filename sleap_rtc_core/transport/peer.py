@@ -200,6 +200,11 @@ class ChannelAcceptor:
         max_connections: Connections (in set-up or running) at once; offers
             beyond it are ignored (logged), so a flood of offers cannot
             exhaust the worker.
+        setup_timeout: Seconds from an offer to an authenticated channel; a
+            connection that is not there by then is dropped, its slot freed.
+        max_setups_per_peer: Connections one peer may have in set-up at once;
+            its further offers are ignored until one finishes, so one peer's
+            flood of offers that never complete cannot hold every slot.
 
     Attributes:
         channels: The authenticated channels whose handler is running.
@@ -214,9 +219,14 @@ class ChannelAcceptor:
         ice_timeout: float = 15.0,
         keepalive_interval: float | None = KEEPALIVE_INTERVAL,
         max_connections: int = 32,
+        setup_timeout: float = 10.0,
+        max_setups_per_peer: int = 2,
     ) -> None:
         self.signaling = signaling
         self.max_connections = max_connections
+        self.setup_timeout = setup_timeout
+        self.max_setups_per_peer = max_setups_per_peer
+        self._setups: dict[str, int] = {}
         self.auth = auth
         self.on_channel = on_channel
         self.ice_timeout = ice_timeout
@@ -275,6 +285,14 @@ class ChannelAcceptor:
                         msg.sender,
                     )
                     continue
+                if self._setups.get(msg.sender, 0) >= self.max_setups_per_peer:
+                    logger.warning(
+                        "! %s already has %d connections in set-up; offer ignored",
+                        msg.sender,
+                        self.max_setups_per_peer,
+                    )
+                    continue
+                self._setups[msg.sender] = self._setups.get(msg.sender, 0) + 1
                 task = asyncio.create_task(
                     self._serve(msg), name=f"channel from {msg.sender}"
                 )
@@ -306,28 +324,19 @@ class ChannelAcceptor:
         pc.on("datachannel", on_datachannel)
         channel: Channel | None = None
         try:
-            logger.debug("< offer from %s (role %s)", peer_id, offer.extra.get("role"))
-            await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-            await self.signaling.send(
-                sig.Answer(
-                    target=peer_id,
-                    sdp=pc.localDescription.sdp,
-                    sender=self.signaling.peer_id,
-                )
-            )
             try:
-                channel = await asyncio.wait_for(opened, self.ice_timeout)
-                await channel.wait_open(self.ice_timeout)
-            except (TimeoutError, ChannelClosed):
+                async with asyncio.timeout(self.setup_timeout):
+                    channel = await self._set_up(pc, offer, opened)
+            except TimeoutError:
                 logger.warning(
-                    "! no channel from %s within %.1f s", peer_id, self.ice_timeout
+                    "! %s did not authenticate within %.1f s; connection dropped",
+                    peer_id,
+                    self.setup_timeout,
                 )
                 return
-            reason = await verify_peer(channel, self.auth)
-            if reason is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(channel.closed.wait(), _FAILURE_LINGER)
+            finally:
+                self._setup_done(peer_id)
+            if channel is None:
                 return
             self.channels.add(channel)
             try:
@@ -346,3 +355,45 @@ class ChannelAcceptor:
             with contextlib.suppress(Exception):
                 await pc.close()
             self._pcs.discard(pc)
+
+    def _setup_done(self, peer_id: str) -> None:
+        left = self._setups.get(peer_id, 1) - 1
+        if left > 0:
+            self._setups[peer_id] = left
+        else:
+            self._setups.pop(peer_id, None)
+
+    async def _set_up(
+        self,
+        pc: RTCPeerConnection,
+        offer: sig.Offer,
+        opened: asyncio.Future[Channel],
+    ) -> Channel | None:
+        """Answer, wait for the channel and authenticate it; ``None`` when the
+        peer failed (the reason is logged and, for AUTH, sent)."""
+        peer_id = offer.sender
+        assert peer_id is not None
+        logger.debug("< offer from %s (role %s)", peer_id, offer.extra.get("role"))
+        await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self.signaling.send(
+            sig.Answer(
+                target=peer_id,
+                sdp=pc.localDescription.sdp,
+                sender=self.signaling.peer_id,
+            )
+        )
+        try:
+            channel = await asyncio.wait_for(opened, self.ice_timeout)
+            await channel.wait_open(self.ice_timeout)
+        except (TimeoutError, ChannelClosed):
+            logger.warning(
+                "! no channel from %s within %.1f s", peer_id, self.ice_timeout
+            )
+            return None
+        reason = await verify_peer(channel, self.auth)
+        if reason is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(channel.closed.wait(), _FAILURE_LINGER)
+            return None
+        return channel

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .job_env import job_environment
 from .process import JobProcess, OutputLine, Stream
 
 __all__ = ["ProcessControl", "ProcessExit", "line_text"]
@@ -57,8 +59,11 @@ class ProcessControl:
     """The process a job runs now, with cancel and stop escalation.
 
     Args:
-        cwd: Working directory of every process (the job's private folder).
-        env: Extra environment variables.
+        cwd: Working directory of every process (the job's private folder,
+            also its ``HOME``).
+        env: Variables set on top of the allow-listed part of the worker's
+            environment (:func:`~.job_env.job_environment`): nothing else of
+            the worker's environment reaches a job.
         stop_grace: SIGTERM-to-SIGKILL grace.
         stop_timeout: Seconds a graceful stop may take before SIGINT.
         stderr_lines: stderr lines kept for :attr:`ProcessExit.tail`.
@@ -132,7 +137,8 @@ class ProcessControl:
             return ProcessExit(None, ["cancelled before it started"])
         proc = JobProcess(
             argv,
-            env=self._env,
+            env=job_environment(os.environ, Path(self._cwd), self._env),
+            inherit_env=False,
             cwd=self._cwd,
             stderr_tail_lines=self._stderr_lines,
             default_grace=self._stop_grace,

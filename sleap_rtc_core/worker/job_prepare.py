@@ -40,7 +40,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ import h5py
 import yaml
 
 from ..errors import LocalProtocolError, PathNotAllowed
+from ..protocol.config_policy import new_folders
 from ..protocol.jobspec import (
     FieldError,
     JobSpec,
@@ -294,6 +295,41 @@ def _check_sleap_nn_texts(
                 break
 
 
+def _check_new_folders(
+    prefix: str,
+    cfg: Mapping[Any, Any],
+    check_dir: Callable[[str, str], FieldError | None],
+    errors: list[FieldError],
+) -> None:
+    """Folders sleap-nn writes and may delete (the image cache): absolute,
+    inside a mount, and new, so that nothing of anyone's is deleted."""
+    for dotted, path in new_folders(cfg):
+        name = f"{prefix}.{dotted}"
+        if not Path(path).is_absolute():
+            errors.append(
+                FieldError(
+                    name,
+                    "must be an absolute folder inside the worker's mounts",
+                    SpecErrorCode.INVALID_PATH,
+                    path,
+                )
+            )
+            continue
+        error = check_dir(name, path)
+        if error is not None:
+            errors.append(error)
+        elif os.path.lexists(path):
+            errors.append(
+                FieldError(
+                    name,
+                    "already exists: sleap-nn may delete this folder after "
+                    "training, so name a new one",
+                    SpecErrorCode.NOT_ALLOWED,
+                    path,
+                )
+            )
+
+
 def _plan_train(
     spec: TrainJobSpec,
     policy: PathPolicy,
@@ -338,6 +374,7 @@ def _plan_train(
                 )
             )
         _check_sleap_nn_texts(spec, prefix, cfg, train, val, errors)
+        _check_new_folders(prefix, cfg, check_dir, errors)
         ckpt = _ckpt_dir(cfg, train, models_dir)
         # A folder derived from refused labels would only repeat their error.
         derived = models_dir is None and not _section(cfg, "trainer_config").get(

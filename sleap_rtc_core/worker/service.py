@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,7 @@ from .hardware import JobHardware
 from .jobs import JobService
 from .model_files import ModelFileServer
 from .mounts import MountPolicy
+from .room_keys import room_key_cache
 
 __all__ = ["WorkerService"]
 
@@ -61,6 +63,9 @@ class WorkerService:
         submit_timeout: Seconds an assigned job waits for ``JOB_SUBMIT``.
         hardware: Where jobs run (default: the advertised GPU, or the CPU);
             it overrides the accelerator of every job's config.
+
+    A worker registered with a worker key (``api_key``) also accepts channels
+    signed with an Ed25519 key of a room member (the server's list, cached).
         **worker_options: Passed to :class:`SignalingWorker` (``peer_id``,
             ``name``, ``max_concurrent_jobs``, ``backoff`` …).
     """
@@ -100,6 +105,13 @@ class WorkerService:
         )
         # Maintenance (SIGTERM, the tray's Pause) refuses direct submissions too.
         self.jobs.paused = lambda: self.worker.slots.maintenance
+        api_key = credentials.get("api_key")
+        if auth.authorized_keys is None and isinstance(api_key, str) and api_key:
+            # A worker key may read the room members' public keys: accept
+            # channels signed with them (no room secret needed for those).
+            keys = room_key_cache(url, api_key, self._room_id)
+            auth = dataclasses.replace(auth, authorized_keys=keys)
+        self.auth = auth
         self.acceptor = ChannelAcceptor(
             self.worker.client, auth=auth, on_channel=self._serve_channel
         )
@@ -109,6 +121,9 @@ class WorkerService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _room_id(self) -> str:
+        return self.worker.client.registration.room_id
 
     @property
     def peer_id(self) -> str:

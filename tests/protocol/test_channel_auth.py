@@ -114,11 +114,27 @@ def test_psk_replayed_answer_fails_on_a_fresh_challenge(nonce: str) -> None:
     )
 
 
+def test_any_passphrase_is_a_room_secret(nonce: str) -> None:
+    """``s3cret`` (not canonical base64url) and ``correct horse`` (not base64url
+    at all) work; a base64url secret keeps 0.0.7's key, decoded as it does."""
+    import base64
+    import hashlib
+
+    for phrase in ("s3cret", "correct horse battery", "Ünïcode ✓", "abcde"):
+        value = a.psk_response(phrase, nonce)
+        assert a.verify_psk(phrase, nonce, value)
+        assert not a.verify_psk(phrase + "x", nonce, value)
+    assert a.room_key(SECRET) == a.b64url_decode(SECRET)
+    assert a.room_key("s3cret") == base64.urlsafe_b64decode("s3cret==")
+    assert a.room_key("abcde") == hashlib.sha256(b"abcde").digest()  # 5 mod 4 == 1
+    assert a.room_key("with space") == hashlib.sha256(b"with space").digest()
+
+
 def test_psk_bad_material(nonce: str) -> None:
     with pytest.raises(LocalProtocolError):
-        a.psk_response("not base64!", nonce)
-    with pytest.raises(LocalProtocolError):
         a.psk_response("", nonce)
+    with pytest.raises(LocalProtocolError):
+        a.psk_response("   ", nonce)
     with pytest.raises(RemoteProtocolError):  # the worker's nonce is bad
         a.psk_response(SECRET, "bad nonce")
     with pytest.raises(LocalProtocolError):  # our own nonce is bad

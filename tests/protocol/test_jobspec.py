@@ -326,13 +326,13 @@ def test_config_parse_errors(text: str) -> None:
 
 
 def test_config_size_bound_and_nesting_within_limit() -> None:
-    text = "a: " + "x" * 100
+    text = "name: " + "x" * 100
     assert codes(
         validate_spec(TrainJobSpec(config_content=text), max_config_bytes=50)
     ) == {"config": "CONFIG_TOO_LARGE"}
     assert validate_spec(TrainJobSpec(config_content=text), max_config_bytes=200) == []
     inner = MAX_CONFIG_DEPTH - 1  # plus the top-level mapping
-    nested = "a: " + "[" * inner + "]" * inner
+    nested = "name: " + "[" * inner + "]" * inner
     assert validate_spec(TrainJobSpec(config_content=nested)) == []
 
 
@@ -373,7 +373,7 @@ def test_data_config_shapes() -> None:
     ],
 )
 def test_train_numeric_ranges(field: str, value: float, ok: bool) -> None:
-    spec = TrainJobSpec(config_content="a: 1", **{field: value})
+    spec = TrainJobSpec(config_content="name: a", **{field: value})
     expected = {} if ok else {field: "OUT_OF_RANGE"}
     assert codes(validate_spec(spec)) == expected
 
@@ -399,14 +399,14 @@ def test_track_numeric_ranges(field: str, value: float, ok: bool) -> None:
 
 @pytest.mark.parametrize("name", ["run1", "centroid_2024-01-01.a", "A"])
 def test_good_run_names(name: str) -> None:
-    assert validate_spec(TrainJobSpec(config_content="a: 1", run_name=name)) == []
+    assert validate_spec(TrainJobSpec(config_content="name: a", run_name=name)) == []
 
 
 @pytest.mark.parametrize(
     "name", ["", ".", "..", "../x", "a/b", "a\\b", "a,b", "a]", "x."]
 )
 def test_bad_run_names(name: str) -> None:
-    spec = TrainJobSpec(config_content="a: 1", run_name=name)
+    spec = TrainJobSpec(config_content="name: a", run_name=name)
     assert codes(validate_spec(spec)) == {"run_name": "INVALID_VALUE"}
 
 

@@ -14,13 +14,16 @@ import pytest
 from sleap_rtc_core.errors import IceFailed, PeerNotFound
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.channel_messages import JobCancelMsg, JobStopMsg
+from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport import ChannelAuth, open_channel
 from sleap_rtc_core.transport.peer import ice_configuration
+from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import (
     SignalingPair,
     TransportPair,
     assert_no_new_tasks,
+    make_signaling,
 )
 
 
@@ -202,3 +205,36 @@ async def test_failed_set_up_leaves_no_tasks(
             timeout=scaled(0.3),
         )
     await assert_no_new_tasks(before)
+
+
+async def test_offers_that_never_complete_cannot_lock_out_a_real_client(
+    transport_pair: TransportPair,
+    service: Service,
+    room: RoomCreds,
+    room_secret: str,
+) -> None:
+    """A room member floods the worker with 40 offers whose peer connections it
+    drops at once: at most two of them are set up at a time, each for a few
+    seconds, and a real client connects meanwhile."""
+    from aiortc import RTCPeerConnection
+
+    auth = ChannelAuth(secret=room_secret)
+    async with make_signaling(service.server.url, room, "evil", "client") as evil:
+        async with transport_pair.acceptor(auth, setup_timeout=scaled(2)) as acceptor:
+            for _ in range(40):
+                pc = RTCPeerConnection(ice_configuration(evil))
+                pc.createDataChannel("x")
+                await pc.setLocalDescription(await pc.createOffer())
+                await evil.send(
+                    sig.Offer(target="w", sdp=pc.localDescription.sdp, sender="evil")
+                )
+                await pc.close()  # never completes
+            await async_wait_until(lambda: len(acceptor._tasks) >= 1, scaled(5))
+            assert len(acceptor._tasks) <= acceptor.max_setups_per_peer
+            client = await open_channel(
+                transport_pair.signaling.client, "w", auth=auth, timeout=scaled(10)
+            )
+            await transport_pair.worker_channel()
+            await client.close()
+            # The hostile set-ups are dropped after setup_timeout.
+            await async_wait_until(lambda: not acceptor._setups, scaled(10))
