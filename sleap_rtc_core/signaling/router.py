@@ -10,8 +10,10 @@ with the result. Frames that arrive meanwhile wait in order.
 
 Rules (PROTOCOL.md A.1): a peer id is bound to its socket at ``register``; a
 claimed sender field naming someone else is ``IDENTITY_MISMATCH``; a bad frame is
-answered with a typed error and changes nothing; crossing a limit is a typed error,
-and only sustained abuse past the rate limit closes the connection.
+answered with a typed error and changes nothing; crossing a limit is a typed error.
+Frames over a peer's rate are held in order and handled as its budget refills
+(the adapter stops reading meanwhile: back-pressure), never dropped; only
+sustained abuse past the rate limit closes the connection.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class IdentityLike(Protocol):
     def revocation_ids(self) -> frozenset[str]: ...
 
 
+MAX_HELD_BYTES = 4 << 20
+"""Bytes of over-rate frames one connection may have waiting; beyond, it is
+abuse and the connection is closed."""
+
+
 @dataclass(eq=False, slots=True)
 class Session:
     """Router state of one WebSocket connection.
@@ -83,9 +90,13 @@ class Session:
         bucket: Its message-rate budget.
         pending: Frames held while a ``register`` is being authenticated.
         last_seen: Monotonic time of the last frame received (liveness).
-        strikes: Frames refused for rate since the peer last went quiet.
+        strikes: Frames over the rate since the peer last went quiet.
         throttled: Over its rate now: the adapter should stop reading from it
-            until :meth:`Router.unthrottle` (one ``RATE_LIMITED`` per episode).
+            and call :meth:`Router.replay` later (one ``RATE_LIMITED`` per
+            episode).
+        held: Frames that arrived over the rate, in order: handled by
+            :meth:`Router.replay` once the budget refills, never dropped.
+        held_bytes: Their size together (bounded by :data:`MAX_HELD_BYTES`).
     """
 
     send: Callable[[bytes], bool]
@@ -98,6 +109,8 @@ class Session:
     strikes: int = 0
     throttled: bool = False
     closed: bool = False
+    held: deque[str] = field(default_factory=deque)
+    held_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,18 +199,13 @@ class Router:
                 f"frame of {len(text)} bytes exceeds {self.limits.max_frame_bytes}",
             )
             return None
-        if not session.bucket.take():
-            self._limit(session, "rate")
-            session.strikes += 1
-            if session.strikes > self.limits.abuse_strikes:
-                self.counters["closed_for_abuse"] += 1
-                session.close(CLOSE_POLICY, "rate limit exceeded repeatedly")
-            elif not session.throttled:
-                session.throttled = True
-                self._error(
-                    session, ErrorCode.RATE_LIMITED, "too many messages; slow down"
-                )
+        if session.held or not session.bucket.take():
+            self._hold(session, text)
             return None
+        return self._accept(session, text)
+
+    def _accept(self, session: Session, text: str) -> RegisterRequest | None:
+        """A frame within the budget: handled now (or after ``register``)."""
         if session.bucket.tokens >= session.bucket.capacity / 2:
             session.strikes = 0  # it went quiet: forgive the past
         if session.pending is not None:
@@ -205,9 +213,40 @@ class Router:
             return None
         return self._dispatch(session, text)
 
-    def unthrottle(self, session: Session) -> None:
-        """End a throttle episode (the adapter reads from the peer again)."""
-        session.throttled = False
+    def _hold(self, session: Session, text: str) -> None:
+        """A frame over the rate: kept, in order, for :meth:`replay`. Only
+        sustained abuse (``abuse_strikes`` frames, or :data:`MAX_HELD_BYTES`
+        waiting) closes the connection; a burst is slowed down, not lost."""
+        self._limit(session, "rate")
+        session.strikes += 1
+        session.held_bytes += len(text)
+        if (
+            session.strikes > self.limits.abuse_strikes
+            or session.held_bytes > MAX_HELD_BYTES
+        ):
+            self.counters["closed_for_abuse"] += 1
+            session.held.clear()
+            session.held_bytes = 0
+            session.close(CLOSE_POLICY, "rate limit exceeded repeatedly")
+            return
+        session.held.append(text)
+        if not session.throttled:
+            session.throttled = True
+            self._error(session, ErrorCode.RATE_LIMITED, "too many messages; slow down")
+
+    def replay(self, session: Session) -> list[RegisterRequest]:
+        """Handle the held frames the budget allows now, in order; the
+        ``register`` requests among them. The episode ends when none is left
+        (``throttled`` is cleared); else the adapter pauses again."""
+        requests: list[RegisterRequest] = []
+        while session.held and not session.closed and session.bucket.take():
+            text = session.held.popleft()
+            session.held_bytes -= len(text)
+            request = self._accept(session, text)
+            if request is not None:
+                requests.append(request)
+        session.throttled = bool(session.held)
+        return requests
 
     def throttle_delay(self, session: Session) -> float:
         """Seconds the adapter should stop reading a throttled peer: until a

@@ -437,9 +437,17 @@ class _Connection(asyncio.Protocol):
         self._resume = asyncio.get_running_loop().call_later(delay, self._unthrottle)
 
     def _unthrottle(self) -> None:
+        """The pause is over: handle what was held, then read again (or pause
+        once more if the budget does not cover all of it yet)."""
         self._resume = None
-        if self.session is not None:
-            self.server.router.unthrottle(self.session)
+        session = self.session
+        if session is not None:
+            for request in self.server.router.replay(session):
+                self.server.spawn(self.server.authenticate(request))
+            self._flush()
+            if session.throttled and not session.closed:
+                self._throttle(session)
+                return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 

@@ -60,9 +60,11 @@ __all__ = [
     "DEFAULT_LOW_WATER",
     "DEFAULT_MAX_QUEUE",
     "KEEPALIVE_INTERVAL",
+    "PC_CLOSE_TIMEOUT",
     "Channel",
     "ChannelSubscription",
     "Received",
+    "close_peer_connection",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,18 @@ KEEPALIVE_INTERVAL = 15.0
 _CLOSE_FLUSH_TIMEOUT = 2.0
 _MAX_ERROR_REPLIES = 100
 _CLOSED = object()
+
+
+PC_CLOSE_TIMEOUT = 5.0
+"""Seconds a peer connection may take to close. aiortc's close can wait on a
+transport that never finished setting up; nothing should hang on that."""
+
+
+async def close_peer_connection(pc: Any) -> None:
+    """Close an ``RTCPeerConnection``, giving up after :data:`PC_CLOSE_TIMEOUT`
+    (errors and time-outs are swallowed: the connection is being dropped)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(pc.close(), PC_CLOSE_TIMEOUT)
 
 
 class ChannelSubscription:
@@ -506,8 +520,7 @@ class Channel:
         with contextlib.suppress(Exception):
             self._dc.close()
         if self._pc is not None:
-            with contextlib.suppress(Exception):
-                await self._pc.close()
+            await close_peer_connection(self._pc)
 
     async def __aenter__(self) -> Channel:
         return self

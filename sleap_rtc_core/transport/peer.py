@@ -47,7 +47,12 @@ from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient
 from . import loopback
 from .auth import ChannelAuth, authenticate, verify_peer
-from .channel import KEEPALIVE_INTERVAL, Channel
+from .channel import (
+    KEEPALIVE_INTERVAL,
+    PC_CLOSE_TIMEOUT,
+    Channel,
+    close_peer_connection,
+)
 
 __all__ = [
     "DEFAULT_LABEL",
@@ -150,8 +155,7 @@ async def open_channel(
         await authenticate(channel, auth)
         return channel
     except BaseException:
-        with contextlib.suppress(Exception):
-            await pc.close()
+        await close_peer_connection(pc)
         raise
 
 
@@ -252,12 +256,12 @@ class ChannelAcceptor:
         self._reader = None
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:  # each task's own clean-up is bounded (close_peer_connection)
+            await asyncio.wait(tasks, timeout=2 * PC_CLOSE_TIMEOUT)
         for channel in list(self.channels):
             await channel.close("the worker is shutting down")
         for pc in list(self._pcs):
-            with contextlib.suppress(Exception):
-                await pc.close()
+            await close_peer_connection(pc)
         self._pcs.clear()
 
     async def __aenter__(self) -> ChannelAcceptor:
@@ -352,8 +356,7 @@ class ChannelAcceptor:
                 channel = opened.result()
             if channel is not None:
                 await channel.close()
-            with contextlib.suppress(Exception):
-                await pc.close()
+            await close_peer_connection(pc)
             self._pcs.discard(pc)
 
     def _setup_done(self, peer_id: str) -> None:

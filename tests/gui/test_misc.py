@@ -139,10 +139,16 @@ def test_screenshots_script_writes_the_readme_images(tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     written = module.render(tmp_path)
+    sleap = [  # SLEAP is installed by the test set-up
+        "sleap_run_remotely.png",
+        "sleap_run_remotely_panel.png",
+        "sleap_loss_viewer.png",
+    ]
     assert [p.name for p in written] == [
         "training_dialog.png",
         "path_resolution.png",
         "error_popup.png",
         "loss_plot.png",
+        *sleap,
     ]
     assert all(p.stat().st_size > 1000 for p in written)

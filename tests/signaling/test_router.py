@@ -542,6 +542,39 @@ def test_rate_limit_answers_then_closes_on_abuse() -> None:
     assert h.router.counters["limit_rate"] > 0
 
 
+def test_frames_over_the_rate_are_held_in_order_not_dropped() -> None:
+    """A burst past the budget is slowed down (held, then replayed as tokens
+    come back), never lost; the episode ends when nothing is held."""
+    h = RouterHarness(Limits(messages_per_second=0.001, burst=3, abuse_strikes=50))
+    a = h.register("a")
+    b = h.register("b")
+    a.pop()
+    b.pop()
+
+    def delivered() -> list[int]:
+        return [m["payload"]["n"] for m in b.messages() if m["type"] == "peer_message"]
+
+    for n in range(6):
+        message = {"from_peer_id": "a", "to_peer_id": "b", "payload": {"n": n}}
+        h.send(a, {"type": "peer_message", **message})
+    assert codes(a) == ["RATE_LIMITED"]  # once for the episode
+    assert delivered() == [0, 1]  # two tokens were left after register
+    session = a.session
+    assert session is not None
+    assert len(session.held) == 4
+    assert session.throttled
+    session.bucket.tokens = 2  # part of the budget came back
+    assert h.router.replay(session) == []
+    assert delivered() == [0, 1, 2, 3]
+    assert session.throttled  # still some held: the adapter pauses again
+    session.bucket.tokens = session.bucket.capacity
+    h.router.replay(session)
+    assert delivered() == [0, 1, 2, 3, 4, 5]
+    assert not session.throttled
+    assert not session.held
+    assert session.held_bytes == 0
+
+
 def test_room_full_is_a_typed_error() -> None:
     h = RouterHarness(Limits(max_peers_per_room=2))
     h.register("a")

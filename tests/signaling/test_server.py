@@ -518,12 +518,15 @@ async def test_rate_limit_is_typed_and_counted(
         for _ in range(10):
             await peer.send({"type": "discover_peers"})
         # Four tokens left after register: four answers, then one RATE_LIMITED
-        # for the whole episode (the rest is dropped, not answered).
+        # for the whole episode; the rest waits (held, not dropped).
         replies = [await peer.recv() for _ in range(5)]
         assert [r["type"] for r in replies[:4]] == ["peer_list"] * 4
         assert replies[4]["code"] == "RATE_LIMITED"
         with pytest.raises(TimeoutError):
             await peer.recv(timeout=0.3)
+        # As the budget refills, every held request is answered, in order.
+        later = [await peer.recv(timeout=scaled(10)) for _ in range(6)]
+        assert [r["type"] for r in later] == ["peer_list"] * 6
         # After the pause the peer is served again.
         await asyncio.sleep(scaled(1.2))
         assert (await peer.request({"type": "discover_peers"}, "peer_list"))[

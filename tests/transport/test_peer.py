@@ -213,7 +213,7 @@ async def test_offers_that_never_complete_cannot_lock_out_a_real_client(
     room: RoomCreds,
     room_secret: str,
 ) -> None:
-    """A room member floods the worker with 40 offers whose peer connections it
+    """A room member floods the worker with 20 offers whose peer connections it
     drops at once: at most two of them are set up at a time, each for a few
     seconds, and a real client connects meanwhile."""
     from aiortc import RTCPeerConnection
@@ -221,7 +221,7 @@ async def test_offers_that_never_complete_cannot_lock_out_a_real_client(
     auth = ChannelAuth(secret=room_secret)
     async with make_signaling(service.server.url, room, "evil", "client") as evil:
         async with transport_pair.acceptor(auth, setup_timeout=scaled(2)) as acceptor:
-            for _ in range(40):
+            for _ in range(20):
                 pc = RTCPeerConnection(ice_configuration(evil))
                 pc.createDataChannel("x")
                 await pc.setLocalDescription(await pc.createOffer())
