@@ -28,7 +28,7 @@ from ..protocol.channel_messages import (
     JobLogMsg,
 )
 from .job_control import ProcessControl, line_text
-from .job_results import failure_message
+from .job_results import failure_code, failure_message
 from .process import OutputLine, Stream
 
 __all__ = ["run_inference"]
@@ -82,9 +82,13 @@ async def run_inference(
     else:
         message = failure_message("inference", ended.code, ended.tail)
     emit(InferenceFailedMsg(message))
-    return False, {
+    failure: dict[str, Any] = {
         "message": message,
         "exit_code": ended.code,
         "stderr_tail": ended.tail,
         "reason": "failed",
     }
+    code = None if ctl.cancelled else failure_code(ended.code, ended.tail)
+    if code is not None:
+        failure["code"] = code
+    return False, failure

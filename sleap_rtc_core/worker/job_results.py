@@ -20,6 +20,8 @@ __all__ = [
     "STDERR_TAIL_LINES",
     "JobInfo",
     "epoch_progress",
+    "GPU_OOM",
+    "failure_code",
     "failure_message",
     "final_losses",
 ]
@@ -143,6 +145,29 @@ def final_losses(event: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(key, str) and "loss" in key and number is not None:
             out[key] = number
     return out
+
+
+GPU_OOM = "GPU_OOM"
+"""``JOB_FAILED``'s ``code`` when the job died of CUDA out-of-memory."""
+
+_CUDA_OOM = (
+    "cuda out of memory",
+    "torch.outofmemoryerror",
+    "torch.cuda.outofmemoryerror",
+    "cublas_status_alloc_failed",
+    "cudnn_status_alloc_failed",
+)
+
+
+def failure_code(exit_code: int | None, tail: Sequence[str]) -> str | None:
+    """A typed cause for a failed sleap-nn run, when the output shows one:
+    :data:`GPU_OOM` for CUDA out-of-memory."""
+    if exit_code == 0:
+        return None
+    text = "\n".join(tail).lower()
+    if any(needle in text for needle in _CUDA_OOM):
+        return GPU_OOM
+    return None
 
 
 def failure_message(what: str, exit_code: int | None, tail: Sequence[str]) -> str:

@@ -68,6 +68,7 @@ from .job_results import (
     STDERR_TAIL_LINES,
     JobInfo,
     epoch_progress,
+    failure_code,
     failure_message,
     final_losses,
 )
@@ -428,7 +429,7 @@ class JobRun:
             message = "training was stopped before the first checkpoint was saved"
         else:
             message = failure_message("training", ended.code, ended.tail)
-        return model, {
+        failure = {
             "message": message,
             "exit_code": ended.code,
             "stderr_tail": ended.tail,
@@ -436,6 +437,10 @@ class JobRun:
             "model_type": plan.model_type,
             "reason": "failed",
         }
+        code = failure_code(ended.code, ended.tail)
+        if code is not None:
+            failure["code"] = code
+        return model, failure
 
     async def _pump_progress(self, link: TrainerLink) -> None:
         async for raw in link.messages():

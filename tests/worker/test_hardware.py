@@ -41,3 +41,53 @@ def test_the_overrides_replace_what_the_config_says() -> None:
     assert "++trainer_config.trainer_accelerator='gpu'" in argv
     assert "++trainer_config.trainer_devices=1" in argv
     assert hw.env() == {"CUDA_VISIBLE_DEVICES": "3"}
+
+
+async def test_a_cuda_out_of_memory_is_reported_as_gpu_oom_and_frees_the_slot(
+    tmp_path: Path, tiny_labels: Path
+) -> None:
+    """sleap-nn dying of CUDA OOM (here: the interpreter the worker runs prints
+    the CUDA error a real OOM prints, the GPU being the boundary we lack)."""
+    import shutil
+    import sys
+    import textwrap
+
+    from sleap_rtc_core.protocol.channel_messages import JobFailedMsg
+    from sleap_rtc_core.worker.jobs import JobService
+    from sleap_rtc_core.worker.mounts import MountPolicy
+    from tests.fixtures.timing import async_wait_until, scaled
+    from tests.worker.test_jobs import Channel, submit, train_spec
+
+    mount = tmp_path / "mount"
+    (mount / "data").mkdir(parents=True)
+    shutil.copy(tiny_labels, mount / "data" / "tiny.pkg.slp")
+    oom = tmp_path / "python-that-runs-out-of-gpu-memory"
+    oom.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import sys
+            print("Traceback (most recent call last):", file=sys.stderr)
+            print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+                  "2.00 GiB (GPU 0; 23.65 GiB total capacity)", file=sys.stderr)
+            sys.exit(1)
+            """
+        )
+    )
+    oom.chmod(0o755)
+    service = JobService(
+        MountPolicy([mount.as_posix()]),
+        work_dir=tmp_path,
+        python=str(oom),
+        hardware=JobHardware(gpu_index=0, gpu_model="NVIDIA RTX A5000"),
+    )
+    channel = Channel()
+    try:
+        await submit(service, channel, train_spec(mount))
+        failed = await channel.wait_for(JobFailedMsg, scaled(30))
+        await async_wait_until(lambda: service.running == 0, scaled(10))
+    finally:
+        await service.close()
+    details = failed.to_dict()
+    assert details["code"] == "GPU_OOM"
+    assert "lower batch_size or the input scale" in details["message"]
