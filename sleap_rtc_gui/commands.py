@@ -77,7 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "label", help="start SLEAP with Run Remotely in its training dialog"
     )
     add_connection_args(label)
-    label.add_argument("sleap_args", nargs=argparse.REMAINDER)
+    label.add_argument("labels", nargs="?", help="a labels file to open in SLEAP")
+    label.add_argument(
+        "--sleap-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an option passed on to SLEAP itself, e.g. --sleap-arg=--reset "
+        "(repeat for several)",
+    )
     label.set_defaults(handler=run_label)
 
 
@@ -302,5 +310,5 @@ def run_label(args: argparse.Namespace) -> int:
         return _fail("could not hook into SLEAP's training dialog")
     from sleap.gui.app import main as sleap_main
 
-    sleap_main(list(args.sleap_args))
+    sleap_main([*args.sleap_arg, *([args.labels] if args.labels else [])])
     return 0

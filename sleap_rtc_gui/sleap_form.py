@@ -44,11 +44,18 @@ def sleap_configs(dialog: Any) -> list[tuple[str, Any]]:
 
     Raises:
         ValueError: A head would reuse an already trained local model (a remote
-            job cannot read it), or the form is not a valid sleap-nn config.
-        ImportError: sleap-nn is not installed.
+            job cannot read it), the form is not a valid sleap-nn config, or
+            sleap-nn is not installed here.
     """
     from sleap.gui.config_utils import filter_cfg
-    from sleap_nn.config.training_job_config import verify_training_cfg
+
+    try:
+        from sleap_nn.config.training_job_config import verify_training_cfg
+    except ImportError:
+        raise ValueError(
+            "SLEAP's training settings need sleap-nn to become a config: "
+            'pip install "sleap-rtc[sleap]" (SLEAP with its nn extra)'
+        ) from None
 
     infos = dialog.get_every_head_config_data(_form_data(dialog))
     out: list[tuple[str, Any]] = []

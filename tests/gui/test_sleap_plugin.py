@@ -379,14 +379,17 @@ async def test_loss_viewers_stop_early_and_cancel_reach_the_worker(
     client = make_client(rig.service, rig.room, "gui-panel")
     await rig.stack.enter_async_context(client)
 
+    async def long_run_with_an_epoch_done() -> tuple[Any, Any]:
+        dialog = learning_dialog(qtbot, path)
+        single(dialog)
+        set_epochs(dialog, 500)
+        target(dialog, "nothing")
+        run = await start_remote_run(qtbot, rig, dialog, client)
+        await async_wait_until(lambda: run.viewer.epoch >= 1, scaled(120))
+        return run, run.viewer
+
     # Stop Early: the worker stops after the epoch, and the model is kept.
-    dialog = learning_dialog(qtbot, path)
-    single(dialog)
-    set_epochs(dialog, 500)
-    target(dialog, "nothing")
-    run = await start_remote_run(qtbot, rig, dialog, client)
-    viewer = run.viewer
-    await async_wait_until(lambda: viewer.epoch >= 1, scaled(120))
+    run, viewer = await long_run_with_an_epoch_done()
     viewer.stop_button.click()
     await async_wait_until(lambda: run.message is not None, scaled(120))
     assert run.controller.state is PresubmitState.DONE
@@ -395,13 +398,7 @@ async def test_loss_viewers_stop_early_and_cancel_reach_the_worker(
     assert [Path(m).name.split(".")[1] for m in run.models] == ["single_instance"]
 
     # Cancel Training: the job is cancelled on the worker; nothing is kept.
-    dialog = learning_dialog(qtbot, path)
-    single(dialog)
-    set_epochs(dialog, 500)
-    target(dialog, "nothing")
-    run = await start_remote_run(qtbot, rig, dialog, client)
-    viewer = run.viewer
-    await async_wait_until(lambda: viewer.epoch >= 1, scaled(120))
+    run, viewer = await long_run_with_an_epoch_done()
     viewer.cancel_button.click()
     await async_wait_until(lambda: len(rig.worker.jobs.jobs) == 2, scaled(10))
     await async_wait_until(
@@ -442,3 +439,54 @@ def test_the_inference_target_becomes_track_specs(qtbot: QtBot, labels: Path) ->
         {"exclude_user_labeled": False, "video_index": 0, "frames": "1-3,7"},
     )
     assert plan.params["_prediction_mode"] in ("replace", "add")
+
+
+def test_label_takes_our_flags_after_the_labels_file() -> None:
+    from sleap_rtc_core.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["label", "labels.slp", "--room", "r", "--token", "t", "--sleap-arg=--reset"]
+    )
+    assert (args.labels, args.room, args.token) == ("labels.slp", "r", "t")
+    assert args.sleap_arg == ["--reset"]
+
+
+@pytest.mark.slow
+def test_sleap_rtc_label_starts_sleap_with_the_plugin(
+    labels: Path, tmp_path: Path
+) -> None:
+    """The front door: the real ``sleap-rtc label`` process starts SLEAP's main
+    window on the labels with Run Remotely installed (stopped after that)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    cmd = [sys.executable, "-m", "sleap_rtc_core.cli", "-v", "label", str(labels)]
+    cmd += ["--room", "r", "--token", "t"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + scaled(90)
+        seen: list[str] = []
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "Launching GUI" in line:
+                break
+        text = "".join(seen)
+        assert "Run Remotely added to LearningDialog" in text
+        assert "Launching GUI" in text
+        assert proc.poll() is None  # SLEAP's window is up
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(scaled(10))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -18,6 +18,7 @@ from sleap_rtc_core.protocol.jobspec import (
     validate_spec,
 )
 from sleap_rtc_core.sample_data import tiny_training_config
+from tests.fixtures.data import tiny_config_with
 
 
 def _schema_fields(cls: type, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
@@ -55,18 +56,6 @@ def test_every_text_field_of_sleap_nns_schema_is_classified() -> None:
     assert top == set(config_policy.TOP_LEVEL_KEYS)
     for path_field in config_policy.READ_PATHS | config_policy.NEW_FOLDER_PATHS:
         assert path_field in fields, path_field
-
-
-def hostile(patch: dict[str, Any]) -> str:
-    """The tiny config with ``patch`` (dotted keys) set."""
-    cfg = yaml.safe_load(tiny_training_config())
-    for dotted, value in patch.items():
-        node = cfg
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return yaml.safe_dump(cfg)
 
 
 def errors_for(text: str, allowed: str = "/mnt/lab") -> list[FieldError]:
@@ -107,13 +96,13 @@ def errors_for(text: str, allowed: str = "/mnt/lab") -> list[FieldError]:
 def test_files_sleap_nn_reads_must_be_inside_the_mounts(
     patch: dict[str, Any], field: str
 ) -> None:
-    errors = errors_for(hostile(patch))
+    errors = errors_for(tiny_config_with(patch))
     assert [e.field for e in errors] == [field]
     assert errors[0].code == SpecErrorCode.NOT_ALLOWED
 
 
 def test_files_inside_the_mounts_are_accepted() -> None:
-    text = hostile(
+    text = tiny_config_with(
         {
             "model_config.pretrained_backbone_weights": "/mnt/lab/models/a/best.ckpt",
             "data_config.test_file_path": "/mnt/lab/test.slp",
@@ -132,7 +121,7 @@ def test_files_inside_the_mounts_are_accepted() -> None:
     ],
 )
 def test_interpolation_anywhere_is_refused(patch: dict[str, Any]) -> None:
-    errors = errors_for(hostile(patch))
+    errors = errors_for(tiny_config_with(patch))
     [dotted] = patch
     assert [e.field for e in errors] == [f"config.{dotted}"]
     assert "interpolations" in errors[0].message

@@ -44,11 +44,10 @@ def test_the_overrides_replace_what_the_config_says() -> None:
 
 
 async def test_a_cuda_out_of_memory_is_reported_as_gpu_oom_and_frees_the_slot(
-    tmp_path: Path, tiny_labels: Path
+    tmp_path: Path, mount: Path
 ) -> None:
     """sleap-nn dying of CUDA OOM (here: the interpreter the worker runs prints
     the CUDA error a real OOM prints, the GPU being the boundary we lack)."""
-    import shutil
     import sys
     import textwrap
 
@@ -58,9 +57,6 @@ async def test_a_cuda_out_of_memory_is_reported_as_gpu_oom_and_frees_the_slot(
     from tests.fixtures.timing import async_wait_until, scaled
     from tests.worker.test_jobs import Channel, submit, train_spec
 
-    mount = tmp_path / "mount"
-    (mount / "data").mkdir(parents=True)
-    shutil.copy(tiny_labels, mount / "data" / "tiny.pkg.slp")
     oom = tmp_path / "python-that-runs-out-of-gpu-memory"
     oom.write_text(
         textwrap.dedent(

@@ -10,13 +10,11 @@ could make sleap-nn read), so every byte the job sends back can be searched.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sleap_rtc_core.protocol.channel_messages import (
     JobFailedMsg,
@@ -26,6 +24,7 @@ from sleap_rtc_core.protocol.channel_messages import (
 from sleap_rtc_core.sample_data import tiny_training_config
 from sleap_rtc_core.worker.jobs import JobService
 from sleap_rtc_core.worker.mounts import MountPolicy
+from tests.fixtures.data import tiny_config_with
 from tests.fixtures.timing import scaled
 from tests.worker.test_jobs import Channel, submit, train_spec
 
@@ -34,25 +33,6 @@ SECRETS = {
     "SLEAP_ROOM_SECRET": "room-secret-that-must-never-leak-77c1",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-that-must-never-leak-0b2e",
 }
-
-
-@pytest.fixture
-def mount(tmp_path: Path, tiny_labels: Path) -> Path:
-    root = tmp_path / "mount"
-    (root / "data").mkdir(parents=True)
-    shutil.copy(tiny_labels, root / "data" / "tiny.pkg.slp")
-    return root
-
-
-def config_with(**dotted: object) -> str:
-    cfg = yaml.safe_load(tiny_training_config())
-    for key, value in dotted.items():
-        node = cfg
-        *parents, leaf = key.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return yaml.safe_dump(cfg)
 
 
 async def rejected_fields(service: JobService, mount: Path, config: str) -> dict:
@@ -76,7 +56,7 @@ async def test_a_cache_folder_outside_the_mounts_or_already_there_is_refused(
             (existing, "NOT_ALLOWED"),
             ("relative/cache", "INVALID_PATH"),
         ]:
-            config = config_with(data_config__cache_img_path=str(folder))
+            config = tiny_config_with({"data_config.cache_img_path": str(folder)})
             fields = await rejected_fields(service, mount, config)
             assert fields == {"config.data_config.cache_img_path": code}
         assert (outside / "keep.txt").read_text() == "mine"
@@ -91,11 +71,11 @@ async def test_hostile_configs_are_refused_by_field(
     service = JobService(MountPolicy([mount.as_posix()]), work_dir=tmp_path)
     try:
         cases = {
-            "config.model_config.pretrained_backbone_weights": config_with(
-                model_config__pretrained_backbone_weights=str(tmp_path / "x.ckpt")
+            "config.model_config.pretrained_backbone_weights": tiny_config_with(
+                {"model_config.pretrained_backbone_weights": str(tmp_path / "x.ckpt")}
             ),
-            "config.data_config.validation_fraction": config_with(
-                data_config__validation_fraction="${oc.env:SLEAP_RTC_API_KEY}"
+            "config.data_config.validation_fraction": tiny_config_with(
+                {"data_config.validation_fraction": "${oc.env:SLEAP_RTC_API_KEY}"}
             ),
             "config.defaults": tiny_training_config() + "defaults:\n  - /etc/x\n",
         }

@@ -100,15 +100,6 @@ def group_alive(pgid: int) -> bool:
 
 
 @pytest.fixture
-def mount(tmp_path: Path, tiny_labels: Path) -> Path:
-    """``tmp_path/mount``: the worker's one mount, with ``data/tiny.pkg.slp``."""
-    root = tmp_path / "mount"
-    (root / "data").mkdir(parents=True)
-    shutil.copy(tiny_labels, root / "data" / "tiny.pkg.slp")
-    return root
-
-
-@pytest.fixture
 def work_dir(tmp_path: Path) -> Path:
     """Where the service makes each job's private folder."""
     path = tmp_path / "work"
