@@ -282,7 +282,10 @@ def _apply_rule(path: str, rule: tuple[list[str], list[str]], chosen: str) -> st
 
 
 def propose_mappings(
-    report: PathReport, user_choices: Mapping[str, str]
+    report: PathReport,
+    user_choices: Mapping[str, str],
+    *,
+    take_suggestions: bool = False,
 ) -> dict[str, str]:
     """The ``path_mappings`` (client path → worker path) for a job spec. Pure.
 
@@ -291,7 +294,10 @@ def propose_mappings(
        user's choices implies (``/home/me/v/a.mp4`` → ``/data/v/a.mp4`` makes
        ``/home/me/v/b.mp4`` → ``/data/v/b.mp4``), but only when the worker
        suggested exactly that path.
-    3. Else it takes the worker's best suggestion, if any.
+    3. Else, only with ``take_suggestions`` (the user said so, e.g.
+       ``--accept-suggestions``), it takes the worker's best suggestion: a file
+       of the same name is not necessarily the same video, so a suggestion is
+       never taken silently.
 
     Missing videos with neither stay out: the job would fail on them, so a
     caller should check :func:`unmapped` (or ``report.missing``) first.
@@ -299,6 +305,7 @@ def propose_mappings(
     Args:
         report: What :func:`check_paths` returned.
         user_choices: Original path → worker path the user picked.
+        take_suggestions: Fill the rest with the worker's best suggestions.
 
     Returns:
         A fresh dict.
@@ -321,7 +328,7 @@ def propose_mappings(
             ),
             None,
         )
-        if choice is None and video.suggestions:
+        if choice is None and take_suggestions and video.suggestions:
             choice = video.suggestions[0]
         if choice is not None:
             mappings[video.path] = choice

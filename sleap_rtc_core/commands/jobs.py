@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,12 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
         metavar="OLD=NEW",
         help="rewrite a path prefix as the worker sees it (repeatable)",
     )
+    parser.add_argument(
+        "--accept-suggestions",
+        action="store_true",
+        help="for videos the worker cannot find, take the file it suggests "
+        "(same name elsewhere in its mounts) without asking",
+    )
     add_connection_args(parser)
 
 
@@ -170,7 +176,11 @@ async def _any_worker(client: SignalingClient) -> str:
 
 
 async def _checked_paths(
-    channel: Channel, labels: str, maps: list[tuple[str, str]], interactive: bool
+    channel: Channel,
+    labels: str,
+    maps: list[tuple[str, str]],
+    interactive: bool,
+    take_suggestions: bool = False,
 ) -> tuple[PathReport, dict[str, str]]:
     """Check the labels and videos on the worker; returns the report and the
     ``path_mappings`` (client path → worker path) to send."""
@@ -189,10 +199,29 @@ async def _checked_paths(
             choices[video.path] = mapped
         elif interactive and video.suggestions:
             choices[video.path] = await _ask_video(video.path, video.suggestions)
-    mappings = propose_mappings(report, choices)
+    mappings = propose_mappings(report, choices, take_suggestions=take_suggestions)
+    for video in report.missing:
+        chosen = mappings.get(video.path)
+        if chosen and chosen in video.suggestions and video.path not in choices:
+            _say(f"video {video.path}: using the worker's {chosen}")
     if worker_labels != labels:
         mappings[labels] = worker_labels
     return report, mappings
+
+
+def _missing_videos(report: PathReport, missing: Sequence[str]) -> str:
+    """Why the job cannot go: each missing video, with what the worker
+    suggests for it, and how to say where it is."""
+    by_path = {v.path: v for v in report.missing}
+    parts = []
+    for path in missing:
+        suggestions = by_path[path].suggestions if path in by_path else ()
+        hint = f" (the worker suggests {suggestions[0]})" if suggestions else ""
+        parts.append(f"{path}{hint}")
+    fix = "use --map OLD=NEW"
+    if any(by_path[p].suggestions for p in missing if p in by_path):
+        fix += ", or --accept-suggestions to take the suggested files"
+    return "videos the worker cannot find: " + "; ".join(parts) + f" ({fix})"
 
 
 async def _ask_video(path: str, suggestions: tuple[str, ...]) -> str:
@@ -348,13 +377,16 @@ def _run_job(
     except (ValueError, CredentialsError) as exc:
         return _fail(f"error: {exc}", 2)
     interactive = sys.stdin.isatty()
+    accept_suggestions = bool(getattr(args, "accept_suggestions", False))
     min_memory = getattr(args, "min_gpu_memory", None)
     model_type = getattr(args, "model_type", None)
 
     async def prepare(channel: Channel) -> JobSpec:
         if not path.lower().endswith(".slp"):
             return make_spec({path: apply_maps(path, maps)} if maps else {})
-        report, mappings = await _checked_paths(channel, path, maps, interactive)
+        report, mappings = await _checked_paths(
+            channel, path, maps, interactive, accept_suggestions
+        )
         if not report.labels_found:
             raise JobRejected(
                 f"the worker cannot see {report.labels_path}: {report.error}; "
@@ -362,11 +394,7 @@ def _run_job(
             )
         missing = unmapped(report, mappings)
         if missing:
-            raise JobRejected(
-                "videos the worker cannot find: "
-                + ", ".join(missing)
-                + " (use --map OLD=NEW)"
-            )
+            raise JobRejected(_missing_videos(report, missing))
         return make_spec(mappings)
 
     async def main() -> dict[str, Any]:

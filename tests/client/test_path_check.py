@@ -216,7 +216,10 @@ def test_propose_best_suggestion_and_unmapped() -> None:
         _missing("/home/me/a.mp4", "/data/x/a.mp4", "/data/y/a.mp4"),
         _missing("/home/me/b.mp4"),
     )
-    mappings = propose_mappings(report, {})
+    # A same-named file elsewhere is not necessarily the same video: never
+    # taken silently, only when the user says so.
+    assert propose_mappings(report, {}) == {}
+    mappings = propose_mappings(report, {}, take_suggestions=True)
     assert mappings == {"/home/me/a.mp4": "/data/x/a.mp4"}
     assert unmapped(report, mappings) == ["/home/me/b.mp4"]
 
@@ -228,10 +231,14 @@ def test_propose_follows_the_users_folder_swap() -> None:
         _missing("C:\\lab\\s2\\c.mp4", "/srv/c.mp4"),
         _missing("E:\\else\\d.mp4"),
     )
-    mappings = propose_mappings(report, {"C:\\lab\\s1\\a.mp4": "/data/s1/a.mp4"})
-    assert mappings == {
+    choice = {"C:\\lab\\s1\\a.mp4": "/data/s1/a.mp4"}
+    swapped = {
         "C:\\lab\\s1\\a.mp4": "/data/s1/a.mp4",
         "C:\\lab\\s1\\b.mp4": "/data/s1/b.mp4",  # the swap, not the first pick
+    }
+    assert propose_mappings(report, choice) == swapped
+    assert propose_mappings(report, choice, take_suggestions=True) == {
+        **swapped,
         "C:\\lab\\s2\\c.mp4": "/srv/c.mp4",  # swap result not suggested
     }
 
@@ -246,7 +253,9 @@ async def test_propose_from_a_real_report(
     files: dict[str, Path], service: FsService
 ) -> None:
     report = await check_paths(make_requester(service), str(files["labels"]))
-    mappings = propose_mappings(report, {str(files["c"]): str(files["a"])})
+    choice = {str(files["c"]): str(files["a"])}
+    assert propose_mappings(report, choice) == choice  # nothing taken silently
+    mappings = propose_mappings(report, choice, take_suggestions=True)
     assert mappings == {
         str(files["b"]): str(files["mount"] / "moved" / "B.MP4"),
         str(files["c"]): str(files["a"]),

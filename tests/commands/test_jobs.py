@@ -92,6 +92,27 @@ def test_check_lists_what_the_worker_sees(lab: Lab) -> None:
     assert str(moved) in entry["suggestions"]
 
 
+@pytest.mark.slow
+def test_a_suggested_video_is_never_taken_silently(lab: Lab, tmp_path: Path) -> None:
+    """No terminal: a same-named file elsewhere is not taken on its own (it may
+    be another experiment's video); ``--accept-suggestions`` says to."""
+    labels, video = write_tiny_video_labels(lab.shared / "proj" / "labels.slp")
+    moved = lab.shared / "other-experiment" / video.name
+    moved.parent.mkdir()
+    video.rename(moved)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = ["train", str(labels), "--config", str(config), *lab.flags]
+    result = run_cli(*train)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"the worker suggests {moved}" in result.stderr
+    assert "--accept-suggestions" in result.stderr
+    assert not (lab.shared / "proj" / "models").exists()  # nothing ran
+    result = run_cli(*train, "--accept-suggestions")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"using the worker's {moved}" in result.stdout
+
+
 def test_labels_outside_the_mounts_are_rejected(lab: Lab, tmp_path: Path) -> None:
     labels = write_tiny_labels(tmp_path / "private.pkg.slp")
     config = tmp_path / "cfg.yaml"
