@@ -165,6 +165,16 @@ def _auth(args: argparse.Namespace) -> ChannelAuth:
     return ChannelAuth(secret=room_secret(args))
 
 
+CONNECT_GIVE_UP = 20.0
+"""Seconds ``check``/``train``/``track`` keep trying to reach the server before
+they say so and exit (a lab user should not wait on a silent prompt)."""
+
+
+def _signaling(args: argparse.Namespace, register: Any) -> SignalingClient:
+    """The command's signaling client, giving up after :data:`CONNECT_GIVE_UP`."""
+    return SignalingClient(server_url(args), register, give_up_after=CONNECT_GIVE_UP)
+
+
 async def _any_worker(client: SignalingClient) -> str:
     peers = await client.discover({"role": "worker"})
     if not peers:
@@ -256,7 +266,7 @@ def run_check(args: argparse.Namespace) -> int:
         return _fail(f"error: {exc}", 2)
 
     async def main() -> PathReport:
-        async with SignalingClient(server_url(args), register) as client:
+        async with _signaling(args, register) as client:
             worker = args.worker or await _any_worker(client)
             channel = await open_channel(client, worker, auth=_auth(args))
             async with channel:
@@ -398,7 +408,7 @@ def _run_job(
         return make_spec(mappings)
 
     async def main() -> dict[str, Any]:
-        async with SignalingClient(server_url(args), register) as client:
+        async with _signaling(args, register) as client:
             return await _with_interrupts(
                 lambda on_job: run_remote_job(
                     client,

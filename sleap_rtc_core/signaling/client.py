@@ -308,7 +308,7 @@ class SignalingClient:
                 if self._give_up(down_since):
                     self._lost(f"cannot reach {self.url}: {exc}")
                     return
-                delay = self.backoff.delay(attempt)
+                delay = self._within_give_up(self.backoff.delay(attempt), down_since)
                 attempt += 1
                 logger.info(
                     "! cannot reach %s (%s); retry in %.1fs", self.url, exc, delay
@@ -352,6 +352,14 @@ class SignalingClient:
             ping_interval=20,
             ping_timeout=20,
         )
+
+    def _within_give_up(self, delay: float, down_since: float) -> float:
+        """``delay``, but not past the give-up moment (plus a hair, so that the
+        next failure is the last): waiting longer would only hide the end."""
+        if self.give_up_after is None:
+            return delay
+        left = down_since + self.give_up_after - time.monotonic()
+        return max(0.0, min(delay, left + 0.05))
 
     def _give_up(self, down_since: float) -> bool:
         return (

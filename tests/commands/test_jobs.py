@@ -113,6 +113,20 @@ def test_a_suggested_video_is_never_taken_silently(lab: Lab, tmp_path: Path) -> 
     assert f"using the worker's {moved}" in result.stdout
 
 
+@pytest.mark.slow
+def test_an_unreachable_server_is_said_not_waited_on(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    labels = write_tiny_labels(tmp_path / "x.pkg.slp")
+    flags = ["--server", f"ws://127.0.0.1:{port}", "--room", "r", "--token", "t"]
+    result = run_cli("check", str(labels), *flags, "--room-secret", "s")
+    assert result.returncode == 1
+    assert f"cannot reach ws://127.0.0.1:{port}" in result.stderr
+
+
 def test_labels_outside_the_mounts_are_rejected(lab: Lab, tmp_path: Path) -> None:
     labels = write_tiny_labels(tmp_path / "private.pkg.slp")
     config = tmp_path / "cfg.yaml"
