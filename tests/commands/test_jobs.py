@@ -96,7 +96,10 @@ def test_check_lists_what_the_worker_sees(lab: Lab) -> None:
 def test_a_suggested_video_is_never_taken_silently(lab: Lab, tmp_path: Path) -> None:
     """No terminal: a same-named file elsewhere is not taken on its own (it may
     be another experiment's video); ``--accept-suggestions`` says to."""
-    labels, video = write_tiny_video_labels(lab.shared / "proj" / "labels.slp")
+    labels, video = write_tiny_video_labels(
+        lab.shared / "silent" / "labels.slp",
+        video_path=lab.shared / "silent" / "session-silent.mp4",
+    )
     moved = lab.shared / "other-experiment" / video.name
     moved.parent.mkdir()
     video.rename(moved)
@@ -107,7 +110,7 @@ def test_a_suggested_video_is_never_taken_silently(lab: Lab, tmp_path: Path) -> 
     assert result.returncode == 3, result.stdout + result.stderr
     assert f"the worker suggests {moved}" in result.stderr
     assert "--accept-suggestions" in result.stderr
-    assert not (lab.shared / "proj" / "models").exists()  # nothing ran
+    assert not (lab.shared / "silent" / "models").exists()  # nothing ran
     result = run_cli(*train, "--accept-suggestions")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"using the worker's {moved}" in result.stdout
