@@ -114,6 +114,8 @@ def run_worker(args: argparse.Namespace) -> int:
             "can reach this worker"
         )
     logging.getLogger("sleap_rtc_core.worker").setLevel(logging.INFO)
+    # Say that the server cannot be reached, and that we keep trying.
+    logging.getLogger("sleap_rtc_core.signaling.client").setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(message)s")
     set_child_subreaper()  # orphans of our jobs become ours to reap
@@ -140,7 +142,14 @@ async def _serve(service: WorkerService, on_stop: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, signalled.put_nowait, None)
-    async with service:
+    # A signal while the server cannot be reached yet stops the worker too.
+    starting = asyncio.ensure_future(service.start())
+    if await _first(starting, signalled.get()) is not starting:
+        sys.stderr.write("stopped before the signaling server was reached\n")
+        await service.close()
+        return
+    try:
+        starting.result()  # a start that failed raises why
         gpu = service.worker.slots.capabilities.gpu
         sys.stdout.write(
             f"worker {service.peer_id} ready: {gpu.model}, {gpu.memory_mb} MB, "
@@ -153,6 +162,8 @@ async def _serve(service: WorkerService, on_stop: str) -> None:
             return
         closed.cancel()
         await _drain(service, on_stop, signalled)
+    finally:
+        await service.close()
 
 
 async def _first(*aws: Any) -> asyncio.Future[Any]:

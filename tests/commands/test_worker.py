@@ -110,3 +110,40 @@ def test_wrong_token_is_refused(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def test_a_worker_that_cannot_reach_the_server_says_so_and_stops_on_a_signal(
+    tmp_path: Path,
+) -> None:
+    """Before the server is ever reached, the worker prints its retries and a
+    SIGTERM (or Ctrl-C) stops it at once."""
+    import os
+    import socket
+
+    from tests.fixtures.cli import CLI_ENV, SLEAP_RTC
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [SLEAP_RTC, "worker", "--server", f"ws://127.0.0.1:{port}"]
+        + ["--room", "r", "--token", "t", "--mount", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **CLI_ENV},
+    )
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        while "cannot reach" not in seen:
+            line = proc.stderr.readline()
+            assert line, f"the worker ended without saying why: {seen}"
+            seen += line
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=scaled(10))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "stopped before the signaling server was reached" in err
