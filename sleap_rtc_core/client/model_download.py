@@ -423,7 +423,8 @@ async def download_models(
             backwards to find a worker folder that is visible here.
         download: ``None`` copies only folders not visible here; ``True``
             always copies; ``False`` never copies (the worker's path, or its
-            local counterpart when visible, is returned).
+            local counterpart when visible, is returned). A result that says
+            ``models_stay_on_worker`` (a 0.0.7 worker) is never copied.
         is_visible: Whether a candidate local folder is the model (default: a
             folder here holding ``best.ckpt`` or ``training_config.*``).
         on_progress: Called with (bytes held, bytes in all) as bytes arrive.
@@ -448,6 +449,13 @@ async def download_models(
     run_dirs = model_run_dirs(result)
     if not run_dirs:
         raise TransferError(f"job {job_id} names no model folder")
+    if result.get("models_stay_on_worker") is True:  # a 0.0.7 worker sends none
+        if download is True:
+            raise TransferError(
+                f"the worker of job {job_id} (sleap-rtc 0.0.7) cannot send models; "
+                f"they are on the worker at {', '.join(run_dirs)}"
+            )
+        download = False
     visible = is_visible or _visible
     root = await asyncio.to_thread(Path(dest_root).absolute)
     out: list[Path | None] = []

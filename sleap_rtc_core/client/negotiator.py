@@ -29,12 +29,14 @@ from typing import Any
 from ..errors import (
     ErrorCode,
     JobFailedError,
+    NoWorkersAcceptedError,
     NoWorkersAvailableError,
     RemoteProtocolError,
     ServerError,
     SleapRTCError,
 )
 from ..protocol import signaling as sig
+from ..protocol.dialect import Dialect, worker_dialect
 from ..protocol.negotiation import (
     AppMessage,
     JobAssignment,
@@ -71,13 +73,16 @@ class Placement:
 
     Attributes:
         worker_id: The chosen worker.
-        response: Its accepting ``job_response``.
+        response: Its accepting ``job_response`` (made up from its metadata
+            for a 0.0.7 worker, which is not asked).
         reasons: Why each other asked worker is not running it.
+        legacy: The worker runs sleap-rtc 0.0.7.
     """
 
     worker_id: str
     response: JobResponse
     reasons: Mapping[str, str]
+    legacy: bool = False
 
 
 class JobClient:
@@ -90,6 +95,9 @@ class JobClient:
             stays silent triggers the fallback.
         fallback_worker_id: The worker for servers without discovery (default:
             ``$SLEAP_RTC_WORKER_PEER_ID``).
+        accept_legacy: Whether sleap-rtc 0.0.7 workers may take the job when
+            no current worker does. They are never sent ``job_request``: one
+            that holds the room's admin slot never reads it.
     """
 
     def __init__(
@@ -99,8 +107,10 @@ class JobClient:
         response_deadline: float = 10.0,
         discover_timeout: float = 5.0,
         fallback_worker_id: str | None = None,
+        accept_legacy: bool = True,
     ) -> None:
         self.signaling = signaling
+        self.accept_legacy = accept_legacy
         self.response_deadline = response_deadline
         self.discover_timeout = discover_timeout
         self.fallback_worker_id = fallback_worker_id or os.environ.get(FALLBACK_ENV)
@@ -181,6 +191,25 @@ class JobClient:
             raise NoWorkersAvailableError(
                 "no available worker matches the job's requirements"
             )
+        legacy = [w for w in workers if worker_dialect(w) is Dialect.LEGACY]
+        current = [w for w in workers if w not in legacy]
+        if not current and not self.accept_legacy:
+            raise NoWorkersAvailableError(
+                f"only sleap-rtc 0.0.7 workers match ({len(legacy)}), and this "
+                "client refuses them (--refuse-legacy-workers)"
+            )
+        if not current:
+            return _legacy_placement(request, legacy)
+        try:
+            return await self._negotiate(request, current, inbox)
+        except NoWorkersAcceptedError:
+            if not legacy or not self.accept_legacy:
+                raise
+            return _legacy_placement(request, legacy)
+
+    async def _negotiate(
+        self, request: JobRequest, workers: list[dict[str, Any]], inbox: Subscription
+    ) -> Placement:
         asked = [w["peer_id"] for w in workers]
         collector = ResponseCollector(asked, request.job_id)
         for peer_id in asked:
@@ -310,6 +339,21 @@ class JobClient:
 
     async def _send(self, peer_id: str, message: AppMessage) -> None:
         await self.signaling.send_peer_message(peer_id, message.to_dict())
+
+
+def _legacy_placement(request: JobRequest, workers: list[dict[str, Any]]) -> Placement:
+    """The 0.0.7 worker with the most GPU memory (its own clients' choice)."""
+
+    def memory(w: Mapping[str, Any]) -> float:
+        value = (w.get("metadata") or {}).get("properties", {}).get("gpu_memory_mb")
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    best = max(workers, key=memory)
+    props = (best.get("metadata") or {}).get("properties", {})
+    info = {k: props[k] for k in ("gpu_model", "gpu_memory_mb") if k in props}
+    logger.info("job %s goes to the 0.0.7 worker %s", request.job_id, best["peer_id"])
+    response = JobResponse(job_id=request.job_id, accepted=True, worker_info=info)
+    return Placement(best["peer_id"], response, {}, legacy=True)
 
 
 def _app_message(message: sig.Message) -> AppMessage | None:

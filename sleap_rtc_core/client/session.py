@@ -12,12 +12,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..errors import NoWorkersAvailableError, SleapRTCError
+from ..protocol.dialect import LEGACY_WORKER_LIMITS, Dialect, worker_dialect
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.negotiation import JobRequest, JobType
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
+from .legacy_job import run_legacy_job
 from .negotiator import JobClient
 from .presence import close_when_peer_leaves
 from .remote_job import JobCallbacks, RemoteJob
@@ -27,6 +30,9 @@ __all__ = ["run_remote_job"]
 logger = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+DISCOVER_TIMEOUT = 5.0
+"""Seconds to look a named worker up (an old server may not answer)."""
 
 
 async def run_remote_job(
@@ -43,6 +49,7 @@ async def run_remote_job(
     response_deadline: float = 10.0,
     prepare: Callable[[Channel], Awaitable[JobSpec]] | None = None,
     finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
+    accept_legacy: bool = True,
 ) -> dict[str, Any]:
     """Place ``spec`` on a worker and run it there; returns ``JOB_COMPLETE``'s data.
 
@@ -63,6 +70,8 @@ async def run_remote_job(
             returns the spec to submit (e.g. with ``path_mappings``).
         finish: Runs on the still-open channel after ``JOB_COMPLETE`` (e.g. to
             bring the models home).
+        accept_legacy: Whether a sleap-rtc 0.0.7 worker may run the job (it is
+            said once what such a worker cannot do).
 
     Raises:
         NoWorkersAvailableError, NoWorkersAcceptedError: placement failed.
@@ -71,8 +80,11 @@ async def run_remote_job(
         TrainingFailed: the job failed, or the connection was lost.
     """
     job_type = JobType.INFERENCE if isinstance(spec, TrackJobSpec) else JobType.TRAINING
+    legacy = False
     if worker_id is None:
-        jobs = JobClient(signaling, response_deadline=response_deadline)
+        jobs = JobClient(
+            signaling, response_deadline=response_deadline, accept_legacy=accept_legacy
+        )
         config: dict[str, Any] = {"model_type": model_type} if model_type else {}
         if isinstance(spec, TrainJobSpec) and spec.max_epochs:
             config["epochs"] = spec.max_epochs  # for the workers' estimates
@@ -87,12 +99,22 @@ async def run_remote_job(
         async with signaling.subscribe("peer_message", "peer_left") as inbox:
             placement = await jobs.place(request, inbox, min_gpu_memory_mb)
         worker_id = placement.worker_id
+        legacy = placement.legacy
         info = placement.response.worker_info or {}
         estimate = placement.response.estimated_duration_minutes
         say(
             f"selected worker {worker_id} ({info.get('gpu_model', '?')}, "
             f"estimate {estimate} min)"
         )
+    else:
+        legacy = await _is_legacy(signaling, worker_id)
+    if legacy:
+        if not accept_legacy:
+            raise NoWorkersAvailableError(
+                f"worker {worker_id} runs sleap-rtc 0.0.7, and this client refuses "
+                "such workers (--refuse-legacy-workers)"
+            )
+        say(f"! worker {worker_id}: {LEGACY_WORKER_LIMITS}")
     say(f"connecting to {worker_id} over WebRTC")
     channel = await open_channel(signaling, worker_id, auth=auth)
     try:
@@ -105,9 +127,28 @@ async def run_remote_job(
         if prepare is not None:
             spec = await prepare(channel)
         async with close_when_peer_leaves(signaling, worker_id, channel):
-            result = await RemoteJob(channel, spec).run(callbacks, on_accepted=accepted)
+            if legacy:
+                result = await run_legacy_job(channel, spec, callbacks, accepted)
+            else:
+                result = await RemoteJob(channel, spec).run(
+                    callbacks, on_accepted=accepted
+                )
             if finish is not None:
                 await finish(channel, spec, result)
             return result
     finally:
         await channel.close()
+
+
+async def _is_legacy(signaling: SignalingClient, worker_id: str) -> bool:
+    """Whether the named worker is a 0.0.7 one (by its registration metadata);
+    a worker the server cannot show is taken as current."""
+    try:
+        peers = await signaling.discover({}, timeout=DISCOVER_TIMEOUT)
+    except (SleapRTCError, TimeoutError) as exc:
+        logger.debug("cannot look %s up (%s): taken as current", worker_id, exc)
+        return False
+    for peer in peers:
+        if peer.get("peer_id") == worker_id:
+            return worker_dialect(peer) is Dialect.LEGACY
+    return False

@@ -99,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(handler=run_check)
 
 
+REFUSE_LEGACY_ENV = "SLEAP_RTC_REFUSE_LEGACY_WORKERS"
+
+
 def _job_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worker", help="use this worker (skip negotiation)")
     parser.add_argument(
@@ -113,6 +116,13 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="for videos the worker cannot find, take the file it suggests "
         "(same name elsewhere in its mounts) without asking",
+    )
+    parser.add_argument(
+        "--refuse-legacy-workers",
+        action="store_true",
+        default=os.environ.get(REFUSE_LEGACY_ENV, "") not in ("", "0", "false"),
+        help="never use sleap-rtc 0.0.7 workers, which cannot prove who they are "
+        f"and cannot send models back (env {REFUSE_LEGACY_ENV}=1)",
     )
     add_connection_args(parser)
 
@@ -422,6 +432,7 @@ def _run_job(
                     on_job=on_job,
                     prepare=prepare,
                     finish=finish,
+                    accept_legacy=not args.refuse_legacy_workers,
                 ),
                 interactive,
             )

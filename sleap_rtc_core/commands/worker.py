@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-concurrent-jobs", type=int, help="job slots, one per GPU (default 1)"
     )
     worker.add_argument(
+        "--refuse-legacy-clients",
+        action="store_true",
+        help="refuse sleap-rtc 0.0.7 clients, which cannot check who the worker "
+        "is (config: accept_legacy_clients = false)",
+    )
+    worker.add_argument(
         "--on-stop",
         choices=("wait", "cancel"),
         default="wait",
@@ -128,6 +134,7 @@ def run_worker(args: argparse.Namespace) -> int:
         peer_id=args.peer_id,
         max_concurrent_jobs=config.max_concurrent_jobs,
         name=config.name,
+        accept_legacy_clients=config.accept_legacy_clients,
     )
     try:
         asyncio.run(_serve(service, args.on_stop))

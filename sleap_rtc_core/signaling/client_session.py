@@ -14,6 +14,12 @@ error to the oldest request of any type unless its code belongs to routing
 After a reconnect the session registers again with the same peer id and the
 metadata as last stored (every ``update_metadata`` is merged into it), then
 re-sends the requests still unanswered.
+
+Requests name their sender (``from_peer_id`` on ``discover_peers``, ``peer_id`` on
+``update_metadata``) as the reference server requires (PROTOCOL.md B §1.2), and an
+``update_metadata`` repeats the stored top-level keys it does not change (``tags``
+first of all): that server *replaces* the stored metadata with each update, and a
+worker whose tags vanished would no longer be found.
 """
 
 from __future__ import annotations
@@ -188,8 +194,7 @@ class ClientSession:
         pending = _Pending(rid, msg, _REPLY_TYPES[type(message)])
         self._pending[rid] = pending
         if self.state is ClientState.REGISTERED:
-            pending.sent = True
-            self._out.append(encode(msg))
+            self._send_pending(pending)
         return rid
 
     def cancel(self, request_id: str) -> None:
@@ -270,8 +275,23 @@ class ClientSession:
         self._events.append(Registered(msg, reconnect))
         for pending in self._pending.values():
             if not pending.sent:
-                pending.sent = True
-                self._out.append(encode(pending.message))
+                self._send_pending(pending)
+
+    def _send_pending(self, pending: _Pending) -> None:
+        """Queue a request, stamped with our id (the server may have chosen it
+        at register, so it is added only now)."""
+        pending.sent = True
+        msg = pending.message
+        if isinstance(msg, sig.DiscoverPeers):
+            msg = replace(msg, from_peer_id=self.peer_id)
+        elif isinstance(msg, sig.UpdateMetadata):
+            kept = {
+                k: v
+                for k, v in self.register.metadata.items()
+                if k not in msg.metadata and k != "properties" and not k.startswith("_")
+            }
+            msg = replace(msg, peer_id=self.peer_id, metadata={**kept, **msg.metadata})
+        self._out.append(encode(msg))
 
     def _error(self, msg: sig.ErrorMessage) -> None:
         code = msg.code or ErrorCode.INTERNAL_ERROR.value

@@ -36,14 +36,17 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from .. import __version__
 from ..errors import (
     ChannelClosed,
     ErrorCode,
     IceFailed,
     PeerNotFound,
+    SleapRTCError,
     TransportError,
 )
 from ..protocol import signaling as sig
+from ..protocol.dialect import VERSION_KEY, Dialect, offer_dialect
 from ..signaling.client import SignalingClient
 from . import loopback
 from .auth import ChannelAuth, authenticate, verify_peer
@@ -138,7 +141,9 @@ async def open_channel(
                     target=peer_id,
                     sdp=pc.localDescription.sdp,
                     sender=me,
-                    extra={"role": "client"},
+                    # Our marker, never ``role``: a 0.0.7 worker takes
+                    # ``"role":"client"`` as its dashboard and skips the challenge.
+                    extra={VERSION_KEY: __version__},
                 )
             )
             logger.debug("> offer to %s", peer_id)
@@ -209,6 +214,9 @@ class ChannelAcceptor:
         max_setups_per_peer: Connections one peer may have in set-up at once;
             its further offers are ignored until one finishes, so one peer's
             flood of offers that never complete cannot hold every slot.
+        accept_legacy: Whether offers from sleap-rtc 0.0.7 clients (no
+            version marker) are answered; refused ones get ``error`` with
+            reason ``legacy_client_refused``.
 
     Attributes:
         channels: The authenticated channels whose handler is running.
@@ -225,8 +233,10 @@ class ChannelAcceptor:
         max_connections: int = 32,
         setup_timeout: float = 10.0,
         max_setups_per_peer: int = 2,
+        accept_legacy: bool = True,
     ) -> None:
         self.signaling = signaling
+        self.accept_legacy = accept_legacy
         self.max_connections = max_connections
         self.setup_timeout = setup_timeout
         self.max_setups_per_peer = max_setups_per_peer
@@ -282,6 +292,11 @@ class ChannelAcceptor:
                     return
                 if msg.target != self.signaling.peer_id:
                     continue
+                if not self.accept_legacy and offer_dialect(msg.extra) is (
+                    Dialect.LEGACY
+                ):
+                    await self._refuse_legacy(msg.sender)
+                    continue
                 if len(self._tasks) >= self.max_connections:
                     logger.warning(
                         "! %d connections open; ignoring the offer from %s",
@@ -302,6 +317,20 @@ class ChannelAcceptor:
                 )
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
+
+    async def _refuse_legacy(self, peer_id: str) -> None:
+        logger.warning("! %s runs sleap-rtc 0.0.7; its offer is refused", peer_id)
+        with contextlib.suppress(SleapRTCError):
+            await self.signaling.send(
+                sig.ErrorMessage(
+                    target=peer_id,
+                    reason="legacy_client_refused",
+                    message=(
+                        "this worker accepts no sleap-rtc 0.0.7 clients: "
+                        "upgrade sleap-rtc"
+                    ),
+                )
+            )
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

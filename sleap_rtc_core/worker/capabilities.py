@@ -34,7 +34,9 @@ from pathlib import PurePath
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
+from .. import __version__
 from ..errors import SleapRTCError
+from ..protocol.dialect import VERSION_KEY
 from ..protocol.negotiation import JobType
 from ..protocol.states import WorkerStatus
 
@@ -418,6 +420,7 @@ def worker_metadata(
             "supported_models": list(capabilities.supported_models),
             "supported_job_types": [t.value for t in capabilities.supported_job_types],
             "mounts": [_mount_entry(m) for m in mounts],
+            VERSION_KEY: __version__,
         }
     )
     if worker_name is not None:

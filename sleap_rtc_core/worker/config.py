@@ -9,6 +9,7 @@ instead of a long command line, by default ``$XDG_CONFIG_HOME/sleap-rtc/worker.t
     name = "gpu-box-1"              # shown by `sleap-rtc workers`
     gpu = 0                         # CUDA device index
     max_concurrent_jobs = 1
+    accept_legacy_clients = true    # false: refuse sleap-rtc 0.0.7 clients
 
     # Exactly one credential source; the secret itself never goes in this file.
     api_key_file = "/etc/sleap-rtc/api-key"   # a worker key slp_… or an
@@ -85,6 +86,7 @@ ENV_OVERRIDES: Mapping[str, str] = {
     "SLEAP_RTC_WORKER_NAME": "name",
     "SLEAP_RTC_GPU": "gpu",
     "SLEAP_RTC_MAX_CONCURRENT_JOBS": "max_concurrent_jobs",
+    "SLEAP_RTC_ACCEPT_LEGACY_CLIENTS": "accept_legacy_clients",
 }
 """Environment variables :func:`apply_env` reads, and the setting each overrides."""
 
@@ -99,7 +101,16 @@ _INLINE_SECRETS = frozenset(
 )
 _SOURCE_KEYS = ("token_file", "api_key_file", "token_env", "api_key_env")
 _KNOWN_KEYS = frozenset(
-    {"server", "room", "name", "gpu", "max_concurrent_jobs", "mounts", *_SOURCE_KEYS}
+    {
+        "server",
+        "room",
+        "name",
+        "gpu",
+        "max_concurrent_jobs",
+        "accept_legacy_clients",
+        "mounts",
+        *_SOURCE_KEYS,
+    }
 )
 _MOUNT_KEYS = frozenset({"path", "label"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -245,6 +256,8 @@ class WorkerConfig:
         gpu: CUDA device index.
         max_concurrent_jobs: Job slots.
         name: Worker name shown by ``sleap-rtc workers``.
+        accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect
+            (they cannot check who the worker is).
         source: The file this came from, if any.
     """
 
@@ -255,6 +268,7 @@ class WorkerConfig:
     gpu: int = 0
     max_concurrent_jobs: int = 1
     name: str | None = None
+    accept_legacy_clients: bool = True
     source: Path | None = None
 
     def mount_dicts(self) -> list[dict[str, str]]:
@@ -365,6 +379,13 @@ def _from_mapping(data: Mapping[str, Any], file: Path) -> WorkerConfig:
         )
     gpu = _int(data, "gpu", file, minimum=0, default=0)
     jobs = _int(data, "max_concurrent_jobs", file, minimum=1, default=1)
+    legacy = data.get("accept_legacy_clients", True)
+    if not isinstance(legacy, bool):
+        raise ConfigError(
+            f"expected true or false, got {_type_name(legacy)} ({legacy!r})",
+            path=file,
+            key="accept_legacy_clients",
+        )
     return WorkerConfig(
         server=server,
         room=_opt_str(data, "room", file),
@@ -373,6 +394,7 @@ def _from_mapping(data: Mapping[str, Any], file: Path) -> WorkerConfig:
         gpu=gpu,
         max_concurrent_jobs=jobs,
         name=_opt_str(data, "name", file),
+        accept_legacy_clients=legacy,
         source=file,
     )
 
@@ -554,9 +576,20 @@ def apply_env(
                     f"must be at least {minimum}, got {number}", key=f"${var}"
                 )
             changes[attr] = number
+        elif attr == "accept_legacy_clients":
+            changes[attr] = _env_bool(text, var)
         else:
             changes[attr] = text
     return replace(config, **changes) if changes else config
+
+
+def _env_bool(text: str, var: str) -> bool:
+    value = text.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected true or false, got {text!r}", key=f"${var}")
 
 
 def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
@@ -571,7 +604,7 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
     ``mount`` (list of ``PATH[:LABEL]`` strings or ``{"path", "label"}``
     mappings; when given they replace the file's mounts), ``token``,
     ``api_key``, ``account_key`` (a secret given directly), ``token_file``,
-    ``api_key_file`` (a file holding it).
+    ``api_key_file`` (a file holding it), ``refuse_legacy_clients``.
 
     Raises:
         ConfigError: more than one credential flag, or a bad value.
@@ -589,6 +622,8 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
             flag = "--" + attr.replace("_", "-")
             raise ConfigError(f"{flag} must be an integer >= {minimum}, got {value!r}")
         changes[attr] = value
+    if getattr(args, "refuse_legacy_clients", False) is True:
+        changes["accept_legacy_clients"] = False
     mounts = getattr(args, "mount", None) or getattr(args, "mounts", None)
     if mounts:
         changes["mounts"] = tuple(_flag_mount(m) for m in mounts)

@@ -63,6 +63,7 @@ class WorkerService:
         submit_timeout: Seconds an assigned job waits for ``JOB_SUBMIT``.
         hardware: Where jobs run (default: the advertised GPU, or the CPU);
             it overrides the accelerator of every job's config.
+        accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect.
 
     A worker registered with a worker key (``api_key``) also accepts channels
     signed with an Ed25519 key of a room member (the server's list, cached).
@@ -80,6 +81,7 @@ class WorkerService:
         auth: ChannelAuth,
         submit_timeout: float = SUBMIT_TIMEOUT,
         hardware: JobHardware | None = None,
+        accept_legacy_clients: bool = True,
         **worker_options: Any,
     ) -> None:
         slots = int(worker_options.get("max_concurrent_jobs", 1))
@@ -113,7 +115,10 @@ class WorkerService:
             auth = dataclasses.replace(auth, authorized_keys=keys)
         self.auth = auth
         self.acceptor = ChannelAcceptor(
-            self.worker.client, auth=auth, on_channel=self._serve_channel
+            self.worker.client,
+            auth=auth,
+            on_channel=self._serve_channel,
+            accept_legacy=accept_legacy_clients,
         )
         self.submit_timeout = submit_timeout
         self._submitted: dict[str, asyncio.Future[str]] = {}  # owner → job id

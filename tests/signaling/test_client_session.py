@@ -196,3 +196,49 @@ def test_close_returns_unanswered_requests() -> None:
     assert s.state is ClientState.CLOSED
     s.connected()
     assert s.outgoing() == []
+
+
+def test_requests_name_their_sender_as_the_reference_server_requires() -> None:
+    """The reference server looks the room up by ``from_peer_id`` / ``peer_id``
+    (PROTOCOL.md B §1.2); the id is the one the server gave at register."""
+    s = make()
+    s.request(sig.DiscoverPeers(filters={"role": "worker"}))
+    s.connected()
+    registered(s, peer_id="w-given")
+    (discover,) = sent(s)
+    assert discover["from_peer_id"] == "w-given"
+    s.request(sig.UpdateMetadata(metadata={"properties": {"status": "busy"}}))
+    (update,) = sent(s)
+    assert update["peer_id"] == "w-given"
+
+
+def test_an_update_repeats_the_tags_a_replacing_server_would_drop() -> None:
+    """The reference server replaces the stored metadata with each update:
+    unchanged top-level keys are sent again (never server-owned ``_`` keys, and
+    never the properties, which it merges itself)."""
+    s = ClientSession(
+        sig.Register(
+            peer_id="w",
+            room_id="r",
+            token="t",
+            metadata={
+                "tags": ["sleap-rtc", "training-worker"],
+                "properties": {"status": "available", "gpu_model": "A40"},
+                "site": "lab-a",
+                "_worker_name": "server-owned",
+            },
+        )
+    )
+    s.connected()
+    registered(s)
+    s.events()
+    s.request(sig.UpdateMetadata(metadata={"properties": {"status": "busy"}}))
+    (update,) = sent(s)
+    assert update["metadata"] == {
+        "tags": ["sleap-rtc", "training-worker"],
+        "site": "lab-a",
+        "properties": {"status": "busy"},
+    }
+    s.request(sig.UpdateMetadata(metadata={"tags": ["sleap-rtc"]}))
+    (retag,) = sent(s)
+    assert retag["metadata"]["tags"] == ["sleap-rtc"]  # a change is never undone

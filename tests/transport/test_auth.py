@@ -150,8 +150,8 @@ async def test_refused_channels_fail_on_both_sides(
     client_auth: ChannelAuth,
     reason: AuthFailureReason,
 ) -> None:
-    """``open_channel`` always offers with ``role: "client"``: it never skips
-    the challenge (the ``missing`` case proves it)."""
+    """The worker never skips the challenge, whatever the offer says (the
+    ``missing`` case proves it)."""
     async with transport_pair.acceptor(worker_auth) as acceptor:
         with pytest.raises(ChannelAuthFailed) as caught:
             await _connect(transport_pair, client_auth)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import sleap_rtc_core
 from sleap_rtc_core.errors import IceFailed, PeerNotFound
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.channel_messages import JobCancelMsg, JobStopMsg
@@ -47,7 +48,7 @@ async def test_client_and_worker_get_an_authenticated_channel(
             assert await client.recv(timeout=scaled(5)) == JobCancelMsg()
 
 
-async def test_the_offer_carries_sender_target_and_role(
+async def test_the_offer_carries_sender_target_and_our_version_never_role(
     signaling_pair: SignalingPair, room_secret: str
 ) -> None:
     auth = ChannelAuth(secret=room_secret)
@@ -61,7 +62,9 @@ async def test_the_offer_carries_sender_target_and_role(
     assert isinstance(offer, sig.Offer)
     assert offer.sender == "c"
     assert offer.target == "w"
-    assert offer.extra["role"] == "client"
+    # ``"role":"client"`` would make a 0.0.7 worker skip AUTH_CHALLENGE.
+    assert "role" not in offer.extra
+    assert offer.extra["sleap_rtc_version"] == sleap_rtc_core.__version__
     assert "m=application" in offer.sdp
     assert "127.0.0.1" in offer.sdp
 
