@@ -507,3 +507,24 @@ async def test_a_tiny_track_job_streams_predictions_that_load_with_sleap_io(
     predictions = await asyncio.to_thread(sio.load_slp, dest.as_posix())
     assert len(predictions.labeled_frames) == 3  # the suggested frames
     assert all(lf.predicted_instances for lf in predictions.labeled_frames)
+
+
+async def test_models_of_a_legacy_worker_stay_there(
+    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+) -> None:
+    """A 0.0.7 worker cannot send models: its folders are returned as they are
+    (the local counterpart when visible), and ``--download`` says why not."""
+    result = {
+        **(served.info.result or {}),
+        "models_stay_on_worker": True,
+    }
+    before = len(served.requests)
+    async with await connect() as channel:
+        hidden_paths = await download_models(
+            channel, result, tmp_path / "m1", is_visible=hidden(worker_mount)
+        )
+        assert hidden_paths == [Path(d) for d in result["model_paths"]]
+        with pytest.raises(TransferError, match=r"0\.0\.7\) cannot send models"):
+            await download_models(channel, result, tmp_path / "m2", download=True)
+    assert len(served.requests) == before  # nothing was asked of the worker
+    assert not (tmp_path / "m1").exists()

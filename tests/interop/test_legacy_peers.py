@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from sleap_rtc_core.client.session import run_remote_job
+from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config
+from sleap_rtc_core.transport.auth import ChannelAuth
+from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.transport import make_signaling
 
 from .legacy import Lab
 
@@ -133,3 +138,42 @@ async def test_our_client_trains_on_a_legacy_worker_negotiated_then_named(
     )
     assert await refusing.finish(timeout=60) != 0
     assert "refuses them" in refusing.text or "refuses such" in refusing.text
+
+
+async def test_a_two_model_job_on_a_legacy_worker_finds_both_folders(
+    lab: Lab, tiny_labels: Path
+) -> None:
+    """A top-down pipeline (two configs in one job, as Run Remotely sends it) on
+    a 0.0.7 worker: one ``JOB_COMPLETE`` per model, and each folder, named by
+    the worker ``{model_type}_{time}``, found by listing its working folder."""
+    labels, _ = staged(lab, tiny_labels)
+    await lab.legacy_worker("old-gpu", secret=True)
+    worker = await lab.until_worker(lambda p: p.get("worker_name") == "old-gpu")
+    spec = TrainJobSpec(
+        config_contents=(
+            tiny_training_config(model_type="centroid", max_epochs=1),
+            tiny_training_config(model_type="centered_instance", max_epochs=1),
+        ),
+        model_types=("centroid", "centered_instance"),
+        labels_path=str(labels),
+    )
+    room = RoomCreds(lab.room_id, lab.room_token)
+    said: list[str] = []
+    async with make_signaling(lab.url, room, "py-client", "client") as client:
+        result = await run_remote_job(
+            client,
+            spec,
+            auth=ChannelAuth(secret=lab.secret),
+            worker_id=worker,
+            say=said.append,
+        )
+    assert result["models_stay_on_worker"] is True
+    folders = [Path(p) for p in result["model_paths"]]
+    assert [f.name.rsplit("_", 2)[0] for f in folders] == [
+        "centroid",
+        "centered_instance",
+    ]
+    for folder in folders:
+        assert folder.parent == lab.mount / "work" / "old-gpu"
+        assert (folder / "training_config.yaml").is_file()
+    assert sum("runs sleap-rtc 0.0.7" in line for line in said) == 1

@@ -241,3 +241,23 @@ async def test_offers_that_never_complete_cannot_lock_out_a_real_client(
             await client.close()
             # The hostile set-ups are dropped after setup_timeout.
             await async_wait_until(lambda: not acceptor._setups, scaled(10))
+
+
+async def test_a_worker_refusing_legacy_clients_says_why_and_serves_ours(
+    transport_pair: TransportPair, room_secret: str
+) -> None:
+    """An offer without our version marker (as sleap-rtc 0.0.7 sends it) gets a
+    relayed ``error`` with a reason; our own client still connects."""
+    auth = ChannelAuth(secret=room_secret)
+    client = transport_pair.signaling.client
+    async with transport_pair.acceptor(auth, accept_legacy=False):
+        async with client.subscribe("error", "answer") as inbox:
+            await client.send(sig.Offer(target="w", sdp="v=0", sender="c"))
+            refusal = await inbox.get(timeout=scaled(5))
+        assert isinstance(refusal, sig.ErrorMessage)
+        assert refusal.reason == "legacy_client_refused"
+        assert refusal.target == "c"
+        assert "0.0.7" in (refusal.message or "")
+        channel = await open_channel(client, "w", auth=auth, timeout=scaled(10))
+        async with channel:
+            assert channel.authenticated

@@ -400,3 +400,22 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     ]
     assert result.returncode == 0, result.stderr
     assert ours == []
+
+
+def test_legacy_clients_are_accepted_unless_the_lab_says_no(tmp_path: Path) -> None:
+    """``accept_legacy_clients`` in the file, ``$SLEAP_RTC_ACCEPT_LEGACY_CLIENTS``
+    and ``--refuse-legacy-clients``; a non-boolean is an error naming the key."""
+    assert load_worker_config(write(tmp_path, "")).accept_legacy_clients is True
+    cfg = load_worker_config(write(tmp_path, "accept_legacy_clients = false\n"))
+    assert cfg.accept_legacy_clients is False
+    path = write(tmp_path, 'accept_legacy_clients = "no"\n')
+    with pytest.raises(ConfigError) as info:
+        load_worker_config(path)
+    assert info.value.key == "accept_legacy_clients"
+    env = apply_env(cfg, {"SLEAP_RTC_ACCEPT_LEGACY_CLIENTS": "yes"})
+    assert env.accept_legacy_clients is True
+    with pytest.raises(ConfigError, match=r"\$SLEAP_RTC_ACCEPT_LEGACY_CLIENTS"):
+        apply_env(cfg, {"SLEAP_RTC_ACCEPT_LEGACY_CLIENTS": "maybe"})
+    refused = merge_flags(env, flags(refuse_legacy_clients=True))
+    assert refused.accept_legacy_clients is False
+    assert merge_flags(cfg, flags(refuse_legacy_clients=False)) == cfg
