@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sleap_rtc_core.client import path_check
+from sleap_rtc_core.client.legacy_job import LegacyJob, is_legacy_worker
 from sleap_rtc_core.client.model_download import (
     download_models,
     download_predictions,
@@ -69,6 +70,7 @@ from sleap_rtc_core.protocol.channel_fs import (
     FsResolveMsg,
     FsResolveResponseMsg,
 )
+from sleap_rtc_core.protocol.dialect import LEGACY_WORKER_LIMITS
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec, spec_from_dict
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.transport import Channel, ChannelAuth, ChannelAuthFailed
@@ -115,6 +117,8 @@ class ChannelSession:
         request_timeout: Seconds each FS answer may take.
         submit_timeout: Seconds ``JOB_SUBMIT`` may wait for its verdict.
         on_log: Called with each line of the worker's job output.
+        legacy: The worker runs sleap-rtc 0.0.7 (its jobs run as
+            :class:`~sleap_rtc_core.client.legacy_job.LegacyJob`).
 
     Attributes:
         channel: The data channel.
@@ -130,8 +134,10 @@ class ChannelSession:
         request_timeout: float = path_check.DEFAULT_CHECK_TIMEOUT,
         submit_timeout: float = 120.0,
         on_log: Callable[[str], None] | None = None,
+        legacy: bool = False,
     ) -> None:
         self.channel = channel
+        self.legacy = legacy
         self.signaling = signaling
         self.request_timeout = request_timeout
         self.submit_timeout = submit_timeout
@@ -253,7 +259,8 @@ class ChannelSession:
                 f"invalid job spec: {exc.message}",
                 errors=[{"field": "spec", "message": exc.message}],
             ) from exc
-        job = RemoteJob(self.channel, decoded)
+        job_type = LegacyJob if self.legacy else RemoteJob
+        job = job_type(self.channel, decoded)
         job_id = await job.submit(self.submit_timeout)
         self.job = job
         logger.info("= job %s accepted by %s", job_id, self.worker_id)
@@ -368,8 +375,8 @@ class ChannelSession:
             TransferError: The predictions could not be copied.
             ChannelClosed: The channel closed.
         """
-        job = RemoteJob(self.channel, spec)
-        await job.submit(self.submit_timeout)
+        job = (LegacyJob if self.legacy else RemoteJob)(self.channel, spec)
+        await job.submit(self.submit_timeout)  # a LegacyJob refuses a track spec
         result = await job.follow(JobCallbacks(on_log=self._log))
         return await self.fetch_predictions(result, dest, spec.path_mappings)
 
@@ -436,6 +443,9 @@ async def open_session(
     """
     try:
         _require_credentials(auth)
+        legacy = await is_legacy_worker(signaling, worker_id)
+        if legacy:
+            logger.warning("! worker %s: %s", worker_id, LEGACY_WORKER_LIMITS)
         try:
             channel = await open_data_channel(
                 signaling, worker_id, auth=auth, timeout=timeout
@@ -453,7 +463,10 @@ async def open_session(
         raise
     logger.debug("= channel to %s open", worker_id)
     return ChannelSession(
-        channel, signaling=signaling if own_signaling else None, **options
+        channel,
+        signaling=signaling if own_signaling else None,
+        legacy=legacy,
+        **options,
     )
 
 

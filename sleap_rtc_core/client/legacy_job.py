@@ -11,16 +11,14 @@ shape of our worker's ``JOB_COMPLETE`` (``model_paths``) and says
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
-from ..errors import ChannelClosed, JobError
+from ..errors import JobError, SleapRTCError
 from ..protocol.channel_fs import (
     FsErrorMsg,
     FsGetInfoMsg,
@@ -28,70 +26,115 @@ from ..protocol.channel_fs import (
     FsListDirMsg,
     FsListResponseMsg,
 )
-from ..protocol.dialect import legacy_model_dir, legacy_run_name, newest_run
-from ..protocol.jobspec import JobSpec, TrainJobSpec
+from ..protocol.dialect import (
+    Dialect,
+    legacy_model_dir,
+    legacy_run_name,
+    newest_run,
+    worker_dialect,
+)
+from ..protocol.jobspec import TrainJobSpec
+from ..signaling.client import SignalingClient
 from ..transport.channel import Channel
 from .remote_job import JobCallbacks, RemoteJob
 
-__all__ = ["run_legacy_job"]
+__all__ = ["DISCOVER_TIMEOUT", "LegacyJob", "is_legacy_worker"]
 
 logger = logging.getLogger(__name__)
+
+DISCOVER_TIMEOUT = 5.0
+"""Seconds to look a named worker up (an old server may not answer)."""
 
 _REPLY_TIMEOUT = 30.0
 _MAX_PAGES = 50  # 1,000 entries: a checkpoint folder is never longer in practice
 
 
-async def run_legacy_job(
-    channel: Channel,
-    spec: JobSpec,
-    callbacks: JobCallbacks | None = None,
-    on_accepted: Callable[[RemoteJob], None] | None = None,
-) -> dict[str, Any]:
-    """Run a training ``spec`` on the 0.0.7 worker at the end of ``channel``.
-
-    Returns:
-        ``job_id``, ``duration_seconds`` (all models), ``model_paths`` (the
-        worker's folders, pipeline order) and ``models_stay_on_worker: True``.
-
-    Raises:
-        JobError: an inference spec (0.0.7 workers stream predictions in a
-            form this client does not read), or the worker's folders cannot be
-            found.
-        JobRejected, TrainingFailed: as :meth:`RemoteJob.run`.
-    """
-    if not isinstance(spec, TrainJobSpec):
-        raise JobError(
-            "inference on a sleap-rtc 0.0.7 worker is not supported: "
-            "choose another worker, or upgrade that one",
-            code="LEGACY_WORKER",
-        )
-    reply = await channel.request(FsGetInfoMsg(), (FsInfoResponseMsg,), _REPLY_TIMEOUT)
-    assert isinstance(reply, FsInfoResponseMsg)
-    working_dir = reply.working_dir or "."
-    contents = spec.config_contents
-    ckpt_dir = _ckpt_dir(contents[0]) if contents else None
-    models = max(1, len(contents or spec.config_paths))
-    several = models > 1
-    if not several and not spec.run_name:
-        model_type = spec.model_types[0] if spec.model_types else None
-        spec = replace(
-            spec, run_name=legacy_run_name(model_type, time.strftime("%Y%m%d_%H%M%S"))
-        )
-    job = RemoteJob(channel, spec)
-    await job.submit()
-    if on_accepted is not None:
-        on_accepted(job)
+async def is_legacy_worker(signaling: SignalingClient, worker_id: str) -> bool:
+    """Whether the named worker is a 0.0.7 one (by its registration metadata);
+    a worker the server cannot show is taken as current."""
     try:
-        done = [await job.follow(callbacks) for _ in range(models)]
-    except asyncio.CancelledError:
-        try:
-            await asyncio.shield(job.cancel())
-        except ChannelClosed:
-            logger.info("! could not cancel job %s: channel closed", job.job_id)
-        raise
-    if several:
-        base = legacy_model_dir(working_dir, ".", ckpt_dir)
-        names = await _folder_names(channel, base)
+        peers = await signaling.discover({}, timeout=DISCOVER_TIMEOUT)
+    except (SleapRTCError, TimeoutError) as exc:
+        logger.debug("cannot look %s up (%s): taken as current", worker_id, exc)
+        return False
+    for peer in peers:
+        if peer.get("peer_id") == worker_id:
+            return worker_dialect(peer) is Dialect.LEGACY
+    return False
+
+
+@dataclass
+class LegacyJob(RemoteJob):
+    """A training job on the 0.0.7 worker at the end of ``channel``.
+
+    :meth:`follow` returns ``job_id``, ``duration_seconds`` (all models),
+    ``model_paths`` (the worker's folders, pipeline order) and
+    ``models_stay_on_worker: True``.
+    """
+
+    working_dir: str = "."
+
+    async def submit(self, timeout: float = 120.0) -> str:
+        """Ask where the worker works, name a one-model run, then submit.
+
+        Raises:
+            JobError: an inference spec (0.0.7 workers stream predictions in a
+                form this client does not read).
+            JobRejected, TimeoutError: as :meth:`RemoteJob.submit`.
+        """
+        spec = self.spec
+        if not isinstance(spec, TrainJobSpec):
+            raise JobError(
+                "inference on a sleap-rtc 0.0.7 worker is not supported: "
+                "choose another worker, or upgrade that one",
+                code="LEGACY_WORKER",
+            )
+        reply = await self.channel.request(
+            FsGetInfoMsg(), (FsInfoResponseMsg,), _REPLY_TIMEOUT
+        )
+        assert isinstance(reply, FsInfoResponseMsg)
+        self.working_dir = reply.working_dir or "."
+        if self._models() == 1 and not spec.run_name:
+            model_type = spec.model_types[0] if spec.model_types else None
+            stamp = time.strftime("%Y%m%d_%H%M%S")
+            self.spec = replace(spec, run_name=legacy_run_name(model_type, stamp))
+        return await super().submit(timeout)
+
+    async def follow(self, callbacks: JobCallbacks | None = None) -> dict[str, Any]:
+        """Every model's ``JOB_COMPLETE``, then the folders they were written to.
+
+        Raises:
+            TrainingFailed: as :meth:`RemoteJob.follow`, for any model.
+            JobError: a model's folder cannot be found on the worker.
+        """
+        done = []
+        for _ in range(self._models()):  # no comprehension: super() needs this frame
+            done.append(await super().follow(callbacks))
+        seconds = sum(float(d.get("duration_seconds") or 0) for d in done)
+        return {
+            "job_id": self.job_id,
+            "job_type": "train",
+            "duration_seconds": seconds,
+            "success": True,
+            "model_paths": await self._model_paths(),
+            "models_stay_on_worker": True,
+        }
+
+    def _models(self) -> int:
+        spec = self.spec
+        assert isinstance(spec, TrainJobSpec)
+        return max(1, len(spec.config_contents or spec.config_paths))
+
+    async def _model_paths(self) -> list[str]:
+        spec = self.spec
+        assert isinstance(spec, TrainJobSpec)
+        contents = spec.config_contents
+        ckpt_dir = _ckpt_dir(contents[0]) if contents else None
+        if self._models() == 1:
+            assert spec.run_name is not None
+            return [legacy_model_dir(self.working_dir, spec.run_name, ckpt_dir)]
+        base = legacy_model_dir(self.working_dir, ".", ckpt_dir)
+        names = await _folder_names(self.channel, base)
         paths = []
         for model_type in spec.model_types:
             run = newest_run(names, model_type)
@@ -102,17 +145,7 @@ async def run_legacy_job(
                     code="MODEL_NOT_FOUND",
                 )
             paths.append(legacy_model_dir(base, run))
-    else:
-        assert spec.run_name is not None
-        paths = [legacy_model_dir(working_dir, spec.run_name, ckpt_dir)]
-    return {
-        "job_id": job.job_id,
-        "job_type": "train",
-        "duration_seconds": sum(float(d.get("duration_seconds") or 0) for d in done),
-        "success": True,
-        "model_paths": paths,
-        "models_stay_on_worker": True,
-    }
+        return paths
 
 
 def _ckpt_dir(content: str) -> Any:

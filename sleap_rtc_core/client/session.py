@@ -12,15 +12,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import NoWorkersAvailableError, SleapRTCError
-from ..protocol.dialect import LEGACY_WORKER_LIMITS, Dialect, worker_dialect
+from ..errors import NoWorkersAvailableError
+from ..protocol.dialect import LEGACY_WORKER_LIMITS
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.negotiation import JobRequest, JobType
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
-from .legacy_job import run_legacy_job
+from .legacy_job import LegacyJob, is_legacy_worker
 from .negotiator import JobClient
 from .presence import close_when_peer_leaves
 from .remote_job import JobCallbacks, RemoteJob
@@ -30,9 +30,6 @@ __all__ = ["run_remote_job"]
 logger = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
-
-DISCOVER_TIMEOUT = 5.0
-"""Seconds to look a named worker up (an old server may not answer)."""
 
 
 async def run_remote_job(
@@ -107,7 +104,7 @@ async def run_remote_job(
             f"estimate {estimate} min)"
         )
     else:
-        legacy = await _is_legacy(signaling, worker_id)
+        legacy = await is_legacy_worker(signaling, worker_id)
     if legacy:
         if not accept_legacy:
             raise NoWorkersAvailableError(
@@ -127,28 +124,10 @@ async def run_remote_job(
         if prepare is not None:
             spec = await prepare(channel)
         async with close_when_peer_leaves(signaling, worker_id, channel):
-            if legacy:
-                result = await run_legacy_job(channel, spec, callbacks, accepted)
-            else:
-                result = await RemoteJob(channel, spec).run(
-                    callbacks, on_accepted=accepted
-                )
+            job = LegacyJob(channel, spec) if legacy else RemoteJob(channel, spec)
+            result = await job.run(callbacks, on_accepted=accepted)
             if finish is not None:
                 await finish(channel, spec, result)
             return result
     finally:
         await channel.close()
-
-
-async def _is_legacy(signaling: SignalingClient, worker_id: str) -> bool:
-    """Whether the named worker is a 0.0.7 one (by its registration metadata);
-    a worker the server cannot show is taken as current."""
-    try:
-        peers = await signaling.discover({}, timeout=DISCOVER_TIMEOUT)
-    except (SleapRTCError, TimeoutError) as exc:
-        logger.debug("cannot look %s up (%s): taken as current", worker_id, exc)
-        return False
-    for peer in peers:
-        if peer.get("peer_id") == worker_id:
-            return worker_dialect(peer) is Dialect.LEGACY
-    return False

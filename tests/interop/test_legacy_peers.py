@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config
 from sleap_rtc_core.transport.auth import ChannelAuth
+from sleap_rtc_gui.remote import open_session
+from sleap_rtc_gui.session import UpdateKind
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.transport import make_signaling
 
@@ -140,12 +141,13 @@ async def test_our_client_trains_on_a_legacy_worker_negotiated_then_named(
     assert "refuses them" in refusing.text or "refuses such" in refusing.text
 
 
-async def test_a_two_model_job_on_a_legacy_worker_finds_both_folders(
+async def test_a_two_model_job_from_the_gui_session_on_a_legacy_worker(
     lab: Lab, tiny_labels: Path
 ) -> None:
-    """A top-down pipeline (two configs in one job, as Run Remotely sends it) on
-    a 0.0.7 worker: one ``JOB_COMPLETE`` per model, and each folder, named by
-    the worker ``{model_type}_{time}``, found by listing its working folder."""
+    """A top-down pipeline (two configs in one job, as Run Remotely sends it)
+    through the GUI's session on a 0.0.7 worker: one ``JOB_COMPLETE`` per model,
+    and each folder, named by the worker ``{model_type}_{time}``, found by
+    listing its working folder; the models stay there."""
     labels, _ = staged(lab, tiny_labels)
     await lab.legacy_worker("old-gpu", secret=True)
     worker = await lab.until_worker(lambda p: p.get("worker_name") == "old-gpu")
@@ -158,17 +160,23 @@ async def test_a_two_model_job_on_a_legacy_worker_finds_both_folders(
         labels_path=str(labels),
     )
     room = RoomCreds(lab.room_id, lab.room_token)
-    said: list[str] = []
-    async with make_signaling(lab.url, room, "py-client", "client") as client:
-        result = await run_remote_job(
-            client,
-            spec,
-            auth=ChannelAuth(secret=lab.secret),
-            worker_id=worker,
-            say=said.append,
-        )
+    client = make_signaling(lab.url, room, "gui-client", "client")
+    await client.start()
+    session = await open_session(
+        client, worker, ChannelAuth(secret=lab.secret), own_signaling=True
+    )
+    try:
+        assert session.legacy
+        await session.submit(spec.to_dict())
+        updates = [u async for u in session.updates()]
+        assert updates[-1].kind is UpdateKind.COMPLETE, updates[-1]
+        result = dict(updates[-1].payload)
+        local = await session.download_models(result, lab.root / "models")
+    finally:
+        await session.close()
     assert result["models_stay_on_worker"] is True
     folders = [Path(p) for p in result["model_paths"]]
+    assert local == folders  # visible on the shared storage: not copied
     assert [f.name.rsplit("_", 2)[0] for f in folders] == [
         "centroid",
         "centered_instance",
@@ -176,4 +184,3 @@ async def test_a_two_model_job_on_a_legacy_worker_finds_both_folders(
     for folder in folders:
         assert folder.parent == lab.mount / "work" / "old-gpu"
         assert (folder / "training_config.yaml").is_file()
-    assert sum("runs sleap-rtc 0.0.7" in line for line in said) == 1
