@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sleap_rtc_core
 from sleap_rtc_core.protocol.filters import matches
 from sleap_rtc_core.protocol.metadata import validate_metadata
 from sleap_rtc_core.protocol.negotiation import JobType
@@ -211,6 +212,8 @@ def test_metadata_has_every_documented_key() -> None:
             {"path": "/data/lab", "label": "lab"},
             {"path": "/scratch", "label": "scratch"},
         ],
+        # How our clients tell this worker from a sleap-rtc 0.0.7 one.
+        "sleap_rtc_version": sleap_rtc_core.__version__,
     }
     validate_metadata(md)
     assert json.loads(json.dumps(md)) == md
