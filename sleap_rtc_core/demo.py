@@ -88,7 +88,7 @@ async def run_demo(
                 name="demo",
             )
             async with worker:
-                gpu = worker.worker.slots.capabilities.gpu
+                gpu = worker.worker.ledger.capabilities.gpu
                 say(f"worker: {worker.peer_id} ({gpu.model}), mount {mount}")
                 register = sig.Register(
                     peer_id="demo-client",

@@ -141,7 +141,7 @@ class WorkerTray(QObject):
             self.connection_action.setText("Disconnected (reconnecting…)")
         status = worker.status
         self.status_action.setText(f"Status: {status.value}")
-        jobs = [s.job_id for s in worker.slots]
+        jobs = [s.job_id for s in worker.ledger]
         self.job_action.setText(f"Job: {', '.join(jobs)}" if jobs else "No job")
         paused = status is WorkerStatus.MAINTENANCE
         self.pause_action.setEnabled(connected and not paused)

@@ -71,8 +71,10 @@ class RemoteJob:
     Attributes:
         channel: The authenticated channel to the worker.
         spec: What to run.
-        client_job_id: Our id for it (the worker names it ``job_id``).
-        job_id: The worker's id, once accepted.
+        client_job_id: Our id for it: the negotiated ``job_request`` id, which
+            the worker keeps (a job submitted without negotiation gets the
+            worker's own id).
+        job_id: The id the worker accepted it under.
     """
 
     channel: Channel

@@ -77,7 +77,7 @@ async def run_remote_job(
         TrainingFailed: the job failed, or the connection was lost.
     """
     job_type = JobType.INFERENCE if isinstance(spec, TrackJobSpec) else JobType.TRAINING
-    legacy = False
+    job_id: str | None = None  # the negotiated id, which the job keeps
     if worker_id is None:
         jobs = JobClient(
             signaling, response_deadline=response_deadline, accept_legacy=accept_legacy
@@ -97,6 +97,7 @@ async def run_remote_job(
             placement = await jobs.place(request, inbox, min_gpu_memory_mb)
         worker_id = placement.worker_id
         legacy = placement.legacy
+        job_id = request.job_id
         info = placement.response.worker_info or {}
         estimate = placement.response.estimated_duration_minutes
         say(
@@ -124,7 +125,12 @@ async def run_remote_job(
         if prepare is not None:
             spec = await prepare(channel)
         async with close_when_peer_leaves(signaling, worker_id, channel):
-            job = LegacyJob(channel, spec) if legacy else RemoteJob(channel, spec)
+            if legacy:
+                job: RemoteJob = LegacyJob(channel, spec)
+            elif job_id is not None:
+                job = RemoteJob(channel, spec, client_job_id=job_id)
+            else:
+                job = RemoteJob(channel, spec)
             result = await job.run(callbacks, on_accepted=accepted)
             if finish is not None:
                 await finish(channel, spec, result)

@@ -157,7 +157,7 @@ async def _serve(service: WorkerService, on_stop: str) -> None:
         return
     try:
         starting.result()  # a start that failed raises why
-        gpu = service.worker.slots.capabilities.gpu
+        gpu = service.worker.ledger.capabilities.gpu
         sys.stdout.write(
             f"worker {service.peer_id} ready: {gpu.model}, {gpu.memory_mb} MB, "
             f"status {service.worker.status.value}\n"

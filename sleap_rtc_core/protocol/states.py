@@ -14,10 +14,11 @@ Job lifecycle::
                                     stopping ─succeed→ succeeded (stopped early)
     (fail → failed, cancel → cancelled from every non-final state)
 
-Worker status (the ``status`` property of its metadata)::
+Worker status (the ``status`` property of its metadata) is not a table but a
+function of the worker's slots, :func:`worker_status`; for one slot it walks::
 
     available ─reserve→ reserved ─assign→ busy ─finish→ available
-    available ─assign→ busy             reserved ─release→ available
+    available ─submit→ busy             reserved ─release→ available
     available/reserved ─pause→ maintenance ─resume→ available
 """
 
@@ -34,18 +35,17 @@ from ..errors import LocalProtocolError
 __all__ = [
     "JOB_TERMINAL_STATES",
     "JOB_TRANSITIONS",
-    "WORKER_TRANSITIONS",
     "JobEvent",
     "JobState",
     "StateMachine",
     "TransitionTable",
-    "WorkerEvent",
     "WorkerStatus",
     "allowed_events",
     "check_table",
     "is_terminal",
     "render_mermaid",
     "transition",
+    "worker_status",
 ]
 
 S = TypeVar("S", bound=StrEnum)
@@ -100,23 +100,6 @@ class WorkerStatus(StrEnum):
     MAINTENANCE = "maintenance"
 
 
-class WorkerEvent(StrEnum):
-    """Things that change a worker's availability."""
-
-    RESERVE = "reserve"
-    """It accepted a ``job_request`` (or an offer) and holds a slot."""
-    ASSIGN = "assign"
-    """A job was assigned or submitted."""
-    RELEASE = "release"
-    """The reservation expired or was given up before a job started."""
-    FINISH = "finish"
-    """The running job ended (any outcome)."""
-    PAUSE = "pause"
-    """The owner took it out of service."""
-    RESUME = "resume"
-    """The owner put it back in service."""
-
-
 def _freeze(
     table: Mapping[S, Mapping[E, S]],
 ) -> Mapping[S, Mapping[E, S]]:
@@ -160,25 +143,28 @@ JOB_TERMINAL_STATES: frozenset[JobState] = frozenset(
 )
 """Final job states."""
 
-_W, _WE = WorkerStatus, WorkerEvent
-WORKER_TRANSITIONS: Mapping[WorkerStatus, Mapping[WorkerEvent, WorkerStatus]] = _freeze(
-    {
-        _W.AVAILABLE: {
-            _WE.RESERVE: _W.RESERVED,
-            _WE.ASSIGN: _W.BUSY,
-            _WE.PAUSE: _W.MAINTENANCE,
-        },
-        _W.RESERVED: {
-            _WE.ASSIGN: _W.BUSY,
-            _WE.RELEASE: _W.AVAILABLE,
-            _WE.PAUSE: _W.MAINTENANCE,
-        },
-        _W.BUSY: {_WE.FINISH: _W.AVAILABLE},
-        _W.MAINTENANCE: {_WE.RESUME: _W.AVAILABLE},
-    }
-)
-"""A worker's status. Pausing a busy worker is refused: the service remembers the
-request and pauses on ``finish``."""
+
+def worker_status(
+    *, slots: int, held: int, running: int, maintenance: bool
+) -> WorkerStatus:
+    """The status a worker publishes, from its job slots.
+
+    Args:
+        slots: How many jobs it may run at once.
+        held: Slots reserved, assigned or running.
+        running: Of those, the ones past their reservation.
+        maintenance: Its owner took it out of service.
+
+    Returns:
+        ``busy`` while a job runs and no slot is free (or in maintenance, until
+        the last job ends), then ``maintenance``; ``available`` while a slot is
+        free; ``reserved`` when every slot is held by a reservation.
+    """
+    if maintenance:
+        return WorkerStatus.BUSY if running else WorkerStatus.MAINTENANCE
+    if held < slots:
+        return WorkerStatus.AVAILABLE
+    return WorkerStatus.BUSY if running else WorkerStatus.RESERVED
 
 
 def check_table(table: Mapping[S, Mapping[E, S]]) -> None:
@@ -298,4 +284,3 @@ def render_mermaid(
 
 
 check_table(JOB_TRANSITIONS)
-check_table(WORKER_TRANSITIONS)

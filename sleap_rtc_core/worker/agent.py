@@ -1,17 +1,22 @@
-"""The worker on the signaling side: registration, status, negotiation, jobs.
+"""The worker on the signaling side: registration, status, negotiation.
 
 :class:`SignalingWorker` registers with role ``worker`` and the metadata of
 :func:`.capabilities.worker_metadata`, then serves one loop: every
 ``peer_message`` is decoded (:func:`~..protocol.negotiation.decode_app_message`)
-and fed to the pure :class:`.slots.JobSlots`, whose outcomes are replies to send
-and jobs to start or stop; every change of the derived status is published with
-``update_metadata`` (awaiting ``metadata_updated``) before the next message is
-handled, so what discovery shows is never older than one message.
+and fed to the pure :class:`.ledger.JobLedger`, whose outcomes are replies to
+send and jobs to start or stop; every change of the derived status is published
+with ``update_metadata`` (awaiting ``metadata_updated``) before the next message
+is handled, so what discovery shows is never older than one message.
 
-A job runs as a task the worker owns, through a :data:`JobRunner` (the data
-channel and ``sleap-nn`` plug in there). Whatever happens (success, failure,
-cancel by its owner, the owner leaving before assignment, an expired
-reservation) the slot is freed and the worker is ``available`` again.
+The ledger is shared with the data-channel side (:class:`.jobs.JobService`),
+which admits ``JOB_SUBMIT`` into it and finishes jobs there; it reports each
+outcome with :meth:`SignalingWorker.ledger_changed`, and the owner hears
+``job_complete``/``job_failed`` over signaling too.
+
+Without a data channel, a :data:`JobRunner` can run assigned jobs as tasks the
+worker owns (a test harness, a signaling-only worker). Whatever happens
+(success, failure, cancel by its owner, the owner leaving before assignment, an
+expired reservation) the slot is freed and the worker is ``available`` again.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import JobError, RemoteProtocolError, SleapRTCError
+from ..errors import RemoteProtocolError, SleapRTCError
 from ..protocol import signaling as sig
 from ..protocol.negotiation import (
     AppMessage,
@@ -34,16 +39,15 @@ from ..protocol.negotiation import (
     JobFailed,
     JobRequest,
     JobStatus,
-    JobType,
     decode_app_message,
 )
-from ..protocol.states import WorkerStatus
+from ..protocol.states import JobState, WorkerStatus
 from ..signaling.client import Backoff, SignalingClient
 from .capabilities import WorkerCapabilities, worker_metadata
-from .slots import (
+from .ledger import (
     Action,
     Estimator,
-    JobSlots,
+    JobLedger,
     SlotOutcome,
     estimate_duration_minutes,
 )
@@ -84,11 +88,24 @@ JobRunner = Callable[[JobContext], Awaitable[Mapping[str, Any]]]
 """Runs one job; returns its ``result`` or raises (:class:`JobError` carries a
 code). Cancelling the task must stop the job for real."""
 
+SUBMIT_TIMEOUT = 120.0
+"""Seconds an assigned job waits for its owner's ``JOB_SUBMIT``."""
 
-async def _no_runner(ctx: JobContext) -> Mapping[str, Any]:
-    raise JobError(
-        "this worker runs jobs over the data channel only", code="NOT_SUPPORTED"
-    )
+
+def final_message(
+    job_id: str, state: JobState, result: Mapping[str, Any]
+) -> AppMessage | None:
+    """The ``job_complete``/``job_failed`` an owner hears when a job ends
+    (``None`` for a cancel: the ledger's ``job_cancelled`` says it)."""
+    if state is JobState.SUCCEEDED:
+        return JobComplete(job_id=job_id, result=dict(result))
+    if state is JobState.FAILED:
+        message = result.get("message") or result.get("error") or "the job failed"
+        code = result.get("code") or "JOB_FAILED"
+        return JobFailed(
+            job_id=job_id, error={"code": str(code), "message": str(message)}
+        )
+    return None
 
 
 class SignalingWorker:
@@ -103,14 +120,15 @@ class SignalingWorker:
         max_concurrent_jobs: Job slots (one per GPU).
         mounts: Folders the worker exposes (``{"path", "label"}``).
         name: Shown by ``sleap-rtc workers``.
-        runner: Runs assigned jobs.
+        runner: Runs assigned jobs itself; ``None`` (the default): an assigned
+            job waits for its owner's ``JOB_SUBMIT`` on a data channel.
         reservation_timeout: Seconds an accepted request waits for assignment.
+        submit_timeout: Seconds an assigned job waits for its ``JOB_SUBMIT``.
+        on_cancel: Stops a submitted job by id (its owner's ``job_cancel``, or
+            the owner left while it waited); the job's end frees its slot.
         estimator: Minutes a request would take here (``job_response``).
         free_memory_mb: Free GPU memory now (e.g. the probe's), for
             ``worker_info``.
-        keep_orphan: ``(job_id, owner) -> bool``: whether a running job goes on
-            when its owner leaves the room (a job with a data channel of its
-            own can be reattached later); by default it is stopped.
         backoff: Reconnect delays.
         give_up_after: Seconds offline before :class:`ConnectionLost`
             (``None``: retry for ever, the default for a service).
@@ -127,29 +145,31 @@ class SignalingWorker:
         max_concurrent_jobs: int = 1,
         mounts: Sequence[Mapping[str, Any]] = (),
         name: str | None = None,
-        runner: JobRunner = _no_runner,
+        runner: JobRunner | None = None,
         reservation_timeout: float = 30.0,
+        submit_timeout: float = SUBMIT_TIMEOUT,
+        on_cancel: Callable[[str], object] = lambda _job_id: None,
         estimator: Estimator = estimate_duration_minutes,
         free_memory_mb: Callable[[], int | None] | None = None,
-        keep_orphan: Callable[[str, str], bool] = lambda _job, _owner: False,
         backoff: Backoff | None = None,
         give_up_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.slots = JobSlots(
+        self.ledger = JobLedger(
             max_concurrent_jobs,
             capabilities,
             clock,
             reservation_timeout,
             estimator=estimator,
             free_memory_mb=free_memory_mb,
+            submit_timeout=None if runner is not None else submit_timeout,
         )
         metadata = worker_metadata(
             capabilities,
             max_concurrent_jobs=max_concurrent_jobs,
             mounts=mounts,
             worker_name=name,
-            extra_properties=self.slots.status_properties(),
+            extra_properties=self.ledger.status_properties(),
         )
         register = sig.Register(
             peer_id=peer_id, role="worker", metadata=metadata, **dict(credentials)
@@ -158,9 +178,10 @@ class SignalingWorker:
             url, register, backoff=backoff, give_up_after=give_up_after
         )
         self.runner = runner
-        self.keep_orphan = keep_orphan
+        self.on_cancel = on_cancel
         self._clock = clock
-        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._jobs: dict[str, asyncio.Task[None]] = {}  # runner tasks
+        self._tells: set[asyncio.Task[None]] = set()
         self._requests: dict[str, JobRequest] = {}  # accepted, not yet assigned
         self._loop_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -176,7 +197,7 @@ class SignalingWorker:
     @property
     def status(self) -> WorkerStatus:
         """The derived status (what was last published, or is about to be)."""
-        return self.slots.status
+        return self.ledger.status
 
     async def start(self, timeout: float | None = None) -> None:
         """Connect, register and start serving.
@@ -192,9 +213,10 @@ class SignalingWorker:
 
     async def close(self) -> None:
         """Stop every job, then disconnect."""
-        for task in list(self._jobs.values()):
+        tasks = [*self._jobs.values(), *self._tells]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._jobs.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -226,24 +248,24 @@ class SignalingWorker:
         status = WorkerStatus(status)
         async with self._lock:
             if status is WorkerStatus.MAINTENANCE:
-                for outcome in self.slots.set_maintenance(True):
+                for outcome in self.ledger.set_maintenance(True):
                     await self._act(outcome)
-            elif status is WorkerStatus.AVAILABLE and self.slots.maintenance:
-                self.slots.set_maintenance(False)
-            elif status is not self.slots.status:
+            elif status is WorkerStatus.AVAILABLE and self.ledger.maintenance:
+                self.ledger.set_maintenance(False)
+            elif status is not self.ledger.status:
                 raise ValueError(
                     f"status {status.value!r} follows from the jobs; "
-                    f"it is {self.slots.status.value!r} now"
+                    f"it is {self.ledger.status.value!r} now"
                 )
             await self._publish(extra)
 
     async def _publish(self, extra: Mapping[str, Any] | None = None) -> None:
-        patch = self.slots.take_patch() or {"properties": {}}
+        patch = self.ledger.take_patch() or {"properties": {}}
         if extra:
             patch["properties"].update(extra)
         if patch["properties"]:
             await self.client.update_metadata(patch)
-            logger.info("status %s", self.slots.status.value)
+            logger.info("status %s", self.ledger.status.value)
 
     # --- messages
 
@@ -255,13 +277,13 @@ class SignalingWorker:
         async with self.client.subscribe("peer_message", "peer_left") as inbox:
             self._ready.set()
             while True:
-                deadline = self.slots.next_deadline()
+                deadline = self.ledger.next_deadline()
                 wait = None if deadline is None else max(0.0, deadline - self._clock())
                 try:
                     message = await inbox.get(timeout=wait)
                 except TimeoutError:
                     async with self._lock:
-                        for outcome in self.slots.expire():
+                        for outcome in self.ledger.expire():
                             await self._act(outcome)
                         await self._publish()
                     continue
@@ -271,7 +293,7 @@ class SignalingWorker:
 
     async def _handle(self, message: sig.Message) -> None:
         if isinstance(message, sig.PeerLeft):
-            for outcome in self.slots.peer_gone(message.peer_id):
+            for outcome in self.ledger.peer_gone(message.peer_id):
                 await self._act(outcome)
             return
         if not isinstance(message, sig.PeerMessage):
@@ -283,15 +305,18 @@ class SignalingWorker:
             logger.info("! bad message from %s: %s", sender, exc)
             return
         if isinstance(app, JobRequest):
-            outcome = self.slots.handle_request(sender, app)
+            outcome = self.ledger.handle_request(sender, app)
             if outcome.action is Action.ACCEPTED:
                 self._requests[app.job_id] = app
         elif isinstance(app, JobAssignment):
-            outcome = self.slots.handle_assignment(sender, app)
+            outcome = self.ledger.handle_assignment(sender, app)
             if outcome.action is Action.ASSIGNED:
-                self._start_job(sender, app.job_id)
+                if self.runner is not None:
+                    self._start_job(sender, app.job_id)
+                else:  # its JOB_SUBMIT starts it
+                    self._requests.pop(app.job_id, None)
         elif isinstance(app, JobCancel):
-            outcome = self.slots.handle_cancel(sender, app)
+            outcome = self.ledger.handle_cancel(sender, app)
         else:
             return  # job_status etc. are for clients
         await self._act(outcome)
@@ -304,42 +329,52 @@ class SignalingWorker:
             outcome.action.value,
             f" ({outcome.reason})" if outcome.reason else "",
         )
+        submitted = outcome.slot is not None and outcome.slot.submitted
         if outcome.action is Action.RELEASED:
             self._requests.pop(outcome.job_id, None)
-        elif outcome.action is Action.ORPHANED and self.keep_orphan(
-            outcome.job_id, outcome.peer_id
-        ):
+        elif outcome.action is Action.ORPHANED and submitted:
+            # Its data channel may outlive the socket; it can be reattached.
             logger.info("owner of job %s left; the job goes on", outcome.job_id)
         elif outcome.action in (Action.CANCELLING, Action.ORPHANED):
             # Without its owner (or on its owner's word) the job really stops;
-            # the task's end frees the slot.
+            # its end frees the slot.
             task = self._jobs.get(outcome.job_id)
             if task is not None:
                 task.cancel()
+            elif submitted:
+                self.on_cancel(outcome.job_id)
         if outcome.reply is not None:
             with contextlib.suppress(SleapRTCError):
                 await self.send_to(outcome.peer_id, outcome.reply)
 
     # --- jobs
 
-    async def adopt_job(self, owner: str, job_id: str, job_type: JobType) -> bool:
-        """Give a slot to a job that arrived without negotiation (straight over
-        a data channel), so the status stays true while it runs.
+    def ledger_changed(
+        self, outcome: SlotOutcome, result: Mapping[str, Any] | None = None
+    ) -> None:
+        """The data-channel side changed the ledger (admitted, withdrew or
+        finished a job): tell the owner what it should hear over signaling
+        (``job_complete``/``job_failed`` with ``result`` for a finished job, the
+        outcome's reply) and publish the new status, in order with the loop."""
+        messages: list[AppMessage] = []
+        if outcome.action is Action.FINISHED and outcome.reason is not None:
+            final = final_message(
+                outcome.job_id, JobState(outcome.reason), result or {}
+            )
+            if final is not None:
+                messages.append(final)
+        if outcome.reply is not None:
+            messages.append(outcome.reply)
+        task = asyncio.ensure_future(self._tell(outcome.peer_id, messages))
+        self._tells.add(task)
+        task.add_done_callback(self._tells.discard)
 
-        Returns:
-            False when no slot was free (the job runs anyway; the status cannot
-            show it).
-        """
-        request = JobRequest(job_id=job_id, job_type=job_type)
+    async def _tell(self, peer_id: str, messages: Sequence[AppMessage]) -> None:
         async with self._lock:
-            if self.slots.handle_request(owner, request).action is not Action.ACCEPTED:
-                logger.warning("! job %s of %s runs without a free slot", job_id, owner)
-                return False
-            self._requests[job_id] = request
-            self.slots.handle_assignment(owner, JobAssignment(job_id=job_id))
-            self._start_job(owner, job_id)
+            for message in messages:
+                with contextlib.suppress(SleapRTCError):
+                    await self.send_to(peer_id, message)
             await self._publish()
-        return True
 
     def _start_job(self, owner: str, job_id: str) -> None:
         request = self._requests.pop(job_id)
@@ -348,24 +383,23 @@ class SignalingWorker:
         self._jobs[job_id] = task
 
     async def _run_job(self, ctx: JobContext) -> None:
-        reply: AppMessage | None = None
+        assert self.runner is not None
+        result: Mapping[str, Any] = {}
         try:
             result = await self.runner(ctx)
-            outcome = "succeeded"
-            reply = JobComplete(job_id=ctx.job_id, result=dict(result))
+            outcome = JobState.SUCCEEDED
         except asyncio.CancelledError:
-            outcome = "cancelled"
+            outcome = JobState.CANCELLED
         except Exception as exc:
-            outcome = "failed"
+            outcome = JobState.FAILED
             code = exc.code if isinstance(exc, SleapRTCError) else "JOB_FAILED"
             logger.exception("! job %s failed", ctx.job_id)
-            reply = JobFailed(
-                job_id=ctx.job_id, error={"code": code, "message": str(exc)}
-            )
+            result = {"code": code, "message": str(exc)}
         finally:
             self._jobs.pop(ctx.job_id, None)
+        reply = final_message(ctx.job_id, outcome, result)
         async with self._lock:
-            finished = self.slots.finish(ctx.job_id, outcome)
+            finished = self.ledger.finish(ctx.job_id, outcome)
             for message in (reply, finished.reply):
                 if message is not None:
                     with contextlib.suppress(SleapRTCError):

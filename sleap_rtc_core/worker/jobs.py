@@ -14,12 +14,16 @@ job message and :meth:`JobService.detach` when the channel closes::
 
 Messages handled:
 
-* ``JOB_SUBMIT::{cid}::{spec}``: the spec is mapped, validated and materialised
+* ``JOB_SUBMIT::{cid}::{spec}``: the worker's :class:`.ledger.JobLedger`
+  admits it (into the slot its owner negotiated under ``cid``, or a free one),
+  then the spec is mapped, validated and materialised
   (:func:`.job_prepare.prepare_job`, in a thread); the answer is
-  ``JOB_ACCEPTED::{job_id}`` followed by the job's frames, or
+  ``JOB_ACCEPTED::{job_id}`` (``cid`` itself for a negotiated job: one id from
+  ``job_request`` to ``JOB_COMPLETE``) followed by the job's frames, or
   ``JOB_REJECTED::{cid}::{"errors":[...]}`` with every field error at once
-  (``spec`` for a malformed spec, ``job`` with code ``WORKER_BUSY`` when
-  ``max_jobs`` run already, ``internal`` for a failure of ours).
+  (``spec`` for a malformed spec, ``job`` with code ``WORKER_BUSY`` when the
+  ledger has no slot or the worker is paused, ``internal`` for a failure of
+  ours). The ledger hears how each job ends.
 * ``CONTROL_COMMAND::{raw}`` / ``ZMQ_CTRL::{raw}``: ``{"command":"stop"}`` stops
   the model training now, keeping it; ``{"command":"cancel"}`` cancels; anything
   else is forwarded to the trainer (jsonpickle tags refused).
@@ -45,11 +49,13 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from ..errors import RemoteProtocolError
+from ..errors import InvalidState, RemoteProtocolError
 from ..progress.trainer_link import check_command
 from ..protocol.channel import ChannelMessage, encode_text
 from ..protocol.channel_messages import (
@@ -64,12 +70,15 @@ from ..protocol.channel_messages import (
     JobSubmitMsg,
     ZmqCtrlMsg,
 )
-from ..protocol.jobspec import FieldError, SpecErrorCode, spec_from_dict
-from ..protocol.states import JobState
+from ..protocol.jobspec import FieldError, SpecErrorCode, TrackJobSpec, spec_from_dict
+from ..protocol.negotiation import JobType
+from ..protocol.states import JOB_TERMINAL_STATES, JobState
+from .capabilities import CPU_INFO, WorkerCapabilities
 from .hardware import JobHardware
 from .job_outbox import Sink
 from .job_prepare import PathPolicy, PreparedJob, prepare_job
 from .job_run import JobInfo, JobRun, StateCallback
+from .ledger import Action, JobLedger, SlotOutcome
 
 __all__ = ["JobInfo", "JobService", "PathPolicy", "Sink", "StateCallback"]
 
@@ -79,6 +88,14 @@ WORKER_BUSY = "WORKER_BUSY"
 """``code`` of the ``job`` field error when every job slot is taken."""
 
 _DEFAULT_ENV = {"PYTHONUNBUFFERED": "1"}
+
+_REFUSALS = {
+    "maintenance": "the worker is paused (maintenance)",
+    "busy": "the worker is busy with another job",
+}
+
+LedgerHook = Callable[[SlotOutcome, Mapping[str, Any]], None]
+"""Hears each ledger change the channel side makes (with the job's result)."""
 
 
 class JobService:
@@ -96,11 +113,14 @@ class JobService:
         stop_timeout: Seconds a graceful stop may take before SIGINT.
         max_buffered: Frames held per job while no channel is attached (and
             queued per slow channel).
-        max_jobs: Jobs that may run at once (one per GPU).
         keep_finished: Finished jobs remembered for ``JOB_ATTACH``.
         on_state_change: Called ``(job_id, JobState)`` on every change.
         hardware: The device the jobs run on (default the CPU): it decides
             sleap-nn's accelerator, whatever the client's config says.
+        ledger: The worker's job ledger, which alone decides whether a job may
+            start (default: one of its own with a single slot).
+        on_ledger: Hears every change made to ``ledger`` here (the signaling
+            side publishes the status and tells the owner).
 
     Attributes:
         on_state_change: The state hook (may be set after construction).
@@ -117,13 +137,14 @@ class JobService:
         stop_grace: float = 10.0,
         stop_timeout: float = 30.0,
         max_buffered: int = 1000,
-        max_jobs: int = 1,
         keep_finished: int = 32,
         on_state_change: StateCallback | None = None,
         hardware: JobHardware | None = None,
+        ledger: JobLedger | None = None,
+        on_ledger: LedgerHook | None = None,
     ) -> None:
-        if max_buffered < 1 or max_jobs < 1 or keep_finished < 0:
-            raise ValueError("max_buffered and max_jobs must be positive")
+        if max_buffered < 1 or keep_finished < 0:
+            raise ValueError("max_buffered must be positive")
         self._policy = policy
         self._work_dir = work_dir
         self._models_dir = models_dir
@@ -132,16 +153,15 @@ class JobService:
         self._stop_grace = stop_grace
         self._stop_timeout = stop_timeout
         self._max_buffered = max_buffered
-        self._max_jobs = max_jobs
         self._keep_finished = keep_finished
+        self.ledger = ledger or JobLedger(
+            1, WorkerCapabilities(CPU_INFO), time.monotonic
+        )
+        self._on_ledger = on_ledger
         self._hardware = hardware or JobHardware()
         self.on_state_change = on_state_change
-        self.paused: Callable[[], bool] = lambda: False
-        """Whether new submissions are refused now (maintenance); running jobs
-        go on."""
         self._runs: dict[str, JobRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._preparing = 0
         self._closed = False
 
     # ---------------------------------------------------------------- view
@@ -197,15 +217,6 @@ class JobService:
         run.cancel()
         return True
 
-    def stop_job(self, job_id: str) -> bool:
-        """Stop a whole job gracefully by id, keeping its models; whether it
-        was running."""
-        run = self._runs.get(job_id)
-        if run is None or run.finished:
-            return False
-        run.stop(whole_job=True)
-        return True
-
     def detach(self, sink: Sink) -> None:
         """A channel closed: stop sending on it; its jobs go on, frames held."""
         for run in self._runs.values():
@@ -224,17 +235,11 @@ class JobService:
 
     async def _submit(self, msg: JobSubmitMsg, sink: Sink, peer_id: str) -> None:
         cid = msg.client_job_id
-        if self._closed or self.paused():
-            why = "shutting down" if self._closed else "paused (maintenance)"
-            await self._reject(
-                sink, cid, [FieldError("job", f"the worker is {why}", WORKER_BUSY)]
-            )
-            return
-        if self.running + self._preparing >= self._max_jobs:
+        if self._closed:
             await self._reject(
                 sink,
                 cid,
-                [FieldError("job", "the worker is busy with another job", WORKER_BUSY)],
+                [FieldError("job", "the worker is shutting down", WORKER_BUSY)],
             )
             return
         try:
@@ -246,7 +251,24 @@ class JobService:
                 [FieldError("spec", exc.message, SpecErrorCode.INVALID_VALUE.value)],
             )
             return
-        self._preparing += 1
+        job_type = (
+            JobType.INFERENCE if isinstance(spec, TrackJobSpec) else JobType.TRAINING
+        )
+        admitted = self.ledger.submit(peer_id, cid, job_type, self._new_id())
+        if admitted.action is Action.REFUSED:
+            why = _REFUSALS.get(admitted.reason or "", "the worker cannot take it")
+            await self._reject(sink, cid, [FieldError("job", why, WORKER_BUSY)])
+            return
+        job_id = admitted.job_id
+        self._ledger_changed(admitted)
+        if job_id in self._runs:  # a negotiation reused a remembered job's id
+            await self._withdraw(
+                sink,
+                cid,
+                job_id,
+                [FieldError("job", "this job id is taken here", WORKER_BUSY)],
+            )
+            return
         try:
             prepared = await asyncio.to_thread(
                 prepare_job,
@@ -256,34 +278,70 @@ class JobService:
                 models_dir=self._models_dir,
             )
         except Exception as exc:
-            logger.exception("! preparing job %s failed", cid)
+            logger.exception("! preparing job %s failed", job_id)
             prepared = [
                 FieldError("internal", f"the worker failed: {exc}", "INTERNAL_ERROR")
             ]
-        finally:
-            self._preparing -= 1
         if isinstance(prepared, list):
-            await self._reject(sink, cid, prepared)
+            await self._withdraw(sink, cid, job_id, prepared)
             return
         if self._closed:
             await asyncio.to_thread(prepared.cleanup)
-            await self._reject(
+            await self._withdraw(
                 sink,
                 cid,
+                job_id,
                 [FieldError("job", "the worker is shutting down", WORKER_BUSY)],
             )
             return
-        await self._start(prepared, cid, sink, peer_id)
+        await self._start(prepared, job_id, cid, sink, peer_id)
+
+    async def _withdraw(
+        self, sink: Sink, cid: str, job_id: str, errors: list[FieldError]
+    ) -> None:
+        """An admitted job will not start: free its slot, then say why."""
+        self._leave_ledger(job_id, None, errors)
+        await self._reject(sink, cid, errors)
+
+    def _leave_ledger(
+        self, job_id: str, state: JobState | None, errors: Sequence[FieldError] = ()
+    ) -> None:
+        """Free ``job_id``'s slot: finished in ``state``, or withdrawn."""
+        run = self._runs.get(job_id)
+        try:
+            if state is None:
+                listed = "; ".join(f"{e.field}: {e.message}" for e in errors)
+                outcome = self.ledger.withdraw(job_id, listed)
+            else:
+                outcome = self.ledger.finish(job_id, state)
+        except InvalidState:
+            return  # not in the ledger (already freed)
+        result = dict(run.result or {}) if run is not None and state else {}
+        self._ledger_changed(outcome, result)
+
+    def _ledger_changed(
+        self, outcome: SlotOutcome, result: Mapping[str, Any] | None = None
+    ) -> None:
+        if self._on_ledger is None:
+            return
+        try:
+            self._on_ledger(outcome, result or {})
+        except Exception:
+            logger.exception("! on_ledger(%s) failed", outcome.action)
 
     async def _start(
-        self, prepared: PreparedJob, cid: str, sink: Sink, peer_id: str
+        self, prepared: PreparedJob, job_id: str, cid: str, sink: Sink, peer_id: str
     ) -> None:
-        job_id = self._new_id()
         try:
             await sink(encode_text(JobAcceptedMsg(job_id)))
         except BaseException:
             # Nobody learnt the id, so nobody could follow or stop the job.
             await asyncio.to_thread(prepared.cleanup)
+            self._leave_ledger(
+                job_id,
+                None,
+                [FieldError("job", "its channel closed at once", WORKER_BUSY)],
+            )
             raise
         logger.info("> JOB_ACCEPTED %s for %s (%s)", job_id, peer_id, cid)
         run = JobRun(
@@ -309,11 +367,13 @@ class JobService:
     def _new_id(self) -> str:
         while True:
             job_id = f"job_{secrets.token_hex(4)}"
-            if job_id not in self._runs:
+            if job_id not in self._runs and self.ledger.job(job_id) is None:
                 return job_id
 
     def _notify(self, job_id: str, state: JobState) -> None:
         logger.debug("= %s %s", job_id, state.value)
+        if state in JOB_TERMINAL_STATES:
+            self._leave_ledger(job_id, state)
         hook = self.on_state_change
         if hook is None:
             return

@@ -1,4 +1,5 @@
-"""Tests of the transition tables (sleap_rtc_core.protocol.states)."""
+"""Tests of the job transition table and the worker status rule
+(sleap_rtc_core.protocol.states)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,20 @@ from sleap_rtc_core.errors import LocalProtocolError
 from sleap_rtc_core.protocol.states import (
     JOB_TERMINAL_STATES,
     JOB_TRANSITIONS,
-    WORKER_TRANSITIONS,
     JobEvent,
     JobState,
     StateMachine,
-    WorkerEvent,
     WorkerStatus,
     allowed_events,
     check_table,
     is_terminal,
     render_mermaid,
     transition,
+    worker_status,
 )
 
 J, JE = JobState, JobEvent
-W, WE = WorkerStatus, WorkerEvent
+W = WorkerStatus
 
 # The expected tables, spelled out independently of the module.
 EXPECTED_JOB = {
@@ -45,22 +45,9 @@ EXPECTED_JOB = {
     (J.STOPPING, JE.FAIL): J.FAILED,
     (J.STOPPING, JE.CANCEL): J.CANCELLED,
 }
-EXPECTED_WORKER = {
-    (W.AVAILABLE, WE.RESERVE): W.RESERVED,
-    (W.AVAILABLE, WE.ASSIGN): W.BUSY,
-    (W.AVAILABLE, WE.PAUSE): W.MAINTENANCE,
-    (W.RESERVED, WE.ASSIGN): W.BUSY,
-    (W.RESERVED, WE.RELEASE): W.AVAILABLE,
-    (W.RESERVED, WE.PAUSE): W.MAINTENANCE,
-    (W.BUSY, WE.FINISH): W.AVAILABLE,
-    (W.MAINTENANCE, WE.RESUME): W.AVAILABLE,
-}
 CASES = [
     (JOB_TRANSITIONS, state, event, EXPECTED_JOB.get((state, event)))
     for state, event in product(JobState, JobEvent)
-] + [
-    (WORKER_TRANSITIONS, state, event, EXPECTED_WORKER.get((state, event)))
-    for state, event in product(WorkerStatus, WorkerEvent)
 ]
 
 
@@ -92,11 +79,8 @@ def test_every_transition(
 
 def test_tables_cover_every_state_and_only_known_events() -> None:
     assert set(JOB_TRANSITIONS) == set(JobState)
-    assert set(WORKER_TRANSITIONS) == set(WorkerStatus)
     for events in JOB_TRANSITIONS.values():
         assert all(isinstance(e, JobEvent) for e in events)
-    for events in WORKER_TRANSITIONS.values():
-        assert all(isinstance(e, WorkerEvent) for e in events)
 
 
 def test_tables_are_read_only() -> None:
@@ -110,7 +94,6 @@ def test_terminal_states() -> None:
     assert {J.SUCCEEDED, J.FAILED, J.CANCELLED} == JOB_TERMINAL_STATES
     assert all(is_terminal(JOB_TRANSITIONS, s) for s in JOB_TERMINAL_STATES)
     assert not is_terminal(JOB_TRANSITIONS, J.RUNNING)
-    assert not any(is_terminal(WORKER_TRANSITIONS, s) for s in WorkerStatus)
     machine = StateMachine(JOB_TRANSITIONS, J.RUNNING)
     assert not machine.is_terminal
     machine.handle(JE.SUCCEED)
@@ -131,10 +114,6 @@ def test_happy_paths() -> None:
     for event in (JE.ASSIGN, JE.START, JE.STOP, JE.STOP, JE.SUCCEED):
         job.handle(event)
     assert job.state is J.SUCCEEDED
-    worker = StateMachine(WORKER_TRANSITIONS, W.AVAILABLE)
-    for event in (WE.RESERVE, WE.RELEASE, WE.RESERVE, WE.ASSIGN, WE.FINISH):
-        worker.handle(event)
-    assert worker.state is W.AVAILABLE
 
 
 def test_machine_logs_transitions(caplog: pytest.LogCaptureFixture) -> None:
@@ -154,7 +133,6 @@ def test_machine_refuses_unknown_initial_state() -> None:
 
 def test_check_table_finds_dangling_targets() -> None:
     check_table(JOB_TRANSITIONS)
-    check_table(WORKER_TRANSITIONS)
     with pytest.raises(LocalProtocolError, match="no such state"):
         check_table({J.QUEUED: {JE.ASSIGN: J.ASSIGNED}})
 
@@ -172,8 +150,29 @@ def test_render_mermaid_job() -> None:
     assert text == render_mermaid(JOB_TRANSITIONS)  # deterministic
 
 
-def test_render_mermaid_worker_and_initial() -> None:
-    text = render_mermaid(WORKER_TRANSITIONS, initial=W.MAINTENANCE)
-    assert "    [*] --> maintenance" in text.splitlines()
-    assert not any(line.endswith("--> [*]") for line in text.splitlines())
+def test_render_mermaid_initial() -> None:
+    text = render_mermaid(JOB_TRANSITIONS, initial=J.RUNNING)
+    assert "    [*] --> running" in text.splitlines()
     assert render_mermaid({}) == "stateDiagram-v2\n"
+
+
+@pytest.mark.parametrize(
+    ("slots", "held", "running", "maintenance", "expected"),
+    [
+        (1, 0, 0, False, W.AVAILABLE),
+        (1, 1, 0, False, W.RESERVED),
+        (1, 1, 1, False, W.BUSY),
+        (2, 1, 1, False, W.AVAILABLE),  # a slot is still free
+        (2, 2, 0, False, W.RESERVED),
+        (2, 2, 1, False, W.BUSY),
+        (1, 0, 0, True, W.MAINTENANCE),
+        (2, 1, 1, True, W.BUSY),  # paused: busy until the last job ends
+    ],
+)
+def test_worker_status_rule(
+    slots: int, held: int, running: int, maintenance: bool, expected: WorkerStatus
+) -> None:
+    got = worker_status(
+        slots=slots, held=held, running=running, maintenance=maintenance
+    )
+    assert got is expected

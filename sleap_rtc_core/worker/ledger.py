@@ -1,20 +1,30 @@
-"""The worker's job bookkeeping: slots, reservations and the status they imply.
+"""The worker's job ledger: every job, its slot, and the status they imply.
 
-Sans-I/O (STYLE.md 1): :class:`JobSlots` is fed decoded negotiation messages
-(PROTOCOL.md A.2, B §3) with the peer that sent them, and the things an adapter
-notices (time passing, a job ending, a peer leaving). Each call returns what to do
-as :class:`SlotOutcome` values (a reply for the sender, if any); the status change
-to publish is pulled with :meth:`JobSlots.take_patch`. It never awaits and never
-reads a clock it was not given: timers live in the adapter, which calls
-:meth:`JobSlots.expire` at :meth:`JobSlots.next_deadline`.
+Sans-I/O (STYLE.md 1). :class:`JobLedger` is the one place that decides whether
+the worker takes a job, whichever way it comes:
+
+* negotiated over signaling (PROTOCOL.md A.2, B §3): ``job_request`` reserves a
+  slot under the client's job id, ``job_assignment`` from the owner assigns it,
+  and the owner's ``JOB_SUBMIT`` on its data channel (carrying that same id)
+  starts it: one id from ``job_request`` to ``JOB_COMPLETE``;
+* submitted straight over a data channel (a GUI session, a reference client):
+  :meth:`JobLedger.submit` admits it into a free slot under a fresh id.
+
+It is fed decoded messages with the peer that sent them, and the things an
+adapter notices (time passing, a job ending, a peer leaving). Each call returns
+what to do as :class:`SlotOutcome` values (a reply for the peer, if any); the
+status change to publish is pulled with :meth:`JobLedger.take_patch`. It never
+awaits and never reads a clock it was not given: timers live in the adapter,
+which calls :meth:`JobLedger.expire` at :meth:`JobLedger.next_deadline`.
 
 A worker has ``max_concurrent_jobs`` slots (one per GPU on a multi-GPU box). A
 slot is held by one job, owned by the client that asked for it::
 
-    job_request ──accept──▶ RESERVED ──job_assignment (owner)──▶ BUSY
-                              │ expire, job_cancel (owner),      │ finish(job_id,
-                              │ owner gone, maintenance          │        outcome)
-                              └─────────────▶ free ◀─────────────┘
+    job_request ─accept─▶ RESERVED ─job_assignment─▶ ASSIGNED ─JOB_SUBMIT─▶ BUSY
+                            │ expire, cancel,         │ no JOB_SUBMIT,     │ finish(id,
+                            │ owner gone, pause       │ cancel, gone       │  outcome)
+                            └─────────▶ free ◀────────┴────────────────────┘
+    JOB_SUBMIT (no reservation) ─submit─▶ BUSY
 
 * A request is accepted only when the worker is not in maintenance, has a free
   slot, the client holds no other pending reservation here, and the job fits:
@@ -23,22 +33,19 @@ slot is held by one job, owned by the client that asked for it::
   Otherwise it is rejected with a reason: ``maintenance``, ``busy``,
   ``insufficient_memory`` or ``incompatible``.
 * A reservation lasts ``reservation_timeout`` seconds unless its owner assigns
-  the job. ``job_assignment`` and ``job_cancel`` are honoured only from the
-  owner; from anyone else they are ignored (and say so).
+  the job; an assignment lasts ``submit_timeout`` seconds unless its owner
+  submits it (``None``: a runner of the adapter runs assigned jobs itself).
+  ``job_assignment``, ``job_cancel`` and a submission naming a held job are
+  honoured only from the owner.
+* A submission is admitted into the owner's reserved or assigned slot when it
+  names that job (or the owner holds just one such slot), otherwise into a free
+  slot, unless the worker is in maintenance or full.
 * Cancelling a running job does not free its slot: the adapter must really stop
-  the process, then call :meth:`JobSlots.finish` with ``cancelled``. Every outcome
-  (success, failure, cancel, owner gone, expiry) ends in a free slot.
+  the process, then call :meth:`JobLedger.finish` with ``cancelled``. Every
+  outcome (success, failure, cancel, owner gone, expiry) ends in a free slot.
 
-The published ``status`` is derived, never stored:
-
-* ``maintenance`` when maintenance is set and no job runs (a running job keeps
-  the worker ``busy`` until it ends; pausing drops the reservations at once);
-* ``available`` while a slot is free;
-* ``busy`` when every slot is held and at least one job runs;
-* ``reserved`` when every slot is held by a reservation.
-
-For one slot this is exactly the reference's ``available → reserved → busy →
-available`` (the ``WORKER_TRANSITIONS`` table of :mod:`..protocol.states`).
+The published ``status`` is :func:`~..protocol.states.worker_status` of the
+slots: ``maintenance``, ``available``, ``busy`` or ``reserved``.
 """
 
 from __future__ import annotations
@@ -62,7 +69,12 @@ from ..protocol.negotiation import (
     JobType,
     RejectReason,
 )
-from ..protocol.states import JOB_TERMINAL_STATES, JobState, WorkerStatus
+from ..protocol.states import (
+    JOB_TERMINAL_STATES,
+    JobState,
+    WorkerStatus,
+    worker_status,
+)
 from .capabilities import WorkerCapabilities
 
 __all__ = [
@@ -70,9 +82,11 @@ __all__ = [
     "Action",
     "Clock",
     "Estimator",
+    "JOB_REJECTED_CODE",
     "NOT_RESERVED_CODE",
+    "NO_SUBMIT_CODE",
     "IgnoreReason",
-    "JobSlots",
+    "JobLedger",
     "Slot",
     "SlotOutcome",
     "SlotState",
@@ -93,14 +107,22 @@ DEFAULT_RESERVATION_TIMEOUT = 30.0
 NOT_RESERVED_CODE = "NOT_RESERVED"
 """``job_failed.error.code`` for an assignment of a job this worker does not hold."""
 
+NO_SUBMIT_CODE = "NO_SUBMIT"
+"""``job_failed.error.code`` for an assigned job whose ``JOB_SUBMIT`` never came."""
+
+JOB_REJECTED_CODE = "JOB_REJECTED"
+"""``job_failed.error.code`` for a negotiated job whose spec the worker refused."""
+
 
 class SlotState(StrEnum):
     """What a held slot is doing."""
 
     RESERVED = "reserved"
     """Accepted a request; waiting for the owner's ``job_assignment``."""
+    ASSIGNED = "assigned"
+    """Assigned by its owner; waiting for the owner's ``JOB_SUBMIT``."""
     BUSY = "busy"
-    """The job is assigned (and runs, or is about to)."""
+    """The job runs (or is about to): submitted, or assigned to a runner."""
 
 
 class Action(StrEnum):
@@ -125,6 +147,13 @@ class Action(StrEnum):
     ``job_complete``/``job_failed`` itself, with the results it has)."""
     IGNORED = "ignored"
     """Nothing changed; ``reason`` says why. Send ``reply`` if any."""
+    ADMITTED = "admitted"
+    """A submission took a slot (its own reservation, or a free one) under
+    ``job_id``: prepare and start it, then ``finish`` it (or ``withdraw`` it
+    if it never starts)."""
+    REFUSED = "refused"
+    """A submission found no slot; ``reason`` says why (``maintenance``,
+    ``busy``)."""
 
 
 class IgnoreReason(StrEnum):
@@ -145,15 +174,21 @@ class Slot:
     """One held slot.
 
     Attributes:
-        job_id: The client's job id.
-        owner: Peer id of the client that reserved it.
-        state: Reserved or busy.
+        job_id: The job's one id: the client's (negotiated) or the worker's
+            (submitted straight over a channel).
+        owner: Peer id of the client that reserved or submitted it.
+        state: Reserved, assigned or busy.
         job_type: Training or inference.
         model_type: ``config.model_type`` of the request, if any.
-        reserved_at: Clock time of the accepting response.
-        expires_at: When the reservation lapses; ``None`` once busy.
+        reserved_at: Clock time of the accepting response (or the submission).
+        expires_at: When the reservation or assignment lapses; ``None`` once
+            busy.
         assigned_at: Clock time of the assignment; ``None`` while reserved.
         cancel_requested: The owner asked to cancel the running job.
+        negotiated: The slot came from a ``job_request`` (its owner follows it
+            over signaling too).
+        submitted: A ``JOB_SUBMIT`` runs in it (the job lives on its data
+            channel and outlives its owner's signaling socket).
     """
 
     job_id: str
@@ -165,6 +200,8 @@ class Slot:
     expires_at: float | None
     assigned_at: float | None = None
     cancel_requested: bool = False
+    negotiated: bool = True
+    submitted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +229,11 @@ class SlotOutcome:
     reason: str | None = None
 
 
+def _running(slot: Slot) -> bool:
+    """Whether the slot's job is past its reservation (assigned or running)."""
+    return slot.state is not SlotState.RESERVED
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -216,7 +258,7 @@ def estimate_duration_minutes(request: JobRequest) -> float:
     return epochs * 0.5
 
 
-class JobSlots:
+class JobLedger:
     """The slots of one worker and the status they imply (see module docstring).
 
     Attributes:
@@ -234,6 +276,7 @@ class JobSlots:
         *,
         estimator: Estimator = estimate_duration_minutes,
         free_memory_mb: Callable[[], int | None] | None = None,
+        submit_timeout: float | None = None,
     ) -> None:
         """Create the bookkeeping with every slot free and status ``available``.
 
@@ -245,6 +288,9 @@ class JobSlots:
             estimator: Minutes a request would take here.
             free_memory_mb: Free GPU memory now for ``worker_info`` (e.g.
                 ``TorchGpuProbe.free_memory_mb``); default: the GPU's memory.
+            submit_timeout: Seconds an assigned job waits for its owner's
+                ``JOB_SUBMIT``; ``None`` when the adapter runs assigned jobs
+                itself (they are busy at once).
 
         Raises:
             ValueError: for fewer than one slot or a non-positive timeout.
@@ -253,13 +299,16 @@ class JobSlots:
             raise ValueError(
                 f"max_concurrent_jobs must be >= 1, not {max_concurrent_jobs}"
             )
-        if not reservation_timeout > 0:
-            raise ValueError(
-                f"reservation_timeout must be > 0, not {reservation_timeout}"
-            )
+        for name, value in (
+            ("reservation_timeout", reservation_timeout),
+            ("submit_timeout", submit_timeout),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, not {value}")
         self.max_concurrent_jobs = max_concurrent_jobs
         self.capabilities = capabilities
         self.reservation_timeout = float(reservation_timeout)
+        self.submit_timeout = submit_timeout
         self._clock = clock
         self._estimator = estimator
         self._free_memory_mb = free_memory_mb
@@ -273,12 +322,12 @@ class JobSlots:
     @property
     def status(self) -> WorkerStatus:
         """The status to publish, derived from the slots (module docstring)."""
-        busy = any(s.state is SlotState.BUSY for s in self._slots.values())
-        if self._maintenance:
-            return WorkerStatus.BUSY if busy else WorkerStatus.MAINTENANCE
-        if len(self._slots) < self.max_concurrent_jobs:
-            return WorkerStatus.AVAILABLE
-        return WorkerStatus.BUSY if busy else WorkerStatus.RESERVED
+        return worker_status(
+            slots=self.max_concurrent_jobs,
+            held=len(self._slots),
+            running=sum(1 for s in self._slots.values() if _running(s)),
+            maintenance=self._maintenance,
+        )
 
     @property
     def maintenance(self) -> bool:
@@ -309,7 +358,7 @@ class JobSlots:
 
     def worker_info(self) -> dict[str, Any]:
         """The ``worker_info`` of an accepting ``job_response``."""
-        busy = sum(1 for s in self._slots.values() if s.state is SlotState.BUSY)
+        busy = sum(1 for s in self._slots.values() if _running(s))
         free_mb = self._free_memory_mb() if self._free_memory_mb else None
         gpu = self.capabilities.gpu
         return {
@@ -323,7 +372,7 @@ class JobSlots:
     # ------------------------------------------------------- published state
 
     def _properties(self) -> dict[str, Any]:
-        busy = [s.job_id for s in self._slots.values() if s.state is SlotState.BUSY]
+        busy = [s.job_id for s in self._slots.values() if _running(s)]
         pending = [
             s.job_id for s in self._slots.values() if s.state is SlotState.RESERVED
         ]
@@ -494,7 +543,8 @@ class JobSlots:
         )
 
     def handle_assignment(self, peer_id: str, assignment: JobAssignment) -> SlotOutcome:
-        """Take a ``job_assignment``: the owner's reserved job becomes busy.
+        """Take a ``job_assignment``: the owner's reserved job is assigned
+        (waiting for its ``JOB_SUBMIT``), or busy when the adapter runs it.
 
         A lapsed reservation (past its expiry, even if :meth:`expire` was not
         called yet) is released rather than assigned.
@@ -520,7 +570,7 @@ class JobSlots:
             return SlotOutcome(
                 Action.IGNORED, job_id, peer_id, reason=IgnoreReason.NOT_OWNER.value
             )
-        if slot.state is SlotState.BUSY:
+        if slot.state is not SlotState.RESERVED:
             return SlotOutcome(
                 Action.IGNORED,
                 job_id,
@@ -540,7 +590,15 @@ class JobSlots:
                 reply=_not_reserved(job_id),
                 reason="expired",
             )
-        slot = replace(slot, state=SlotState.BUSY, expires_at=None, assigned_at=now)
+        if self.submit_timeout is None:
+            slot = replace(slot, state=SlotState.BUSY, expires_at=None, assigned_at=now)
+        else:
+            slot = replace(
+                slot,
+                state=SlotState.ASSIGNED,
+                expires_at=now + self.submit_timeout,
+                assigned_at=now,
+            )
         self._slots[job_id] = slot
         self._note()
         return SlotOutcome(Action.ASSIGNED, job_id, peer_id, slot=slot)
@@ -549,7 +607,8 @@ class JobSlots:
         """Take a ``job_cancel``; honoured only from the job's owner.
 
         Returns:
-            ``RELEASED`` for a reservation (slot free, ``job_cancelled`` reply);
+            ``RELEASED`` for a reservation or a job not yet submitted (slot
+            free, ``job_cancelled`` reply);
             ``CANCELLING`` for a running job (stop it, then
             ``finish(job_id, cancelled)``); or ``IGNORED`` with ``not_owner``,
             ``not_reserved`` or ``already_cancelling`` (no reply).
@@ -565,7 +624,7 @@ class JobSlots:
             return SlotOutcome(
                 Action.IGNORED, job_id, peer_id, reason=IgnoreReason.NOT_OWNER.value
             )
-        if slot.state is SlotState.RESERVED:
+        if slot.state is not SlotState.BUSY:
             del self._slots[job_id]
             self._note()
             return SlotOutcome(
@@ -595,8 +654,9 @@ class JobSlots:
             now: Clock time to judge by; default: the clock.
 
         Returns:
-            One ``RELEASED`` outcome (reason ``expired``) per lapsed reservation,
-            oldest first; nothing to send.
+            One ``RELEASED`` outcome per lapsed reservation (reason
+            ``expired``, nothing to send) or assignment (reason ``no_submit``,
+            with a ``job_failed`` for the owner), oldest first.
         """
         when = self._clock() if now is None else now
         lapsed = [
@@ -610,22 +670,35 @@ class JobSlots:
         self._note()
         return [
             SlotOutcome(Action.RELEASED, s.job_id, s.owner, slot=s, reason="expired")
+            if s.state is SlotState.RESERVED
+            else SlotOutcome(
+                Action.RELEASED,
+                s.job_id,
+                s.owner,
+                slot=s,
+                reply=_job_failed(
+                    s.job_id,
+                    NO_SUBMIT_CODE,
+                    f"no JOB_SUBMIT within {self.submit_timeout:.0f} s",
+                ),
+                reason="no_submit",
+            )
             for s in lapsed
         ]
 
     def peer_gone(self, peer_id: str) -> list[SlotOutcome]:
         """A peer left the room (``peer_left``, or a send to it failed).
 
-        Its reservations are released at once. Its running jobs are reported
-        ``ORPHANED`` and keep their slots: the adapter decides whether the job
-        goes on (its data channel may outlive the signaling socket) or is
-        stopped and finished.
+        Its reservations (and assignments not yet submitted) are released at
+        once. Its running jobs are reported ``ORPHANED`` and keep their slots:
+        the adapter decides whether the job goes on (a submitted job's data
+        channel may outlive the signaling socket) or is stopped and finished.
         """
         out: list[SlotOutcome] = []
         for slot in list(self._slots.values()):
             if slot.owner != peer_id:
                 continue
-            if slot.state is SlotState.RESERVED:
+            if slot.state is not SlotState.BUSY:
                 del self._slots[slot.job_id]
                 out.append(
                     SlotOutcome(
@@ -678,32 +751,124 @@ class JobSlots:
             reason=state.value,
         )
 
+    def submit(
+        self, peer_id: str, job_id: str, job_type: JobType, fresh_id: str
+    ) -> SlotOutcome:
+        """Admit a ``JOB_SUBMIT`` from ``peer_id`` naming ``job_id``.
+
+        The job takes its owner's reserved or assigned slot when ``job_id``
+        names it, or when the owner holds just one such slot (clients that
+        name their submissions themselves); otherwise a free slot under
+        ``fresh_id`` (an id the adapter has never used).
+
+        Returns:
+            ``ADMITTED`` with the job's id and its busy slot, or ``REFUSED``
+            with reason ``maintenance`` or ``busy`` (nothing to send over
+            signaling: the channel's ``JOB_REJECTED`` says it).
+        """
+        held = self._slots.get(job_id)
+        if held is None or held.owner != peer_id or held.state is SlotState.BUSY:
+            waiting = [
+                s
+                for s in self._slots.values()
+                if s.owner == peer_id and s.state is not SlotState.BUSY
+            ]
+            held = waiting[0] if len(waiting) == 1 else None
+        now = self._clock()
+        if held is not None:
+            slot = replace(
+                held,
+                state=SlotState.BUSY,
+                expires_at=None,
+                assigned_at=held.assigned_at or now,
+                job_type=job_type,
+                submitted=True,
+            )
+        elif self._maintenance:
+            return SlotOutcome(Action.REFUSED, job_id, peer_id, reason="maintenance")
+        elif self.free_slots == 0:
+            return SlotOutcome(Action.REFUSED, job_id, peer_id, reason="busy")
+        else:
+            if fresh_id in self._slots:
+                raise InvalidState(f"job id {fresh_id!r} is taken")
+            slot = Slot(
+                job_id=fresh_id,
+                owner=peer_id,
+                state=SlotState.BUSY,
+                job_type=job_type,
+                model_type=None,
+                reserved_at=now,
+                expires_at=None,
+                assigned_at=now,
+                negotiated=False,
+                submitted=True,
+            )
+        self._slots[slot.job_id] = slot
+        self._note()
+        return SlotOutcome(Action.ADMITTED, slot.job_id, peer_id, slot=slot)
+
+    def withdraw(self, job_id: str, message: str) -> SlotOutcome:
+        """An admitted submission never started (its spec was refused, or the
+        worker could not tell its owner): free the slot.
+
+        Returns:
+            ``RELEASED`` (reason ``rejected``); for a negotiated job the reply
+            is a ``job_failed`` with ``message`` for its owner, who may be
+            waiting over signaling.
+
+        Raises:
+            InvalidState: no slot holds ``job_id``.
+        """
+        slot = self._slots.pop(job_id, None)
+        if slot is None:
+            raise InvalidState(f"no slot holds job {job_id!r}")
+        self._note()
+        reply = (
+            _job_failed(job_id, JOB_REJECTED_CODE, message) if slot.negotiated else None
+        )
+        return SlotOutcome(
+            Action.RELEASED,
+            job_id,
+            slot.owner,
+            slot=slot,
+            reply=reply,
+            reason="rejected",
+        )
+
     def set_maintenance(self, on: bool) -> list[SlotOutcome]:
         """Take the worker out of service (``on``) or put it back.
 
-        Pausing releases every reservation at once and refuses new requests;
-        running jobs go on, and the status turns ``maintenance`` when the last
-        one finishes.
+        Pausing releases every reservation and every assignment not yet
+        submitted at once, and refuses new requests and submissions; running
+        jobs go on, and the status turns ``maintenance`` when the last one
+        finishes.
 
         Returns:
             One ``RELEASED`` outcome (reason ``maintenance``) per dropped
-            reservation.
+            slot (an assignment's with a ``job_failed`` for its owner).
         """
         self._maintenance = on
         out: list[SlotOutcome] = []
         if on:
             for slot in list(self._slots.values()):
-                if slot.state is SlotState.RESERVED:
-                    del self._slots[slot.job_id]
-                    out.append(
-                        SlotOutcome(
-                            Action.RELEASED,
-                            slot.job_id,
-                            slot.owner,
-                            slot=slot,
-                            reason="maintenance",
-                        )
+                if slot.state is SlotState.BUSY:
+                    continue
+                del self._slots[slot.job_id]
+                reply = (
+                    _job_failed(slot.job_id, "MAINTENANCE", "the worker was paused")
+                    if slot.state is SlotState.ASSIGNED
+                    else None
+                )
+                out.append(
+                    SlotOutcome(
+                        Action.RELEASED,
+                        slot.job_id,
+                        slot.owner,
+                        slot=slot,
+                        reply=reply,
+                        reason="maintenance",
                     )
+                )
         self._note()
         return out
 
@@ -712,13 +877,15 @@ class JobSlots:
         return {j: s for j, s in self._slots.items() if s.owner == peer_id}
 
 
+def _job_failed(job_id: str, code: str, message: str, **extra: Any) -> JobFailed:
+    return JobFailed(job_id=job_id, error={"code": code, "message": message, **extra})
+
+
 def _not_reserved(job_id: str) -> JobFailed:
-    return JobFailed(
-        job_id=job_id,
-        error={
-            "code": NOT_RESERVED_CODE,
-            "message": "this worker holds no reservation for the job "
-            "(it expired or was never accepted); ask again",
-            "recoverable": True,
-        },
+    return _job_failed(
+        job_id,
+        NOT_RESERVED_CODE,
+        "this worker holds no reservation for the job "
+        "(it expired or was never accepted); ask again",
+        recoverable=True,
     )

@@ -1,4 +1,5 @@
-"""The worker's slot bookkeeping: negotiation, reservations, status, patches."""
+"""The worker's job ledger: negotiation, submissions, reservations, status,
+patches."""
 
 from __future__ import annotations
 
@@ -21,22 +22,20 @@ from sleap_rtc_core.protocol.negotiation import (
     JobType,
     decode_app_message,
 )
-from sleap_rtc_core.protocol.states import (
-    WORKER_TRANSITIONS,
-    JobState,
-    WorkerStatus,
-)
+from sleap_rtc_core.protocol.states import JobState, WorkerStatus
 from sleap_rtc_core.worker.capabilities import (
     GpuInfo,
     StatedGpu,
     WorkerCapabilities,
     worker_metadata,
 )
-from sleap_rtc_core.worker.slots import (
+from sleap_rtc_core.worker.ledger import (
+    JOB_REJECTED_CODE,
+    NO_SUBMIT_CODE,
     NOT_RESERVED_CODE,
     Action,
     IgnoreReason,
-    JobSlots,
+    JobLedger,
     Slot,
     SlotState,
     estimate_duration_minutes,
@@ -45,6 +44,15 @@ from sleap_rtc_core.worker.slots import (
 GPU = GpuInfo("Test GPU", 16000, "12.4", index=0)
 CAPS = WorkerCapabilities(GPU, supported_models=("centroid", "centered_instance"))
 TIMEOUT = 30.0
+
+W = WorkerStatus
+ONE_SLOT_WALK = {
+    W.AVAILABLE: {W.RESERVED, W.BUSY, W.MAINTENANCE},
+    W.RESERVED: {W.BUSY, W.AVAILABLE, W.MAINTENANCE},
+    W.BUSY: {W.AVAILABLE},
+    W.MAINTENANCE: {W.AVAILABLE},
+}
+"""The status changes a one-slot worker may make (states.py's diagram)."""
 
 
 class FakeClock:
@@ -60,9 +68,9 @@ class FakeClock:
         self.now += seconds
 
 
-def _slots(n: int = 1, **kwargs: Any) -> tuple[JobSlots, FakeClock]:
+def _slots(n: int = 1, **kwargs: Any) -> tuple[JobLedger, FakeClock]:
     clock = FakeClock()
-    return JobSlots(n, CAPS, clock, TIMEOUT, **kwargs), clock
+    return JobLedger(n, CAPS, clock, TIMEOUT, **kwargs), clock
 
 
 def _request(job_id: str = "j1", **fields: Any) -> JobRequest:
@@ -114,7 +122,7 @@ def test_incompatible_requests_are_rejected_with_a_reason(
     caps = WorkerCapabilities(
         GPU, supported_models=("centroid",), supported_job_types=(JobType.TRAINING,)
     )
-    slots = JobSlots(1, caps, FakeClock())
+    slots = JobLedger(1, caps, FakeClock())
     out = slots.handle_request("c1", _request(**request_fields))
     assert out.action is Action.REJECTED
     reply = _response(out)
@@ -408,6 +416,128 @@ def test_all_reserved_multi_slot_is_reserved() -> None:
     assert [s.job_id for s in slots] == ["j1", "j2"]
 
 
+# ------------------------------------------------------------- submissions
+
+
+def _negotiated(slots: JobLedger, owner: str = "alice", job: str = "j1") -> None:
+    assert slots.handle_request(owner, _request(job)).action is Action.ACCEPTED
+    assert slots.handle_assignment(owner, JobAssignment(job)).action is Action.ASSIGNED
+
+
+def test_a_negotiated_job_keeps_its_id_from_request_to_submission() -> None:
+    slots, _ = _slots(1, submit_timeout=60.0)
+    _negotiated(slots)
+    held = slots.job("j1")
+    assert held is not None
+    assert held.state is SlotState.ASSIGNED
+    assert slots.status is WorkerStatus.BUSY  # the deal is made
+    out = slots.submit("alice", "j1", JobType.TRAINING, "job_fresh")
+    assert out.action is Action.ADMITTED
+    assert out.job_id == "j1"
+    slot = slots.job("j1")
+    assert slot is not None
+    assert slot.submitted
+    assert slot.state is SlotState.BUSY
+    assert slot.expires_at is None
+    assert len(slots.slots) == 1
+
+
+def test_a_submission_under_another_name_takes_the_owners_only_slot() -> None:
+    slots, _ = _slots(2, submit_timeout=60.0)
+    _negotiated(slots)
+    out = slots.submit("alice", "cj-own-name", JobType.TRAINING, "job_fresh")
+    assert (out.action, out.job_id) == (Action.ADMITTED, "j1")
+    assert slots.free_slots == 1
+
+
+def test_a_stranger_naming_a_held_job_gets_its_own_slot_or_nothing() -> None:
+    slots, _ = _slots(2, submit_timeout=60.0)
+    _negotiated(slots)
+    out = slots.submit("mallory", "j1", JobType.TRAINING, "job_mallory")
+    assert (out.action, out.job_id) == (Action.ADMITTED, "job_mallory")
+    held = slots.job("j1")
+    assert held is not None
+    assert held.owner == "alice"
+    assert not held.submitted
+    full = slots.submit("mallory", "j1", JobType.TRAINING, "job_m2")
+    assert (full.action, full.reason) == (Action.REFUSED, "busy")
+
+
+def test_direct_submissions_fill_free_slots_and_are_refused_when_full() -> None:
+    slots, _ = _slots(1)
+    out = slots.submit("gui", "cj-1", JobType.TRAINING, "job_0001")
+    assert (out.action, out.job_id) == (Action.ADMITTED, "job_0001")
+    slot = slots.job("job_0001")
+    assert slot is not None
+    assert not slot.negotiated
+    assert slot.submitted
+    assert slots.status is WorkerStatus.BUSY
+    assert slots.submit("gui", "cj-2", JobType.TRAINING, "job_0002").reason == "busy"
+    # A request now finds the worker full too: one place decides capacity.
+    assert slots.handle_request("alice", _request("j9")).action is Action.REJECTED
+
+
+def test_maintenance_refuses_submissions_and_drops_assignments() -> None:
+    slots, _ = _slots(2, submit_timeout=60.0)
+    _negotiated(slots)
+    dropped = slots.set_maintenance(True)
+    assert [(o.job_id, o.reason) for o in dropped] == [("j1", "maintenance")]
+    assert isinstance(dropped[0].reply, JobFailed)
+    out = slots.submit("gui", "cj", JobType.TRAINING, "job_x")
+    assert (out.action, out.reason) == (Action.REFUSED, "maintenance")
+    assert slots.status is WorkerStatus.MAINTENANCE
+
+
+def test_an_assignment_without_submission_expires_with_a_typed_failure() -> None:
+    slots, clock = _slots(1, submit_timeout=60.0)
+    _negotiated(slots)
+    clock.advance(59.0)
+    assert slots.expire() == []
+    clock.advance(1.0)
+    (out,) = slots.expire()
+    assert (out.action, out.reason) == (Action.RELEASED, "no_submit")
+    assert isinstance(out.reply, JobFailed)
+    assert out.reply.error["code"] == NO_SUBMIT_CODE
+    assert slots.status is WorkerStatus.AVAILABLE
+
+
+def test_an_assigned_job_is_released_when_its_owner_leaves_or_cancels() -> None:
+    slots, _ = _slots(1, submit_timeout=60.0)
+    _negotiated(slots)
+    (gone,) = slots.peer_gone("alice")
+    assert (gone.action, gone.reason) == (Action.RELEASED, "owner_gone")
+    _negotiated(slots)
+    out = slots.handle_cancel("alice", JobCancel("j1"))
+    assert out.action is Action.RELEASED
+    assert isinstance(out.reply, JobCancelled)
+
+
+def test_a_submitted_job_is_orphaned_not_released_when_its_owner_leaves() -> None:
+    slots, _ = _slots(1, submit_timeout=60.0)
+    slots.submit("gui", "cj", JobType.TRAINING, "job_1")
+    (out,) = slots.peer_gone("gui")
+    assert out.action is Action.ORPHANED
+    assert out.slot is not None
+    assert out.slot.submitted
+
+
+def test_withdrawing_tells_a_negotiating_owner_only() -> None:
+    slots, _ = _slots(2, submit_timeout=60.0)
+    _negotiated(slots)
+    slots.submit("alice", "j1", JobType.TRAINING, "unused")
+    out = slots.withdraw("j1", "labels_path: not found")
+    assert isinstance(out.reply, JobFailed)
+    assert out.reply.error == {
+        "code": JOB_REJECTED_CODE,
+        "message": "labels_path: not found",
+    }
+    slots.submit("gui", "cj", JobType.TRAINING, "job_2")
+    assert slots.withdraw("job_2", "bad").reply is None
+    assert slots.free_slots == 2
+    with pytest.raises(InvalidState):
+        slots.withdraw("job_2", "again")
+
+
 # ----------------------------------------------------------------- patches
 
 
@@ -429,14 +559,14 @@ def test_patches_deep_merge_into_registration_metadata() -> None:
 
 def test_bad_constructor_arguments() -> None:
     with pytest.raises(ValueError, match="max_concurrent_jobs"):
-        JobSlots(0, CAPS, FakeClock())
+        JobLedger(0, CAPS, FakeClock())
     with pytest.raises(ValueError, match="reservation_timeout"):
-        JobSlots(1, CAPS, FakeClock(), reservation_timeout=0)
+        JobLedger(1, CAPS, FakeClock(), reservation_timeout=0)
 
 
 def test_stated_gpu_capabilities_end_to_end() -> None:
     caps = WorkerCapabilities.from_probe(StatedGpu("Small", 2000))
-    slots = JobSlots(1, caps, FakeClock())
+    slots = JobLedger(1, caps, FakeClock())
     out = slots.handle_request(
         "c1", JobRequest(job_id="j", requirements={"min_gpu_memory_mb": 4000})
     )
@@ -471,7 +601,7 @@ operations = st.one_of(
 )
 
 
-def _apply(slots: JobSlots, clock: FakeClock, op: tuple[str, str, str]) -> None:
+def _apply(slots: JobLedger, clock: FakeClock, op: tuple[str, str, str]) -> None:
     kind, who, job = op
     if kind == "request":
         slots.handle_request(who, _request(job))
@@ -491,9 +621,9 @@ def _apply(slots: JobSlots, clock: FakeClock, op: tuple[str, str, str]) -> None:
         slots.set_maintenance(who == "on")
 
 
-def _expected_status(slots: JobSlots) -> WorkerStatus:
+def _expected_status(slots: JobLedger) -> WorkerStatus:
     held = slots.slots
-    busy = any(s.state is SlotState.BUSY for s in held)
+    busy = any(s.state is not SlotState.RESERVED for s in held)
     if slots.maintenance:
         return WorkerStatus.BUSY if busy else WorkerStatus.MAINTENANCE
     if len(held) < slots.max_concurrent_jobs:
@@ -501,7 +631,7 @@ def _expected_status(slots: JobSlots) -> WorkerStatus:
     return WorkerStatus.BUSY if busy else WorkerStatus.RESERVED
 
 
-def _check_invariants(slots: JobSlots, clock: FakeClock) -> None:
+def _check_invariants(slots: JobLedger, clock: FakeClock) -> None:
     held = slots.slots
     assert len(held) <= slots.max_concurrent_jobs
     assert slots.free_slots == slots.max_concurrent_jobs - len(held)
@@ -512,9 +642,16 @@ def _check_invariants(slots: JobSlots, clock: FakeClock) -> None:
         if s.state is SlotState.RESERVED:
             assert s.expires_at is not None
             assert s.expires_at <= clock.now + slots.reservation_timeout
+        elif s.state is SlotState.ASSIGNED:
+            assert slots.submit_timeout is not None
+            assert s.expires_at is not None
+            assert s.expires_at <= clock.now + slots.submit_timeout
+            assert not s.submitted
         else:
             assert s.expires_at is None
             assert s.assigned_at is not None
+        if s.submitted:
+            assert s.state is SlotState.BUSY
     if slots.maintenance:
         assert all(s.state is SlotState.BUSY for s in held)
 
@@ -566,7 +703,7 @@ def test_single_slot_status_changes_follow_the_worker_table(
         _apply(slots, clock, op)
         after = slots.status
         if after is not before:
-            reachable = set(WORKER_TRANSITIONS[before].values())
+            reachable = set(ONE_SLOT_WALK[before])
             # A pause requested while busy takes effect when the job finishes.
             if before is WorkerStatus.BUSY:
                 reachable.add(WorkerStatus.MAINTENANCE)
@@ -615,13 +752,18 @@ class SlotsMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.slots = JobSlots(1, CAPS, self.clock, TIMEOUT)
+        self.slots = JobLedger(1, CAPS, self.clock, TIMEOUT)
         self.metadata: dict[str, Any] = {}
         self.counter = 0
 
-    @initialize(n=st.integers(min_value=1, max_value=3))
-    def start(self, n: int) -> None:
-        self.slots = JobSlots(n, CAPS, self.clock, TIMEOUT)
+    @initialize(
+        n=st.integers(min_value=1, max_value=3),
+        submit_timeout=st.sampled_from([None, 60.0]),
+    )
+    def start(self, n: int, submit_timeout: float | None) -> None:
+        self.slots = JobLedger(
+            n, CAPS, self.clock, TIMEOUT, submit_timeout=submit_timeout
+        )
         self.metadata = worker_metadata(
             CAPS,
             versions={},
@@ -669,6 +811,42 @@ class SlotsMachine(RuleBasedStateMachine):
             client, JobCancel(job_id=data.draw(st.sampled_from(ids)))
         )
 
+    @rule(data=st.data())
+    def owner_submits(self, data: st.DataObject) -> None:
+        waiting = [s for s in self.slots.slots if not s.submitted]
+        if waiting:
+            slot = data.draw(st.sampled_from(waiting))
+            out = self.slots.submit(slot.owner, slot.job_id, slot.job_type, "fresh")
+            assert out.action is Action.ADMITTED
+            assert out.job_id == slot.job_id
+
+    @rule(client=_clients, job=st.sampled_from(["ghost", "job1"]))
+    def anyone_submits(self, client: str, job: str) -> None:
+        self.counter += 1
+        fresh = f"job_{self.counter}"
+        before = {s.job_id: s for s in self.slots.slots}
+        out = self.slots.submit(client, job, JobType.TRAINING, fresh)
+        if out.action is Action.ADMITTED:
+            slot = self.slots.job(out.job_id)
+            assert slot is not None
+            assert slot.owner == client
+            assert slot.submitted
+            # Only its own waiting slot, or a new one, was taken.
+            old = before.get(out.job_id)
+            assert old is None or (old.owner == client and not old.submitted)
+        else:
+            assert out.action is Action.REFUSED
+            assert {s.job_id: s for s in self.slots.slots} == before
+
+    @rule(data=st.data())
+    def submission_withdrawn(self, data: st.DataObject) -> None:
+        submitted = [s for s in self.slots.slots if s.submitted]
+        if submitted:
+            slot = data.draw(st.sampled_from(submitted))
+            out = self.slots.withdraw(slot.job_id, "bad spec")
+            assert out.action is Action.RELEASED
+            assert (out.reply is not None) is slot.negotiated
+
     @rule(data=st.data(), outcome=st.sampled_from(["succeeded", "failed", "cancelled"]))
     def job_ends(self, data: st.DataObject, outcome: str) -> None:
         busy = self._held(SlotState.BUSY)
@@ -696,7 +874,7 @@ class SlotsMachine(RuleBasedStateMachine):
     def drain(self, outcome: str) -> None:
         for slot in self._held(SlotState.BUSY):
             self.slots.finish(slot.job_id, outcome)
-        self.clock.advance(TIMEOUT)
+        self.clock.advance(max(TIMEOUT, self.slots.submit_timeout or 0.0))
         self.slots.expire()
         self.slots.set_maintenance(False)
         assert self.slots.status is WorkerStatus.AVAILABLE
