@@ -8,6 +8,8 @@ an async, Qt-free API that the CLI (``sleap-rtc check``) and the GUI's
 presubmission machine share:
 
 * :func:`check_paths` asks and returns a :class:`PathReport`;
+  :func:`check_mapped_videos` asks again about the missing videos a mapping
+  (``--map``, the user's picks) sends elsewhere;
 * :func:`propose_mappings` turns a report and the user's picks into the
   ``path_mappings`` of the job spec (pure);
 * :meth:`PathReport.to_json` is the ``--json`` output.
@@ -26,6 +28,7 @@ the others; against them the report lists the missing videos, asks
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -44,6 +47,7 @@ from ..protocol.channel_fs import (
     WorkerPathErrorMsg,
     WorkerPathOkMsg,
 )
+from ..protocol.paths import map_path, prefix_swap, replace_prefix
 
 __all__ = [
     "DEFAULT_CHECK_TIMEOUT",
@@ -52,6 +56,7 @@ __all__ = [
     "VideoCheck",
     "VideoStatus",
     "check_paths",
+    "check_mapped_videos",
     "propose_mappings",
     "unmapped",
 ]
@@ -88,19 +93,25 @@ class VideoCheck:
         status: Found, missing or embedded.
         suggestions: Worker paths that may be this video, best first (only
             for missing videos).
+        worker_path: Where the worker found it, when a mapping moved it.
     """
 
     path: str
     status: VideoStatus
     suggestions: tuple[str, ...] = ()
+    worker_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{"path", "status", "suggestions"}``."""
-        return {
+        """``{"path", "status", "suggestions"}`` (and ``worker_path`` when a
+        mapping moved it)."""
+        out: dict[str, Any] = {
             "path": self.path,
             "status": self.status.value,
             "suggestions": list(self.suggestions),
         }
+        if self.worker_path is not None:
+            out["worker_path"] = self.worker_path
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,26 +270,33 @@ async def check_paths(
     )
 
 
-def _prefix_rule(original: str, chosen: str) -> tuple[list[str], list[str]] | None:
-    """The folders to swap (old, new) that turn ``original`` into ``chosen``,
-    when both end in the same file name."""
-    a = [p for p in _SPLIT.split(original) if p]
-    b = [p for p in _SPLIT.split(chosen) if p]
-    n = 0
-    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
-        n += 1
-    if n == 0:
-        return None
-    return a[: len(a) - n], b[: len(b) - n]
+async def check_mapped_videos(
+    request: Requester,
+    report: PathReport,
+    mappings: Mapping[str, str],
+    *,
+    timeout: float = DEFAULT_CHECK_TIMEOUT,
+) -> PathReport:
+    """``report`` with each missing video that ``mappings`` moves (by the rule
+    of :func:`~..protocol.paths.map_path`) asked about again at its new path:
+    a video the worker can read there counts as found, with ``worker_path``.
 
-
-def _apply_rule(path: str, rule: tuple[list[str], list[str]], chosen: str) -> str:
-    old, new = rule
-    parts = [p for p in _SPLIT.split(path) if p]
-    if parts[: len(old)] != old:
-        return ""
-    root = "/" if chosen.startswith("/") else ""
-    return root + "/".join(new + parts[len(old) :])
+    Raises:
+        Whatever ``request`` raises on timeout or a closed channel.
+    """
+    videos = []
+    for video in report.videos:
+        moved = map_path(video.path, mappings)
+        if video.status is VideoStatus.MISSING and moved != video.path:
+            reply = await request(
+                UseWorkerPathMsg(moved),
+                (WorkerPathOkMsg, WorkerPathErrorMsg, FsErrorMsg),
+                timeout,
+            )
+            if isinstance(reply, WorkerPathOkMsg):
+                video = VideoCheck(video.path, VideoStatus.FOUND, worker_path=moved)
+        videos.append(video)
+    return dataclasses.replace(report, videos=tuple(videos))
 
 
 def propose_mappings(
@@ -312,9 +330,9 @@ def propose_mappings(
     """
     mappings = {k: v for k, v in user_choices.items() if k != v and v}
     rules = [
-        (rule, chosen)
+        prefix_swap(original, chosen)
         for original, chosen in mappings.items()
-        if (rule := _prefix_rule(original, chosen)) is not None
+        if _basename(original) == _basename(chosen)
     ]
     for video in report.missing:
         if video.path in mappings:
@@ -322,9 +340,8 @@ def propose_mappings(
         choice = next(
             (
                 target
-                for rule, chosen in rules
-                if (target := _apply_rule(video.path, rule, chosen))
-                in video.suggestions
+                for old, new in rules
+                if (target := replace_prefix(video.path, old, new)) in video.suggestions
             ),
             None,
         )

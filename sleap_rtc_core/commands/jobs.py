@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ from ..client.model_download import (
     download_predictions,
     models_dir_for,
 )
-from ..client.path_check import PathReport, check_paths, propose_mappings, unmapped
+from ..client.path_check import (
+    PathReport,
+    check_mapped_videos,
+    check_paths,
+    propose_mappings,
+    unmapped,
+)
 from ..client.progress_view import TrainingProgress
 from ..client.remote_job import JobCallbacks, RemoteJob
 from ..client.session import run_remote_job
@@ -36,6 +42,7 @@ from ..errors import (
 from ..protocol import signaling as sig
 from ..protocol.channel import ChannelMessage
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
+from ..protocol.paths import map_path
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
@@ -49,7 +56,7 @@ from ._connect import (
     server_url,
 )
 
-__all__ = ["apply_maps", "parse_map", "register"]
+__all__ = ["parse_map", "register"]
 
 EXIT_FAILED, EXIT_NO_WORKER, EXIT_REJECTED = 1, 2, 3
 
@@ -139,16 +146,6 @@ def parse_map(text: str) -> tuple[str, str]:
     return old, new
 
 
-def apply_maps(path: str, maps: list[tuple[str, str]]) -> str:
-    """``path`` with the longest matching ``OLD`` prefix replaced by ``NEW``."""
-    best = max(
-        (m for m in maps if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
-        key=lambda m: len(m[0]),
-        default=None,
-    )
-    return path if best is None else best[1] + path[len(best[0]) :]
-
-
 def _fail(message: str, status: int) -> int:
     sys.stderr.write(f"sleap-rtc: {message}\n")
     return status
@@ -198,28 +195,35 @@ async def _any_worker(client: SignalingClient) -> str:
 async def _checked_paths(
     channel: Channel,
     labels: str,
-    maps: list[tuple[str, str]],
+    maps: Mapping[str, str],
     interactive: bool,
     take_suggestions: bool = False,
 ) -> tuple[PathReport, dict[str, str]]:
-    """Check the labels and videos on the worker; returns the report and the
-    ``path_mappings`` (client path → worker path) to send."""
+    """Check the labels and videos on the worker, where ``--map`` sends them;
+    returns the report and the ``path_mappings`` (client path → worker path)
+    to send. A video ``--map`` sends where the worker cannot read it stays
+    missing and unmapped (the user's word is not overruled by a suggestion)."""
 
     async def request(
         msg: ChannelMessage, types: tuple[type, ...], timeout: float
     ) -> ChannelMessage:
         return await channel.request(msg, types, timeout)
 
-    worker_labels = apply_maps(labels, maps)
+    worker_labels = map_path(labels, maps)
     report = await check_paths(request, worker_labels)
-    choices: dict[str, str] = {}
+    report = await check_mapped_videos(request, report, maps)
+    choices = {v.path: v.worker_path for v in report.videos if v.worker_path}
     for video in report.missing:
-        mapped = apply_maps(video.path, maps)
-        if mapped != video.path:
-            choices[video.path] = mapped
-        elif interactive and video.suggestions:
+        if (
+            map_path(video.path, maps) == video.path
+            and interactive
+            and video.suggestions
+        ):
             choices[video.path] = await _ask_video(video.path, video.suggestions)
     mappings = propose_mappings(report, choices, take_suggestions=take_suggestions)
+    for video in report.missing:
+        if map_path(video.path, maps) != video.path:
+            mappings.pop(video.path, None)
     for video in report.missing:
         chosen = mappings.get(video.path)
         if chosen and chosen in video.suggestions and video.path not in choices:
@@ -229,14 +233,22 @@ async def _checked_paths(
     return report, mappings
 
 
-def _missing_videos(report: PathReport, missing: Sequence[str]) -> str:
-    """Why the job cannot go: each missing video, with what the worker
-    suggests for it, and how to say where it is."""
+def _missing_videos(
+    report: PathReport, missing: Sequence[str], maps: Mapping[str, str]
+) -> str:
+    """Why the job cannot go: each missing video, where ``--map`` sent it or
+    what the worker suggests for it, and how to say where it is."""
     by_path = {v.path: v for v in report.missing}
     parts = []
     for path in missing:
         suggestions = by_path[path].suggestions if path in by_path else ()
-        hint = f" (the worker suggests {suggestions[0]})" if suggestions else ""
+        moved = map_path(path, maps)
+        if moved != path:
+            hint = f" (--map sends it to {moved}, which the worker cannot read)"
+        elif suggestions:
+            hint = f" (the worker suggests {suggestions[0]})"
+        else:
+            hint = ""
         parts.append(f"{path}{hint}")
     fix = "use --map OLD=NEW"
     if any(by_path[p].suggestions for p in missing if p in by_path):
@@ -259,7 +271,8 @@ def _print_report(report: PathReport) -> None:
     found = "found" if report.labels_found else f"NOT FOUND ({report.error})"
     _say(f"labels: {report.labels_path}: {found}")
     for video in report.videos:
-        _say(f"  {video.status.value:8}  {video.path}")
+        moved = f"  (as {video.worker_path})" if video.worker_path else ""
+        _say(f"  {video.status.value:8}  {video.path}{moved}")
         for suggestion in video.suggestions:
             _say(f"            suggestion: {suggestion}")
 
@@ -270,7 +283,7 @@ def _print_report(report: PathReport) -> None:
 def run_check(args: argparse.Namespace) -> int:
     """Print what the worker can see of a labels file."""
     try:
-        maps = [parse_map(m) for m in args.map]
+        maps = dict(parse_map(m) for m in args.map)
         register = _register(args)
     except (ValueError, CredentialsError) as exc:
         return _fail(f"error: {exc}", 2)
@@ -392,7 +405,7 @@ def _run_job(
     finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> int:
     try:
-        maps = [parse_map(m) for m in args.map]
+        maps = dict(parse_map(m) for m in args.map)
         register = _register(args)
     except (ValueError, CredentialsError) as exc:
         return _fail(f"error: {exc}", 2)
@@ -403,7 +416,7 @@ def _run_job(
 
     async def prepare(channel: Channel) -> JobSpec:
         if not path.lower().endswith(".slp"):
-            return make_spec({path: apply_maps(path, maps)} if maps else {})
+            return make_spec(dict(maps))  # the worker maps it by the same rule
         report, mappings = await _checked_paths(
             channel, path, maps, interactive, accept_suggestions
         )
@@ -414,7 +427,7 @@ def _run_job(
             )
         missing = unmapped(report, mappings)
         if missing:
-            raise JobRejected(_missing_videos(report, missing))
+            raise JobRejected(_missing_videos(report, missing, maps))
         return make_spec(mappings)
 
     async def main() -> dict[str, Any]:

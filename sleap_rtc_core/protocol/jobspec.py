@@ -23,10 +23,9 @@ for config files, ``config`` / ``config[i]`` for YAML text (``[i]`` only when
 there are several), and ``config.``/``config[i].`` prefixes for paths found inside
 the YAML, e.g. ``config[1].data_config.train_labels_path[0]``.
 
-The worker applies ``path_mappings`` before validating (:func:`apply_path_mappings`:
-exact replacement for ``labels_path``, ``val_labels_path`` and ``data_path``,
-folder-prefix replacement for ``model_paths``, substring replacement inside the
-YAML text, longest key first).
+The worker applies ``path_mappings`` before validating (:func:`apply_path_mappings`,
+by the one rule of :mod:`.paths`: the longest key that is the path or one of its
+folders, ``/`` and ``\\`` alike, for the paths of the spec and inside the YAML text).
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from . import config_policy
 from ._json import dumps, loads_object
 from ._schema import JSONObject, WireObject
+from .paths import map_path, map_paths_in_text
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -59,10 +59,7 @@ __all__ = [
     "SpecErrorCode",
     "TrackJobSpec",
     "TrainJobSpec",
-    "apply_exact_mapping",
     "apply_path_mappings",
-    "apply_prefix_mapping",
-    "apply_text_mappings",
     "parse_frame_ranges",
     "spec_from_dict",
     "spec_from_json",
@@ -476,58 +473,12 @@ def spec_from_json(text: str | bytes) -> JobSpec:
 # ---------------------------------------------------------------------- mappings
 
 
-def apply_exact_mapping(path: str, mappings: Mapping[str, str]) -> str:
-    """``mappings[path]`` when ``path`` is exactly a key, else ``path``."""
-    mapped = mappings.get(path)
-    return mapped if isinstance(mapped, str) else path
-
-
-def apply_prefix_mapping(path: str, mappings: Mapping[str, str]) -> str:
-    """``path`` with the longest mapping key that is the path itself or one of
-    its folders replaced by its value (``/`` and ``\\`` count alike).
-
-    ``{"/Volumes/lab": "/mnt/lab"}`` maps ``/Volumes/lab/models/run1`` to
-    ``/mnt/lab/models/run1`` but leaves ``/Volumes/labels`` alone.
-    """
-    norm = path.replace("\\", "/")
-    best: tuple[int, str] | None = None
-    for key, value in mappings.items():
-        if not (isinstance(key, str) and key and isinstance(value, str)):
-            continue
-        prefix = key.replace("\\", "/").rstrip("/")
-        below = norm == prefix or (prefix and norm.startswith(prefix + "/"))
-        if below and (best is None or len(prefix) > best[0]):
-            best = (len(prefix), value.rstrip("/\\") + norm[len(prefix) :])
-    return path if best is None else best[1]
-
-
-def apply_text_mappings(text: str, mappings: Mapping[str, str]) -> str:
-    """Replace every occurrence of each key by its value, in one pass.
-
-    At each position the longest matching key wins, and replaced text is never
-    replaced again (so ``a→b, b→c`` does not turn ``a`` into ``c``). Empty keys and
-    non-string entries are ignored.
-    """
-    pairs = {
-        k: v
-        for k, v in mappings.items()
-        if isinstance(k, str) and k and isinstance(v, str)
-    }
-    if not pairs:
-        return text
-    keys = sorted(pairs, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(k) for k in keys))
-    return pattern.sub(lambda m: pairs[m.group(0)], text)
-
-
 def apply_path_mappings(spec: JobSpec) -> JobSpec:
-    """A copy of ``spec`` with its own ``path_mappings`` applied.
-
-    Exact replacement for ``labels_path``, ``val_labels_path`` (train) and
-    ``data_path`` (track); folder-prefix replacement for ``model_paths``
-    (:func:`apply_prefix_mapping`); substring replacement inside every
-    ``config_contents`` text. Video paths inside ``.slp`` files are the worker's
-    business (it writes a resolved copy).
+    """A copy of ``spec`` with its own ``path_mappings`` applied by the one
+    rule of :mod:`.paths`: to ``labels_path``, ``val_labels_path`` (train),
+    ``data_path`` and ``model_paths`` (track), and to every path inside each
+    ``config_contents`` text. Video paths inside ``.slp`` files are the
+    worker's business (it writes a resolved copy, by the same rule).
     """
     m = spec.path_mappings
     if not m:
@@ -535,21 +486,21 @@ def apply_path_mappings(spec: JobSpec) -> JobSpec:
     if isinstance(spec, TrackJobSpec):
         return dataclasses.replace(
             spec,
-            data_path=apply_exact_mapping(spec.data_path, m),
-            model_paths=tuple(apply_prefix_mapping(p, m) for p in spec.model_paths),
+            data_path=map_path(spec.data_path, m),
+            model_paths=tuple(map_path(p, m) for p in spec.model_paths),
         )
     content = spec.config_content
     return dataclasses.replace(
         spec,
-        config_content=None if content is None else apply_text_mappings(content, m),
-        config_contents=tuple(apply_text_mappings(t, m) for t in spec.config_contents),
+        config_content=None if content is None else map_paths_in_text(content, m),
+        config_contents=tuple(map_paths_in_text(t, m) for t in spec.config_contents),
         labels_path=_map_opt(spec.labels_path, m),
         val_labels_path=_map_opt(spec.val_labels_path, m),
     )
 
 
 def _map_opt(path: str | None, m: Mapping[str, str]) -> str | None:
-    return None if path is None else apply_exact_mapping(path, m)
+    return None if path is None else map_path(path, m)
 
 
 # -------------------------------------------------------------------- validation

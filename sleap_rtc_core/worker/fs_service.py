@@ -68,14 +68,13 @@ from ..protocol.channel_fs import (
     WorkerPathErrorMsg,
     WorkerPathOkMsg,
 )
+from ..protocol.paths import prefix_swap, replace_prefix
 from .file_search import PatternTooBroad, find_files
 from .mounts import MountPolicy
 from .video_check import (
     LabelsUnreadable,
-    apply_prefix,
     check_videos,
     is_labels_path,
-    prefix_swap,
     write_remapped_labels,
 )
 
@@ -337,7 +336,7 @@ class FsService:
         old_prefix, new_prefix = prefix_swap(msg.original_path, msg.new_path)
         would, would_not = [], []
         for other in msg.other_missing:
-            candidate = apply_prefix(other, old_prefix, new_prefix)
+            candidate = replace_prefix(other, old_prefix, new_prefix)
             ok = False
             if candidate is not None:
                 try:

@@ -4,7 +4,7 @@
   (``worker.mounts.MountPolicy`` fits); :func:`policy_check` turns it into the
   ``check_path`` of :func:`~..protocol.jobspec.validate_spec`.
 * :class:`LabelsRemapper` rewrites the video paths of a labels file by the
-  spec's ``path_mappings`` (exactly, or by a folder prefix), checks every new
+  spec's ``path_mappings`` (:func:`~..protocol.paths.map_path`), checks every new
   path against the policy, and writes a copy into the job's private folder;
   the original file is never changed.
 * :func:`predictions_path_for` names the predictions file beside the data.
@@ -21,18 +21,16 @@ from typing import Any, Protocol
 
 from ..errors import PathNotAllowed
 from ..protocol.jobspec import FieldError, PathCheck, SpecErrorCode
+from ..protocol.paths import map_path, usable_mappings
 
 __all__ = [
     "LabelsRemapper",
     "PathPolicy",
-    "map_video_path",
     "policy_check",
     "predictions_path_for",
 ]
 
 logger = logging.getLogger(__name__)
-
-_SEPARATORS = ("/", "\\")
 
 
 class PathPolicy(Protocol):
@@ -118,31 +116,6 @@ def predictions_path_for(data_path: str | PurePath) -> Path:
 # ----------------------------------------------------------------------- videos
 
 
-def map_video_path(filename: str, mappings: Mapping[str, str]) -> str:
-    """Exact mapping first, else the longest key that is a folder prefix."""
-    exact = mappings.get(filename)
-    if isinstance(exact, str) and exact:
-        return exact
-    best = ""
-    for key in mappings:
-        if not key or len(key) <= len(best) or not filename.startswith(key):
-            continue
-        if (
-            key.endswith(_SEPARATORS)
-            or filename[len(key) : len(key) + 1] in _SEPARATORS
-        ):
-            best = key
-    if not best:
-        return filename
-    new = mappings[best]
-    rest = filename[len(best) :]
-    if new.endswith(_SEPARATORS) and rest.startswith(_SEPARATORS):
-        rest = rest[1:]
-    if "/" in new:  # a POSIX worker path: the client's rest may use "\\"
-        rest = rest.replace("\\", "/")
-    return new + rest
-
-
 class LabelsRemapper:
     """Remapped copies of labels files whose videos a mapping names.
 
@@ -151,7 +124,7 @@ class LabelsRemapper:
     """
 
     def __init__(self, mappings: Mapping[str, str], policy: PathPolicy) -> None:
-        self._mappings = {k: v for k, v in mappings.items() if k and v}
+        self._mappings = usable_mappings(mappings)
         self._check = policy_check(policy)
         self._pending: dict[str, tuple[Any, dict[str, str]]] = {}
         self._seen: set[str] = set()
@@ -184,7 +157,7 @@ class LabelsRemapper:
         for i, video in enumerate(labels.videos):
             names = video.filename if isinstance(video.filename, list) else None
             for name in names if names is not None else [video.filename]:
-                new = map_video_path(str(name), self._mappings)
+                new = map_path(str(name), self._mappings)
                 if new == name:
                     continue
                 error = self._check(f"{field_name}.videos[{i}]", new)

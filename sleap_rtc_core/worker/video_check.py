@@ -1,7 +1,7 @@
 """The labels-file side of the worker's path checks: which videos a ``.slp``
 references and whether the worker can read them, and writing a copy of the
-labels with video paths remapped (and the folder swap of
-``FS_RESOLVE_WITH_PREFIX``: :func:`prefix_swap`, :func:`apply_prefix`).
+labels with video paths remapped (the folder swap of ``FS_RESOLVE_WITH_PREFIX``
+is :func:`~..protocol.paths.prefix_swap`).
 
 Everything here is blocking (sleap-io reads HDF5; the search walks folders):
 :class:`~.fs_service.FsService` runs it with ``asyncio.to_thread``. sleap-io is
@@ -39,12 +39,10 @@ __all__ = [
     "LabelsUnreadable",
     "VideoRef",
     "VideoStatus",
-    "apply_prefix",
     "check_videos",
     "default_output_name",
     "is_labels_path",
     "labels_video_refs",
-    "prefix_swap",
     "write_remapped_labels",
 ]
 
@@ -333,37 +331,3 @@ def write_remapped_labels(
         Path(scratch).unlink(missing_ok=True)
         raise LabelsUnreadable(f"cannot write labels: {type(exc).__name__}") from exc
     return os.path.join(output_dir, name), updated
-
-
-def _parts(path: str) -> list[str]:
-    return [p for p in _SPLIT.split(path) if p]
-
-
-def prefix_swap(original: str, new: str) -> tuple[str, str]:
-    """``(old_prefix, new_prefix)``: ``original`` and ``new`` with their common
-    trailing path components removed (``/`` or ``\\`` separators; the old
-    prefix comes back with ``/``). Pure.
-
-    ``prefix_swap("C:\\\\lab\\\\v\\\\a.mp4", "/data/v/a.mp4")`` is
-    ``("C:/lab", "/data")``.
-    """
-    a, b = _parts(original), _parts(new)
-    n, limit = 0, min(len(a), len(b))
-    while n < limit and a[-1 - n] == b[-1 - n]:
-        n += 1
-    old_parts = a[: len(a) - n]
-    new_parts = b[: len(b) - n]
-    old_root = "/" if original.startswith(("/", "\\")) else ""
-    new_root = "/" if new.startswith("/") else ""
-    return old_root + "/".join(old_parts), new_root + "/".join(new_parts)
-
-
-def apply_prefix(path: str, old_prefix: str, new_prefix: str) -> str | None:
-    """``path`` with ``old_prefix`` (whole components, ``/`` or ``\\``)
-    replaced by ``new_prefix``, or ``None`` when it does not start with it."""
-    norm = path.replace("\\", "/")
-    old = old_prefix.rstrip("/")
-    if old and norm != old and not norm.startswith(old + "/"):
-        return None
-    rest = norm[len(old) :].lstrip("/")
-    return new_prefix.rstrip("/") + "/" + rest if rest else new_prefix

@@ -44,11 +44,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sleap_rtc_core.protocol.paths import replace_prefix
 from sleap_rtc_gui.bridge import AsyncBridge
 from sleap_rtc_gui.presubmit import PathReport, VideoStatus
 from sleap_rtc_gui.session import DirEntry
 
-__all__ = ["SHARED_STORAGE_HINT", "Browse", "PathResolutionDialog", "apply_prefix"]
+__all__ = ["SHARED_STORAGE_HINT", "Browse", "PathResolutionDialog"]
 
 SHARED_STORAGE_HINT = (
     "None of the videos are visible to the worker. If the worker reads the same "
@@ -65,21 +66,6 @@ _STATUS_TEXT = {
     VideoStatus.MISSING: "Missing",
     VideoStatus.EMBEDDED: "Embedded",
 }
-
-
-def apply_prefix(path: str, old: str, new: str) -> str | None:
-    """``path`` with the folder prefix ``old`` replaced by ``new``.
-
-    Only whole path components match (``/data`` does not match ``/data2``);
-    Windows separators in ``path`` count as ``/``. ``None`` when it does not match.
-    """
-    norm = path.replace("\\", "/")
-    old = old.replace("\\", "/").rstrip("/")
-    if not old or not (norm == old or norm.startswith(old + "/")):
-        return None
-    rest = norm[len(old) :].lstrip("/")
-    new = new.rstrip("/") or "/"
-    return posixpath.join(new, rest) if rest else new
 
 
 class PathResolutionDialog(QDialog):
@@ -258,7 +244,7 @@ class PathResolutionDialog(QDialog):
         """Apply ``old`` → ``new`` to every missing video; how many matched."""
         count = 0
         for client_path in self._combos:
-            fixed = apply_prefix(client_path, old, new)
+            fixed = replace_prefix(client_path, old, new)
             if fixed is not None:
                 self._combos[client_path].setEditText(fixed)
                 count += 1

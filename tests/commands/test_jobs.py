@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sleap_rtc_core.commands.jobs import apply_maps, parse_map
+from sleap_rtc_core.commands.jobs import parse_map
 from sleap_rtc_core.sample_data import (
     tiny_training_config,
     write_tiny_labels,
@@ -64,10 +64,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 def test_map_flags() -> None:
     assert parse_map("/home/me=/data") == ("/home/me", "/data")
-    maps = [("/home/me", "/data"), ("/home/me/deep", "/fast")]
-    assert apply_maps("/home/me/a.slp", maps) == "/data/a.slp"
-    assert apply_maps("/home/me/deep/v.mp4", maps) == "/fast/v.mp4"
-    assert apply_maps("/home/meow/x", maps) == "/home/meow/x"
     with pytest.raises(ValueError, match="OLD=NEW"):
         parse_map("nothing")
 
@@ -90,6 +86,33 @@ def test_check_lists_what_the_worker_sees(lab: Lab) -> None:
     (entry,) = json.loads(result.stdout)["videos"]
     assert entry["status"] == "missing"
     assert str(moved) in entry["suggestions"]
+
+
+def test_check_map_moves_the_videos_as_train_map_does(lab: Lab) -> None:
+    """``--map`` applies to the videos inside the labels too (one rule for
+    ``check`` and ``train``): a moved folder is found where the map says, and
+    a map to a folder without the video says so."""
+    labels, video = write_tiny_video_labels(
+        lab.shared / "mapped" / "labels.slp",
+        video_path=lab.shared / "mapped" / "old" / "session-mapped.mp4",
+    )
+    new_home = lab.shared / "mapped" / "new"
+    new_home.mkdir()
+    video.rename(new_home / video.name)
+    old_folder = str(video.parent)
+    result = run_cli(
+        "check", str(labels), *lab.flags, "--json", "--map", f"{old_folder}={new_home}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (entry,) = json.loads(result.stdout)["videos"]
+    assert entry["status"] == "found"
+    assert entry["worker_path"] == str(new_home / video.name)
+    nowhere = lab.shared / "mapped" / "nowhere"
+    result = run_cli(
+        "check", str(labels), *lab.flags, "--map", f"{old_folder}={nowhere}"
+    )
+    assert result.returncode == 1
+    assert "missing" in result.stdout
 
 
 @pytest.mark.slow

@@ -7,19 +7,9 @@ from pytestqt.qtbot import QtBot
 from sleap_rtc_gui.dialogs.path_resolution import (
     SHARED_STORAGE_HINT,
     PathResolutionDialog,
-    apply_prefix,
 )
 from tests.fixtures.timing import async_wait_until
 from tests.gui.sessions import ScriptedSession, report
-
-
-def test_apply_prefix_matches_whole_components() -> None:
-    assert apply_prefix("/Volumes/lab/a/b.mp4", "/Volumes/lab", "/mnt/lab") == (
-        "/mnt/lab/a/b.mp4"
-    )
-    assert apply_prefix("C:\\lab\\v.mp4", "C:/lab/", "/data") == "/data/v.mp4"
-    assert apply_prefix("/data2/v.mp4", "/data", "/x") is None
-    assert apply_prefix("/data/v.mp4", "", "/x") is None
 
 
 def test_suggestions_preselected_and_found_shown_beside(qtbot: QtBot) -> None:

@@ -18,9 +18,7 @@ from sleap_rtc_core.protocol.jobspec import (
     SpecErrorCode,
     TrackJobSpec,
     TrainJobSpec,
-    apply_exact_mapping,
     apply_path_mappings,
-    apply_text_mappings,
     parse_frame_ranges,
     spec_from_dict,
     spec_from_json,
@@ -503,26 +501,6 @@ def test_bad_frame_ranges(text: str) -> None:
 # -------------------------------------------------------------------- mappings
 
 
-def test_apply_text_mappings_longest_first_single_pass() -> None:
-    m = {"/data": "/mnt/x", "/data/videos": "/mnt/videos", "a": "b", "b": "c", "": "z"}
-    text = "p: /data/videos/v.mp4\nq: /data/l.slp\nr: ab\n"
-    assert apply_text_mappings(text, m) == (
-        "p: /mnt/videos/v.mp4\nq: /mnt/x/l.slp\nr: bc\n"
-    )
-    assert apply_text_mappings("x", {}) == "x"
-    assert apply_text_mappings("a.b", {"a.b": "1", "a": 2}) == "1"  # type: ignore[dict-item]
-    assert (
-        apply_text_mappings("(a)", {"(a)": "[b]"}) == "[b]"
-    )  # regex chars are literal
-
-
-def test_apply_exact_mapping() -> None:
-    m = {"C:/l.slp": "/mnt/l.slp"}
-    assert apply_exact_mapping("C:/l.slp", m) == "/mnt/l.slp"
-    assert apply_exact_mapping("C:/l.slp.bak", m) == "C:/l.slp.bak"
-    assert apply_exact_mapping("x", {"x": 1}) == "x"  # type: ignore[dict-item]
-
-
 def test_apply_path_mappings_train() -> None:
     spec = TrainJobSpec(
         config_content="data_config:\n  train_labels_path: C:/l.slp\n",
@@ -545,6 +523,36 @@ def test_apply_path_mappings_train() -> None:
 def test_apply_path_mappings_track() -> None:
     spec = TrackJobSpec(data_path="C:/l.slp", path_mappings={"C:/l.slp": "/mnt/l.slp"})
     assert apply_path_mappings(spec).data_path == "/mnt/l.slp"
+
+
+def test_one_folder_mapping_moves_every_path_of_a_spec_alike() -> None:
+    folder = {"C:\\lab": "/mnt/lab"}
+    train = apply_path_mappings(
+        TrainJobSpec(
+            config_content="data_config:\n  train_labels_path: C:\\lab\\l.slp\n",
+            labels_path="C:\\lab\\l.slp",
+            val_labels_path="C:/lab/v.slp",
+            path_mappings=folder,
+        )
+    )
+    assert isinstance(train, TrainJobSpec)
+    assert (train.labels_path, train.val_labels_path) == (
+        "/mnt/lab/l.slp",
+        "/mnt/lab/v.slp",
+    )
+    assert "train_labels_path: /mnt/lab/l.slp" in train.config_contents[0]
+    track = apply_path_mappings(
+        TrackJobSpec(
+            data_path="C:\\lab\\l.slp",
+            model_paths=("C:\\lab\\models\\a",),
+            path_mappings=folder,
+        )
+    )
+    assert isinstance(track, TrackJobSpec)
+    assert (track.data_path, track.model_paths) == (
+        "/mnt/lab/l.slp",
+        ("/mnt/lab/models/a",),
+    )
 
 
 # ------------------------------------------------------------------ field errors
@@ -625,15 +633,6 @@ def test_random_dicts_give_a_spec_or_a_typed_error(obj: dict[str, Any]) -> None:
 
 
 def test_model_paths_map_by_folder_prefix_longest_first() -> None:
-    from sleap_rtc_core.protocol.jobspec import apply_prefix_mapping
-
-    m = {"/Volumes/lab": "/mnt/lab", "/Volumes/lab/models": "/srv/models"}
-    assert apply_prefix_mapping("/Volumes/lab/models/run1", m) == "/srv/models/run1"
-    assert apply_prefix_mapping("/Volumes/lab/x", m) == "/mnt/lab/x"
-    assert apply_prefix_mapping("/Volumes/lab", m) == "/mnt/lab"
-    assert apply_prefix_mapping("/Volumes/labels/x", m) == "/Volumes/labels/x"
-    assert apply_prefix_mapping("C:\\data\\run", {"C:\\data": "/d"}) == "/d/run"
-    assert apply_prefix_mapping("/x", {"": "/y", "/x": 3}) == "/x"  # type: ignore[dict-item]
     spec = TrackJobSpec(
         data_path="/Volumes/lab/labels.slp",
         model_paths=("/Volumes/lab/models/a", "/elsewhere/b"),

@@ -44,7 +44,7 @@ from sleap_rtc_core.protocol.channel_messages import JobStopMsg
 from sleap_rtc_core.sample_data import write_tiny_labels, write_tiny_video_labels
 from sleap_rtc_core.worker.fs_service import FsService
 from sleap_rtc_core.worker.mounts import MountPolicy
-from sleap_rtc_core.worker.video_check import default_output_name, prefix_swap
+from sleap_rtc_core.worker.video_check import default_output_name
 
 M = TypeVar("M", bound=ChannelMessage)
 
@@ -559,12 +559,6 @@ async def test_write_slp_refused(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------
 # FS_RESOLVE_WITH_PREFIX, FS_APPLY_PREFIX
-
-
-def test_prefix_swap() -> None:
-    assert prefix_swap("C:\\lab\\v\\a.mp4", "/data/v/a.mp4") == ("C:/lab", "/data")
-    assert prefix_swap("/home/me/a.mp4", "/data/x/a.mp4") == ("/home/me", "/data/x")
-    assert prefix_swap("/a/b.mp4", "/c/d.mp4") == ("/a/b.mp4", "/c/d.mp4")
 
 
 async def test_resolve_with_prefix(service: FsService, tree: Path) -> None:
