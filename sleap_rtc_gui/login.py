@@ -4,7 +4,7 @@
 over ``sleap-rtc login``'s credentials file: ``check`` reads the token saved for
 the server and its expiry (``exp`` of the JWT payload; the signature is the
 server's business), ``login`` runs the same deposit/poll flow as the CLI
-(:func:`sleap_rtc_core.commands.login.login`, which blocks, so it runs in a
+(:func:`sleap_rtc_core.client.credentials.login`, which blocks, so it runs in a
 worker thread) and saves the token. Cancelling tells the thread to stop and
 waits for it (one poll at most), so no thread is left behind.
 """
@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from sleap_rtc_core.commands.login import (
+from sleap_rtc_core.client.credentials import (
     load_credentials,
     login,
     normalize_server,

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .login import load_credentials, normalize_server
+from ..client.credentials import load_credentials, normalize_server
 
 __all__ = [
     "DEFAULT_SERVER",

@@ -22,6 +22,7 @@ import json
 import sys
 from typing import Any
 
+from ..client.credentials import load_credentials, normalize_server
 from ..doctor import (
     CHECK_GROUPS,
     Check,
@@ -37,7 +38,6 @@ from ..worker.config import (
     load_worker_config,
     merge_flags,
 )
-from .login import load_credentials, normalize_server
 
 __all__ = ["DEFAULT_SERVER", "register", "run"]
 

@@ -42,12 +42,11 @@ from ..errors import (
 from ..protocol import signaling as sig
 from ..protocol.channel import ChannelMessage
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
-from ..protocol.paths import map_path
+from ..protocol.paths import map_path, predictions_path_for
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
-from ..worker.job_paths import predictions_path_for
 from ._connect import (
     CredentialsError,
     add_connection_args,

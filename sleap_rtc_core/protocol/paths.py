@@ -13,17 +13,20 @@ config text through :func:`map_paths_in_text`, by the same rule:
 * the rest of the path takes the separators of the worker's side: ``/`` unless
   the value is a Windows path written with ``\\`` only.
 
-Pure: no file system, no I/O.
+:func:`predictions_path_for` names a track job's output beside its data, for
+the worker and the client alike. Pure: no file system, no I/O.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 
 __all__ = [
     "map_path",
     "map_paths_in_text",
+    "predictions_path_for",
     "prefix_swap",
     "replace_prefix",
     "usable_mappings",
@@ -151,3 +154,16 @@ def map_paths_in_text(text: str, mappings: Mapping[str, str]) -> str:
         return _join(value, match.group(2) or "")
 
     return pattern.sub(replace, text)
+
+
+def predictions_path_for(data_path: str | PurePath) -> PurePath:
+    """``<folder>/<stem>.predictions.slp`` beside a labels or video file."""
+    path = PurePath(data_path)
+    stem = path.name
+    for suffix in (".pkg.slp", ".slp"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = path.stem
+    return path.with_name(f"{stem}.predictions.slp")

@@ -7,7 +7,6 @@
   spec's ``path_mappings`` (:func:`~..protocol.paths.map_path`), checks every new
   path against the policy, and writes a copy into the job's private folder;
   the original file is never changed.
-* :func:`predictions_path_for` names the predictions file beside the data.
 
 Blocking file I/O: call from a thread.
 """
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import PathNotAllowed
@@ -27,7 +26,6 @@ __all__ = [
     "LabelsRemapper",
     "PathPolicy",
     "policy_check",
-    "predictions_path_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,19 +96,6 @@ def policy_check(policy: PathPolicy, *, must_exist: bool = True) -> PathCheck:
         return None
 
     return check
-
-
-def predictions_path_for(data_path: str | PurePath) -> Path:
-    """``<folder>/<stem>.predictions.slp`` beside a labels or video file."""
-    path = Path(data_path)
-    stem = path.name
-    for suffix in (".pkg.slp", ".slp"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    else:
-        stem = path.stem
-    return path.with_name(f"{stem}.predictions.slp")
 
 
 # ----------------------------------------------------------------------- videos

@@ -59,7 +59,8 @@ from ..protocol.jobspec import (
     apply_path_mappings,
     validate_spec,
 )
-from .job_paths import LabelsRemapper, PathPolicy, policy_check, predictions_path_for
+from ..protocol.paths import predictions_path_for
+from .job_paths import LabelsRemapper, PathPolicy, policy_check
 from .sleapnn_cmd import (
     reserve_run_dir,
     run_name_problem,
@@ -431,14 +432,14 @@ def prepare_job(
         output = (
             Path(spec.output_path)
             if spec.output_path
-            else predictions_path_for(spec.data_path)
+            else Path(predictions_path_for(spec.data_path))
         )
         if not spec.output_path:
             error = policy_check(policy, must_exist=False)("output_path", str(output))
             if error is not None:
                 errors.append(error)
     elif spec.run_inference and plans and plans[0][1]:
-        output = predictions_path_for(plans[0][1][0])
+        output = Path(predictions_path_for(plans[0][1][0]))
         error = policy_check(policy, must_exist=False)("run_inference", str(output))
         if error is not None:
             errors.append(error)

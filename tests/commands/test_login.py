@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from sleap_rtc_core.cli import main
-from sleap_rtc_core.commands.login import (
+from sleap_rtc_core.client.credentials import (
     credentials_path,
     load_credentials,
     login,

@@ -11,7 +11,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.cli import build_parser
-from sleap_rtc_core.commands.login import save_credentials
+from sleap_rtc_core.client.credentials import save_credentials
 from sleap_rtc_core.errors import (
     AuthError,
     ChannelClosed,
