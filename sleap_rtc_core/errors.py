@@ -13,10 +13,13 @@ peer without a lookup table of its own::
     │   ├── AuthError                 credentials refused (AUTH_FAILED, ROOM_*)
     │   ├── PeerNotFound              target peer unknown (PEER_NOT_FOUND)
     │   ├── ConnectionLost            the server stayed unreachable past give-up
-    │   └── ServerError               the server answered a request with an error
+    │   ├── ServerError               the server answered a request with an error
+    │   ├── HttpError                 an HTTP request answered with a status
+    │   └── RedisUnavailable          Redis unreachable when the server starts
     ├── TransportError
     │   ├── IceFailed                 ICE / DTLS did not connect in time
     │   ├── ChannelClosed             the data channel closed under us
+    │   ├── ChannelAuthFailed         the channel's AUTH failed (also AuthError)
     │   └── TransferError             a file transfer failed (size, hash, I/O)
     ├── JobError
     │   ├── JobRejected               the worker refused the spec (field errors)
@@ -24,6 +27,13 @@ peer without a lookup table of its own::
     │   ├── NoWorkersAvailableError   discovery found nobody
     │   └── NoWorkersAcceptedError    everybody asked said no
     ├── PathNotAllowed                a path outside the worker's mounts
+    ├── LabelsUnreadable              sleap-io cannot read a labels file
+    ├── PatternTooBroad               a file search too vague to run
+    ├── GpuNotFound                   no such GPU on this machine
+    ├── ConfigError                   a worker configuration is unusable
+    ├── CredentialsError              the flags name no usable credential
+    ├── AdminError                    an admin command cannot do what it was asked
+    ├── AlreadyExists                 a unique name is taken (also ValueError)
     ├── InvalidState                  an illegal transition (also AssertionError)
     └── ConcurrencyError              two readers on one socket (also RuntimeError)
 
@@ -36,11 +46,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import Enum, StrEnum
+from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "AdminError",
+    "AlreadyExists",
     "AuthError",
+    "ChannelAuthFailed",
     "ChannelClosed",
+    "ConfigError",
+    "CredentialsError",
+    "GpuNotFound",
+    "HttpError",
+    "LabelsUnreadable",
+    "PatternTooBroad",
+    "RedisUnavailable",
     "ConcurrencyError",
     "ConnectionLost",
     "ErrorCode",
@@ -164,6 +185,33 @@ class ServerError(SignalingError):
         self.reply: Mapping[str, Any] = dict(reply or {})
 
 
+class HttpError(SignalingError):
+    """An HTTP request is answered with ``{"detail": detail}`` and ``status``
+    (the server's routes raise it; the client helpers see it).
+
+    Attributes:
+        status: The HTTP status.
+        detail: What went wrong, for a person.
+        headers: Extra response headers (``Retry-After`` …).
+    """
+
+    default_code = "HTTP_ERROR"
+
+    def __init__(
+        self, status: int, detail: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class RedisUnavailable(SignalingError):
+    """Redis could not be reached when the server started."""
+
+    default_code = "REDIS_UNAVAILABLE"
+
+
 class TransportError(SleapRTCError):
     """A WebRTC transport failure."""
 
@@ -186,6 +234,23 @@ class TransferError(TransportError):
     """A file transfer failed: size or checksum mismatch, or an I/O error."""
 
     default_code = "TRANSFER_FAILED"
+
+
+class ChannelAuthFailed(TransportError, AuthError):
+    """The data-channel AUTH handshake failed (either side's view).
+
+    Both a :class:`TransportError` and an :class:`AuthError`, so callers that
+    catch either see it.
+
+    Attributes:
+        reason: ``invalid``, ``missing`` or ``timeout``.
+    """
+
+    default_code = "AUTH_FAILED"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class JobError(SleapRTCError):
@@ -269,6 +334,61 @@ class PathNotAllowed(SleapRTCError):
     """A path resolves outside every allowed mount (or there are no mounts)."""
 
     default_code = "ACCESS_DENIED"
+
+
+class LabelsUnreadable(SleapRTCError):
+    """sleap-io could not read (or write) a labels file."""
+
+    default_code = "INVALID_REQUEST"
+
+
+class PatternTooBroad(SleapRTCError):
+    """A wildcard pattern with too few literal characters."""
+
+    default_code = "PATTERN_TOO_BROAD"
+
+
+class GpuNotFound(SleapRTCError):
+    """The GPU index asked for does not exist on this machine."""
+
+    default_code = "GPU_NOT_FOUND"
+
+
+class ConfigError(SleapRTCError):
+    """The worker configuration (file, environment or flags) is unusable.
+
+    Attributes:
+        path: The file at fault, when a file is.
+        key: The setting at fault (``mounts[1].path``), when one is.
+    """
+
+    default_code = "INVALID_CONFIG"
+
+    def __init__(
+        self, message: str, *, path: Path | None = None, key: str | None = None
+    ) -> None:
+        where = ": ".join(str(p) for p in (path, key) if p is not None)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.path = path
+        self.key = key
+
+
+class CredentialsError(SleapRTCError, ValueError):
+    """The flags do not name one usable credential."""
+
+    default_code = "INVALID_ARGUMENT"
+
+
+class AdminError(SleapRTCError):
+    """A command cannot do what it was asked (unknown room, duplicate user …)."""
+
+    default_code = "INVALID_ARGUMENT"
+
+
+class AlreadyExists(SleapRTCError, ValueError):
+    """A unique name (username, invite code, CLI state) is taken."""
+
+    default_code = "ALREADY_EXISTS"
 
 
 class InvalidState(SleapRTCError, AssertionError):

@@ -453,7 +453,7 @@ async def open_session(
         except ChannelAuthFailed as exc:
             # Not AuthError: the server login is fine, the room secret is not.
             raise TransportError(
-                f"{worker_id} refused our room credentials ({exc.reason.value}); "
+                f"{worker_id} refused our room credentials ({exc.reason}); "
                 "check the room secret",
                 code=exc.code,
             ) from exc

@@ -52,3 +52,39 @@ def test_protocol_imports_without_qt_or_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _exception_classes() -> list[tuple[Path, str, list[str]]]:
+    """Every class in the packages whose bases look like exceptions."""
+    found = []
+    for package in ("sleap_rtc_core", "sleap_rtc_gui"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                bases = [ast.unparse(b) for b in node.bases]
+                if any(b.endswith(("Error", "Exception")) for b in bases) or (
+                    node.name.endswith(("Error", "Refusal", "Failure"))
+                    and bases
+                    and "Event" not in bases
+                ):
+                    found.append((path, node.name, bases))
+    return found
+
+
+def test_every_exception_is_in_the_tree_of_errors_py() -> None:
+    """A newcomer finds every public error in ``errors.py``'s drawn tree; the
+    private ones a module raises for itself still derive from the root."""
+    from sleap_rtc_core import errors
+
+    tree = errors.__doc__ or ""
+    for path, name, _bases in _exception_classes():
+        module = path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        if not isinstance(cls, type) or not issubclass(cls, BaseException):
+            continue  # a message or an event named ...Error
+        assert issubclass(cls, errors.SleapRTCError), f"{module}.{name}"
+        if not name.startswith("_"):
+            assert path.name == "errors.py", f"{module}.{name} lives outside errors.py"
+            assert name in tree or name == "SleapRTCError", f"{name} not drawn"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import SleapRTCError
+from ..errors import AdminError
 from ..signaling.records import Room, User
 from ..signaling.store import AlreadyExists, Store, default_data_dir, open_store
 
@@ -40,12 +40,6 @@ __all__ = [
 _DAY = 24 * 3600.0
 
 StoreHandler = Callable[[argparse.Namespace, Store], int]
-
-
-class AdminError(SleapRTCError):
-    """A command cannot do what it was asked (unknown room, duplicate user …)."""
-
-    default_code = "INVALID_ARGUMENT"
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:

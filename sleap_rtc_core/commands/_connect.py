@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client.credentials import load_credentials, normalize_server
+from ..errors import CredentialsError
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -26,10 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_SERVER = "ws://127.0.0.1:8080"
-
-
-class CredentialsError(ValueError):
-    """The flags do not name one usable credential."""
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:

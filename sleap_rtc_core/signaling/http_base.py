@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from ..errors import AuthError, RemoteProtocolError
+from ..errors import AuthError, HttpError, RemoteProtocolError
 from ..protocol._json import dumps_bytes, loads_object
 from .github import GitHubOAuth
 from .http11 import HttpRequest, HttpResponse
@@ -43,18 +43,6 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class HttpError(Exception):
-    """Answer the request with ``{"detail": detail}`` and ``status``."""
-
-    def __init__(
-        self, status: int, detail: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.headers = dict(headers or {})
 
 
 def json_response(

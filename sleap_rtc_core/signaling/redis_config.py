@@ -9,15 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import SignalingError
+from ..errors import RedisUnavailable
 
 __all__ = ["RedisConfig", "RedisUnavailable", "redact_url"]
-
-
-class RedisUnavailable(SignalingError):
-    """Redis could not be reached when the server started."""
-
-    default_code = "REDIS_UNAVAILABLE"
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import platformdirs
 
+from ..errors import AlreadyExists
 from ._db import hash_secret
 from ._key_store import ACCOUNT_KEY_PREFIX, WORKER_KEY_PREFIX
 from ._room_store import RoomTables
@@ -45,10 +46,6 @@ DB_FILENAME = "sleap-rtc.db"
 """The database file inside the data folder."""
 
 _REVOCATION_LOG_KEEP = 7 * 24 * 3600.0
-
-
-class AlreadyExists(ValueError):
-    """A unique name (username, invite code, CLI state) is taken."""
 
 
 MAX_USERNAME_LENGTH = 64

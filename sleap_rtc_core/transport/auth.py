@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import AuthError, TransportError
+from ..errors import ChannelAuthFailed
 from ..protocol.channel_auth import (
     NONCE_BYTES,
     AuthChallengeMsg,
@@ -67,23 +67,6 @@ AuthorizedKeys = Callable[
     [], Iterable[PublicKeyLike] | Awaitable[Iterable[PublicKeyLike]]
 ]
 """Returns the room's authorized public keys (plain or awaitable)."""
-
-
-class ChannelAuthFailed(TransportError, AuthError):
-    """The data-channel AUTH handshake failed (either side's view).
-
-    Both a :class:`TransportError` and an :class:`AuthError`, so callers that
-    catch either see it.
-
-    Attributes:
-        reason: ``invalid``, ``missing`` or ``timeout``.
-    """
-
-    default_code = "AUTH_FAILED"
-
-    def __init__(self, message: str, *, reason: AuthFailureReason) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

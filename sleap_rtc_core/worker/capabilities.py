@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 from .. import __version__
-from ..errors import SleapRTCError
+from ..errors import GpuNotFound
 from ..protocol.dialect import VERSION_KEY
 from ..protocol.negotiation import JobType
 from ..protocol.states import WorkerStatus
@@ -95,12 +95,6 @@ DEFAULT_SUPPORTED_JOB_TYPES: tuple[JobType, ...] = (JobType.TRAINING, JobType.IN
 """Job types a worker accepts unless configured otherwise."""
 
 _MIB = 1024 * 1024
-
-
-class GpuNotFound(SleapRTCError):
-    """The GPU index asked for does not exist on this machine."""
-
-    default_code = "GPU_NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)

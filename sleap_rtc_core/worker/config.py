@@ -54,7 +54,7 @@ from typing import Any
 
 import platformdirs
 
-from ..errors import SleapRTCError
+from ..errors import ConfigError
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -115,25 +115,6 @@ _KNOWN_KEYS = frozenset(
 _MOUNT_KEYS = frozenset({"path", "label"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SERVER_SCHEMES = ("ws://", "wss://", "http://", "https://")
-
-
-class ConfigError(SleapRTCError):
-    """The worker configuration (file, environment or flags) is unusable.
-
-    Attributes:
-        path: The file at fault, when a file is.
-        key: The setting at fault (``mounts[1].path``), when one is.
-    """
-
-    default_code = "INVALID_CONFIG"
-
-    def __init__(
-        self, message: str, *, path: Path | None = None, key: str | None = None
-    ) -> None:
-        where = ": ".join(str(p) for p in (path, key) if p is not None)
-        super().__init__(f"{where}: {message}" if where else message)
-        self.path = path
-        self.key = key
 
 
 class CredentialKind(StrEnum):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..errors import SleapRTCError
+from ..errors import PatternTooBroad
 from .mounts import MountPolicy
 
 __all__ = [
@@ -67,12 +67,6 @@ MATCH_SCORES: dict[MatchType, float] = {
 
 SIZE_BONUS = 0.2
 """Added when the file's size equals the size asked for."""
-
-
-class PatternTooBroad(SleapRTCError):
-    """A wildcard pattern with too few literal characters."""
-
-    default_code = "PATTERN_TOO_BROAD"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from typing import Any
 import h5py
 import yaml
 
-from ..errors import LocalProtocolError, PathNotAllowed
+from ..errors import LocalProtocolError, PathNotAllowed, SleapRTCError
 from ..protocol.config_policy import new_folders
 from ..protocol.jobspec import (
     FieldError,
@@ -476,7 +476,7 @@ def prepare_job(
     return job
 
 
-class _RunDirError(Exception):
+class _RunDirError(SleapRTCError):
     """A run folder could not be made; carries the field error to report."""
 
     def __init__(self, error: FieldError) -> None:

@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from ..errors import ChannelClosed, TransferError
+from ..errors import ChannelClosed, SleapRTCError, TransferError
 from ..protocol.channel_fs import FsErrorCode, FsErrorMsg
 from ..protocol.channel_transfer import (
     MODEL_FILE_KIND,
@@ -86,13 +86,11 @@ JobLookup = Callable[[str], JobInfo | None]
 _BLOCK = 1 << 20
 
 
-class _Refusal(Exception):
+class _Refusal(SleapRTCError):
     """A request refused, with the ``FS_ERROR`` code and message to answer."""
 
     def __init__(self, code: FsErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 class ModelFileServer:
@@ -137,7 +135,9 @@ class ModelFileServer:
                 refusal.message,
             )
             try:
-                await channel.send(FsErrorMsg(refusal.code, refusal.message[:500]))
+                await channel.send(
+                    FsErrorMsg(FsErrorCode(refusal.code), refusal.message[:500])
+                )
             except ChannelClosed:
                 pass
         except (ChannelClosed, TransferError) as exc:

@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..errors import PathNotAllowed, SleapRTCError
+from ..errors import LabelsUnreadable, PathNotAllowed
 from ..protocol.channel_fs import FsCheckVideosResponseMsg
 from .file_search import find_names
 from .mounts import MountPolicy
@@ -55,12 +55,6 @@ class VideoStatus(StrEnum):
     FOUND = "found"
     MISSING = "missing"
     EMBEDDED = "embedded"
-
-
-class LabelsUnreadable(SleapRTCError):
-    """sleap-io could not read (or write) a labels file."""
-
-    default_code = "INVALID_REQUEST"
 
 
 @dataclass(slots=True)
