@@ -333,10 +333,6 @@ class JobClient:
         """:meth:`submit_job` for ``training``."""
         return await self.submit_job(JobType.TRAINING, **kwargs)
 
-    async def submit_inference_job(self, **kwargs: Any) -> dict[str, Any]:
-        """:meth:`submit_job` for ``inference``."""
-        return await self.submit_job(JobType.INFERENCE, **kwargs)
-
     async def _send(self, peer_id: str, message: AppMessage) -> None:
         await self.signaling.send_peer_message(peer_id, message.to_dict())
 

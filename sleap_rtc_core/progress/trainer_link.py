@@ -325,16 +325,6 @@ class TrainerLink:
         self._buffer.clear()
         return count
 
-    def discard_pending_commands(self) -> int:
-        """Forget commands still waiting for a trainer to subscribe.
-
-        Returns:
-            How many were forgotten.
-        """
-        count = len(self._pending)
-        self._pending.clear()
-        return count
-
     def send_command(self, raw: str) -> bool:
         """Publish a control string (e.g. ``{"command":"stop"}``) unchanged.
 

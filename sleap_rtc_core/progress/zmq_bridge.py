@@ -136,7 +136,6 @@ class ProgressBridge:
         self._sender: zmq.Socket[bytes] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._subscribers = 0
-        self._subscribed = asyncio.Event()
         self._closed = False
         self.published = 0
         self.dropped = 0
@@ -234,16 +233,6 @@ class ProgressBridge:
         """Whether a LossViewer is subscribed to the progress right now."""
         return self._subscribers > 0
 
-    async def wait_viewer(self) -> None:
-        """Wait until a LossViewer has subscribed.
-
-        Raises:
-            InvalidState: The bridge is not open.
-        """
-        if self._progress is None or self._closed:
-            raise InvalidState("ProgressBridge is not open")
-        await self._subscribed.wait()
-
     # ------------------------------------------------------------------ publishing
 
     def publish(self, event: str | bytes | Mapping[str, Any]) -> bool:
@@ -319,13 +308,10 @@ class ProgressBridge:
             return
         if frame[0] == 1:
             self._subscribers += 1
-            self._subscribed.set()
             logger.debug("= LossViewer subscribed on :%d", self.publish_port)
             self._flush_pending()
         elif frame[0] == 0:
             self._subscribers = max(0, self._subscribers - 1)
-            if not self._subscribers:
-                self._subscribed.clear()
             logger.debug("= LossViewer left :%d", self.publish_port)
 
     async def _on_command(self, frame: bytes) -> None:

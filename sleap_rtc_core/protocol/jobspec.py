@@ -43,7 +43,7 @@ import yaml
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from . import config_policy
-from ._json import dumps, loads_object
+from ._json import dumps
 from ._schema import JSONObject, WireObject
 from .paths import map_path, map_paths_in_text
 
@@ -62,7 +62,6 @@ __all__ = [
     "apply_path_mappings",
     "parse_frame_ranges",
     "spec_from_dict",
-    "spec_from_json",
     "validate_spec",
 ]
 
@@ -459,15 +458,6 @@ def spec_from_dict(obj: object) -> JobSpec:
             f"unknown job spec type {kind!r}", code=ErrorCode.INVALID_MESSAGE
         )
     return cls.from_dict(obj)
-
-
-def spec_from_json(text: str | bytes) -> JobSpec:
-    """Decode the JSON text of a job spec (the ``JOB_SUBMIT`` argument).
-
-    Raises:
-        RemoteProtocolError: ``INVALID_JSON`` or ``INVALID_MESSAGE``.
-    """
-    return spec_from_dict(loads_object(text))
 
 
 # ---------------------------------------------------------------------- mappings

@@ -169,10 +169,6 @@ class Registry:
         room = self.rooms.get(room_id)
         return None if room is None else room.peers.get(peer_id)
 
-    def by_conn(self, conn: Hashable) -> PeerRecord | None:
-        """The record owned by a local connection, if it registered."""
-        return self._by_conn.get(conn)
-
     def peers(self, room_id: str) -> list[PeerRecord]:
         """Every peer of a room."""
         room = self.rooms.get(room_id)
@@ -240,14 +236,6 @@ class Registry:
         """
         rec = self.get(room_id, peer_id)
         if rec is None or (conn is not None and rec.conn is not conn):
-            return None
-        self._remove_record(rec)
-        return rec
-
-    def remove_conn(self, conn: Hashable) -> PeerRecord | None:
-        """Remove whatever the closing connection ``conn`` still owns."""
-        rec = self._by_conn.get(conn)
-        if rec is None:
             return None
         self._remove_record(rec)
         return rec

@@ -157,35 +157,6 @@ class PathReport:
         """True when nothing is left to resolve and the job can be submitted."""
         return self.labels_found and not self.missing_videos
 
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> PathReport:
-        """Build a report from plain data, e.g. what the core client returned.
-
-        Args:
-            data: ``{"labels_path", "labels_found", "videos": [{"path", "status",
-                "suggestions"?}], "labels_suggestions"?}``.
-
-        Raises:
-            KeyError: A required key is absent.
-            ValueError: A video status is not one of :class:`VideoStatus`.
-        """
-        videos = tuple(
-            VideoCheck(
-                path=str(v["path"]),
-                status=VideoStatus(v["status"]),
-                suggestions=tuple(str(s) for s in v.get("suggestions", ())),
-            )
-            for v in data.get("videos", ())
-        )
-        return cls(
-            labels_path=str(data["labels_path"]),
-            labels_found=bool(data["labels_found"]),
-            videos=videos,
-            labels_suggestions=tuple(
-                str(s) for s in data.get("labels_suggestions", ())
-            ),
-        )
-
 
 # --------------------------------------------------------------------------- events
 

@@ -874,24 +874,6 @@ def test_event_validation() -> None:
     assert event.mappings == {VIDEO_1: WORKER_VIDEO_1}
 
 
-def test_path_report_from_mapping() -> None:
-    report = PathReport.from_mapping(
-        {
-            "labels_path": LABELS,
-            "labels_found": True,
-            "videos": [
-                {"path": VIDEO_1, "status": "missing", "suggestions": [WORKER_VIDEO_1]},
-                {"path": VIDEO_2, "status": "embedded"},
-            ],
-        }
-    )
-    assert report == VIDEOS_MISSING
-    assert report.missing_videos == (VIDEOS_MISSING.videos[0],)
-    assert not report.complete
-    assert ALL_FOUND.complete
-    assert not LABELS_MISSING.complete
-
-
 # ----------------------------------------------------------------- diagram and API
 
 
