@@ -47,6 +47,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 
+from .aio import wait_for
 from .errors import AuthError, ConnectionLost, ErrorCode, SleapRTCError
 from .http_json import get_json
 from .protocol.signaling import Register
@@ -338,7 +339,7 @@ async def check_importable(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await wait_for(proc.communicate(), timeout)
     except TimeoutError:
         return Check(
             name,
@@ -534,7 +535,7 @@ async def check_websocket(url: str, *, timeout: float = 10.0) -> Check:
             opened = time.monotonic() - started
             sent = time.monotonic()
             pong = await ws.ping()
-            await asyncio.wait_for(pong, timeout)
+            await wait_for(pong, timeout)
             rtt = time.monotonic() - sent
     except InvalidURI:
         return Check(

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Qt, Signal, SignalInstance
 
+from sleap_rtc_core.aio import wait_for
+
 __all__ = ["AsyncBridge", "ErrorCallback", "wait_signal"]
 
 logger = logging.getLogger(__name__)
@@ -194,7 +196,7 @@ async def wait_signal(
 
     signal.connect(fire)
     try:
-        return await asyncio.wait_for(future, timeout)
+        return await wait_for(future, timeout)
     finally:
         with contextlib.suppress(RuntimeError, TypeError):
             signal.disconnect(fire)

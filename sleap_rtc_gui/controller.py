@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from sleap_rtc_core.aio import wait_for
 from sleap_rtc_core.client.model_download import models_dir_for
 from sleap_rtc_core.errors import LocalProtocolError
 from sleap_rtc_core.progress.zmq_bridge import (
@@ -367,7 +368,7 @@ class RemoteRunController(QObject):
         feed = self._later(self._generation)
 
         async def step() -> T:
-            return await asyncio.wait_for(coro, timeout)
+            return await wait_for(coro, timeout)
 
         self.bridge.start(
             step(),
@@ -395,7 +396,7 @@ class RemoteRunController(QObject):
             feed = self._later(self._generation)
 
             async def login() -> bool:
-                return await asyncio.wait_for(self.auth.login(), self.timeouts.login)
+                return await wait_for(self.auth.login(), self.timeouts.login)
 
             self._login = self.bridge.start(
                 login(),

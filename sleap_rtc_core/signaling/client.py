@@ -29,6 +29,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..aio import wait_for
 from ..errors import AuthError, ConnectionLost, SleapRTCError
 from ..protocol import signaling as sig
 from .client_session import (
@@ -88,7 +89,7 @@ class Subscription:
 
     async def get(self, timeout: float | None = None) -> sig.Message:
         """The next message (waits at most ``timeout`` seconds)."""
-        return await asyncio.wait_for(self.queue.get(), timeout)
+        return await wait_for(self.queue.get(), timeout)
 
     def __aiter__(self) -> AsyncIterator[sig.Message]:
         return self._iter()
@@ -175,7 +176,7 @@ class SignalingClient:
         self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=f"signaling {self.url}")
         try:
-            return await asyncio.wait_for(asyncio.shield(self._first), timeout)
+            return await wait_for(asyncio.shield(self._first), timeout)
         except BaseException:
             await self.close()
             raise
@@ -206,7 +207,7 @@ class SignalingClient:
         """Wait until registered (again, after a reconnect)."""
         if self._failure is not None:
             raise self._failure
-        await asyncio.wait_for(self._registered.wait(), timeout)
+        await wait_for(self._registered.wait(), timeout)
         if self._failure is not None:
             raise self._failure
 
@@ -291,7 +292,7 @@ class SignalingClient:
         self._waiters[rid] = future
         try:
             await self._flush()
-            return await asyncio.wait_for(future, timeout or self.request_timeout)
+            return await wait_for(future, timeout or self.request_timeout)
         finally:
             self._waiters.pop(rid, None)
             self.session.cancel(rid)

@@ -46,6 +46,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..aio import wait_for
 from ._redis_replica import Replica
 from ._redis_wire import (
     DELETE_SCRIPT,
@@ -143,7 +144,7 @@ class RedisBackend:
                 socket_connect_timeout=self.config.connect_timeout,
                 retry=Retry(NoBackoff(), 0),
             )
-            await asyncio.wait_for(self._connect(), self.config.connect_timeout)
+            await wait_for(self._connect(), self.config.connect_timeout)
         except (*_ERRORS, ValueError) as exc:
             await self._close_client()
             router.forward_remote = None
@@ -165,7 +166,7 @@ class RedisBackend:
         self._stopping = True
         if self._up and self._client is not None and self._replica is not None:
             with contextlib.suppress(*_ERRORS):
-                await asyncio.wait_for(self._withdraw(), self.config.connect_timeout)
+                await wait_for(self._withdraw(), self.config.connect_timeout)
         self._up = False
         await self._cancel_tasks()
         await self._close_pubsub()
@@ -327,7 +328,7 @@ class RedisBackend:
         while not self._stopping:
             if self._pubsub is None:
                 try:
-                    await asyncio.wait_for(self._connect(), self.config.connect_timeout)
+                    await wait_for(self._connect(), self.config.connect_timeout)
                 except Exception as exc:
                     logger.debug("! Redis at %s still unavailable: %s", self.url, exc)
                     await asyncio.sleep(delay * (0.5 + random.random()))

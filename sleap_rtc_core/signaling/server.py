@@ -30,6 +30,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
 from ..protocol._json import dumps_bytes
@@ -200,7 +201,7 @@ class SignalingServer:
             conn.shutdown(1001, "server shutting down")
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                await wait_for(self._server.wait_closed(), 5)
             self._server = None
         if self.backend is not None:
             await self.backend.stop()

@@ -43,6 +43,7 @@ from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
+from ..aio import wait_for
 from ..errors import ChannelClosed, ErrorCode, RemoteProtocolError
 from ..protocol.channel import (
     KEEP_ALIVE,
@@ -98,7 +99,7 @@ async def close_peer_connection(pc: Any) -> None:
     """Close an ``RTCPeerConnection``, giving up after :data:`PC_CLOSE_TIMEOUT`
     (errors and time-outs are swallowed: the connection is being dropped)."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(pc.close(), PC_CLOSE_TIMEOUT)
+        await wait_for(pc.close(), PC_CLOSE_TIMEOUT)
 
 
 class ChannelSubscription:
@@ -127,7 +128,7 @@ class ChannelSubscription:
             TimeoutError: nothing came in time.
             ChannelClosed: the channel closed.
         """
-        item = await asyncio.wait_for(self._queue.get(), timeout)
+        item = await wait_for(self._queue.get(), timeout)
         if item is _CLOSED:
             self._queue.put_nowait(_CLOSED)
             raise ChannelClosed("the data channel closed")
@@ -217,11 +218,6 @@ class Channel:
         """Bytes waiting in aiortc's send buffer."""
         return self._dc.bufferedAmount
 
-    @property
-    def peer_connection(self) -> RTCPeerConnection | None:
-        """The peer connection this channel owns, if any."""
-        return self._pc
-
     async def wait_open(self, timeout: float | None = None) -> None:
         """Wait until the data channel is open.
 
@@ -284,7 +280,7 @@ class Channel:
             ChannelClosed: the channel is closed and nothing is left.
             TimeoutError: nothing came within ``timeout`` seconds.
         """
-        item = await asyncio.wait_for(self._inbox.get(), timeout)
+        item = await wait_for(self._inbox.get(), timeout)
         if item is _CLOSED:
             self._inbox.put_nowait(_CLOSED)
             raise ChannelClosed(self.close_reason or "the data channel closed")
@@ -317,7 +313,7 @@ class Channel:
         """
         with self.expecting(reply_types) as reply:
             await self.send(message)
-            return await asyncio.wait_for(asyncio.shield(reply), timeout)
+            return await wait_for(asyncio.shield(reply), timeout)
 
     async def expect(
         self, reply_types: tuple[type[ChannelMessage], ...], timeout: float | None
@@ -329,7 +325,7 @@ class Channel:
             ChannelClosed: the channel closed first.
         """
         with self.expecting(reply_types) as reply:
-            return await asyncio.wait_for(asyncio.shield(reply), timeout)
+            return await wait_for(asyncio.shield(reply), timeout)
 
     @contextlib.contextmanager
     def expecting(

@@ -37,6 +37,7 @@ from aiortc import (
 )
 
 from .. import __version__
+from ..aio import wait_for
 from ..errors import (
     ChannelClosed,
     ErrorCode,
@@ -416,7 +417,7 @@ class ChannelAcceptor:
             )
         )
         try:
-            channel = await asyncio.wait_for(opened, self.ice_timeout)
+            channel = await wait_for(opened, self.ice_timeout)
             await channel.wait_open(self.ice_timeout)
         except (TimeoutError, ChannelClosed):
             logger.warning(
@@ -426,6 +427,6 @@ class ChannelAcceptor:
         reason = await verify_peer(channel, self.auth)
         if reason is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(channel.closed.wait(), _FAILURE_LINGER)
+                await wait_for(channel.closed.wait(), _FAILURE_LINGER)
             return None
         return channel

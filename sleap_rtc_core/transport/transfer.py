@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ..aio import wait_for
 from ..errors import ChannelClosed, PathNotAllowed, TransferError
 from ..protocol.channel import ChannelMessage
 from ..protocol.channel_transfer import (
@@ -284,7 +285,7 @@ async def _upload(
             await _send_bytes(channel, source, chunk_size, progress, final)
             await channel.send(FileUploadEndMsg())
             try:
-                reply = await asyncio.wait_for(asyncio.shield(final), timeout)
+                reply = await wait_for(asyncio.shield(final), timeout)
             except TimeoutError:
                 raise TransferError(
                     f"no FILE_UPLOAD_COMPLETE in {timeout:.0f} s"

@@ -50,6 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+from ..aio import wait_for
 from ..errors import ConcurrencyError, InvalidState
 
 __all__ = [
@@ -512,7 +513,7 @@ class JobProcess:
         self._reap_group()
         if self._open_fds:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pipes_closed.wait(), self._eof_grace)
+                await wait_for(self._pipes_closed.wait(), self._eof_grace)
         if self._open_fds:
             logger.debug("= pid %d exited; its pipes are still open", self.pid)
             transport.close()
@@ -576,7 +577,7 @@ class JobProcess:
                 return False
             if not self._exited.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._exited.wait(), min(remaining, 0.05))
+                    await wait_for(self._exited.wait(), min(remaining, 0.05))
             else:
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 0.05)
