@@ -813,7 +813,8 @@ class SlotsMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def owner_submits(self, data: st.DataObject) -> None:
-        waiting = [s for s in self.slots.slots if not s.submitted]
+        # Reserved or assigned (a busy slot's job runs already: a runner's).
+        waiting = [s for s in self.slots.slots if s.state is not SlotState.BUSY]
         if waiting:
             slot = data.draw(st.sampled_from(waiting))
             out = self.slots.submit(slot.owner, slot.job_id, slot.job_type, "fresh")
@@ -833,7 +834,9 @@ class SlotsMachine(RuleBasedStateMachine):
             assert slot.submitted
             # Only its own waiting slot, or a new one, was taken.
             old = before.get(out.job_id)
-            assert old is None or (old.owner == client and not old.submitted)
+            assert old is None or (
+                old.owner == client and old.state is not SlotState.BUSY
+            )
         else:
             assert out.action is Action.REFUSED
             assert {s.job_id: s for s in self.slots.slots} == before
