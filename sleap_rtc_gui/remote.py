@@ -278,8 +278,9 @@ class ChannelSession:
             raise InvalidState("no accepted job to follow (or followed already)")
         queue: asyncio.Queue[SessionUpdate] = asyncio.Queue()
         callbacks = JobCallbacks(
-            on_progress=lambda e: queue.put_nowait(
-                SessionUpdate(UpdateKind.PROGRESS, e)
+            # The text as sleap-nn published it: LossViewer gets it unchanged.
+            on_progress_text=lambda text: queue.put_nowait(
+                SessionUpdate(UpdateKind.PROGRESS, text)
             ),
             on_log=self._log,
         )

@@ -48,6 +48,9 @@ class JobCallbacks:
 
     on_progress: Callback | None = None
     """A decoded sleap-nn progress event (dict)."""
+    on_progress_text: Callback | None = None
+    """The same event as the exact text sleap-nn published (for LossViewer,
+    which gets it byte for byte)."""
     on_log: Callback | None = None
     """One output line of the worker's process."""
     on_model: Callback | None = None
@@ -62,6 +65,11 @@ async def _call(callback: Callback | None, value: Any) -> None:
     result = callback(value)
     if inspect.isawaitable(result):
         await result
+
+
+async def _report(callbacks: JobCallbacks, msg: ProgressReportMsg) -> None:
+    await _call(callbacks.on_progress, msg.data)
+    await _call(callbacks.on_progress_text, msg.raw)
 
 
 @dataclass
@@ -131,7 +139,7 @@ class RemoteJob:
                 "! %d progress event(s) of %s were dropped", reply.dropped, job_id
             )
         for text in reply.progress:
-            await _call(cb.on_progress, ProgressReportMsg(text).data)
+            await _report(cb, ProgressReportMsg(text))
         # The spec stays on the worker; this object only follows the job.
         return cls(channel, TrainJobSpec(), client_job_id=job_id, job_id=job_id)
 
@@ -154,7 +162,7 @@ class RemoteJob:
             if isinstance(item, bytes | bytearray):
                 continue
             if isinstance(item, ProgressReportMsg):
-                await _call(cb.on_progress, item.data)
+                await _report(cb, item)
             elif isinstance(item, JobLogMsg):
                 await _call(cb.on_log, item.line)
             elif isinstance(item, ModelTypeMsg):

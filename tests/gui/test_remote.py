@@ -38,10 +38,12 @@ from sleap_rtc_gui.commands import session_factory
 from sleap_rtc_gui.controller import FeedOptions, StepTimeouts
 from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
 from sleap_rtc_gui.presubmit import PresubmitState, VideoStatus, messages
-from sleap_rtc_gui.remote import ChannelSessionFactory, open_session
+from sleap_rtc_gui.remote import ChannelSession, ChannelSessionFactory, open_session
 from sleap_rtc_gui.session import RemoteSession, UpdateKind
+from tests.client.test_remote_job import RAW, play_worker
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
+from tests.fixtures.transport import ChannelPair
 from tests.gui.conftest import make_client
 from tests.gui.rig import WORKER, Rig
 from tests.gui.sessions import StaticAuth
@@ -121,6 +123,22 @@ async def test_cancel_ends_the_stream_with_a_failure(rig: Rig) -> None:
     kinds = [u.kind async for u in session.updates()]
     assert kinds[-1] is UpdateKind.FAILED
     await async_wait_until(lambda: rig.worker.jobs.running == 0, timeout=scaled(30))
+
+
+async def test_progress_reaches_the_loss_viewer_side_as_the_trainer_sent_it(
+    channel_pair: ChannelPair,
+) -> None:
+    """The session hands each progress text on unchanged (the controller then
+    publishes it to LossViewer as is), as the scripted sessions of the other
+    tests do."""
+    worker = asyncio.ensure_future(play_worker(channel_pair.worker))
+    session = ChannelSession(channel_pair.client)
+    spec = {"type": "train", "labels_path": "/d/l.slp", "config_content": ""}
+    assert await session.submit(spec) == "job-1"
+    updates = [u async for u in session.updates()]
+    await worker
+    assert [(u.kind, u.payload) for u in updates[:-1]] == [(UpdateKind.PROGRESS, RAW)]
+    assert updates[-1].kind is UpdateKind.COMPLETE
 
 
 async def test_no_room_secret_fails_before_connecting(room: RoomCreds) -> None:
