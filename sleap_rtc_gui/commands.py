@@ -23,6 +23,7 @@ from sleap_rtc_core.commands._connect import (
     room_secret,
     server_url,
 )
+from sleap_rtc_core.commands.worker import add_worker_args, worker_service_from_args
 from sleap_rtc_core.progress.zmq_bridge import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_PUBLISH_PORT,
@@ -65,11 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tray = sub.add_parser(
         "tray", help="run a worker with a tray icon (pause, resume, quit)"
     )
-    add_connection_args(tray)
-    tray.add_argument("--gpu", type=int, default=0, help="CUDA device index")
-    tray.add_argument("--name", help="name shown by `sleap-rtc workers`")
-    tray.add_argument("--peer-id", help="peer id (default: the server picks)")
-    tray.add_argument("--mount", action="append", default=[], metavar="PATH[:LABEL]")
+    add_worker_args(tray)  # the same settings as `sleap-rtc worker`
     tray.add_argument("--log-file", help="the log the menu's Open log shows")
     tray.set_defaults(handler=run_tray)
 
@@ -228,38 +225,16 @@ async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
 def run_tray(args: argparse.Namespace) -> int:
     """``sleap-rtc tray``: serve jobs until Quit.
 
-    The worker is a full :class:`~sleap_rtc_core.worker.service.WorkerService`
-    (data channels authenticated with the room secret, file checks and jobs
-    inside the ``--mount`` folders), as ``sleap-rtc worker`` runs it headless.
+    The worker is the one ``sleap-rtc worker`` runs headless, from the same
+    settings (``--config``, the environment, the flags).
     """
     from sleap_rtc_core.errors import SleapRTCError
-    from sleap_rtc_core.transport import ChannelAuth
-    from sleap_rtc_core.worker.capabilities import TorchGpuProbe, WorkerCapabilities
-    from sleap_rtc_core.worker.mounts import MountPolicy, parse_mount
-    from sleap_rtc_core.worker.service import WorkerService
     from sleap_rtc_gui.app import run
 
     try:
-        credentials = credentials_from_args(args)
-        capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(args.gpu))
-        policy = MountPolicy([parse_mount(m) for m in args.mount])
+        service = worker_service_from_args(args)
     except (CredentialsError, ValueError, SleapRTCError) as exc:
         return _fail(str(exc), 2)
-    secret = room_secret(args)
-    if secret is None:
-        logger.warning(
-            "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
-            "channel will be refused, so no job can reach this worker"
-        )
-    service = WorkerService(
-        server_url(args),
-        credentials,
-        capabilities,
-        policy,
-        auth=ChannelAuth(secret=secret),
-        peer_id=args.peer_id,
-        name=args.name,
-    )
 
     async def main() -> int:
         from pathlib import Path

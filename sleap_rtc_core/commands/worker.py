@@ -32,7 +32,9 @@ from ._connect import (
     server_url,
 )
 
-__all__ = ["register"]
+__all__ = ["add_worker_args", "register", "worker_service_from_args"]
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,28 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "from --config (TOML), then the environment, then these flags. Logs one "
         "line per state change.",
     )
-    add_connection_args(worker)
-    worker.set_defaults(server=None)  # let --config supply it
-    worker.add_argument("--config", help="worker config file (TOML)")
-    worker.add_argument("--gpu", type=int, help="CUDA device index (default 0)")
-    worker.add_argument("--name", help="name shown by `sleap-rtc workers`")
-    worker.add_argument("--peer-id", help="peer id (default: the server picks)")
-    worker.add_argument(
-        "--mount",
-        action="append",
-        default=[],
-        metavar="PATH[:LABEL]",
-        help="a folder jobs may read and write (repeatable)",
-    )
-    worker.add_argument(
-        "--max-concurrent-jobs", type=int, help="job slots, one per GPU (default 1)"
-    )
-    worker.add_argument(
-        "--refuse-legacy-clients",
-        action="store_true",
-        help="refuse sleap-rtc 0.0.7 clients, which cannot check who the worker "
-        "is (config: accept_legacy_clients = false)",
-    )
+    add_worker_args(worker)
     worker.add_argument(
         "--on-stop",
         choices=("wait", "cancel"),
@@ -82,6 +63,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_connection_args(workers)
     workers.add_argument("--json", action="store_true", help="print JSON")
     workers.set_defaults(handler=run_workers)
+
+
+def add_worker_args(parser: argparse.ArgumentParser) -> None:
+    """The flags of a worker (``sleap-rtc worker`` and ``sleap-rtc tray``):
+    connection, ``--config`` and what it may set."""
+    add_connection_args(parser)
+    parser.set_defaults(server=None)  # let --config supply it
+    parser.add_argument("--config", help="worker config file (TOML)")
+    parser.add_argument("--gpu", type=int, help="CUDA device index (default 0)")
+    parser.add_argument("--name", help="name shown by `sleap-rtc workers`")
+    parser.add_argument("--peer-id", help="peer id (default: the server picks)")
+    parser.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="PATH[:LABEL]",
+        help="a folder jobs may read and write (repeatable)",
+    )
+    parser.add_argument(
+        "--max-concurrent-jobs", type=int, help="job slots, one per GPU (default 1)"
+    )
+    parser.add_argument(
+        "--refuse-legacy-clients",
+        action="store_true",
+        help="refuse sleap-rtc 0.0.7 clients, which cannot check who the worker "
+        "is (config: accept_legacy_clients = false)",
+    )
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -100,32 +108,29 @@ def _worker_settings(args: argparse.Namespace) -> tuple[WorkerConfig, dict[str, 
     return config, credentials
 
 
-def run_worker(args: argparse.Namespace) -> int:
-    """Serve until a signal or a fatal error."""
-    try:
-        config, credentials = _worker_settings(args)
-        capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
-        policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
-    except (CredentialsError, ValueError, SleapRTCError) as exc:
-        return _fail(str(exc), 2)
+def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
+    """The worker the flags of :func:`add_worker_args` describe: ``--config``
+    (TOML), then the environment, then the flags, as both ``sleap-rtc worker``
+    and the tray run it.
+
+    Raises:
+        CredentialsError, ValueError, SleapRTCError: unusable settings.
+    """
+    config, credentials = _worker_settings(args)
+    capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
+    policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
     secret = room_secret(args)
     if secret is None and not credentials.get("api_key"):
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
             "channel will be refused, so no job can reach this worker"
         )
     elif secret is None:
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "! no room secret: only clients that sign with a room member's key "
             "can reach this worker"
         )
-    logging.getLogger("sleap_rtc_core.worker").setLevel(logging.INFO)
-    # Say that the server cannot be reached, and that we keep trying.
-    logging.getLogger("sleap_rtc_core.signaling.client").setLevel(logging.INFO)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(message)s")
-    set_child_subreaper()  # orphans of our jobs become ours to reap
-    service = WorkerService(
+    return WorkerService(
         server_url(args),
         credentials,
         capabilities,
@@ -136,6 +141,20 @@ def run_worker(args: argparse.Namespace) -> int:
         name=config.name,
         accept_legacy_clients=config.accept_legacy_clients,
     )
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Serve until a signal or a fatal error."""
+    logging.getLogger("sleap_rtc_core.worker").setLevel(logging.INFO)
+    # Say that the server cannot be reached, and that we keep trying.
+    logging.getLogger("sleap_rtc_core.signaling.client").setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(message)s")
+    try:
+        service = worker_service_from_args(args)
+    except (CredentialsError, ValueError, SleapRTCError) as exc:
+        return _fail(str(exc), 2)
+    set_child_subreaper()  # orphans of our jobs become ours to reap
     try:
         asyncio.run(_serve(service, args.on_stop))
     except SleapRTCError as exc:

@@ -4,9 +4,13 @@ and Pause really sets ``maintenance`` on the server."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
+from sleap_rtc_core.cli import build_parser
+from sleap_rtc_core.commands.worker import worker_service_from_args
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_gui.tray import WorkerTray
 from tests.fixtures.signaling import RoomCreds
@@ -67,3 +71,29 @@ async def test_quit_stops_the_worker_cleanly(
     await async_wait_until(lambda: server_status(service, room, "w-quit") is None)
     assert not worker.client.connected
     await tray.bridge.aclose()
+
+
+@pytest.mark.parametrize("command", ["worker", "tray"])
+def test_the_tray_takes_its_settings_as_the_worker_command_does(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: RoomCreds
+) -> None:
+    """``--config``, then the environment, then the flags, for both commands
+    (the tray once took only its own few flags)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "worker.toml"
+    config.write_text(
+        f'name = "from-file"\nroom = "{room.room_id}"\nmax_concurrent_jobs = 2\n'
+        f'[[mounts]]\npath = "{data}"\nlabel = "lab"\n'
+    )
+    monkeypatch.setenv("SLEAP_RTC_TOKEN", room.token)
+    monkeypatch.setenv("SLEAP_ROOM_SECRET", "a passphrase")
+    args = build_parser().parse_args(
+        [command, "--config", str(config), "--server", "ws://127.0.0.1:9"]
+    )
+    service = worker_service_from_args(args)
+    assert [(m.path, m.label) for m in service.policy.mounts] == [(str(data), "lab")]
+    assert service.worker.ledger.max_concurrent_jobs == 2
+    assert service.worker.client.session.register.metadata["properties"][
+        "worker_name"
+    ] == ("from-file")
