@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
+from . import __version__
+
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -30,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"sleap-rtc {__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from . import commands

@@ -17,6 +17,8 @@ seed's Tasks 6 and 7), with no I/O and no clock:
    choice never depends on arrival order.
 4. :func:`rejection_error` turns the reasons into a
    :class:`~sleap_rtc_core.errors.NoWorkersAcceptedError`.
+5. :func:`worker_named` finds the worker a user named (``--worker``) by peer id
+   or by the name ``sleap-rtc workers`` shows.
 
 The three client exceptions of the issue already live in
 :mod:`sleap_rtc_core.errors` (``NoWorkersAvailableError``,
@@ -49,6 +51,7 @@ __all__ = [
     "rejection_error",
     "supports_job",
     "worker_filters",
+    "worker_named",
 ]
 
 WORKER_ROLE = "worker"
@@ -361,3 +364,40 @@ def rejection_error(reasons: Mapping[str, str]) -> NoWorkersAcceptedError:
     else:
         message = "no worker accepted the job (none was asked)"
     return NoWorkersAcceptedError(message, reasons=reasons)
+
+
+def worker_named(workers: Iterable[Mapping[str, Any]], wanted: str) -> str:
+    """The peer id of the worker ``wanted`` names: its peer id, or else its
+    ``worker_name`` (what ``sleap-rtc workers`` shows) when one worker has it.
+
+    Args:
+        workers: ``discover_peers`` results for role ``worker``.
+        wanted: A peer id or a worker name.
+
+    Raises:
+        NoWorkersAvailableError: no such worker, or several share the name
+            (the message lists the workers there are).
+    """
+    listed = list(workers)
+    if any(p.get("peer_id") == wanted for p in listed):
+        return wanted
+    named = [
+        str(p.get("peer_id"))
+        for p in listed
+        if _properties(p).get("worker_name") == wanted
+    ]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise NoWorkersAvailableError(
+            f"{len(named)} workers are named {wanted!r} ({', '.join(sorted(named))}); "
+            "give the peer id"
+        )
+    known = sorted(
+        f"{p.get('peer_id')} ({_properties(p).get('worker_name')})"
+        if _properties(p).get("worker_name")
+        else str(p.get("peer_id"))
+        for p in listed
+    )
+    there = f"workers here: {', '.join(known)}" if known else "no worker is here"
+    raise NoWorkersAvailableError(f"no worker {wanted!r} in this room ({there})")

@@ -38,9 +38,16 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--room", help="room id")
     creds = parser.add_mutually_exclusive_group()
-    creds.add_argument("--token", help="room token (with --room)")
-    creds.add_argument("--api-key", help="worker key slp_…")
-    creds.add_argument("--account-key", help="account key slp_acct_… (with --room)")
+    creds.add_argument(
+        "--token", help="room token (with --room; default: $SLEAP_RTC_TOKEN)"
+    )
+    creds.add_argument(
+        "--api-key", help="worker key slp_… (default: $SLEAP_RTC_API_KEY)"
+    )
+    creds.add_argument(
+        "--account-key",
+        help="account key slp_acct_… (with --room; default: $SLEAP_RTC_ACCOUNT_KEY)",
+    )
     parser.add_argument(
         "--room-secret",
         help="the room's shared secret for data-channel authentication (default: "

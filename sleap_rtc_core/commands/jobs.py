@@ -31,6 +31,7 @@ from ..client.path_check import (
 )
 from ..client.progress_view import TrainingProgress
 from ..client.remote_job import JobCallbacks, RemoteJob
+from ..client.selection import worker_named
 from ..client.session import run_remote_job
 from ..errors import (
     JobError,
@@ -62,11 +63,24 @@ EXIT_FAILED, EXIT_NO_WORKER, EXIT_REJECTED = 1, 2, 3
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train``, ``track`` and ``check`` to the CLI."""
-    train = sub.add_parser("train", help="train a model on a remote worker")
+    train = sub.add_parser(
+        "train",
+        help="train a model on a remote worker",
+        description="Train on a worker of the room: the labels and their videos "
+        "are checked on the worker first (missing ones are asked about, or "
+        "mapped with --map), progress is shown here, and the trained model "
+        "comes home next to the labels. Ctrl-C asks whether to stop (keep the "
+        "model so far) or cancel.",
+    )
     train.add_argument("labels", help="the labels file (.slp)")
     train.add_argument("--config", required=True, help="sleap-nn training config")
     train.add_argument("--epochs", type=int, help="override max_epochs")
-    train.add_argument("--min-gpu-memory", type=int, metavar="MB")
+    train.add_argument(
+        "--min-gpu-memory",
+        type=int,
+        metavar="MB",
+        help="only workers with at least this much GPU memory",
+    )
     train.add_argument("--model-type", help="only workers supporting this model")
     train.add_argument(
         "--download",
@@ -78,7 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _job_args(train)
     train.set_defaults(handler=run_train)
 
-    track = sub.add_parser("track", help="run inference on a remote worker")
+    track = sub.add_parser(
+        "track",
+        help="run inference on a remote worker",
+        description="Predict with trained models on a worker of the room; the "
+        "predictions come home next to the data unless the worker's file is "
+        "visible here.",
+    )
     track.add_argument("data", help="labels (.slp) or video to predict on")
     track.add_argument(
         "--model", action="append", required=True, help="trained model folder"
@@ -95,11 +115,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     track.set_defaults(handler=run_track)
 
     check = sub.add_parser(
-        "check", help="which files of a labels file a worker can see"
+        "check",
+        help="which files of a labels file a worker can see",
+        description="Ask a worker whether it can read a labels file and each of "
+        "its videos (where --map sends them), with its suggestions for the "
+        "missing ones; exit 0 when everything is found, 1 otherwise.",
     )
     check.add_argument("labels", help="the labels file (.slp)")
-    check.add_argument("--worker", help="worker peer id (default: any worker)")
-    check.add_argument("--map", action="append", default=[], metavar="OLD=NEW")
+    check.add_argument(
+        "--worker", help="worker peer id or name (default: the first worker)"
+    )
+    check.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rewrite a path prefix as the worker sees it (repeatable)",
+    )
     check.add_argument("--json", action="store_true", help="print JSON")
     add_connection_args(check)
     check.set_defaults(handler=run_check)
@@ -109,7 +141,9 @@ REFUSE_LEGACY_ENV = "SLEAP_RTC_REFUSE_LEGACY_WORKERS"
 
 
 def _job_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--worker", help="use this worker (skip negotiation)")
+    parser.add_argument(
+        "--worker", help="use this worker, by peer id or name (skip negotiation)"
+    )
     parser.add_argument(
         "--map",
         action="append",
@@ -181,8 +215,11 @@ def _signaling(args: argparse.Namespace, register: Any) -> SignalingClient:
     return SignalingClient(server_url(args), register, give_up_after=CONNECT_GIVE_UP)
 
 
-async def _any_worker(client: SignalingClient) -> str:
+async def _worker(client: SignalingClient, wanted: str | None) -> str:
+    """The peer id of ``--worker`` (an id or a name), or of the first worker."""
     peers = await client.discover({"role": "worker"})
+    if wanted is not None:
+        return worker_named(peers, wanted)
     if not peers:
         raise NoWorkersAvailableError("no worker in this room")
     return str(peers[0]["peer_id"])
@@ -289,7 +326,9 @@ def run_check(args: argparse.Namespace) -> int:
 
     async def main() -> PathReport:
         async with _signaling(args, register) as client:
-            worker = args.worker or await _any_worker(client)
+            worker = await _worker(client, args.worker)
+            if args.worker is None:  # on stderr: --json keeps stdout clean
+                sys.stderr.write(f"asking worker {worker}\n")
             channel = await open_channel(client, worker, auth=_auth(args))
             async with channel:
                 report, _ = await _checked_paths(
@@ -431,12 +470,13 @@ def _run_job(
 
     async def main() -> dict[str, Any]:
         async with _signaling(args, register) as client:
+            worker = None if args.worker is None else await _worker(client, args.worker)
             return await _with_interrupts(
                 lambda on_job: run_remote_job(
                     client,
                     make_spec({}),
                     auth=_auth(args),
-                    worker_id=args.worker,
+                    worker_id=worker,
                     min_gpu_memory_mb=min_memory,
                     model_type=model_type,
                     callbacks=callbacks,

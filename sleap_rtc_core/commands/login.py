@@ -31,7 +31,11 @@ __all__ = ["register", "run"]
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``login`` to the CLI."""
     parser = sub.add_parser(
-        "login", help="log in to a signaling server through the browser"
+        "login",
+        help="log in to a signaling server through the browser",
+        description="Open the server's login page in a browser (or print its "
+        "address) and wait for the login; the token is saved for later commands "
+        "(mode 0600 in your config folder).",
     )
     parser.add_argument(
         "--server",

@@ -58,7 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker.set_defaults(handler=run_worker)
 
     workers = sub.add_parser(
-        "workers", help="list the workers of a room with their GPU and status"
+        "workers",
+        help="list the workers of a room with their GPU and status",
+        description="List the workers registered in the room: peer id, name, "
+        "GPU, memory, status and folders; gives up with a clear message when "
+        "the server cannot be reached.",
     )
     add_connection_args(workers)
     workers.add_argument("--json", action="store_true", help="print JSON")

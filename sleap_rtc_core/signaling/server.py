@@ -30,6 +30,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from .. import __version__
 from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
@@ -57,7 +58,7 @@ logger = logging.getLogger(__name__)
 _ws_logger = logging.getLogger("sleap_rtc_core.signaling.ws")
 _ws_logger.setLevel(logging.WARNING)
 
-VERSION = "2.0.0"
+VERSION = __version__
 WRITE_BUFFER_LIMIT = 8 << 20
 """A peer that lets this much output pile up is presumed dead and dropped."""
 

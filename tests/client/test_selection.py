@@ -20,6 +20,7 @@ from sleap_rtc_core.client.selection import (
     rejection_error,
     supports_job,
     worker_filters,
+    worker_named,
 )
 from sleap_rtc_core.protocol.filters import matches, validate_filters
 from sleap_rtc_core.protocol.negotiation import JobResponse, JobType
@@ -324,3 +325,23 @@ def test_client_errors_are_the_shared_ones() -> None:
     assert selection.JobFailedError is errors.JobFailedError
     failed = errors.JobFailedError("boom", code="TRAINING_FAILED")
     assert failed.code == "TRAINING_FAILED"
+
+
+def _peer(peer_id: str, name: str | None = None) -> dict[str, Any]:
+    props = {"worker_name": name} if name else {}
+    return {"peer_id": peer_id, "role": "worker", "metadata": {"properties": props}}
+
+
+def test_a_worker_is_named_by_peer_id_or_by_its_name() -> None:
+    peers = [_peer("w-1a2b", "gpu-box-3"), _peer("w-9z", "gpu-box-4"), _peer("x")]
+    assert worker_named(peers, "w-9z") == "w-9z"
+    assert worker_named(peers, "gpu-box-3") == "w-1a2b"
+    with pytest.raises(errors.NoWorkersAvailableError) as missing:
+        worker_named(peers, "gpu-box-5")
+    assert "w-1a2b (gpu-box-3)" in missing.value.message
+    assert "x" in missing.value.message
+    twins = [_peer("a", "box"), _peer("b", "box")]
+    with pytest.raises(errors.NoWorkersAvailableError, match="give the peer id"):
+        worker_named(twins, "box")
+    with pytest.raises(errors.NoWorkersAvailableError, match="no worker is here"):
+        worker_named([], "box")

@@ -54,7 +54,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "--room-secret",
             secret,
         ]
-        procs.append(start_worker(*flags, "--mount", str(shared), "--peer-id", "gpu1"))
+        procs.append(
+            start_worker(
+                *flags, "--mount", str(shared), "--peer-id", "gpu1", "--name", "lab-gpu"
+            )
+        )
         yield Lab(shared, flags)
     finally:
         for proc in reversed(procs):
@@ -86,6 +90,26 @@ def test_check_lists_what_the_worker_sees(lab: Lab) -> None:
     (entry,) = json.loads(result.stdout)["videos"]
     assert entry["status"] == "missing"
     assert str(moved) in entry["suggestions"]
+
+
+def test_workers_are_named_by_id_or_name_and_check_says_which(lab: Lab) -> None:
+    labels, _video = write_tiny_video_labels(lab.shared / "named" / "labels.slp")
+    result = run_cli("check", str(labels), *lab.flags, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "asking worker gpu1" in result.stderr  # stdout stays JSON
+    json.loads(result.stdout)
+    by_name = run_cli("check", str(labels), *lab.flags, "--worker", "lab-gpu")
+    assert by_name.returncode == 0, by_name.stdout + by_name.stderr
+    unknown = run_cli("check", str(labels), *lab.flags, "--worker", "gpu-box-9")
+    assert unknown.returncode == 2
+    assert "no worker 'gpu-box-9' in this room" in unknown.stderr
+    assert "gpu1 (lab-gpu)" in unknown.stderr
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("sleap-rtc ")
 
 
 def test_check_map_moves_the_videos_as_train_map_does(lab: Lab) -> None:
