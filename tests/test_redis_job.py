@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,17 +29,11 @@ from sleap_rtc_core.signaling.store import Store
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.redis import RedisServer
-from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import FAST_BACKOFF, stated_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
-
-
-def status(svc: Service, room: RoomCreds, peer_id: str) -> Any:
-    """The ``status`` property of a peer as ``svc``'s registry holds it."""
-    record = svc.server.router.registry.get(room.room_id, peer_id)
-    return None if record is None else record.metadata["properties"]["status"]
 
 
 @pytest.fixture
@@ -104,7 +97,7 @@ async def test_a_training_job_crosses_two_servers_on_one_redis(
     # The worker is A's own peer and B learns of it through Redis.
     assert a.server.router.registry.get(room.room_id, "w") is not None
     await async_wait_until(
-        lambda: status(b, room, "w") == "available", timeout=scaled(10)
+        lambda: peer_status(b, room, "w") == "available", timeout=scaled(10)
     )
     labels = Path(worker_on_a.policy.mounts[0].path) / "proj" / "labels.slp"
     labels.parent.mkdir()
@@ -127,5 +120,5 @@ async def test_a_training_job_crosses_two_servers_on_one_redis(
     checkpoints = await asyncio.to_thread(lambda: list(output.glob("*.ckpt")))
     assert checkpoints, f"no checkpoint in {output}"
     await async_wait_until(
-        lambda: status(b, room, "w") == "available", timeout=scaled(30)
+        lambda: peer_status(b, room, "w") == "available", timeout=scaled(30)
     )

@@ -420,6 +420,22 @@ class JobLedger:
             logger.debug("= %s", status.value)
             self._last_status = status
 
+    def _release(
+        self, slot: Slot, reason: str, *, reply: AppMessage | None = None
+    ) -> SlotOutcome:
+        """Free ``slot`` without a job having run in it (the outcome is for its
+        owner, the only peer whose word can release it)."""
+        del self._slots[slot.job_id]
+        self._note()
+        return SlotOutcome(
+            Action.RELEASED,
+            slot.job_id,
+            slot.owner,
+            slot=slot,
+            reply=reply,
+            reason=reason,
+        )
+
     # ---------------------------------------------------------------- inputs
 
     def _reject(
@@ -580,16 +596,7 @@ class JobLedger:
             )
         now = self._clock()
         if slot.expires_at is not None and now >= slot.expires_at:
-            del self._slots[job_id]
-            self._note()
-            return SlotOutcome(
-                Action.RELEASED,
-                job_id,
-                peer_id,
-                slot=slot,
-                reply=_not_reserved(job_id),
-                reason="expired",
-            )
+            return self._release(slot, "expired", reply=_not_reserved(job_id))
         if self.submit_timeout is None:
             slot = replace(slot, state=SlotState.BUSY, expires_at=None, assigned_at=now)
         else:
@@ -625,16 +632,7 @@ class JobLedger:
                 Action.IGNORED, job_id, peer_id, reason=IgnoreReason.NOT_OWNER.value
             )
         if slot.state is not SlotState.BUSY:
-            del self._slots[job_id]
-            self._note()
-            return SlotOutcome(
-                Action.RELEASED,
-                job_id,
-                peer_id,
-                slot=slot,
-                reply=JobCancelled(job_id=job_id),
-                reason="cancelled",
-            )
+            return self._release(slot, "cancelled", reply=JobCancelled(job_id=job_id))
         if slot.cancel_requested:
             return SlotOutcome(
                 Action.IGNORED,
@@ -664,27 +662,16 @@ class JobLedger:
             for s in self._slots.values()
             if s.expires_at is not None and when >= s.expires_at
         ]
+        out = []
         for slot in lapsed:
-            del self._slots[slot.job_id]
-            logger.debug("= reservation %s of %s expired", slot.job_id, slot.owner)
-        self._note()
-        return [
-            SlotOutcome(Action.RELEASED, s.job_id, s.owner, slot=s, reason="expired")
-            if s.state is SlotState.RESERVED
-            else SlotOutcome(
-                Action.RELEASED,
-                s.job_id,
-                s.owner,
-                slot=s,
-                reply=_job_failed(
-                    s.job_id,
-                    NO_SUBMIT_CODE,
-                    f"no JOB_SUBMIT within {self.submit_timeout:.0f} s",
-                ),
-                reason="no_submit",
-            )
-            for s in lapsed
-        ]
+            logger.debug("= %s %s of %s lapsed", slot.state, slot.job_id, slot.owner)
+            if slot.state is SlotState.RESERVED:
+                out.append(self._release(slot, "expired"))
+            else:
+                message = f"no JOB_SUBMIT within {self.submit_timeout:.0f} s"
+                reply = _job_failed(slot.job_id, NO_SUBMIT_CODE, message)
+                out.append(self._release(slot, "no_submit", reply=reply))
+        return out
 
     def peer_gone(self, peer_id: str) -> list[SlotOutcome]:
         """A peer left the room (``peer_left``, or a send to it failed).
@@ -699,16 +686,7 @@ class JobLedger:
             if slot.owner != peer_id:
                 continue
             if slot.state is not SlotState.BUSY:
-                del self._slots[slot.job_id]
-                out.append(
-                    SlotOutcome(
-                        Action.RELEASED,
-                        slot.job_id,
-                        peer_id,
-                        slot=slot,
-                        reason="owner_gone",
-                    )
-                )
+                out.append(self._release(slot, "owner_gone"))
             else:
                 out.append(
                     SlotOutcome(Action.ORPHANED, slot.job_id, peer_id, slot=slot)
@@ -819,21 +797,13 @@ class JobLedger:
         Raises:
             InvalidState: no slot holds ``job_id``.
         """
-        slot = self._slots.pop(job_id, None)
+        slot = self._slots.get(job_id)
         if slot is None:
             raise InvalidState(f"no slot holds job {job_id!r}")
-        self._note()
         reply = (
             _job_failed(job_id, JOB_REJECTED_CODE, message) if slot.negotiated else None
         )
-        return SlotOutcome(
-            Action.RELEASED,
-            job_id,
-            slot.owner,
-            slot=slot,
-            reply=reply,
-            reason="rejected",
-        )
+        return self._release(slot, "rejected", reply=reply)
 
     def set_maintenance(self, on: bool) -> list[SlotOutcome]:
         """Take the worker out of service (``on``) or put it back.
@@ -853,22 +823,12 @@ class JobLedger:
             for slot in list(self._slots.values()):
                 if slot.state is SlotState.BUSY:
                     continue
-                del self._slots[slot.job_id]
                 reply = (
                     _job_failed(slot.job_id, "MAINTENANCE", "the worker was paused")
                     if slot.state is SlotState.ASSIGNED
                     else None
                 )
-                out.append(
-                    SlotOutcome(
-                        Action.RELEASED,
-                        slot.job_id,
-                        slot.owner,
-                        slot=slot,
-                        reply=reply,
-                        reason="maintenance",
-                    )
-                )
+                out.append(self._release(slot, "maintenance", reply=reply))
         self._note()
         return out
 

@@ -13,14 +13,9 @@ from sleap_rtc_core.cli import build_parser
 from sleap_rtc_core.commands.worker import worker_service_from_args
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_gui.tray import WorkerTray
-from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until
 from tests.gui.conftest import make_worker
-
-
-def server_status(service: Service, room: RoomCreds, peer_id: str) -> object:
-    record = service.server.router.registry.get(room.room_id, peer_id)
-    return None if record is None else record.metadata["properties"]["status"]
 
 
 async def test_menu_reflects_status_and_pause_sets_maintenance(
@@ -38,7 +33,7 @@ async def test_menu_reflects_status_and_pause_sets_maintenance(
 
     tray.pause_action.trigger()
     await async_wait_until(
-        lambda: server_status(service, room, "w-tray") == "maintenance"
+        lambda: peer_status(service, room, "w-tray") == "maintenance"
     )
     await async_wait_until(lambda: tray.status_action.text() == "Status: maintenance")
     assert tray.resume_action.isEnabled()
@@ -51,9 +46,7 @@ async def test_menu_reflects_status_and_pause_sets_maintenance(
     tray.pause_action.trigger()
     await async_wait_until(lambda: tray.resume_action.isEnabled())
     tray.resume_action.trigger()
-    await async_wait_until(
-        lambda: server_status(service, room, "w-tray") == "available"
-    )
+    await async_wait_until(lambda: peer_status(service, room, "w-tray") == "available")
     tray.timer.stop()
 
 
@@ -68,7 +61,7 @@ async def test_quit_stops_the_worker_cleanly(
     tray.quit_action.trigger()
     await async_wait_until(lambda: quits == [True])
     assert tray.stopped.is_set()
-    await async_wait_until(lambda: server_status(service, room, "w-quit") is None)
+    await async_wait_until(lambda: peer_status(service, room, "w-quit") is None)
     assert not worker.client.connected
     await tray.bridge.aclose()
 

@@ -25,14 +25,9 @@ from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
 from sleap_rtc_core.worker.service import WorkerService
-from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import make_signaling, stated_worker
-
-
-def status(svc: Service, room: RoomCreds) -> Any:
-    record = svc.server.router.registry.get(room.room_id, "w")
-    return None if record is None else record.metadata["properties"]["status"]
 
 
 @pytest.fixture
@@ -84,7 +79,7 @@ async def test_a_rejected_spec_lists_every_error_and_frees_nothing(
             await RemoteJob(channel, spec).submit(timeout=scaled(20))
     fields = {e["field"] for e in rejected.value.errors}
     assert len(fields) >= 2
-    assert status(service, room) == "available"
+    assert peer_status(service, room) == "available"
 
 
 @pytest.mark.parametrize("negotiate", [True, False])
@@ -115,12 +110,14 @@ async def test_cancel_ends_the_job_and_the_worker_is_available_again(
     )
     await async_wait_until(lambda: bool(jobs), timeout=scaled(20))
     # Negotiated or straight over the channel, the job holds a slot.
-    await async_wait_until(lambda: status(service, room) == "busy", timeout=scaled(10))
+    await async_wait_until(
+        lambda: peer_status(service, room) == "busy", timeout=scaled(10)
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await async_wait_until(
-        lambda: status(service, room) == "available", timeout=scaled(30)
+        lambda: peer_status(service, room) == "available", timeout=scaled(30)
     )
     assert worker.jobs.running == 0
 
@@ -156,7 +153,7 @@ async def test_a_tiny_model_trains_remotely(
     model_dir = Path(result["output_path"])
     assert model_dir.is_relative_to(mount_of(worker))
     assert await asyncio.to_thread(lambda: list(model_dir.glob("*.ckpt")))
-    await async_wait_until(lambda: status(service, room) == "available")
+    await async_wait_until(lambda: peer_status(service, room) == "available")
 
 
 @pytest.mark.slow
@@ -200,4 +197,4 @@ async def test_a_new_client_reattaches_and_sees_completion(
     assert await asyncio.to_thread(
         lambda: list(Path(result["output_path"]).glob("*.ckpt"))
     )
-    await async_wait_until(lambda: status(service, room) == "available")
+    await async_wait_until(lambda: peer_status(service, room) == "available")

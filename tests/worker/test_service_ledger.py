@@ -36,16 +36,11 @@ from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
 from sleap_rtc_core.worker.ledger import NO_SUBMIT_CODE, SlotState
 from sleap_rtc_core.worker.service import WorkerService
-from tests.fixtures.signaling import RoomCreds
+from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import make_signaling, stated_worker
 
 SUBMIT_TIMEOUT = 2.0
-
-
-def status(svc: Service, room: RoomCreds) -> Any:
-    record = svc.server.router.registry.get(room.room_id, "w")
-    return None if record is None else record.metadata["properties"]["status"]
 
 
 @pytest.fixture
@@ -132,7 +127,7 @@ async def test_a_negotiated_job_keeps_its_id_from_request_to_the_end(
             cancelled = await next_app(inbox, JobCancelled)
             assert cancelled.job_id == job_id
     await async_wait_until(
-        lambda: status(service, room) == "available", timeout=scaled(30)
+        lambda: peer_status(service, room) == "available", timeout=scaled(30)
     )
 
 
@@ -151,7 +146,7 @@ async def test_one_ledger_decides_for_negotiated_and_direct_jobs(
         async with owner.subscribe("peer_message") as inbox:
             await negotiate(owner, inbox, "job-owned")
             await async_wait_until(
-                lambda: status(service, room) == "busy", timeout=scaled(10)
+                lambda: peer_status(service, room) == "busy", timeout=scaled(10)
             )
             # The slot is promised: a direct job, or one naming the owner's
             # id, finds the worker busy, and the promise stands.
@@ -175,7 +170,7 @@ async def test_one_ledger_decides_for_negotiated_and_direct_jobs(
                     lambda: worker.jobs.running == 0, timeout=scaled(30)
                 )
     await async_wait_until(
-        lambda: status(service, room) == "available", timeout=scaled(10)
+        lambda: peer_status(service, room) == "available", timeout=scaled(10)
     )
     assert worker.worker.ledger.slots == ()
 
@@ -190,7 +185,7 @@ async def test_an_assignment_whose_submit_never_comes_fails_over_signaling(
     assert failed.job_id == "job-silent"
     assert failed.error["code"] == NO_SUBMIT_CODE
     await async_wait_until(
-        lambda: status(service, room) == "available", timeout=scaled(10)
+        lambda: peer_status(service, room) == "available", timeout=scaled(10)
     )
 
 
@@ -223,5 +218,5 @@ async def test_a_negotiation_cannot_take_over_a_finished_jobs_id(
             assert failed.error["code"] == "JOB_REJECTED"
     assert worker.jobs.jobs[job_id].owner == "c"
     await async_wait_until(
-        lambda: status(service, room) == "available", timeout=scaled(10)
+        lambda: peer_status(service, room) == "available", timeout=scaled(10)
     )
