@@ -125,13 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--worker", help="worker peer id or name (default: the first worker)"
     )
-    check.add_argument(
-        "--map",
-        action="append",
-        default=[],
-        metavar="OLD=NEW",
-        help="rewrite a path prefix as the worker sees it (repeatable)",
-    )
+    _map_arg(check)
     check.add_argument("--json", action="store_true", help="print JSON")
     add_connection_args(check)
     check.set_defaults(handler=run_check)
@@ -140,10 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 REFUSE_LEGACY_ENV = "SLEAP_RTC_REFUSE_LEGACY_WORKERS"
 
 
-def _job_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--worker", help="use this worker, by peer id or name (skip negotiation)"
-    )
+def _map_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--map",
         action="append",
@@ -151,6 +142,13 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
         metavar="OLD=NEW",
         help="rewrite a path prefix as the worker sees it (repeatable)",
     )
+
+
+def _job_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--worker", help="use this worker, by peer id or name (skip negotiation)"
+    )
+    _map_arg(parser)
     parser.add_argument(
         "--accept-suggestions",
         action="store_true",
