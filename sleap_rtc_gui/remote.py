@@ -75,7 +75,7 @@ from sleap_rtc_core.protocol.jobspec import TrackJobSpec, spec_from_dict
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.transport import Channel, ChannelAuth, ChannelAuthFailed
 from sleap_rtc_core.transport import open_channel as open_data_channel
-from sleap_rtc_gui.presubmit import PathReport, VideoCheck, VideoStatus
+from sleap_rtc_gui.presubmit import PathReport
 from sleap_rtc_gui.session import DirEntry, SessionUpdate, UpdateKind
 
 __all__ = [
@@ -172,10 +172,7 @@ class ChannelSession:
         return PathReport(
             labels_path=report.labels_path,
             labels_found=report.labels_found,
-            videos=tuple(
-                VideoCheck(v.path, VideoStatus(v.status.value), v.suggestions)
-                for v in report.videos
-            ),
+            videos=report.videos,
             labels_suggestions=suggestions,
         )
 

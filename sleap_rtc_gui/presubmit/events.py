@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+# One type for a video's verdict, the core client's (pure, no I/O here).
+from sleap_rtc_core.client.path_check import VideoCheck, VideoStatus
 
 __all__ = [
     "EFFECT_TYPES",
@@ -95,39 +97,10 @@ def _frozen_mapping(data: Mapping[str, Any], name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-class VideoStatus(StrEnum):
-    """What the worker found for one video referenced by the labels file."""
-
-    FOUND = "found"
-    """The video exists on the worker at the path the labels file names."""
-    MISSING = "missing"
-    """The worker cannot see the video; the user has to point at it."""
-    EMBEDDED = "embedded"
-    """The frames are embedded in the labels file (``.pkg.slp``); nothing to find."""
-
-
-@dataclass(frozen=True, slots=True)
-class VideoCheck:
-    """The worker's verdict on one video.
-
-    Attributes:
-        path: The video path as the labels file stores it (the client's path).
-        status: Found, missing or embedded.
-        suggestions: Worker paths that may be this video, best first.
-    """
-
-    path: str
-    status: VideoStatus
-    suggestions: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "status", VideoStatus(self.status))
-        object.__setattr__(self, "suggestions", tuple(self.suggestions))
-
-
 @dataclass(frozen=True, slots=True)
 class PathReport:
-    """What the worker can see of the labels file and its videos.
+    """What the worker can see of the labels file and its videos, as the
+    machine needs it (the core's report plus suggestions for the labels file).
 
     Attributes:
         labels_path: The labels path that was checked on the worker (the client's
