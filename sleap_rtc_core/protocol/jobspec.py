@@ -63,6 +63,8 @@ __all__ = [
     "parse_frame_ranges",
     "spec_from_dict",
     "validate_spec",
+    "check_spec",
+    "CheckedSpec",
 ]
 
 MAX_CONFIG_BYTES = 256 * 1024
@@ -518,10 +520,11 @@ def parse_frame_ranges(frames: str) -> list[tuple[int, int]]:
 class _Collector:
     """Accumulates field errors; runs the path seam on well-formed paths."""
 
-    __slots__ = ("check_path", "errors")
+    __slots__ = ("check_path", "configs", "errors")
 
     def __init__(self, check_path: PathCheck | None) -> None:
         self.errors: list[FieldError] = []
+        self.configs: list[dict[Any, Any] | None] = []
         self.check_path = check_path
 
     def add(
@@ -702,6 +705,7 @@ def _validate_train(c: _Collector, spec: TrainJobSpec, max_config_bytes: int) ->
         for i, text in enumerate(contents):
             name = f"config[{i}]" if several else "config"
             cfg = _parse_config(c, name, text, max_config_bytes)
+            c.configs.append(cfg)
             if cfg is not None:
                 _config_labels(c, name, cfg, spec)
                 _config_allow_list(c, name, cfg)
@@ -770,13 +774,41 @@ def _validate_track(c: _Collector, spec: TrackJobSpec) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedSpec:
+    """What :func:`check_spec` found.
+
+    Attributes:
+        errors: Every field error (empty: the spec is acceptable).
+        configs: Each ``config_contents`` text parsed, in order (``None`` for a
+            text that was refused), so that nobody parses it again.
+    """
+
+    errors: list[FieldError]
+    configs: tuple[dict[Any, Any] | None, ...]
+
+
 def validate_spec(
     spec: JobSpec,
     *,
     check_path: PathCheck | None = None,
     max_config_bytes: int = MAX_CONFIG_BYTES,
 ) -> list[FieldError]:
-    """Every reason a worker must refuse ``spec``, all at once.
+    """Every reason a worker must refuse ``spec``, all at once
+    (:func:`check_spec`'s errors)."""
+    return check_spec(
+        spec, check_path=check_path, max_config_bytes=max_config_bytes
+    ).errors
+
+
+def check_spec(
+    spec: JobSpec,
+    *,
+    check_path: PathCheck | None = None,
+    max_config_bytes: int = MAX_CONFIG_BYTES,
+) -> CheckedSpec:
+    """Every reason a worker must refuse ``spec``, all at once, and its
+    configs as parsed while checking them.
 
     Pure: the only access to the outside is ``check_path``, called once for every
     well-formed path the job would read (for ``output_path``, its parent folder).
@@ -789,7 +821,7 @@ def validate_spec(
         max_config_bytes: Bound on each config's YAML text.
 
     Returns:
-        The field errors, empty when the spec is acceptable.
+        The field errors and the parsed configs.
     """
     c = _Collector(check_path)
     if isinstance(spec, TrainJobSpec):
@@ -802,6 +834,6 @@ def validate_spec(
             f"not a job spec: {type(spec).__name__}",
             SpecErrorCode.INVALID_VALUE,
         )
-        return c.errors
+        return CheckedSpec(c.errors, ())
     c.mappings(spec.path_mappings)
-    return c.errors
+    return CheckedSpec(c.errors, tuple(c.configs))

@@ -4,20 +4,20 @@ What the worker does between ``JOB_SUBMIT`` and ``JOB_ACCEPTED`` /
 ``JOB_REJECTED`` (PROTOCOL.md A.4, B §4.5), in this order, so that nothing is
 written for a spec that is refused:
 
-1. **Mappings.** ``path_mappings`` replace ``labels_path``, ``val_labels_path``
-   and ``data_path`` exactly and every occurrence inside the YAML text
+1. **Mappings.** ``path_mappings`` move every path of the spec and the paths
+   inside the YAML texts by the one rule of :mod:`~..protocol.paths`
    (:func:`~..protocol.jobspec.apply_path_mappings`).
-2. **Validation.** :func:`~..protocol.jobspec.validate_spec` with every path
+2. **Validation.** :func:`~..protocol.jobspec.check_spec` (which parses each
+   YAML text once; the plan below uses that parse) with every path
    checked by the worker's :class:`PathPolicy` (inside a mount, exists), plus
    what only the worker can check: where the models will be written
    (``trainer_config.ckpt_dir``, default ``models/`` beside the labels) and that
    a training job names its labels somewhere. Configs named by path are read and
    validated like YAML text. All errors come back at once.
 3. **Videos.** Each labels file the job reads is opened with sleap-io (without
-   opening its videos); video paths matching a mapping (exactly, or by a folder
-   prefix) are replaced, each new path must pass the policy too, and a remapped
-   copy of the labels is written into the job's private folder. The original is
-   never touched.
+   opening its videos); video paths a mapping moves are replaced, each new
+   path must pass the policy too, and a remapped copy of the labels is written
+   into the job's private folder. The original is never touched.
 4. **Configs.** Each config's YAML is written to a private temp file (mode 0600,
    in a private folder of mode 0700) that sleap-nn reads.
 5. **Run folders.** Each model gets its own run folder, named as SLEAP names
@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import yaml
 
 from ..errors import LocalProtocolError, PathNotAllowed, SleapRTCError
 from ..protocol.config_policy import new_folders
@@ -57,11 +56,12 @@ from ..protocol.jobspec import (
     TrackJobSpec,
     TrainJobSpec,
     apply_path_mappings,
-    validate_spec,
+    check_spec,
 )
 from ..protocol.paths import predictions_path_for
 from .job_paths import LabelsRemapper, PathPolicy, policy_check
 from .sleapnn_cmd import (
+    ModelPlan,
     reserve_run_dir,
     run_name_problem,
     run_names,
@@ -71,34 +71,6 @@ from .sleapnn_cmd import (
 __all__ = ["ModelPlan", "PathPolicy", "PreparedJob", "prepare_job"]
 
 logger = logging.getLogger(__name__)
-
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPlan:
-    """One model of a training pipeline, ready to hand to ``train_argv``.
-
-    Attributes:
-        index: Position in the pipeline (0-based).
-        model_type: The spec's model type for it, if given.
-        config_file: The private temp file holding its YAML.
-        run_name: Its run folder's name.
-        ckpt_dir: The folder that gets the run folder (inside a mount).
-        train_labels: Override of ``data_config.train_labels_path`` (``None``:
-            keep the YAML's).
-        val_labels: Override of ``data_config.val_labels_path``.
-        run_dir: The run folder reserved for it (``ckpt_dir / run_name``).
-    """
-
-    index: int
-    model_type: str | None
-    config_file: Path
-    run_name: str
-    ckpt_dir: Path
-    train_labels: tuple[str, ...] | None = None
-    val_labels: tuple[str, ...] | None = None
-    run_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -138,12 +110,15 @@ class PreparedJob:
 # ---------------------------------------------------------------------- configs
 
 
-def _load_yaml(text: str) -> dict[Any, Any]:
-    try:
-        data = yaml.load(text, Loader=_SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+@dataclass(frozen=True, slots=True)
+class _ConfigPlan:
+    """One config of a train job as validation parsed it, with what the worker
+    derived from it (empty for a config that was refused)."""
+
+    config: Mapping[Any, Any] = field(default_factory=dict)
+    train_labels: tuple[str, ...] = ()
+    val_labels: tuple[str, ...] = ()
+    ckpt_dir: Path | None = None
 
 
 def _section(cfg: Mapping[Any, Any], name: str) -> Mapping[Any, Any]:
@@ -333,27 +308,22 @@ def _check_new_folders(
 
 def _plan_train(
     spec: TrainJobSpec,
+    configs: Sequence[Mapping[Any, Any] | None],
     policy: PathPolicy,
     models_dir: Path | None,
     errors: list[FieldError],
-) -> list[tuple[dict[Any, Any], tuple[str, ...], tuple[str, ...], Path | None]]:
-    """Per config: (parsed YAML, train labels, val labels, ckpt dir); adds errors."""
+) -> list[_ConfigPlan]:
+    """Per config (parsed once, by validation): its labels and its ``ckpt_dir``;
+    adds what only the worker can check to ``errors``."""
     check_dir = policy_check(policy, must_exist=False)
     several = len(spec.config_contents) > 1
-    unreadable = {
-        e.field
-        for e in errors
-        if e.code in (SpecErrorCode.CONFIG_PARSE_ERROR, SpecErrorCode.CONFIG_TOO_LARGE)
-    }
-    plans: list[
-        tuple[dict[Any, Any], tuple[str, ...], tuple[str, ...], Path | None]
-    ] = []
-    for i, text in enumerate(spec.config_contents):
+    plans: list[_ConfigPlan] = []
+    for i in range(len(spec.config_contents)):
         prefix = f"config[{i}]" if several else "config"
-        if prefix in unreadable:  # never parse what validation refused
-            plans.append(({}, (), (), None))
+        cfg = configs[i] if i < len(configs) else None
+        if cfg is None:  # never look into what validation refused
+            plans.append(_ConfigPlan())
             continue
-        cfg = _load_yaml(text)
         data = _section(cfg, "data_config")
         train = (
             (spec.labels_path,)
@@ -390,7 +360,7 @@ def _plan_train(
             error = check_dir(f"{prefix}.trainer_config.ckpt_dir", ckpt.as_posix())
             if error is not None:
                 errors.append(error)
-        plans.append((cfg, train, val, ckpt))
+        plans.append(_ConfigPlan(cfg, train, val, ckpt))
     return plans
 
 
@@ -416,14 +386,16 @@ def prepare_job(
     """
     spec = apply_path_mappings(spec)
     check = policy_check(policy)
-    errors = validate_spec(spec, check_path=check)
+    checked = check_spec(spec, check_path=check)
+    errors = checked.errors
     if isinstance(spec, TrainJobSpec) and spec.config_paths and not errors:
-        # Configs named by path: read them and validate them as YAML text.
+        # Configs named by path: read them and check them as YAML text.
         spec = _read_config_files(spec, policy, errors)
         if not errors:
-            errors = validate_spec(spec, check_path=check)
+            checked = check_spec(spec, check_path=check)
+            errors = checked.errors
     plans = (
-        _plan_train(spec, policy, models_dir, errors)
+        _plan_train(spec, checked.configs, policy, models_dir, errors)
         if isinstance(spec, TrainJobSpec)
         else []
     )
@@ -438,8 +410,8 @@ def prepare_job(
             error = policy_check(policy, must_exist=False)("output_path", str(output))
             if error is not None:
                 errors.append(error)
-    elif spec.run_inference and plans and plans[0][1]:
-        output = Path(predictions_path_for(plans[0][1][0]))
+    elif spec.run_inference and plans and plans[0].train_labels:
+        output = Path(predictions_path_for(plans[0].train_labels[0]))
         error = policy_check(policy, must_exist=False)("run_inference", str(output))
         if error is not None:
             errors.append(error)
@@ -449,10 +421,10 @@ def prepare_job(
     remap = LabelsRemapper(spec.path_mappings, policy)
     if isinstance(spec, TrackJobSpec):
         remap.plan("data_path", spec.data_path)
-    for _cfg, train, val, _ckpt in plans:
-        for path in train:
+    for plan in plans:
+        for path in plan.train_labels:
             remap.plan("labels_path", path)
-        for path in val:
+        for path in plan.val_labels:
             remap.plan("val_labels_path", path)
     if remap.errors:
         return remap.errors
@@ -484,12 +456,9 @@ class _RunDirError(SleapRTCError):
         self.error = error
 
 
-_Plan = tuple[dict[Any, Any], tuple[str, ...], tuple[str, ...], Path | None]
-
-
 def _plan_models(
     spec: TrainJobSpec,
-    plans: Sequence[_Plan],
+    plans: Sequence[_ConfigPlan],
     private_dir: Path,
     remap: LabelsRemapper,
 ) -> list[ModelPlan]:
@@ -505,15 +474,17 @@ def _plan_models(
     several = len(plans) > 1
     names = run_names(
         spec,
-        model_types=[_model_type(cfg) for cfg, *_ in plans],
-        labeled_frames=[_labeled_frames((*train, *val)) for _, train, val, _ in plans],
-        config_run_names=[_config_run_name(cfg) for cfg, *_ in plans],
+        model_types=[_model_type(p.config) for p in plans],
+        labeled_frames=[
+            _labeled_frames((*p.train_labels, *p.val_labels)) for p in plans
+        ],
+        config_run_names=[_config_run_name(p.config) for p in plans],
     )
     models: list[ModelPlan] = []
     try:
-        for i, (cfg, train, val, ckpt) in enumerate(plans):
+        for i, plan in enumerate(plans):
             # None only without labels, which was refused above
-            folder = ckpt if ckpt is not None else private_dir
+            folder = plan.ckpt_dir if plan.ckpt_dir is not None else private_dir
             prefix = f"config[{i}]" if several else "config"
             try:
                 run_dir = reserve_run_dir(folder, names[i])
@@ -530,12 +501,12 @@ def _plan_models(
             models.append(
                 ModelPlan(
                     index=i,
-                    model_type=kind or _model_type(cfg),
+                    model_type=kind or _model_type(plan.config),
                     config_file=_write_private(private_dir, i, spec.config_contents[i]),
                     run_name=run_dir.name,
                     ckpt_dir=folder,
-                    train_labels=tuple(remap(p) for p in train) or None,
-                    val_labels=tuple(remap(p) for p in val) or None,
+                    train_labels=tuple(remap(p) for p in plan.train_labels) or None,
+                    val_labels=tuple(remap(p) for p in plan.val_labels) or None,
                     run_dir=run_dir,
                 )
             )

@@ -63,7 +63,7 @@ from .hardware import JobHardware
 from .job_control import ProcessControl, line_text
 from .job_inference import run_inference
 from .job_outbox import JobOutbox, Sink
-from .job_prepare import ModelPlan, PreparedJob
+from .job_prepare import PreparedJob
 from .job_results import (
     STDERR_TAIL_LINES,
     JobInfo,
@@ -73,7 +73,13 @@ from .job_results import (
     final_losses,
 )
 from .process import OutputLine
-from .sleapnn_cmd import expected_run_dir, track_argv, train_argv
+from .sleapnn_cmd import (
+    ModelPlan,
+    expected_run_dir,
+    track_argv,
+    track_argv_for_spec,
+    train_argv_for_spec,
+)
 
 __all__ = ["JobInfo", "JobRun", "StateCallback"]
 
@@ -381,16 +387,9 @@ class JobRun:
         )
         self._losses = {}
         async with TrainerLink() as link:
-            argv = train_argv(
-                plan.config_file,
-                train_labels=list(plan.train_labels) if plan.train_labels else None,
-                val_labels=list(plan.val_labels) if plan.val_labels else None,
-                max_epochs=spec.max_epochs,
-                batch_size=spec.batch_size,
-                learning_rate=spec.learning_rate,
-                run_name=plan.run_name,
-                ckpt_dir=plan.ckpt_dir,
-                resume_ckpt_path=spec.resume_ckpt_path,
+            argv = train_argv_for_spec(
+                spec,
+                plan,
                 publish_port=link.publish_port,
                 controller_port=link.controller_port,
                 extra_overrides=self.hardware.train_overrides(),
@@ -466,16 +465,10 @@ class JobRun:
     async def _run_track(self, spec: TrackJobSpec) -> tuple[bool, dict[str, Any]]:
         output = self.prepared.predictions_path
         data = self.prepared.data_path or spec.data_path
-        argv = track_argv(
-            data,
-            spec.model_paths,
+        argv = track_argv_for_spec(
+            spec,
+            data_path=data,
             output_path=output,
-            batch_size=spec.batch_size,
-            peak_threshold=spec.peak_threshold,
-            frame_filter=None if spec.frame_filter is None else spec.frame_filter.value,
-            exclude_user_labeled=spec.exclude_user_labeled,
-            video_index=spec.video_index,
-            frames=spec.frames,
             json_progress=True,
             device=self.hardware.track_device(),
             python=self._python,

@@ -44,6 +44,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path, PurePath
@@ -59,6 +60,7 @@ from ..protocol.jobspec import (
 
 __all__ = [
     "SLEAP_NN_MODULE",
+    "ModelPlan",
     "TrackFrameFilter",
     "expected_run_dir",
     "hydra_quote",
@@ -683,35 +685,58 @@ def reserve_run_dir(ckpt_dir: str | PurePath, run_name: str) -> Path:
         return folder
 
 
+@dataclass(frozen=True, slots=True)
+class ModelPlan:
+    """One model of a training pipeline, as the worker prepared it (the job's
+    private config file, its run folder), ready for :func:`train_argv_for_spec`.
+
+    Attributes:
+        index: Position in the pipeline (0-based).
+        model_type: The spec's model type for it, if given.
+        config_file: The private temp file holding its YAML.
+        run_name: Its run folder's name.
+        ckpt_dir: The folder that gets the run folder (inside a mount).
+        train_labels: Override of ``data_config.train_labels_path`` (``None``:
+            keep the YAML's).
+        val_labels: Override of ``data_config.val_labels_path``.
+        run_dir: The run folder reserved for it (``ckpt_dir / run_name``).
+    """
+
+    index: int
+    model_type: str | None
+    config_file: Path
+    run_name: str
+    ckpt_dir: Path
+    train_labels: tuple[str, ...] | None = None
+    val_labels: tuple[str, ...] | None = None
+    run_dir: Path | None = None
+
+
 def train_argv_for_spec(
     spec: TrainJobSpec,
-    config_file: Path,
+    plan: ModelPlan,
     *,
-    run_name: str | None = None,
-    ckpt_dir: str | PurePath | None = None,
     publish_port: int | None = None,
     controller_port: int | None = None,
     extra_overrides: Mapping[str, object] | None = None,
     python: str | None = None,
 ) -> list[str]:
-    """Argv that trains one config of a train job spec.
+    """Argv that trains one model of a train job: what the worker runs.
 
-    The spec's overrides (``labels_path``, ``val_labels_path``, ``max_epochs``,
-    ``batch_size``, ``learning_rate``, ``resume_ckpt_path``) become Hydra
-    overrides; the worker supplies what the spec cannot know.
+    The plan's config file, labels (the remapped copies, when the worker made
+    them), run folder and ``ckpt_dir``, and the spec's ``max_epochs``,
+    ``batch_size``, ``learning_rate`` and ``resume_ckpt_path``, become Hydra
+    overrides.
 
     Args:
         spec: The spec after :func:`~sleap_rtc_core.protocol.jobspec.
             apply_path_mappings` and validation.
-        config_file: This model's config, e.g. the private temp file that
-            ``config_contents[i]`` was written to.
-        run_name: This model's run folder name (see :func:`run_names`);
-            default ``spec.run_name`` (``None``: sleap-nn makes one up).
-        ckpt_dir: Where the run folder goes.
+        plan: The model, as :func:`~.job_prepare.prepare_job` planned it.
         publish_port: The progress port (:class:`~sleap_rtc_core.progress.
             trainer_link.TrainerLink.publish_port`).
         controller_port: The control port (``TrainerLink.controller_port``).
-        extra_overrides: More Hydra overrides (see :func:`train_argv`).
+        extra_overrides: More Hydra overrides (the worker's hardware; see
+            :func:`train_argv`).
         python: The interpreter that runs sleap-nn; default this one.
 
     Returns:
@@ -722,14 +747,14 @@ def train_argv_for_spec(
         PathNotAllowed: A run name that is not a single folder name.
     """
     return train_argv(
-        config_file,
-        train_labels=spec.labels_path,
-        val_labels=spec.val_labels_path,
+        plan.config_file,
+        train_labels=list(plan.train_labels) if plan.train_labels else None,
+        val_labels=list(plan.val_labels) if plan.val_labels else None,
         max_epochs=spec.max_epochs,
         batch_size=spec.batch_size,
         learning_rate=spec.learning_rate,
-        run_name=run_name if run_name is not None else spec.run_name,
-        ckpt_dir=ckpt_dir,
+        run_name=plan.run_name,
+        ckpt_dir=plan.ckpt_dir,
         resume_ckpt_path=spec.resume_ckpt_path,
         publish_port=publish_port,
         controller_port=controller_port,
@@ -741,15 +766,21 @@ def train_argv_for_spec(
 def track_argv_for_spec(
     spec: TrackJobSpec,
     *,
+    data_path: str | PurePath | None = None,
+    output_path: str | PurePath | None = None,
     device: str | None = None,
     json_progress: bool = False,
     python: str | None = None,
 ) -> list[str]:
-    """Argv for a track job spec (after path mappings and validation).
+    """Argv for a track job spec (after path mappings and validation): what
+    the worker runs.
 
     Args:
         spec: The spec. ``frame_filter="random"`` is refused (sleap-nn has no
             such option; validation reports it first).
+        data_path: What to predict on, when not ``spec.data_path`` (the
+            worker's remapped copy of the labels).
+        output_path: Where predictions go, when not ``spec.output_path``.
         device: See :func:`track_argv`.
         json_progress: See :func:`track_argv`.
         python: The interpreter that runs sleap-nn; default this one.
@@ -765,9 +796,9 @@ def track_argv_for_spec(
     if frame_filter is FrameFilter.RANDOM:
         raise LocalProtocolError("frame_filter 'random' is not supported by sleap-nn")
     return track_argv(
-        spec.data_path,
+        spec.data_path if data_path is None else data_path,
         spec.model_paths,
-        output_path=spec.output_path,
+        output_path=spec.output_path if output_path is None else output_path,
         batch_size=spec.batch_size,
         peak_threshold=spec.peak_threshold,
         frame_filter=None if frame_filter is None else frame_filter.value,

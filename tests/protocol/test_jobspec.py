@@ -19,6 +19,7 @@ from sleap_rtc_core.protocol.jobspec import (
     TrackJobSpec,
     TrainJobSpec,
     apply_path_mappings,
+    check_spec,
     parse_frame_ranges,
     spec_from_dict,
     validate_spec,
@@ -631,3 +632,19 @@ def test_model_paths_map_by_folder_prefix_longest_first() -> None:
     mapped = apply_path_mappings(spec)
     assert isinstance(mapped, TrackJobSpec)
     assert mapped.model_paths == ("/mnt/lab/models/a", "/elsewhere/b")
+
+
+def test_check_spec_hands_on_the_configs_it_parsed() -> None:
+    """The worker plans from these: a config is parsed once, and a refused one
+    (here an alias, the start of a YAML bomb) is never parsed at all."""
+    spec = TrainJobSpec(
+        config_contents=(
+            "trainer_config:\n  max_epochs: 3\n",
+            "a: &x [1]\nb: *x\n",
+        ),
+        labels_path="/d/l.slp",
+    )
+    checked = check_spec(spec)
+    assert checked.configs == ({"trainer_config": {"max_epochs": 3}}, None)
+    assert [e.field for e in checked.errors] == ["config[1]"]
+    assert checked.errors == validate_spec(spec)

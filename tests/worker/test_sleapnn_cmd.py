@@ -7,6 +7,7 @@ so a quoting mistake shows up here rather than in a training run.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import datetime
 from functools import cache
@@ -24,6 +25,7 @@ from sleap_rtc_core.errors import LocalProtocolError, PathNotAllowed
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec, TrainJobSpec
 from sleap_rtc_core.worker.sleapnn_cmd import (
     SLEAP_NN_MODULE,
+    ModelPlan,
     expected_run_dir,
     hydra_quote,
     hydra_value,
@@ -533,37 +535,48 @@ def test_reserve_run_dir_never_shares_a_folder(tmp_path: Path) -> None:
         reserve_run_dir(tmp_path, "../x")
 
 
-def test_train_argv_for_spec_carries_the_spec_overrides(tmp_path: Path) -> None:
+def test_train_argv_for_spec_carries_the_plan_and_the_spec_overrides(
+    tmp_path: Path,
+) -> None:
+    """What the worker runs for one model: the plan's files and folders, the
+    spec's training overrides."""
     spec = _train_spec(
         labels_path="/w/l.slp",
-        val_labels_path="/w/v.slp",
         max_epochs=4,
         batch_size=2,
         learning_rate=0.5,
         run_name="from_spec",
         resume_ckpt_path="/w/best.ckpt",
     )
-    argv = train_argv_for_spec(
-        spec,
-        tmp_path / "rtc_config_0.yaml",
-        ckpt_dir="/w/models",
-        publish_port=7001,
-        controller_port=7002,
+    plan = ModelPlan(
+        index=0,
+        model_type="centroid",
+        config_file=tmp_path / "rtc_config_0.yaml",
+        run_name="planned",
+        ckpt_dir=Path("/w/models"),
+        train_labels=("/w/private/remapped_l.slp",),
+        val_labels=("/w/v.slp",),
     )
+    argv = train_argv_for_spec(
+        spec, plan, publish_port=7001, controller_port=7002, python="py"
+    )
+    assert argv[:3] == ["py", "-m", SLEAP_NN_MODULE]
+    assert argv[argv.index("--config-name") + 1] == plan.config_file.name
     trainer = _overrides(argv)["trainer_config"]
     assert _overrides(argv)["data_config"] == {
-        "train_labels_path": ["/w/l.slp"],
+        "train_labels_path": ["/w/private/remapped_l.slp"],  # the plan's copy
         "val_labels_path": ["/w/v.slp"],
     }
     assert trainer["max_epochs"] == 4
     assert trainer["optimizer"] == {"lr": 0.5}
-    assert trainer["run_name"] == "from_spec"
+    assert trainer["run_name"] == "planned"  # the reserved folder, not the wish
+    assert trainer["ckpt_dir"] == "/w/models"
     assert trainer["resume_ckpt_path"] == "/w/best.ckpt"
     assert trainer["zmq"] == {"publish_port": 7001, "controller_port": 7002}
-    argv = train_argv_for_spec(spec, tmp_path / "c.yaml", run_name="other")
-    assert _overrides(argv)["trainer_config"]["run_name"] == "other"
-    bare = train_argv_for_spec(_train_spec(), tmp_path / "c.yaml")
-    assert not [a for a in bare if a.startswith("++")]
+    keep_yaml = dataclasses.replace(plan, train_labels=None, val_labels=None)
+    assert "data_config" not in _overrides(
+        train_argv_for_spec(_train_spec(), keep_yaml)
+    )
 
 
 def test_track_argv_for_spec() -> None:
@@ -583,6 +596,10 @@ def test_track_argv_for_spec() -> None:
     )
     params = _track_params(track_argv_for_spec(spec, device="cpu"))
     assert params["data_path"] == "/w/l.slp"
+    moved = _track_params(
+        track_argv_for_spec(spec, data_path="/w/copy.slp", output_path="/w/o.slp")
+    )
+    assert (moved["data_path"], moved["output_path"]) == ("/w/copy.slp", "/w/o.slp")
     assert params["model_paths"] == ("/w/m",)
     assert params["output_path"] == "/w/p.slp"
     assert params["only_suggested_frames"] is True

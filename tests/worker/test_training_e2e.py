@@ -2,7 +2,8 @@
 
 The worker's pieces together, as the job runner will use them: a train spec
 whose ``config_content`` is the tiny config, written to a private file; argv
-from :func:`train_argv_for_spec` with the ports of a :class:`TrainerLink`; the
+from :func:`prepare_job`'s plan and :func:`train_argv_for_spec` (what the
+worker runs) with the ports of a :class:`TrainerLink`; the
 trainer run by :class:`JobProcess` in its own process group; progress read over
 real ZMQ. Then the trained model predicts the suggested frames.
 
@@ -30,13 +31,10 @@ from sleap_rtc_core.protocol.jobspec import (
     validate_spec,
 )
 from sleap_rtc_core.sample_data import tiny_training_config
+from sleap_rtc_core.worker.job_prepare import PreparedJob, prepare_job
+from sleap_rtc_core.worker.mounts import MountPolicy
 from sleap_rtc_core.worker.process import JobProcess, OutputLine, Stream
-from sleap_rtc_core.worker.sleapnn_cmd import (
-    expected_run_dir,
-    run_names,
-    track_argv_for_spec,
-    train_argv_for_spec,
-)
+from sleap_rtc_core.worker.sleapnn_cmd import track_argv_for_spec, train_argv_for_spec
 from tests.fixtures.data import TINY_FRAMES, TINY_SUGGESTIONS
 from tests.fixtures.timing import async_wait_until, scaled
 
@@ -76,12 +74,17 @@ def train_spec(labels: Path, max_epochs: int) -> TrainJobSpec:
     return spec
 
 
-def write_config(spec: TrainJobSpec, folder: Path) -> Path:
-    """What the worker does with ``config_contents[0]``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "rtc_config_0_test.yaml"
-    path.write_text(spec.config_contents[0], encoding="utf-8")
-    return path
+def prepared(spec: TrainJobSpec, labels: Path, tmp_path: Path) -> PreparedJob:
+    """What the worker does with the spec before it runs it (the real
+    :func:`prepare_job`: private config file, run folder in ``models/``)."""
+    job = prepare_job(
+        spec,
+        MountPolicy([labels.parent.as_posix(), tmp_path.as_posix()]),
+        private_parent=tmp_path,
+        models_dir=tmp_path / "models",
+    )
+    assert isinstance(job, PreparedJob), job
+    return job
 
 
 class Events:
@@ -113,17 +116,16 @@ async def run_to_end(proc: JobProcess) -> tuple[int, list[OutputLine]]:
 
 async def test_train_two_epochs_then_track(tiny_labels: Path, tmp_path: Path) -> None:
     spec = train_spec(tiny_labels, max_epochs=2)
-    (name,) = run_names(spec)
-    models = tmp_path / "models"
-    run_dir = expected_run_dir(name, ckpt_dir=models)
+    (model,) = prepared(spec, tiny_labels, tmp_path).models
+    assert model.run_dir is not None
+    run_dir = model.run_dir
+    (tmp_path / "work").mkdir()
 
     async with TrainerLink() as link:
         events = Events(link)
         argv = train_argv_for_spec(
             spec,
-            write_config(spec, tmp_path / "work"),
-            run_name=name,
-            ckpt_dir=models,
+            model,
             publish_port=link.publish_port,
             controller_port=link.controller_port,
         )
@@ -179,13 +181,13 @@ async def test_interrupt_stops_training_and_its_whole_group(
     tiny_labels: Path, tmp_path: Path
 ) -> None:
     spec = train_spec(tiny_labels, max_epochs=10000)
+    (model,) = prepared(spec, tiny_labels, tmp_path).models
+    (tmp_path / "work").mkdir()
     async with TrainerLink() as link:
         events = Events(link)
         argv = train_argv_for_spec(
             spec,
-            write_config(spec, tmp_path / "work"),
-            run_name="interrupted",
-            ckpt_dir=tmp_path / "models",
+            model,
             publish_port=link.publish_port,
             controller_port=link.controller_port,
         )
