@@ -8,12 +8,14 @@ import contextlib
 import os
 import signal
 import sys
+import tomllib
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from ..errors import SignalingError
 from ..signaling.http_api import http_api_factory
+from ..signaling.limits import LIMIT_NAMES, Limits, limits_from, parse_limit
 from ..signaling.redis_config import RedisConfig
 from ..signaling.server import ServerConfig
 from ..signaling.service import open_service
@@ -28,11 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "server",
         help="run the signaling server (WebSocket + HTTP on one port)",
         description="Run the signaling server. Prints 'listening on ws://HOST:PORT' "
-        "when ready; SIGINT or SIGTERM stops it.",
+        "when ready; SIGINT or SIGTERM stops it. Settings come from --config "
+        "(TOML), then these flags.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
-        "--port", type=int, default=8080, help="TCP port (0: any free port)"
+        "--config",
+        type=Path,
+        help="server config file (TOML): host, port, data_dir, ping_interval, "
+        "tls_cert, tls_key, redis, and a [limits] table",
+    )
+    parser.add_argument(
+        "--host", default=None, help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="TCP port (default 8080; 0: any free)"
     )
     parser.add_argument(
         "--data-dir",
@@ -44,9 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ping-interval",
         type=float,
-        default=20.0,
+        default=None,
         metavar="SECONDS",
-        help="seconds between pings; peers silent for two are dropped",
+        help="seconds between pings; peers silent for two are dropped (default 20)",
+    )
+    defaults = Limits()
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one limit (repeatable); the limits and their defaults: "
+        + ", ".join(f"{n}={getattr(defaults, n):g}" for n in LIMIT_NAMES),
     )
     parser.add_argument("--tls-cert", help="PEM certificate chain (serve wss/https)")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
@@ -61,35 +81,79 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+_FILE_KEYS = frozenset(
+    {"host", "port", "data_dir", "ping_interval", "tls_cert", "tls_key", "redis"}
+)
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's settings with the flags given on top.
+
+    Raises:
+        ValueError: an unreadable file, an unknown key or a bad limit.
+    """
+    settings: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            data = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{args.config}: {exc}") from None
+        table = data.pop("limits", {})
+        unknown = sorted(set(data) - _FILE_KEYS)
+        if unknown or not isinstance(table, dict):
+            what = unknown[0] if unknown else "limits (must be a table)"
+            raise ValueError(f"{args.config}: unknown setting {what!r}")
+        settings.update(data)
+        limits.update(table)
+    for flag in _FILE_KEYS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            settings[flag] = value
+    limits.update(parse_limit(text) for text in args.limit)
+    settings["limits"] = limits_from(limits)
+    return settings
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM."""
-    if args.ping_interval <= 0:
+    try:
+        settings = _settings(args)
+        ping_interval = float(settings.get("ping_interval", 20.0))
+        host = str(settings.get("host", "127.0.0.1"))
+        port = int(settings.get("port", 8080))
+    except (ValueError, TypeError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if ping_interval <= 0:
         sys.stderr.write("error: --ping-interval must be positive\n")
         return 2
-    if bool(args.tls_cert) != bool(args.tls_key):
+    tls_cert, tls_key = settings.get("tls_cert"), settings.get("tls_key")
+    if bool(tls_cert) != bool(tls_key):
         sys.stderr.write("error: --tls-cert and --tls-key go together\n")
         return 2
     config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        ping_interval=args.ping_interval,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
+        host=host,
+        port=port,
+        ping_interval=ping_interval,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        limits=settings["limits"],
     )
-    data_dir = args.data_dir or default_data_dir()
-    redis_url = args.redis or os.environ.get("SLEAP_RTC_REDIS_URL")
+    data_dir = Path(settings.get("data_dir") or default_data_dir())
+    redis_url = settings.get("redis") or os.environ.get("SLEAP_RTC_REDIS_URL")
     redis = None
     if redis_url:
         # Peer entries are refreshed four times per ping interval and expire
         # after three: a crashed process's peers vanish within one interval.
-        redis = RedisConfig(url=redis_url, ttl=0.75 * args.ping_interval)
+        redis = RedisConfig(url=str(redis_url), ttl=0.75 * ping_interval)
     try:
         _run(_serve(config, data_dir, redis))
     except SignalingError as exc:  # e.g. Redis unreachable
         sys.stderr.write(f"error: {exc.message}\n")
         return 1
     except OSError as exc:
-        sys.stderr.write(f"error: cannot listen on {args.host}:{args.port}: {exc}\n")
+        sys.stderr.write(f"error: cannot listen on {host}:{port}: {exc}\n")
         return 1
     return 0
 

@@ -53,6 +53,9 @@ __all__ = [
     "Condition",
     "Filters",
     "IndexHints",
+    "MAX_FILTER_NODES",
+    "MAX_FILTER_PROPERTIES",
+    "MAX_FILTER_TAGS",
     "MAX_OPERAND_DEPTH",
     "Operator",
     "PeerPredicate",
@@ -73,6 +76,18 @@ _ARRAY = (list, tuple)
 
 MAX_OPERAND_DEPTH = 16
 """How deeply lists and objects may nest inside one operand."""
+
+MAX_FILTER_NODES = 256
+"""JSON values (list items, object members, scalars) all the operands of one
+filter may hold together: evaluation runs in the server's event loop, once per
+peer of the room, so its cost must be bounded (a 40,000-item ``$in`` once
+stalled every other peer for seconds)."""
+
+MAX_FILTER_TAGS = 64
+"""Tags one filter may list."""
+
+MAX_FILTER_PROPERTIES = 32
+"""Property conditions one filter may hold."""
 
 
 class Operator(StrEnum):
@@ -187,8 +202,26 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _check_json(value: Any, where: str, depth: int = 0) -> Any:
+class _Budget:
+    """The JSON values a filter may still hold (:data:`MAX_FILTER_NODES`)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_FILTER_NODES
+
+    def spend(self, where: str) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _invalid(
+                f"{where}: the filter's operands hold more than {MAX_FILTER_NODES} "
+                "values"
+            )
+
+
+def _check_json(value: Any, where: str, budget: _Budget, depth: int = 0) -> Any:
     """Check that ``value`` is a JSON value; return it with lists as tuples."""
+    budget.spend(where)
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
@@ -198,21 +231,21 @@ def _check_json(value: Any, where: str, depth: int = 0) -> Any:
     if depth >= MAX_OPERAND_DEPTH:
         raise _invalid(f"{where}: operand nested deeper than {MAX_OPERAND_DEPTH}")
     if isinstance(value, list | tuple):
-        return tuple(_check_json(v, where, depth + 1) for v in value)
+        return tuple(_check_json(v, where, budget, depth + 1) for v in value)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise _invalid(f"{where}: object keys must be strings")
-            out[k] = _check_json(v, where, depth + 1)
+            out[k] = _check_json(v, where, budget, depth + 1)
         return out
     raise _invalid(f"{where}: {type(value).__name__} is not a JSON value")
 
 
-def _check_condition(key: str, value: Any) -> tuple[Condition, ...]:
+def _check_condition(key: str, value: Any, budget: _Budget) -> tuple[Condition, ...]:
     where = f"properties.{key}"
     if not isinstance(value, dict):
-        return (Condition(Operator.EQ, _check_json(value, where)),)
+        return (Condition(Operator.EQ, _check_json(value, where, budget)),)
     conditions: list[Condition] = []
     for name, operand in value.items():
         op = _OPERATORS.get(name) if isinstance(name, str) else None
@@ -228,12 +261,12 @@ def _check_condition(key: str, value: Any) -> tuple[Condition, ...]:
         elif op in (Operator.IN, Operator.NIN):
             if not isinstance(operand, list | tuple):
                 raise _invalid(f"{here}: operand must be a list")
-            operand = _check_json(operand, here)
+            operand = _check_json(operand, here, budget)
         elif op is Operator.EXISTS:
             if not isinstance(operand, bool):
                 raise _invalid(f"{here}: operand must be true or false")
         else:
-            operand = _check_json(operand, here)
+            operand = _check_json(operand, here, budget)
         conditions.append(Condition(op, operand))
     return tuple(conditions)
 
@@ -271,6 +304,8 @@ def validate_filters(filters: object) -> Filters:
             isinstance(t, str) for t in tags
         ):
             raise _invalid("tags must be a list of strings")
+        if len(tags) > MAX_FILTER_TAGS:
+            raise _invalid(f"tags may list at most {MAX_FILTER_TAGS} tags")
         tags = tuple(tags)
 
     props = filters.get("properties")
@@ -278,10 +313,15 @@ def validate_filters(filters: object) -> Filters:
     if props is not None:
         if not isinstance(props, dict):
             raise _invalid("properties must be an object")
+        if len(props) > MAX_FILTER_PROPERTIES:
+            raise _invalid(
+                f"properties may hold at most {MAX_FILTER_PROPERTIES} conditions"
+            )
+        budget = _Budget()
         for key, value in props.items():
             if not isinstance(key, str):
                 raise _invalid("property names must be strings")
-            clauses.append((key, _check_condition(key, value)))
+            clauses.append((key, _check_condition(key, value, budget)))
     return Filters(role=role, tags=tags, properties=tuple(clauses))
 
 

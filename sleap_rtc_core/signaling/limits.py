@@ -7,11 +7,12 @@ only sustained abuse past the rate limit closes a connection.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 
-__all__ = ["Limits", "TokenBucket"]
+__all__ = ["LIMIT_NAMES", "Limits", "TokenBucket", "limits_from", "parse_limit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,64 @@ class Limits:
 
     max_http_body_bytes: int = 1 << 20
     """Largest HTTP request body accepted (413 beyond)."""
+
+    head_timeout: float = 10.0
+    """Seconds a new TCP connection has to send its whole HTTP request (head
+    and body); it is closed after, so idle sockets cannot hold connections."""
+
+    register_timeout: float = 30.0
+    """Seconds an open WebSocket has to ``register``; it is closed (1008) after,
+    so sessions that only answer pings cannot fill ``max_connections``."""
+
+
+LIMIT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Limits))
+"""Every limit a lab may set (``[limits]`` of the server config, ``--limit``)."""
+
+
+def limits_from(values: Mapping[str, object], base: Limits | None = None) -> Limits:
+    """``base`` (default: the defaults) with ``values`` set.
+
+    Args:
+        values: Limit name → number (an integer for the integer limits).
+
+    Raises:
+        ValueError: an unknown name (the known ones are listed), a value that is
+            not a number of the limit's kind, or one not above zero.
+    """
+    base = base or Limits()
+    changes: dict[str, object] = {}
+    for name, value in values.items():
+        if name not in LIMIT_NAMES:
+            raise ValueError(
+                f"unknown limit {name!r}; the limits are: {', '.join(LIMIT_NAMES)}"
+            )
+        default = getattr(base, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"limit {name} must be a number, not {value!r}")
+        if isinstance(default, int) and not isinstance(value, int):
+            if not float(value).is_integer():
+                raise ValueError(f"limit {name} must be a whole number, not {value!r}")
+            value = int(value)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"limit {name} must be above zero, not {value!r}")
+        changes[name] = value
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def parse_limit(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` (a ``--limit`` flag) → ``(NAME, number)``.
+
+    Raises:
+        ValueError: not ``NAME=NUMBER``.
+    """
+    name, sep, raw = text.partition("=")
+    try:
+        number = float(raw)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.strip() or not math.isfinite(number):
+        raise ValueError(f"--limit needs NAME=NUMBER, got {text!r}")
+    return name.strip(), int(number) if number.is_integer() else number
 
 
 class TokenBucket:

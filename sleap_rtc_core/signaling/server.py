@@ -300,6 +300,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = (
         "_abort_timer",
         "_buf",
+        "_deadline",
         "_resume",
         "_fragments",
         "_http_task",
@@ -320,6 +321,7 @@ class _Connection(asyncio.Protocol):
         self._http_task: asyncio.Task[Any] | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
         self._resume: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self.remote = "?"
 
     # --- asyncio.Protocol
@@ -330,6 +332,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)
+        self._set_deadline(self.server.config.limits.head_timeout, self._head_late)
 
     def data_received(self, data: bytes) -> None:
         if self.protocol is not None:
@@ -355,6 +358,38 @@ class _Connection(asyncio.Protocol):
             self._abort_timer.cancel()
         if self._resume is not None:
             self._resume.cancel()
+        self._set_deadline(None)
+
+    # --- deadlines
+
+    def _set_deadline(
+        self, seconds: float | None, callback: Callable[[], None] | None = None
+    ) -> None:
+        """Replace the connection's one deadline (``None``: no deadline)."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if seconds is not None and callback is not None:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(seconds, callback)
+
+    def _head_late(self) -> None:
+        """No whole HTTP request in time: drop the connection."""
+        self._deadline = None
+        self.server.router.counters["timeout_head"] += 1
+        logger.info("! %s sent no request within the head timeout", self.remote)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _register_late(self) -> None:
+        """An open WebSocket that has not registered in time is closed."""
+        self._deadline = None
+        session = self.session
+        if session is None or session.peer is not None:
+            return
+        self.server.router.counters["timeout_register"] += 1
+        seconds = self.server.config.limits.register_timeout
+        self.shutdown(CLOSE_POLICY, f"register within {seconds:g} s of connecting")
 
     # --- sniffing the head
 
@@ -373,6 +408,7 @@ class _Connection(asyncio.Protocol):
             self._http_reply(HttpResponse(400, b'{"detail":"bad request"}'))
             return
         if head.is_websocket:
+            self._set_deadline(None)
             self._start_websocket()
             return
         try:
@@ -387,6 +423,7 @@ class _Connection(asyncio.Protocol):
         if len(body) < length:
             return  # wait for the rest
         self._buf = None
+        self._set_deadline(None)
         request = HttpRequest.from_head(head, body[:length], self.remote)
         self._http_task = self.server.spawn(self._serve_http(request))
 
@@ -465,6 +502,9 @@ class _Connection(asyncio.Protocol):
         if response.status_code == 101:
             self.session = server.router.open(
                 self.send_text, self.shutdown, self.remote
+            )
+            self._set_deadline(
+                server.config.limits.register_timeout, self._register_late
             )
 
     def _frame(self, frame: Frame) -> None:

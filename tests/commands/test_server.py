@@ -66,3 +66,54 @@ def test_served_websocket_sees_rooms_created_while_running(tmp_path: Path) -> No
     finally:
         proc.terminate()
         assert proc.wait(timeout=scaled(10)) == 0
+
+
+def test_limits_from_the_config_file_and_flags_take_effect(tmp_path: Path) -> None:
+    """A lab sets limits in one file (flags on top): here the register timeout,
+    which closes a socket that never registers."""
+    config = tmp_path / "server.toml"
+    config.write_text(
+        'host = "127.0.0.1"\n[limits]\nregister_timeout = 60\nburst = 50\n'
+    )
+    proc, url = start_server(
+        tmp_path / "data", "--config", str(config), "--limit", "register_timeout=0.3"
+    )
+    try:
+
+        async def wait_closed() -> int | None:
+            peer = await WsPeer.connect(url)
+            try:
+                await asyncio.wait_for(peer.ws.wait_closed(), scaled(10))
+            finally:
+                await peer.close()
+            return peer.ws.close_code
+
+        assert asyncio.run(wait_closed()) == 1008
+    finally:
+        proc.terminate()
+        proc.wait(timeout=scaled(10))
+
+
+@pytest.mark.parametrize(
+    ("content", "flags", "said"),
+    [
+        ("[limits]\nnope = 1\n", [], "unknown limit 'nope'"),
+        ("[limits]\nburst = 0\n", [], "must be above zero"),
+        ('colour = "red"\n', [], "unknown setting 'colour'"),
+        ("", ["--limit", "burst"], "NAME=NUMBER"),
+        ("not = [toml", [], "server.toml"),
+    ],
+)
+def test_bad_server_settings_are_clear_errors(
+    tmp_path: Path, content: str, flags: list[str], said: str
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(content)
+    result = subprocess.run(
+        [SLEAP_RTC, "server", "--config", str(config), *flags, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert result.returncode == 2
+    assert said in result.stderr

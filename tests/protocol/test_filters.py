@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 
 from sleap_rtc_core.errors import ErrorCode, RemoteProtocolError
 from sleap_rtc_core.protocol.filters import (
+    MAX_FILTER_NODES,
+    MAX_FILTER_PROPERTIES,
+    MAX_FILTER_TAGS,
     CompiledFilter,
     Condition,
     Filters,
@@ -507,3 +510,32 @@ def test_random_filters_validate_or_raise_and_never_crash(
                 assert any(isinstance(t, str) and t in h.tags for t in tags)
             if h.status is not None:
                 assert p["metadata"]["properties"]["status"] in h.status
+
+
+@pytest.mark.parametrize(
+    ("filters", "said"),
+    [
+        ({"tags": ["t"] * (MAX_FILTER_TAGS + 1)}, "tags"),
+        (
+            {"properties": {f"p{i}": 1 for i in range(MAX_FILTER_PROPERTIES + 1)}},
+            "conditions",
+        ),
+        ({"properties": {"gpu": {"$in": list(range(MAX_FILTER_NODES))}}}, "values"),
+        (
+            {"properties": {"a": {"$in": [1] * 200}, "b": {"$nin": [[2]] * 100}}},
+            "values",
+        ),
+    ],
+)
+def test_filter_size_is_bounded(filters: dict[str, object], said: str) -> None:
+    """Evaluation costs operands x peers in the server's loop: bounded."""
+    with pytest.raises(RemoteProtocolError, match=said) as info:
+        validate_filters(filters)
+    assert info.value.code == ErrorCode.INVALID_MESSAGE
+
+
+def test_filters_at_the_bounds_are_fine() -> None:
+    validate_filters({"tags": ["t"] * MAX_FILTER_TAGS})
+    validate_filters(
+        {"properties": {"gpu": {"$in": list(range(MAX_FILTER_NODES - 1))}}}
+    )
