@@ -332,7 +332,8 @@ class ErrorMessage(Message):
     """An error (server → peer), or a worker's error for a ``target`` (relayed).
 
     Server errors carry ``code`` and ``message``; ``register`` failures also
-    ``reason`` (reference clients read either).
+    ``reason`` (reference clients read either). A relayed error carries the
+    verified ``sender`` (stamped by our server, as on offers and answers).
     """
 
     TYPE = MessageType.ERROR
@@ -341,6 +342,7 @@ class ErrorMessage(Message):
     reason: str | None = None
     target: str | None = None
     request_id: str | None = None
+    sender: str | None = None
     extra: JSONObject = extra_field()
 
 

@@ -497,9 +497,10 @@ class Router:
         if msg.target is None:
             logger.debug("! peer sent an error without target: %s", msg.message)
             return
-        rec = self._require_peer(session, None)
+        rec = self._require_peer(session, msg.sender)
         target = self._target(rec, msg.target, ErrorCode.PEER_NOT_FOUND)
-        self._deliver(target, text.encode())
+        data = text.encode() if msg.sender is not None else _with_sender(msg, rec)
+        self._deliver(target, data)
 
     def _discover(self, session: Session, msg: sig.DiscoverPeers) -> None:
         rec = self._require_peer(session, msg.from_peer_id)
@@ -664,7 +665,9 @@ def obj_type(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _with_sender(msg: sig.Offer | sig.Answer | sig.Candidate, rec: PeerRecord) -> bytes:
+def _with_sender(
+    msg: sig.Offer | sig.Answer | sig.Candidate | sig.ErrorMessage, rec: PeerRecord
+) -> bytes:
     obj = msg.to_dict()
     obj["sender"] = rec.peer_id
     return dumps_bytes(obj)

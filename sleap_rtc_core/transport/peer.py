@@ -187,6 +187,12 @@ async def _await_answer(
         if not isinstance(msg, sig.ErrorMessage):
             continue
         if msg.target == me and msg.code is None:
+            if msg.sender is not None and msg.sender != peer_id:
+                # Another room member's "refusal": not the worker's word.
+                logger.info(
+                    "! ignored an error from %s while asking %s", msg.sender, peer_id
+                )
+                continue
             # A worker's refusal, relayed (B §1.2): e.g. worker_busy.
             raise TransportError(
                 f"{peer_id} refused the connection: {msg.message or msg.reason}",

@@ -379,10 +379,29 @@ def test_worker_error_with_target_is_forwarded_not_answered(
         "current_status": "busy",
     }
     h.send(w, busy)
-    assert c.pop() == [busy]
+    assert c.pop() == [{**busy, "sender": "w"}]  # the verified sender, stamped
     assert w.pop() == []
     h.send(w, {"type": "error", "message": "no target"})
     assert w.pop() == []
+
+
+def test_a_relayed_error_cannot_claim_another_sender(
+    router_harness: RouterHarness,
+) -> None:
+    """A room member cannot pass its error off as the worker's (it would abort
+    another client's connect)."""
+    h = router_harness
+    h.register("w")
+    c = h.register("c", role="client")
+    m = h.register("mallory", role="client")
+    c.pop()
+    m.pop()
+    h.send(m, {"type": "error", "target": "c", "reason": "worker_busy", "sender": "w"})
+    assert c.pop() == []
+    (refused,) = m.pop()
+    assert refused["code"] == "IDENTITY_MISMATCH"
+    h.send(m, {"type": "error", "target": "c", "reason": "worker_busy"})
+    assert [e.get("sender") for e in c.pop()] == ["mallory"]
 
 
 @pytest.mark.parametrize(

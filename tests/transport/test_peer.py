@@ -12,7 +12,7 @@ import time
 import pytest
 
 import sleap_rtc_core
-from sleap_rtc_core.errors import IceFailed, PeerNotFound
+from sleap_rtc_core.errors import IceFailed, PeerNotFound, TransportError
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.channel_messages import JobCancelMsg, JobStopMsg
 from sleap_rtc_core.signaling.service import Service
@@ -67,6 +67,31 @@ async def test_the_offer_carries_sender_target_and_our_version_never_role(
     assert offer.extra["sleap_rtc_version"] == sleap_rtc_core.__version__
     assert "m=application" in offer.sdp
     assert "127.0.0.1" in offer.sdp
+
+
+async def test_only_the_worker_can_refuse_the_connection(
+    signaling_pair: SignalingPair, service: Service, room: RoomCreds, room_secret: str
+) -> None:
+    """Another room member's relayed "refusal" is ignored (the server stamps
+    who sent it); the worker's own refusal ends the attempt."""
+    auth = ChannelAuth(secret=room_secret)
+    refusal = sig.ErrorMessage(target="c", reason="worker_busy", message="busy")
+    async with make_signaling(service.server.url, room, "mallory", "client") as m:
+        async with signaling_pair.worker.subscribe("offer") as offers:
+            opening = asyncio.create_task(
+                open_channel(signaling_pair.client, "w", auth=auth, timeout=scaled(1))
+            )
+            await offers.get(timeout=scaled(5))
+            await m.send(refusal)
+            with pytest.raises(IceFailed, match="no answer"):
+                await opening
+            opening = asyncio.create_task(
+                open_channel(signaling_pair.client, "w", auth=auth, timeout=scaled(5))
+            )
+            await offers.get(timeout=scaled(5))
+            await signaling_pair.worker.send(refusal)
+            with pytest.raises(TransportError, match="refused the connection: busy"):
+                await opening
 
 
 async def test_no_answer_is_ice_failed_within_the_timeout(
