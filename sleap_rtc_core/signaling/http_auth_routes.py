@@ -14,7 +14,6 @@ disconnects the peers registered with it at once.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -42,6 +41,7 @@ from .passwords import (
     MAX_PASSWORD_LENGTH,
     dummy_verify,
     hash_password,
+    in_password_pool,
     needs_rehash,
     verify_password,
 )
@@ -74,19 +74,23 @@ async def login(
     password = (
         body_str(body, "password", max_len=MAX_PASSWORD_LENGTH, strip=False) or ""
     )
-    key = f"login|{client_host(request)}|{username.lower()}"
-    ctx.check_limit(key, "Too many failed logins; try again later")
+    address = f"login|{client_host(request)}"
+    key = f"{address}|{username.lower()}"
+    too_many = "Too many failed logins; try again later"
+    ctx.check_limit(key, too_many)
+    ctx.check_limit(address, too_many, ctx.config.login_failures_per_address)
     user = await ctx.db(ctx.store.get_user_by_name, username)
     if user is None or user.password_hash is None:
-        await asyncio.to_thread(dummy_verify, password)
+        await in_password_pool(dummy_verify, password)
         ok = False
     else:
-        ok = await asyncio.to_thread(verify_password, user.password_hash, password)
+        ok = await in_password_pool(verify_password, user.password_hash, password)
     if not ok or user is None:
         ctx.limiter.fail(key)
+        ctx.limiter.fail(address)
         raise HttpError(401, "Invalid username or password")
     if user.password_hash is not None and needs_rehash(user.password_hash):
-        new_hash = await asyncio.to_thread(hash_password, password)
+        new_hash = await in_password_pool(hash_password, password)
         await ctx.db(ctx.store.set_password, user.user_id, new_hash)
     return _login_reply(ctx, user)
 

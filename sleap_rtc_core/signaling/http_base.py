@@ -124,6 +124,10 @@ class HttpApiConfig:
     login_failures: int = 10
     """Failed logins (or invite joins) per client allowed in ``login_window``."""
 
+    login_failures_per_address: int = 40
+    """Failed logins from one address, whatever the user names, allowed in
+    ``login_window`` (spraying many names from one address is throttled too)."""
+
     login_window: float = 300.0
     """Seconds over which failures are counted."""
 
@@ -159,9 +163,9 @@ class FailureLimiter:
             del self._events[key]
         return events
 
-    def blocked(self, key: str) -> bool:
-        """Whether ``key`` used up its failures."""
-        return len(self._recent(key)) >= self.limit
+    def blocked(self, key: str, limit: int | None = None) -> bool:
+        """Whether ``key`` used up its failures (``limit``: not the default)."""
+        return len(self._recent(key)) >= (self.limit if limit is None else limit)
 
     def fail(self, key: str) -> None:
         """Record one failure for ``key``."""
@@ -387,13 +391,13 @@ class ApiContext:
             raise HttpError(403, "Only the room owner can do this")
         return room
 
-    def check_limit(self, key: str, detail: str) -> None:
+    def check_limit(self, key: str, detail: str, limit: int | None = None) -> None:
         """Refuse a request whose client used up its failures (brute force).
 
         Raises:
             HttpError: 429 with ``Retry-After`` while ``key`` is blocked.
         """
-        if self.limiter.blocked(key):
+        if self.limiter.blocked(key, limit):
             retry = str(int(self.config.login_window))
             raise HttpError(429, detail, {"Retry-After": retry})
 

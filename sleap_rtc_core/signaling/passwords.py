@@ -3,13 +3,19 @@
 Hashes are PHC strings (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``) that carry their
 own parameters, so stronger defaults later still verify old hashes (and
 :func:`needs_rehash` says when to upgrade one at the next login). Hashing costs a
-fraction of a second of CPU on purpose: call these through ``asyncio.to_thread``
-from async code (argon2 releases the GIL).
+fraction of a second of CPU and 64 MiB on purpose: from async code call them
+through :func:`in_password_pool`, a pool of its own with few threads, so a login
+flood neither takes unbounded memory nor starves the default pool that
+``register`` and the database use (argon2 releases the GIL).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -20,6 +26,7 @@ __all__ = [
     "check_password_policy",
     "dummy_verify",
     "hash_password",
+    "in_password_pool",
     "needs_rehash",
     "verify_password",
 ]
@@ -30,6 +37,20 @@ MAX_PASSWORD_LENGTH = 1024
 """Longest password accepted (bounds the work an attacker can ask for)."""
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile (64 MiB, t=3)
+
+PASSWORD_THREADS = 2
+"""Password checks that run at once (each holds 64 MiB while it runs)."""
+
+_pool = ThreadPoolExecutor(PASSWORD_THREADS, thread_name_prefix="sleap-rtc-argon2")
+
+T = TypeVar("T")
+
+
+async def in_password_pool(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in the password pool (:data:`PASSWORD_THREADS` threads);
+    checks beyond that wait their turn there, not in the default pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool, functools.partial(fn, *args))
 
 
 @functools.cache

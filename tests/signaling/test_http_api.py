@@ -321,6 +321,20 @@ async def test_failed_logins_are_rate_limited(lab: Lab) -> None:
     assert int(reply.headers["retry-after"]) > 0
 
 
+async def test_spraying_user_names_from_one_address_is_throttled(
+    make_lab: LabFactory,
+) -> None:
+    """The per-user limit alone would let one address try every name."""
+    lab = await make_lab(login_failures=3, login_failures_per_address=5)
+    await lab.user("alice")
+    for i in range(5):
+        body = {"username": f"guess{i}", "password": PASSWORD}
+        assert (await lab.call("POST", "/api/auth/login", body)).status == 401
+    good = {"username": "alice", "password": PASSWORD}
+    reply = await lab.call("POST", "/api/auth/login", good)
+    assert reply.status == 429
+
+
 async def test_login_page_is_self_contained(lab: Lab) -> None:
     reply = await lab.call("GET", "/login?cli_state=" + "s" * 32)
     assert reply.status == 200
