@@ -144,6 +144,7 @@ def serve_ours(loop_kind: str, ping_interval: float) -> int:
             messages_per_second=1e9,
             burst=1_000_000_000,
             max_peers_per_room=100_000,
+            max_peers_per_credential=100_000,
         )
         config = ServerConfig(
             host="127.0.0.1", port=0, ping_interval=ping_interval, limits=limits

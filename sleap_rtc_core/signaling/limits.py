@@ -40,6 +40,11 @@ class Limits:
     max_peers_per_room: int = 10_000
     """Registered peers one room may hold (``ROOM_FULL`` beyond)."""
 
+    max_peers_per_credential: int = 1_000
+    """Peers one credential (a room token, a worker or account key, a user's
+    login) may hold in one room (``ROOM_FULL`` beyond), so no single holder can
+    fill a room and lock its owner out."""
+
     max_connections: int = 20_000
     """Open WebSocket connections (``SERVER_FULL`` beyond)."""
 

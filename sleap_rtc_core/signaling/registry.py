@@ -17,7 +17,7 @@ encoded once per metadata change and reused for every ``peer_list``.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,14 +108,20 @@ class Room:
         default_factory=lambda: defaultdict(set)
     )
     by_tag: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    by_credential: Counter[str | None] = field(default_factory=Counter)
+    """Peers per credential id (``max_peers_per_credential``)."""
 
     def _index(self, rec: PeerRecord) -> None:
+        self.by_credential[rec.credential_id] += 1
         self.by_role[rec.role].add(rec.peer_id)
         self.by_status[rec.status].add(rec.peer_id)
         for tag in rec.tags:
             self.by_tag[tag].add(rec.peer_id)
 
     def _unindex(self, rec: PeerRecord) -> None:
+        self.by_credential[rec.credential_id] -= 1
+        if self.by_credential[rec.credential_id] <= 0:
+            del self.by_credential[rec.credential_id]
         _discard(self.by_role, rec.role, rec.peer_id)
         _discard(self.by_status, rec.status, rec.peer_id)
         for tag in rec.tags:

@@ -355,6 +355,13 @@ class Router:
             raise SignalingError(
                 f"room has {room_size} peers, the limit", code=ErrorCode.ROOM_FULL
             )
+        held = 0 if room is None else room.by_credential[ident.credential_id]
+        if existing is None and held >= self.limits.max_peers_per_credential:
+            self._limit(session, "credential_full")
+            raise SignalingError(
+                f"this credential already holds {held} peers in the room, the limit",
+                code=ErrorCode.ROOM_FULL,
+            )
         metadata = merge_metadata(
             msg.metadata, ident.server_metadata, allow_private=True
         )

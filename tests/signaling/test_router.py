@@ -603,6 +603,21 @@ def test_room_full_is_a_typed_error() -> None:
     assert c.last()["code"] == "ROOM_FULL"
 
 
+def test_one_credential_cannot_fill_the_room() -> None:
+    """A room-token holder stops at its share; the room's other credentials
+    (the owner's login, a worker key) still get in."""
+    h = RouterHarness(Limits(max_peers_per_credential=2))
+    h.register("a")
+    h.register("b")
+    c = h.connect()
+    h.send(c, {"type": "register", "peer_id": "c", "room_id": "room", "token": "t"})
+    assert c.last()["code"] == "ROOM_FULL"
+    assert "this credential" in c.last()["message"]
+    again = h.connect()  # a peer of the share may still come back
+    h.send(again, {"type": "register", "peer_id": "a", "room_id": "room", "token": "t"})
+    assert again.last()["type"] == "registered_auth"
+
+
 def test_ping_and_silent_drop(router_harness: RouterHarness) -> None:
     h = router_harness
     w = h.register("w")
