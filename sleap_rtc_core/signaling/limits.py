@@ -34,6 +34,14 @@ class Limits:
     burst: int = 400
     """Frames a connection may send at once before the rate applies."""
 
+    metadata_updates_per_second: float = 2.0
+    """Sustained ``update_metadata`` one connection may send: each is announced
+    to the whole room, so they have a budget of their own (``RATE_LIMITED``
+    beyond, the stored metadata unchanged)."""
+
+    metadata_burst: int = 20
+    """``update_metadata`` a connection may send at once."""
+
     abuse_strikes: int = 2000
     """Consecutive rate-limited frames after which the connection is closed."""
 

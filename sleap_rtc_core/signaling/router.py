@@ -97,6 +97,7 @@ class Session:
         held: Frames that arrived over the rate, in order: handled by
             :meth:`Router.replay` once the budget refills, never dropped.
         held_bytes: Their size together (bounded by :data:`MAX_HELD_BYTES`).
+        metadata_bucket: Its ``update_metadata`` budget (made at the first).
     """
 
     send: Callable[[bytes], bool]
@@ -111,6 +112,7 @@ class Session:
     closed: bool = False
     held: deque[str] = field(default_factory=deque)
     held_bytes: int = 0
+    metadata_bucket: TokenBucket | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,6 +524,17 @@ class Router:
 
     def _update_metadata(self, session: Session, msg: sig.UpdateMetadata) -> None:
         rec = self._require_peer(session, msg.peer_id)
+        if session.metadata_bucket is None:
+            session.metadata_bucket = TokenBucket(
+                self.limits.metadata_updates_per_second, self.limits.metadata_burst
+            )
+        if not session.metadata_bucket.take():
+            self._limit(session, "metadata_rate")
+            raise SignalingError(
+                "metadata updates over "
+                f"{self.limits.metadata_updates_per_second:g}/s: send fewer",
+                code=ErrorCode.RATE_LIMITED,
+            )
         merged = merge_metadata(rec.metadata, msg.metadata)
         validate_metadata(merged, self.limits.max_metadata_bytes)
         self.registry.set_metadata(rec, merged)

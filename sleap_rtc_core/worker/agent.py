@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RemoteProtocolError, SleapRTCError
+from ..errors import RemoteProtocolError, ServerError, SleapRTCError
 from ..protocol import signaling as sig
 from ..protocol.negotiation import (
     AppMessage,
@@ -90,6 +90,9 @@ code). Cancelling the task must stop the job for real."""
 
 SUBMIT_TIMEOUT = 120.0
 """Seconds an assigned job waits for its owner's ``JOB_SUBMIT``."""
+
+PUBLISH_RETRY = 1.0
+"""Seconds before a status the server refused (rate) is published again."""
 
 
 def final_message(
@@ -182,6 +185,8 @@ class SignalingWorker:
         self._clock = clock
         self._jobs: dict[str, asyncio.Task[None]] = {}  # runner tasks
         self._tells: set[asyncio.Task[None]] = set()
+        self._unsent: dict[str, Any] = {}  # properties a refused update held
+        self._retry_at: float | None = None
         self._requests: dict[str, JobRequest] = {}  # accepted, not yet assigned
         self._loop_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -261,11 +266,21 @@ class SignalingWorker:
 
     async def _publish(self, extra: Mapping[str, Any] | None = None) -> None:
         patch = self.ledger.take_patch() or {"properties": {}}
-        if extra:
-            patch["properties"].update(extra)
-        if patch["properties"]:
-            await self.client.update_metadata(patch)
-            logger.info("status %s", self.ledger.status.value)
+        properties = {**self._unsent, **patch["properties"], **(extra or {})}
+        if not properties:
+            return
+        try:
+            await self.client.update_metadata({"properties": properties})
+        except (ServerError, TimeoutError) as exc:
+            # E.g. RATE_LIMITED after a burst of requests from strangers: keep
+            # what was not published and try again soon (never lose a status).
+            self._unsent = properties
+            self._retry_at = self._clock() + PUBLISH_RETRY
+            logger.warning("! status not published (%s); retrying", exc)
+            return
+        self._unsent = {}
+        self._retry_at = None
+        logger.info("status %s", self.ledger.status.value)
 
     # --- messages
 
@@ -277,8 +292,9 @@ class SignalingWorker:
         async with self.client.subscribe("peer_message", "peer_left") as inbox:
             self._ready.set()
             while True:
-                deadline = self.ledger.next_deadline()
-                wait = None if deadline is None else max(0.0, deadline - self._clock())
+                due = (self.ledger.next_deadline(), self._retry_at)
+                times = [t for t in due if t is not None]
+                wait = max(0.0, min(times) - self._clock()) if times else None
                 try:
                     message = await inbox.get(timeout=wait)
                 except TimeoutError:

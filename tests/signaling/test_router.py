@@ -618,6 +618,23 @@ def test_one_credential_cannot_fill_the_room() -> None:
     assert again.last()["type"] == "registered_auth"
 
 
+def test_metadata_updates_have_a_budget_of_their_own() -> None:
+    """Each update is announced to the room: a flood is refused, typed, and
+    neither stored nor announced."""
+    h = RouterHarness(Limits(metadata_burst=3, metadata_updates_per_second=0.001))
+    w = h.register("w")
+    c = h.register("c", role="client")
+    w.pop()
+    c.pop()
+    for i in range(4):
+        h.send(w, {"type": "update_metadata", "metadata": {"properties": {"n": i}}})
+    replies = w.pop()
+    assert [r["type"] for r in replies] == ["metadata_updated"] * 3 + ["error"]
+    assert replies[-1]["code"] == "RATE_LIMITED"
+    assert [u["metadata"]["properties"]["n"] for u in c.pop()] == [0, 1, 2]
+    assert h.router.registry.get("room", "w").metadata["properties"]["n"] == 2
+
+
 def test_ping_and_silent_drop(router_harness: RouterHarness) -> None:
     h = router_harness
     w = h.register("w")
