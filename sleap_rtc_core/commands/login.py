@@ -39,8 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--server",
-        default=os.environ.get("SLEAP_RTC_SIGNALING_HTTP"),
-        help="the server's URL, http://HOST:PORT (env SLEAP_RTC_SIGNALING_HTTP)",
+        default=os.environ.get("SLEAP_RTC_SERVER")
+        or os.environ.get("SLEAP_RTC_SIGNALING_HTTP"),
+        help="the server's URL as the other commands take it, ws://HOST:PORT or "
+        "http://HOST:PORT (default: $SLEAP_RTC_SERVER, or the older "
+        "$SLEAP_RTC_SIGNALING_HTTP)",
     )
     parser.add_argument(
         "--no-browser",

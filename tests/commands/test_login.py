@@ -165,6 +165,19 @@ async def test_login_reports_an_unreachable_server(
     assert "cannot reach" in capsys.readouterr().err
 
 
+async def test_login_takes_the_server_the_other_commands_take(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$SLEAP_RTC_SERVER`` with its ``ws://`` URL, as for train and worker."""
+    srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    srv.close()
+    await srv.wait_closed()
+    monkeypatch.setenv("SLEAP_RTC_SERVER", f"ws://127.0.0.1:{port}")
+    assert await asyncio.to_thread(main, ["login", "--no-browser"]) == 1
+    assert f"cannot reach http://127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_login_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["login", "--no-browser"]) == 2
     assert "--server" in capsys.readouterr().err
