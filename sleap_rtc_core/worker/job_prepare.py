@@ -68,7 +68,19 @@ from .sleapnn_cmd import (
     sleap_nn_text_problem,
 )
 
-__all__ = ["ModelPlan", "PathPolicy", "PreparedJob", "prepare_job"]
+__all__ = [
+    "ModelPlan",
+    "PathPolicy",
+    "PreparedJob",
+    "prepare_job",
+    "remove_abandoned_job_dirs",
+]
+
+PRIVATE_PREFIX = "sleap_rtc_job_"
+"""Name prefix of a job's private folder."""
+
+OWNER_FILE = ".owner_pid"
+"""In a private folder: the pid of the worker process that made it."""
 
 logger = logging.getLogger(__name__)
 
@@ -429,7 +441,8 @@ def prepare_job(
     if remap.errors:
         return remap.errors
 
-    private_dir = Path(tempfile.mkdtemp(prefix="sleap_rtc_job_", dir=private_parent))
+    private_dir = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=private_parent))
+    (private_dir / OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
     job = PreparedJob(spec=spec, private_dir=private_dir, predictions_path=output)
     try:
         remap.write(private_dir)
@@ -514,3 +527,40 @@ def _plan_models(
         _remove_empty(m.run_dir for m in models)
         raise
     return models
+
+
+def remove_abandoned_job_dirs(parent: Path | None = None) -> int:
+    """Remove the private folders that a worker killed without warning (e.g.
+    SIGKILL) left behind: those whose owner process is gone. Folders of live
+    workers, and anything without an owner file, are left alone.
+
+    Args:
+        parent: Where private folders are made (default: the system temp).
+
+    Returns:
+        How many were removed.
+    """
+    folder = Path(parent or tempfile.gettempdir())
+    removed = 0
+    for path in folder.glob(f"{PRIVATE_PREFIX}*"):
+        try:
+            pid = int((path / OWNER_FILE).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    if removed:
+        logger.info("= removed %d private folder(s) of dead workers", removed)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: not ours to judge
+    return True

@@ -76,7 +76,12 @@ from ..protocol.states import JOB_TERMINAL_STATES, JobState
 from .capabilities import CPU_INFO, WorkerCapabilities
 from .hardware import JobHardware
 from .job_outbox import Sink
-from .job_prepare import PathPolicy, PreparedJob, prepare_job
+from .job_prepare import (
+    PathPolicy,
+    PreparedJob,
+    prepare_job,
+    remove_abandoned_job_dirs,
+)
 from .job_run import JobInfo, JobRun, StateCallback
 from .ledger import Action, JobLedger, SlotOutcome
 
@@ -163,6 +168,10 @@ class JobService:
         self._runs: dict[str, JobRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+
+    async def remove_abandoned(self) -> int:
+        """Remove the private folders dead workers left (run at start)."""
+        return await asyncio.to_thread(remove_abandoned_job_dirs, self._work_dir)
 
     # ---------------------------------------------------------------- view
 

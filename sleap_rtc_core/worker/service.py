@@ -125,7 +125,8 @@ class WorkerService:
         return self.worker.peer_id
 
     async def start(self) -> None:
-        """Register and start answering offers."""
+        """Clear what dead workers left, register and start answering offers."""
+        await self.jobs.remove_abandoned()
         await self.worker.start()
         await self.acceptor.start()
 

@@ -7,8 +7,11 @@ prepared (so no two jobs share one) and removed again if nothing was written.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,13 @@ import pytest
 
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config
-from sleap_rtc_core.worker.job_prepare import PreparedJob, prepare_job
+from sleap_rtc_core.worker.job_prepare import (
+    OWNER_FILE,
+    PRIVATE_PREFIX,
+    PreparedJob,
+    prepare_job,
+    remove_abandoned_job_dirs,
+)
 from sleap_rtc_core.worker.mounts import MountPolicy
 from tests.fixtures.data import TINY_FRAMES
 
@@ -62,6 +71,8 @@ def test_a_model_gets_a_sleap_style_run_folder_made_now(
     assert model.ckpt_dir == labels_of(mount).parent / "models"
     assert model.run_dir == model.ckpt_dir / model.run_name
     assert model.run_dir.is_dir()
+    # Its private folder names the worker process (for a restart's clean-up).
+    assert (job.private_dir / OWNER_FILE).read_text() == str(os.getpid())
     # A second job in the same second never shares the folder.
     again = prepare(mount, tmp_path)
     assert isinstance(again, PreparedJob)
@@ -151,3 +162,40 @@ def test_a_run_folder_that_cannot_be_made_is_a_field_error(
     assert isinstance(errors, list)
     assert [e.field for e in errors] == ["config.trainer_config.run_name"]
     assert list(tmp_path.glob("sleap_rtc_job_*")) == []
+
+
+def test_folders_of_dead_workers_are_removed_and_no_others(tmp_path: Path) -> None:
+    """A SIGKILLed worker leaves its private folders; the next start removes
+    them, and only them."""
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owners = {
+            "dead": dead.stdout.strip(),
+            "live": str(live.pid),
+            "mine": str(os.getpid()),
+        }
+        for name, pid in owners.items():
+            folder = tmp_path / f"{PRIVATE_PREFIX}{name}"
+            folder.mkdir()
+            (folder / OWNER_FILE).write_text(pid)
+        (tmp_path / f"{PRIVATE_PREFIX}unowned").mkdir()
+        (tmp_path / "someone_elses").mkdir()
+        assert remove_abandoned_job_dirs(tmp_path) == 1
+    finally:
+        live.kill()
+        live.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [
+            f"{PRIVATE_PREFIX}live",
+            f"{PRIVATE_PREFIX}mine",
+            f"{PRIVATE_PREFIX}unowned",
+            "someone_elses",
+        ]
+    )
