@@ -7,7 +7,7 @@ the running server within its revocation poll. Users' scripts rely on these form
     sleap-rtc room create --name NAME [--owner USER] [--expires-days N] \\
         [--data-dir DIR] [--json]          # {"room_id": …, "room_token": …}
     sleap-rtc token create --room ROOM --worker-name NAME [--expires-days N] \\
-        [--data-dir DIR] [--json]          # {"token_id": "slp_…", …}
+        [--data-dir DIR] [--json]          # {"secret": "slp_…", "id": "wk_…", …}
 
 A room is named by its id or by its (unique) name, a user by username or id.
 Worker keys are shown in clear once, by ``create``; afterwards they are known by
@@ -289,7 +289,8 @@ def _token_create(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         emit_json(
             {
-                "token_id": secret,
+                "secret": secret,  # the name account-key create uses too
+                "token_id": secret,  # the reference API's name for it
                 "id": token.token_id,
                 "room_id": token.room_id,
                 "worker_name": token.worker_name,

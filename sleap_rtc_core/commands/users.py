@@ -242,7 +242,8 @@ def _key_create(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         emit_json(
             {
-                "key_id": secret,
+                "secret": secret,  # the name token create uses too
+                "key_id": secret,  # the reference API's name for it
                 "id": key.key_id,
                 "user": user.username,
                 "name": key.name,

@@ -163,6 +163,7 @@ def test_token_create_list_revoke(cli: Cli) -> None:
         "token", "create", "--room", room["room_id"], "--worker-name", "gpu1"
     )
     assert out["token_id"].startswith("slp_")
+    assert out["secret"] == out["token_id"]  # one name for the secret everywhere
     assert not out["token_id"].startswith("slp_acct_")
     assert out["id"].startswith("wk_")
     assert out["room_id"] == room["room_id"]
@@ -263,6 +264,7 @@ def test_account_keys(cli: Cli) -> None:
     room = cli.json("room", "create", "--name", "lab", "--owner", "alice")
     out = cli.json("account-key", "create", "--user", "alice", "--name", "laptop")
     assert out["key_id"].startswith("slp_acct_")
+    assert out["secret"] == out["key_id"]
     assert out["id"].startswith("ak_")
     store = cli.store()
     ident = Authenticator(store, JwtKeys.generate()).authenticate(
