@@ -10,7 +10,7 @@ The same tiny model (:mod:`sleap_rtc_core.sample_data`: 24 labeled 64x64
 frames, 2 nodes, :func:`tiny_training_config`) is trained, alternately:
 
 * **locally**: ``sleap-nn train`` as a subprocess, with the argv the worker
-  builds (:func:`~sleap_rtc_core.worker.sleapnn_cmd.train_argv`, the labels and
+  builds (:func:`~sleap_rtc_core.worker.jobs.sleapnn_cmd.train_argv`, the labels and
   epochs as Hydra overrides, ZMQ progress to a :class:`TrainerLink` as the
   worker has). Wall time = process start → exit.
 * **remotely**: in this process and event loop, as ``sleap-rtc demo`` does, an
@@ -70,9 +70,9 @@ from sleap_rtc_core.worker.capabilities import (  # noqa: E402
     TorchGpuProbe,
     WorkerCapabilities,
 )
-from sleap_rtc_core.worker.mounts import MountPolicy  # noqa: E402
+from sleap_rtc_core.worker.files.mounts import MountPolicy  # noqa: E402
+from sleap_rtc_core.worker.jobs.sleapnn_cmd import train_argv  # noqa: E402
 from sleap_rtc_core.worker.service import WorkerService  # noqa: E402
-from sleap_rtc_core.worker.sleapnn_cmd import train_argv  # noqa: E402
 
 __all__ = ["BENCHMARK", "main"]
 

@@ -34,7 +34,7 @@ from .signaling.store import Store
 from .transport.auth import ChannelAuth
 from .transport.loopback import loopback_only
 from .worker.capabilities import TorchGpuProbe, WorkerCapabilities
-from .worker.mounts import MountPolicy
+from .worker.files.mounts import MountPolicy
 from .worker.service import WorkerService
 
 __all__ = ["run_demo"]

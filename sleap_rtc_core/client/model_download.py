@@ -5,7 +5,7 @@ the labels file, and SLEAP's inference dialog looks for models there.
 :func:`download_models` makes a remote job end the same way: each run folder
 the job's ``JOB_COMPLETE`` names is copied into ``dest_root`` (usually
 :func:`models_dir_for` the labels) under its own name, over the data channel,
-with the worker's :class:`~sleap_rtc_core.worker.model_files.ModelFileServer`
+with the worker's :class:`~sleap_rtc_core.worker.files.models.ModelFileServer`
 on the other end (the ``FILE_DOWNLOAD_REQUEST`` extension described there).
 
 * **Nothing is copied** when the worker's folder can already be read here:

@@ -19,8 +19,8 @@ from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
 from ..worker.config import WorkerConfig, apply_env, load_worker_config, merge_flags
-from ..worker.mounts import Mount, MountPolicy
-from ..worker.process import set_child_subreaper
+from ..worker.files.mounts import Mount, MountPolicy
+from ..worker.jobs.process import set_child_subreaper
 from ..worker.service import WorkerService
 from ._admin_util import emit, emit_table
 from ._connect import (

@@ -8,7 +8,7 @@ send and jobs to start or stop; every change of the derived status is published
 with ``update_metadata`` (awaiting ``metadata_updated``) before the next message
 is handled, so what discovery shows is never older than one message.
 
-The ledger is shared with the data-channel side (:class:`.jobs.JobService`),
+The ledger is shared with the data-channel side (:class:`.jobs.service.JobService`),
 which admits ``JOB_SUBMIT`` into it and finishes jobs there; it reports each
 outcome with :meth:`SignalingWorker.ledger_changed`, and the owner hears
 ``job_complete``/``job_failed`` over signaling too.

@@ -5,10 +5,10 @@
 * :class:`.agent.SignalingWorker` registers, negotiates and keeps ``status``;
 * :class:`~..transport.peer.ChannelAcceptor` answers offers and authenticates
   each data channel;
-* on each channel, ``FS_*`` requests go to :class:`.fs_service.FsService`,
+* on each channel, ``FS_*`` requests go to :class:`.files.service.FsService`,
   ``FILE_DOWNLOAD_REQUEST`` (a finished job's models) to
-  :class:`.model_files.ModelFileServer` and job messages to
-  :class:`.jobs.JobService`, in arrival order.
+  :class:`.files.models.ModelFileServer` and job messages to
+  :class:`.jobs.service.JobService`, in arrival order.
 
 One :class:`.ledger.JobLedger` (the signaling worker's) holds every job: a
 negotiated job (``job_request`` → ``job_assignment``) keeps its slot and its id
@@ -34,11 +34,11 @@ from ..transport.channel import Channel
 from ..transport.peer import ChannelAcceptor
 from .agent import SUBMIT_TIMEOUT, SignalingWorker
 from .capabilities import WorkerCapabilities
-from .fs_service import FsService
+from .files.models import ModelFileServer
+from .files.mounts import MountPolicy
+from .files.service import FsService
 from .hardware import JobHardware
-from .jobs import JobService
-from .model_files import ModelFileServer
-from .mounts import MountPolicy
+from .jobs.service import JobService
 from .room_keys import room_key_cache
 
 __all__ = ["WorkerService"]

@@ -47,11 +47,11 @@ from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.channel import Channel
 from sleap_rtc_core.transport.peer import open_channel
-from sleap_rtc_core.worker.job_results import JobInfo
-from sleap_rtc_core.worker.model_files import ModelFileServer
-from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.files.models import ModelFileServer
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.jobs.results import JobInfo
+from sleap_rtc_core.worker.jobs.sleapnn_cmd import track_argv
 from sleap_rtc_core.worker.service import WorkerService
-from sleap_rtc_core.worker.sleapnn_cmd import track_argv
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import scaled
 from tests.fixtures.transport import (

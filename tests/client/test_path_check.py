@@ -25,10 +25,10 @@ from sleap_rtc_core.client.path_check import (
 )
 from sleap_rtc_core.protocol.channel import ChannelMessage, decode_text, encode_text
 from sleap_rtc_core.protocol.channel_fs import FsCheckVideosResponseMsg, FsResolveMsg
-from sleap_rtc_core.worker.fs_service import FsService
-from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.files.service import FsService
 from tests.fixtures.timing import UNIT
-from tests.worker.test_fs_service import build_half_present
+from tests.worker.files.test_service import build_half_present
 
 Rewrite = Callable[[ChannelMessage], ChannelMessage]
 

@@ -24,7 +24,7 @@ from sleap_rtc_core.errors import (
     RemoteProtocolError,
 )
 from sleap_rtc_core.progress.trainer_link import LOOPBACK, TrainerLink, check_command
-from sleap_rtc_core.worker.process import JobProcess, Stream
+from sleap_rtc_core.worker.jobs.process import JobProcess, Stream
 from tests.fixtures.timing import async_wait_until, scaled
 
 STOP = '{"command": "stop"}'

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sleap_rtc_core.worker.capabilities import CPU_INFO, StatedGpu
 from sleap_rtc_core.worker.hardware import JobHardware
-from sleap_rtc_core.worker.sleapnn_cmd import train_argv
+from sleap_rtc_core.worker.jobs.sleapnn_cmd import train_argv
 
 
 def test_a_cpu_worker_forces_the_cpu() -> None:
@@ -52,10 +52,10 @@ async def test_a_cuda_out_of_memory_is_reported_as_gpu_oom_and_frees_the_slot(
     import textwrap
 
     from sleap_rtc_core.protocol.channel_messages import JobFailedMsg
-    from sleap_rtc_core.worker.jobs import JobService
-    from sleap_rtc_core.worker.mounts import MountPolicy
+    from sleap_rtc_core.worker.files.mounts import MountPolicy
+    from sleap_rtc_core.worker.jobs.service import JobService
     from tests.fixtures.timing import async_wait_until, scaled
-    from tests.worker.test_jobs import Channel, submit, train_spec
+    from tests.worker.jobs.test_service import Channel, submit, train_spec
 
     oom = tmp_path / "python-that-runs-out-of-gpu-memory"
     oom.write_text(

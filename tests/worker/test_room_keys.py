@@ -18,8 +18,8 @@ from sleap_rtc_core.signaling.service import Service, build_service
 from sleap_rtc_core.signaling.store import Store
 from sleap_rtc_core.transport import ChannelAuth, ChannelAuthFailed, open_channel
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.hardware import JobHardware
-from sleap_rtc_core.worker.mounts import MountPolicy
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import scaled

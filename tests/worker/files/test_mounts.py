@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sleap_rtc_core.errors import PathNotAllowed
-from sleap_rtc_core.worker.mounts import Mount, MountPolicy, parse_mount
+from sleap_rtc_core.worker.files.mounts import Mount, MountPolicy, parse_mount
 
 
 @pytest.fixture

@@ -41,9 +41,9 @@ import stat as stat_module
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import PathNotAllowed, SleapRTCError
-from ..protocol.channel import ChannelMessage, ChannelMessageType
-from ..protocol.channel_fs import (
+from ...errors import PathNotAllowed, SleapRTCError
+from ...protocol.channel import ChannelMessage, ChannelMessageType
+from ...protocol.channel_fs import (
     FsApplyPrefixMsg,
     FsCheckVideosResponseMsg,
     FsErrorCode,
@@ -68,10 +68,10 @@ from ..protocol.channel_fs import (
     WorkerPathErrorMsg,
     WorkerPathOkMsg,
 )
-from ..protocol.paths import prefix_swap, replace_prefix
-from .file_search import PatternTooBroad, find_files
+from ...protocol.paths import prefix_swap, replace_prefix
 from .mounts import MountPolicy
-from .video_check import (
+from .search import PatternTooBroad, find_files
+from .videos import (
     LabelsUnreadable,
     check_videos,
     is_labels_path,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .job_env import job_environment
+from .env import job_environment
 from .process import JobProcess, OutputLine, Stream
 
 __all__ = ["ProcessControl", "ProcessExit", "line_text"]
@@ -62,7 +62,7 @@ class ProcessControl:
         cwd: Working directory of every process (the job's private folder,
             also its ``HOME``).
         env: Variables set on top of the allow-listed part of the worker's
-            environment (:func:`~.job_env.job_environment`): nothing else of
+            environment (:func:`~.env.job_environment`): nothing else of
             the worker's environment reaches a job.
         stop_grace: SIGTERM-to-SIGKILL grace.
         stop_timeout: Seconds a graceful stop may take before SIGINT.

@@ -1,6 +1,6 @@
 """What a job reports: its snapshot, progress bookkeeping, actionable failures.
 
-Pure helpers of the job runner (:mod:`.job_run`): the :class:`JobInfo`
+Pure helpers of the job runner (:mod:`.run`): the :class:`JobInfo`
 snapshot, reading sleap-nn's progress events into ``JOB_PROGRESS`` objects and
 final losses, and turning an exit status plus the end of stderr into a message
 a person can act on.
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol.states import JobState
+from ...protocol.states import JobState
 
 __all__ = [
     "STDERR_TAIL_LINES",

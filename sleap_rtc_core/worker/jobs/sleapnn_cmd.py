@@ -50,8 +50,8 @@ from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Any
 
-from ..errors import LocalProtocolError, PathNotAllowed
-from ..protocol.jobspec import (
+from ...errors import LocalProtocolError, PathNotAllowed
+from ...protocol.jobspec import (
     FrameFilter,
     TrackJobSpec,
     TrainJobSpec,
@@ -731,7 +731,7 @@ def train_argv_for_spec(
     Args:
         spec: The spec after :func:`~sleap_rtc_core.protocol.jobspec.
             apply_path_mappings` and validation.
-        plan: The model, as :func:`~.job_prepare.prepare_job` planned it.
+        plan: The model, as :func:`~.prepare.prepare_job` planned it.
         publish_port: The progress port (:class:`~sleap_rtc_core.progress.
             trainer_link.TrainerLink.publish_port`).
         controller_port: The control port (``TrainerLink.controller_port``).

@@ -1,7 +1,7 @@
 """One accepted job from start to its last frame: ``sleap-nn`` runs and messages.
 
-:class:`JobRun` owns a :class:`~.job_prepare.PreparedJob` and runs it as a task
-of :class:`~.jobs.JobService`:
+:class:`JobRun` owns a :class:`~.prepare.PreparedJob` and runs it as a task
+of :class:`~.service.JobService`:
 
 * **Train** (``TrainJobSpec``): each model of the pipeline in order, every one
   with its own :class:`~..progress.trainer_link.TrainerLink` (ephemeral ports)
@@ -42,11 +42,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ..progress.trainer_link import TrainerLink
-from ..protocol._json import loads_object
-from ..protocol.channel import ChannelMessage, encode_text
-from ..protocol.channel_messages import (
+from ...errors import LocalProtocolError, RemoteProtocolError
+from ...progress.trainer_link import TrainerLink
+from ...protocol._json import loads_object
+from ...protocol.channel import ChannelMessage, encode_text
+from ...protocol.channel_messages import (
     InferenceLogMsg,
     InferenceSkippedMsg,
     JobCompleteMsg,
@@ -57,14 +57,15 @@ from ..protocol.channel_messages import (
     ModelTypeMsg,
     ProgressReportMsg,
 )
-from ..protocol.jobspec import TrackJobSpec, TrainJobSpec
-from ..protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
-from .hardware import JobHardware
-from .job_control import ProcessControl, line_text
-from .job_inference import run_inference
-from .job_outbox import JobOutbox, Sink
-from .job_prepare import PreparedJob
-from .job_results import (
+from ...protocol.jobspec import TrackJobSpec, TrainJobSpec
+from ...protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
+from ..hardware import JobHardware
+from .control import ProcessControl, line_text
+from .inference import run_inference
+from .outbox import JobOutbox, Sink
+from .prepare import PreparedJob
+from .process import OutputLine
+from .results import (
     STDERR_TAIL_LINES,
     JobInfo,
     epoch_progress,
@@ -72,7 +73,6 @@ from .job_results import (
     failure_message,
     final_losses,
 )
-from .process import OutputLine
 from .sleapnn_cmd import (
     ModelPlan,
     expected_run_dir,

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import PathNotAllowed
-from ..protocol.jobspec import FieldError, PathCheck, SpecErrorCode
-from ..protocol.paths import map_path, usable_mappings
+from ...errors import PathNotAllowed
+from ...protocol.jobspec import FieldError, PathCheck, SpecErrorCode
+from ...protocol.paths import map_path, usable_mappings
 
 __all__ = [
     "LabelsRemapper",

@@ -17,7 +17,7 @@ Messages handled:
 * ``JOB_SUBMIT::{cid}::{spec}``: the worker's :class:`.ledger.JobLedger`
   admits it (into the slot its owner negotiated under ``cid``, or a free one),
   then the spec is mapped, validated and materialised
-  (:func:`.job_prepare.prepare_job`, in a thread); the answer is
+  (:func:`~.prepare.prepare_job`, in a thread); the answer is
   ``JOB_ACCEPTED::{job_id}`` (``cid`` itself for a negotiated job: one id from
   ``job_request`` to ``JOB_COMPLETE``) followed by the job's frames, or
   ``JOB_REJECTED::{cid}::{"errors":[...]}`` with every field error at once
@@ -55,10 +55,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import InvalidState, RemoteProtocolError
-from ..progress.trainer_link import check_command
-from ..protocol.channel import ChannelMessage, encode_text
-from ..protocol.channel_messages import (
+from ...errors import InvalidState, RemoteProtocolError
+from ...progress.trainer_link import check_command
+from ...protocol.channel import ChannelMessage, encode_text
+from ...protocol.channel_messages import (
     JOB_STATE_UNKNOWN,
     ControlCommandMsg,
     JobAcceptedMsg,
@@ -70,20 +70,20 @@ from ..protocol.channel_messages import (
     JobSubmitMsg,
     ZmqCtrlMsg,
 )
-from ..protocol.jobspec import FieldError, SpecErrorCode, TrackJobSpec, spec_from_dict
-from ..protocol.negotiation import JobType
-from ..protocol.states import JOB_TERMINAL_STATES, JobState
-from .capabilities import CPU_INFO, WorkerCapabilities
-from .hardware import JobHardware
-from .job_outbox import Sink
-from .job_prepare import (
+from ...protocol.jobspec import FieldError, SpecErrorCode, TrackJobSpec, spec_from_dict
+from ...protocol.negotiation import JobType
+from ...protocol.states import JOB_TERMINAL_STATES, JobState
+from ..capabilities import CPU_INFO, WorkerCapabilities
+from ..hardware import JobHardware
+from ..ledger import Action, JobLedger, SlotOutcome
+from .outbox import Sink
+from .prepare import (
     PathPolicy,
     PreparedJob,
     prepare_job,
     remove_abandoned_job_dirs,
 )
-from .job_run import JobInfo, JobRun, StateCallback
-from .ledger import Action, JobLedger, SlotOutcome
+from .run import JobInfo, JobRun, StateCallback
 
 __all__ = ["JobInfo", "JobService", "PathPolicy", "Sink", "StateCallback"]
 

@@ -19,14 +19,14 @@ import pytest
 
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config
-from sleap_rtc_core.worker.job_prepare import (
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.jobs.prepare import (
     OWNER_FILE,
     PRIVATE_PREFIX,
     PreparedJob,
     prepare_job,
     remove_abandoned_job_dirs,
 )
-from sleap_rtc_core.worker.mounts import MountPolicy
 from tests.fixtures.data import TINY_FRAMES
 
 STAMP = r"\d{6}_\d{6}"

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from ..errors import PathNotAllowed
+from ...errors import PathNotAllowed
 
 __all__ = ["Mount", "MountPolicy", "parse_mount"]
 

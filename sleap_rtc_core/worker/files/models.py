@@ -29,7 +29,7 @@ an unknown job or one that did not succeed gets ``FS_ERROR::ACCESS_DENIED`` /
 ``PATH_NOT_FOUND``), and only what lies inside one of the job's run folders,
 symlinks resolved, and inside the worker's mounts. Requests without a
 ``job_id`` are refused (``INVALID_REQUEST``): the worker serves no other files.
-Finished jobs are remembered as long as :class:`~.jobs.JobService` keeps them
+Finished jobs are remembered as long as :class:`~..jobs.service.JobService` keeps them
 (its ``keep_finished`` last ones, for the worker's lifetime).
 
 An inference job's predictions come home the same way, as one file::
@@ -56,9 +56,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from ..errors import ChannelClosed, SleapRTCError, TransferError
-from ..protocol.channel_fs import FsErrorCode, FsErrorMsg
-from ..protocol.channel_transfer import (
+from ...errors import ChannelClosed, SleapRTCError, TransferError
+from ...protocol.channel_fs import FsErrorCode, FsErrorMsg
+from ...protocol.channel_transfer import (
     MODEL_FILE_KIND,
     MODEL_MANIFEST_KIND,
     MODEL_MANIFEST_NAME,
@@ -71,10 +71,10 @@ from ..protocol.channel_transfer import (
     model_run_dirs,
     predictions_path_of,
 )
-from ..protocol.states import JobState
-from ..transport.channel import Channel
-from ..transport.transfer import CHUNK_SIZE, send_file
-from .job_results import JobInfo
+from ...protocol.states import JobState
+from ...transport.channel import Channel
+from ...transport.transfer import CHUNK_SIZE, send_file
+from ..jobs.results import JobInfo
 
 __all__ = ["JobLookup", "ModelFileServer"]
 

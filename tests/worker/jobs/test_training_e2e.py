@@ -31,10 +31,13 @@ from sleap_rtc_core.protocol.jobspec import (
     validate_spec,
 )
 from sleap_rtc_core.sample_data import tiny_training_config
-from sleap_rtc_core.worker.job_prepare import PreparedJob, prepare_job
-from sleap_rtc_core.worker.mounts import MountPolicy
-from sleap_rtc_core.worker.process import JobProcess, OutputLine, Stream
-from sleap_rtc_core.worker.sleapnn_cmd import track_argv_for_spec, train_argv_for_spec
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.jobs.prepare import PreparedJob, prepare_job
+from sleap_rtc_core.worker.jobs.process import JobProcess, OutputLine, Stream
+from sleap_rtc_core.worker.jobs.sleapnn_cmd import (
+    track_argv_for_spec,
+    train_argv_for_spec,
+)
 from tests.fixtures.data import TINY_FRAMES, TINY_SUGGESTIONS
 from tests.fixtures.timing import async_wait_until, scaled
 

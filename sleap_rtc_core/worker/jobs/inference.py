@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import RemoteProtocolError
-from ..protocol._json import loads_object
-from ..protocol.channel import ChannelMessage
-from ..protocol.channel_messages import (
+from ...errors import RemoteProtocolError
+from ...protocol._json import loads_object
+from ...protocol.channel import ChannelMessage
+from ...protocol.channel_messages import (
     InferenceBeginMsg,
     InferenceCompleteMsg,
     InferenceFailedMsg,
@@ -27,9 +27,9 @@ from ..protocol.channel_messages import (
     InferenceProgressMsg,
     JobLogMsg,
 )
-from .job_control import ProcessControl, line_text
-from .job_results import failure_code, failure_message
+from .control import ProcessControl, line_text
 from .process import OutputLine, Stream
+from .results import failure_code, failure_message
 
 __all__ = ["run_inference"]
 

@@ -22,11 +22,11 @@ from sleap_rtc_core.protocol.channel_messages import (
     JobRejectedMsg,
 )
 from sleap_rtc_core.sample_data import tiny_training_config
-from sleap_rtc_core.worker.jobs import JobService
-from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.jobs.service import JobService
 from tests.fixtures.data import tiny_config_with
 from tests.fixtures.timing import scaled
-from tests.worker.test_jobs import Channel, submit, train_spec
+from tests.worker.jobs.test_service import Channel, submit, train_spec
 
 SECRETS = {
     "SLEAP_RTC_API_KEY": "slp_worker_key_that_must_never_leak_3f9a",

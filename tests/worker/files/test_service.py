@@ -42,9 +42,9 @@ from sleap_rtc_core.protocol.channel_fs import (
 )
 from sleap_rtc_core.protocol.channel_messages import JobStopMsg
 from sleap_rtc_core.sample_data import write_tiny_labels, write_tiny_video_labels
-from sleap_rtc_core.worker.fs_service import FsService
-from sleap_rtc_core.worker.mounts import MountPolicy
-from sleap_rtc_core.worker.video_check import default_output_name
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.files.service import FsService
+from sleap_rtc_core.worker.files.videos import default_output_name
 
 M = TypeVar("M", bound=ChannelMessage)
 

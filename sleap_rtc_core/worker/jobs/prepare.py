@@ -47,9 +47,9 @@ from typing import Any
 
 import h5py
 
-from ..errors import LocalProtocolError, PathNotAllowed, SleapRTCError
-from ..protocol.config_policy import new_folders
-from ..protocol.jobspec import (
+from ...errors import LocalProtocolError, PathNotAllowed, SleapRTCError
+from ...protocol.config_policy import new_folders
+from ...protocol.jobspec import (
     FieldError,
     JobSpec,
     SpecErrorCode,
@@ -58,8 +58,8 @@ from ..protocol.jobspec import (
     apply_path_mappings,
     check_spec,
 )
-from ..protocol.paths import predictions_path_for
-from .job_paths import LabelsRemapper, PathPolicy, policy_check
+from ...protocol.paths import predictions_path_for
+from .paths import LabelsRemapper, PathPolicy, policy_check
 from .sleapnn_cmd import (
     ModelPlan,
     reserve_run_dir,

@@ -50,8 +50,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from ..aio import wait_for
-from ..errors import ConcurrencyError, InvalidState
+from ...aio import wait_for
+from ...errors import ConcurrencyError, InvalidState
 
 __all__ = [
     "JobProcess",

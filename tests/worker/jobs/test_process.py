@@ -1,4 +1,4 @@
-"""Tests of :mod:`sleap_rtc_core.worker.process`: real child processes.
+"""Tests of :mod:`sleap_rtc_core.worker.jobs.process`: real child processes.
 
 The children are small Python scripts (``python -u -c ...``) that print, spawn
 grandchildren, ignore signals or hold their pipes open, so that the process
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sleap_rtc_core.errors import ConcurrencyError, InvalidState
-from sleap_rtc_core.worker.process import (
+from sleap_rtc_core.worker.jobs.process import (
     JobProcess,
     OutputLine,
     Stream,
@@ -372,7 +372,7 @@ def test_the_job_dies_with_a_killed_worker() -> None:
     """SIGKILL the worker (a real process running JobProcess): its job follows."""
     script = (
         "import asyncio, sys\n"
-        "from sleap_rtc_core.worker.process import JobProcess\n"
+        "from sleap_rtc_core.worker.jobs.process import JobProcess\n"
         "async def main():\n"
         "    proc = await JobProcess(['sleep', '120']).start()\n"
         "    print(proc.pid, flush=True)\n"

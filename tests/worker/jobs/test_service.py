@@ -45,9 +45,9 @@ from sleap_rtc_core.protocol.channel_messages import (
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec, TrainJobSpec
 from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import tiny_training_config
-from sleap_rtc_core.worker.job_prepare import PreparedJob, prepare_job
-from sleap_rtc_core.worker.jobs import JobService
-from sleap_rtc_core.worker.mounts import MountPolicy
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.jobs.prepare import PreparedJob, prepare_job
+from sleap_rtc_core.worker.jobs.service import JobService
 from tests.fixtures.timing import async_wait_until, scaled
 
 M = TypeVar("M", bound=ChannelMessage)

@@ -4,7 +4,7 @@ labels with video paths remapped (the folder swap of ``FS_RESOLVE_WITH_PREFIX``
 is :func:`~..protocol.paths.prefix_swap`).
 
 Everything here is blocking (sleap-io reads HDF5; the search walks folders):
-:class:`~.fs_service.FsService` runs it with ``asyncio.to_thread``. sleap-io is
+:class:`~.service.FsService` runs it with ``asyncio.to_thread``. sleap-io is
 imported inside the functions so that importing the worker stays cheap.
 
 A video is
@@ -30,10 +30,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..errors import LabelsUnreadable, PathNotAllowed
-from ..protocol.channel_fs import FsCheckVideosResponseMsg
-from .file_search import find_names
+from ...errors import LabelsUnreadable, PathNotAllowed
+from ...protocol.channel_fs import FsCheckVideosResponseMsg
 from .mounts import MountPolicy
+from .search import find_names
 
 __all__ = [
     "LabelsUnreadable",

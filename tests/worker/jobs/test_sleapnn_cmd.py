@@ -1,4 +1,4 @@
-"""Tests of :mod:`sleap_rtc_core.worker.sleapnn_cmd`: argv for sleap-nn.
+"""Tests of :mod:`sleap_rtc_core.worker.jobs.sleapnn_cmd`: argv for sleap-nn.
 
 Overrides are checked with Hydra's own parser and OmegaConf (what ``sleap-nn
 train`` does with them), and track options with sleap-nn's own click command,
@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from sleap_rtc_core.errors import LocalProtocolError, PathNotAllowed
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec, TrainJobSpec
-from sleap_rtc_core.worker.sleapnn_cmd import (
+from sleap_rtc_core.worker.jobs.sleapnn_cmd import (
     SLEAP_NN_MODULE,
     ModelPlan,
     expected_run_dir,

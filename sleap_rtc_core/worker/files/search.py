@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..errors import PatternTooBroad
+from ...errors import PatternTooBroad
 from .mounts import MountPolicy
 
 __all__ = [

@@ -1,0 +1,10 @@
+"""What the worker shows of its disks, and only inside its mounts.
+
+* :mod:`.mounts`: the mount policy every path goes through (no ``..``, no
+  symlink escape);
+* :mod:`.service`: the ``FS_*`` requests of a data channel (path checks, folder
+  listings, video checks);
+* :mod:`.videos` and :mod:`.search`: which videos a labels file needs and where
+  a missing one may be;
+* :mod:`.models`: a finished job's models, downloaded by its owner.
+"""
