@@ -68,7 +68,7 @@ def serve_ours(loop_kind: str, ping_interval: float) -> int:
     from _profiles import peer_profile
 
     from sleap_rtc_core.errors import ErrorCode, SignalingError
-    from sleap_rtc_core.signaling.http11 import HttpRequest, HttpResponse
+    from sleap_rtc_core.signaling.http.wire import HttpRequest, HttpResponse
     from sleap_rtc_core.signaling.limits import Limits
     from sleap_rtc_core.signaling.registry import PeerRecord
     from sleap_rtc_core.signaling.server import ServerConfig, SignalingServer

@@ -22,7 +22,7 @@ from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.redis_backend import RedisConfig
+from sleap_rtc_core.signaling.redis.backend import RedisConfig
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
 from sleap_rtc_core.signaling.store import Store

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SignalingError
-from ..signaling.http_api import http_api_factory
+from ..signaling.http.api import http_api_factory
 from ..signaling.limits import LIMIT_NAMES, Limits, limits_from, parse_limit
-from ..signaling.redis_config import RedisConfig
+from ..signaling.redis.config import RedisConfig
 from ..signaling.server import ServerConfig
 from ..signaling.service import open_service
 from ..signaling.store import default_data_dir

@@ -35,7 +35,7 @@ from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
 from ..protocol._json import dumps_bytes
-from .http11 import (
+from .http.wire import (
     MAX_HEAD_BYTES,
     HttpRequest,
     HttpResponse,

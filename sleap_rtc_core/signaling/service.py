@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .auth import Authenticator
 from .jwt_keys import JwtKeys
-from .redis_config import RedisConfig
+from .redis.config import RedisConfig
 from .server import HttpHandler, ServerConfig, SignalingServer
 from .store import RevocationWatcher, Store, open_store
 
@@ -59,7 +59,7 @@ def build_service(
     authenticator = Authenticator(store, jwt_keys)
     backend = None
     if redis is not None:
-        from .redis_backend import RedisBackend  # the ``server`` extra
+        from .redis.backend import RedisBackend  # the ``server`` extra
 
         backend = RedisBackend(redis)
     server = SignalingServer(

@@ -31,7 +31,7 @@ from sleap_rtc_core.client.credentials import (
     save_credentials,
 )
 from sleap_rtc_core.errors import AuthError
-from sleap_rtc_core.signaling.http_api import http_api_factory
+from sleap_rtc_core.signaling.http.api import http_api_factory
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.passwords import hash_password
 from sleap_rtc_core.signaling.server import ServerConfig, SignalingServer

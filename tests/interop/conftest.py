@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sleap_rtc_core.signaling.http_api import http_api_factory
+from sleap_rtc_core.signaling.http.api import http_api_factory
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import build_service

@@ -22,7 +22,7 @@ from sleap_rtc_core.signaling.github import (
     GitHubUser,
     urllib_fetch,
 )
-from sleap_rtc_core.signaling.http_api import http_api_factory
+from sleap_rtc_core.signaling.http.api import http_api_factory
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import build_service

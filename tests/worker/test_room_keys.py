@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sleap_rtc_core.protocol.channel_auth import ed25519_public_key_b64url
-from sleap_rtc_core.signaling.http_api import http_api_factory
+from sleap_rtc_core.signaling.http.api import http_api_factory
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service

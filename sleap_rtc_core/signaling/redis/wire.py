@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..errors import SleapRTCError
-from ..protocol._json import dumps_bytes, loads, loads_object
-from .registry import PeerRecord
+from ...errors import SleapRTCError
+from ...protocol._json import dumps_bytes, loads, loads_object
+from ..registry import PeerRecord
 
 __all__ = [
     "DELETE_SCRIPT",

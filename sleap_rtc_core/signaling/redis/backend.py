@@ -46,9 +46,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..aio import wait_for
-from ._redis_replica import Replica
-from ._redis_wire import (
+from ...aio import wait_for
+from ..registry import PeerRecord
+from ..router import Router
+from .config import RedisConfig, RedisUnavailable, redact_url
+from .replica import Replica
+from .wire import (
     DELETE_SCRIPT,
     PUT_SCRIPT,
     Keys,
@@ -57,9 +60,6 @@ from ._redis_wire import (
     encode_record,
     join_message,
 )
-from .redis_config import RedisConfig, RedisUnavailable, redact_url
-from .registry import PeerRecord
-from .router import Router
 
 __all__ = ["RedisBackend", "RedisConfig", "RedisUnavailable", "redact_url"]
 

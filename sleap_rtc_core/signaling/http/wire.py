@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..errors import ErrorCode, RemoteProtocolError
+from ...errors import ErrorCode, RemoteProtocolError
 
 __all__ = [
     "MAX_HEAD_BYTES",

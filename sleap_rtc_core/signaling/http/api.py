@@ -3,13 +3,13 @@
 :class:`HttpApi` is the ``http`` handler of
 :class:`~.server.SignalingServer`: the server answers ``/health`` and
 ``/metrics`` itself and hands every other plain HTTP request to it. It routes the
-request to the endpoint modules (:mod:`.http_auth_routes`,
-:mod:`.http_room_routes`, and the live-peer endpoints below), and turns every
+request to the endpoint modules (:mod:`.auth_routes`,
+:mod:`.room_routes`, and the live-peer endpoints below), and turns every
 failure into JSON ``{"detail": "..."}`` with the right status, never a stack
 trace.
 
 The API reads and closes live connections only through a
-:class:`~.http_base.LiveView`; :class:`RouterLiveView` is that view over the
+:class:`~.base.LiveView`; :class:`RouterLiveView` is that view over the
 server's :class:`~.router.Router`. With :mod:`.service`::
 
     service = open_service(config, data_dir, http=http_api_factory())
@@ -26,11 +26,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.metadata import public_metadata
-from .github import GitHubOAuth
-from .http11 import HttpRequest, HttpResponse
-from .http_auth_routes import routes as auth_routes
-from .http_base import (
+from ...protocol.metadata import public_metadata
+from ..github import GitHubOAuth
+from ..jwt_keys import JwtKeys
+from ..records import MemberRole, iso_time
+from ..registry import PeerRecord
+from ..router import Router
+from ..store import AlreadyExists, Store
+from .auth_routes import routes as auth_routes
+from .base import (
     ApiContext,
     HttpApiConfig,
     HttpError,
@@ -39,15 +43,11 @@ from .http_base import (
     body_str,
     json_response,
 )
-from .http_room_routes import routes as room_routes
-from .jwt_keys import JwtKeys
-from .records import MemberRole, iso_time
-from .registry import PeerRecord
-from .router import Router
-from .store import AlreadyExists, Store
+from .room_routes import routes as room_routes
+from .wire import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
-    from .service import Service
+    from ..service import Service
 
 __all__ = [
     "HttpApi",
@@ -65,7 +65,7 @@ live_routes = RouteTable()
 
 
 class RouterLiveView:
-    """:class:`~.http_base.LiveView` over a server's :class:`~.router.Router`.
+    """:class:`~.base.LiveView` over a server's :class:`~..router.Router`.
 
     Args:
         router: The router of the running server (called on its loop).

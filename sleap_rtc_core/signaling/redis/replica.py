@@ -4,7 +4,7 @@ The synchronous half of the Redis backend (no I/O, no awaiting): it turns the
 messages read from Redis into registry changes and room events for this
 process's own peers, and resolves a peer held by two processes (a reconnect
 through another process) in favour of the newer registration. The backend
-(:mod:`.redis_backend`) owns the connections and calls it from its one reader
+(:mod:`.backend`) owns the connections and calls it from its one reader
 task, so the registry only ever changes on the event loop's thread.
 """
 
@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol._json import dumps_bytes
-from ._redis_wire import Kind, decode_record, split_message
-from .registry import PeerRecord
-from .router import CLOSE_REPLACED, Router, Session
+from ...protocol._json import dumps_bytes
+from ..registry import PeerRecord
+from ..router import CLOSE_REPLACED, Router, Session
+from .wire import Kind, decode_record, split_message
 
 __all__ = ["Replica"]
 

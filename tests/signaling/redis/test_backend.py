@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from sleap_rtc_core.signaling import _redis_wire as wire
-from sleap_rtc_core.signaling._redis_replica import Replica
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.redis_backend import (
+from sleap_rtc_core.signaling.redis import wire
+from sleap_rtc_core.signaling.redis.backend import (
     RedisBackend,
     RedisConfig,
     RedisUnavailable,
     redact_url,
 )
+from sleap_rtc_core.signaling.redis.replica import Replica
 from sleap_rtc_core.signaling.registry import PeerRecord
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service

@@ -15,17 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .http11 import HttpRequest, HttpResponse
-from .http_base import (
-    ApiContext,
-    HttpError,
-    RouteTable,
-    body_int,
-    body_str,
-    client_host,
-    json_response,
-)
-from .records import (
+from ..records import (
     MemberRole,
     Membership,
     Room,
@@ -34,6 +24,16 @@ from .records import (
     member_credential,
     room_credential,
 )
+from .base import (
+    ApiContext,
+    HttpError,
+    RouteTable,
+    body_int,
+    body_str,
+    client_host,
+    json_response,
+)
+from .wire import HttpRequest, HttpResponse
 
 __all__ = ["routes"]
 

@@ -23,10 +23,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from sleap_rtc_core.signaling.github import TOKEN_URL, USER_URL, GitHubOAuth
-from sleap_rtc_core.signaling.http_api import (
+from sleap_rtc_core.signaling.http.api import (
     http_api_factory,
 )
-from sleap_rtc_core.signaling.http_base import HttpApiConfig
+from sleap_rtc_core.signaling.http.base import HttpApiConfig
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.passwords import hash_password
 from sleap_rtc_core.signaling.router import CLOSE_REVOKED

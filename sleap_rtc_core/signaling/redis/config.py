@@ -1,6 +1,6 @@
 """How a signaling server process joins others through Redis (settings only).
 
-Kept apart from :mod:`.redis_backend` so that the CLI and the service builder can
+Kept apart from :mod:`.backend` so that the CLI and the service builder can
 describe a Redis deployment without importing redis-py (the ``server`` extra).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import RedisUnavailable
+from ...errors import RedisUnavailable
 
 __all__ = ["RedisConfig", "RedisUnavailable", "redact_url"]
 

@@ -25,19 +25,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from ..errors import AuthError
-from .github import AUTHORIZE_URL
-from .http11 import HttpRequest, HttpResponse
-from .http_base import (
-    ApiContext,
-    HttpError,
-    RouteTable,
-    body_str,
-    client_host,
-    json_response,
-)
-from .jwt_keys import AUDIENCE, ISSUER
-from .passwords import (
+from ...errors import AuthError
+from ..github import AUTHORIZE_URL
+from ..jwt_keys import AUDIENCE, ISSUER
+from ..passwords import (
     MAX_PASSWORD_LENGTH,
     dummy_verify,
     hash_password,
@@ -45,8 +36,17 @@ from .passwords import (
     needs_rehash,
     verify_password,
 )
-from .records import AccountKey, User, iso_time
-from .store import AlreadyExists
+from ..records import AccountKey, User, iso_time
+from ..store import AlreadyExists
+from .base import (
+    ApiContext,
+    HttpError,
+    RouteTable,
+    body_str,
+    client_host,
+    json_response,
+)
+from .wire import HttpRequest, HttpResponse
 
 __all__ = ["routes"]
 

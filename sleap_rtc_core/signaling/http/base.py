@@ -1,7 +1,7 @@
 """What the HTTP route modules share: errors, JSON, callers, the live view.
 
-The API is transport-agnostic: it takes an :class:`~.http11.HttpRequest` and
-returns an :class:`~.http11.HttpResponse`, and reads the server's live state only
+The API is transport-agnostic: it takes an :class:`~.wire.HttpRequest` and
+returns an :class:`~.wire.HttpResponse`, and reads the server's live state only
 through :class:`LiveView`, which the signaling server implements. Every store call
 goes through ``asyncio.to_thread`` (:meth:`ApiContext.db`).
 """
@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from ..errors import AuthError, HttpError, RemoteProtocolError
-from ..protocol._json import dumps_bytes, loads_object
-from .github import GitHubOAuth
-from .http11 import HttpRequest, HttpResponse
-from .jwt_keys import JwtKeys
-from .records import MemberRole, Membership, Room, User
-from .store import ACCOUNT_KEY_PREFIX, WORKER_KEY_PREFIX, Store
+from ...errors import AuthError, HttpError, RemoteProtocolError
+from ...protocol._json import dumps_bytes, loads_object
+from ..github import GitHubOAuth
+from ..jwt_keys import JwtKeys
+from ..records import MemberRole, Membership, Room, User
+from ..store import ACCOUNT_KEY_PREFIX, WORKER_KEY_PREFIX, Store
+from .wire import HttpRequest, HttpResponse
 
 __all__ = [
     "ApiContext",

@@ -1,0 +1,7 @@
+"""Several server processes sharing rooms, peers and routing through Redis.
+
+* :mod:`.config`: how a process joins the others (URL, prefix, timings);
+* :mod:`.backend`: the process's Redis side (directory, routing, heartbeats);
+* :mod:`.replica`: the other processes' peers as this process sees them (pure);
+* :mod:`.wire`: the frames processes send each other (pure).
+"""
