@@ -44,7 +44,7 @@ import zmq
 import zmq.asyncio
 
 from ..errors import ConcurrencyError, ErrorCode, InvalidState, RemoteProtocolError
-from ..protocol._json import loads_object
+from ..protocol.json_text import loads_object
 
 __all__ = ["LOOPBACK", "TrainerLink", "check_command"]
 

@@ -41,7 +41,7 @@ import zmq
 import zmq.asyncio
 
 from ..errors import InvalidState, RemoteProtocolError
-from ..protocol._json import dumps, loads_object
+from ..protocol.json_text import dumps, loads_object
 from .trainer_link import LOOPBACK, check_command
 
 __all__ = [

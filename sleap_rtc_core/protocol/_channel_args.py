@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from . import _json
+from . import json_text
 
 __all__ = [
     "FLAG",
@@ -167,7 +167,7 @@ def _is_float(v: Any) -> bool:
 
 
 def _objects(s: str) -> list[dict[str, Any]]:
-    value = _json.loads(s)
+    value = json_text.loads(s)
     if not _is_objects(value):
         raise invalid("expected a JSON array of objects")
     return list(value)
@@ -208,10 +208,13 @@ FLAG = Arg("1 or 0", _flag, lambda v: "1" if v else "0", lambda v: isinstance(v,
 FLOAT = Arg("finite number", _float, lambda v: repr(float(v)), _is_float)
 """A finite decimal number."""
 OBJECT = Arg(
-    "JSON object", _json.loads_object, _json.dumps, lambda v: isinstance(v, dict)
+    "JSON object",
+    json_text.loads_object,
+    json_text.dumps,
+    lambda v: isinstance(v, dict),
 )
 """A JSON object (``INVALID_JSON`` when unparseable, else ``INVALID_MESSAGE``)."""
-OBJECTS = Arg("JSON array of objects", _objects, _json.dumps, _is_objects)
+OBJECTS = Arg("JSON array of objects", _objects, json_text.dumps, _is_objects)
 """A JSON array whose items are objects."""
 
 

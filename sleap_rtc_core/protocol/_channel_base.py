@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Self, cast
 
 from ..errors import RemoteProtocolError
-from . import _json
+from . import json_text
 from ._channel_args import Arg, clip, invalid, local
 from ._schema import WireObject
 
@@ -312,7 +312,7 @@ class JsonMessage(ChannelMessage, WireObject):
 
     @classmethod
     def _from_json(cls, body: str, **defaults: Any) -> Self:
-        obj = _json.loads_object(body)
+        obj = json_text.loads_object(body)
         for key, value in defaults.items():
             if obj.get(key) is None:
                 obj[key] = value
@@ -322,7 +322,7 @@ class JsonMessage(ChannelMessage, WireObject):
         data = self.to_dict()
         if self.BARE_WHEN_EMPTY and not data:
             return None
-        return _json.dumps(data)
+        return json_text.dumps(data)
 
 
 def _check_wire_fields(msg: JsonMessage) -> None:
@@ -387,9 +387,9 @@ class IdPrefixed(JsonMessage):
         data = self.to_dict()
         ident = data.get(self.ID_FIELD)
         if not (self.ID_AS_PREFIX and _is_prefix_id(ident)):
-            return _json.dumps(data)
+            return json_text.dumps(data)
         del data[self.ID_FIELD]
-        return f"{ident}{CHANNEL_SEP}{_json.dumps(data)}"
+        return f"{ident}{CHANNEL_SEP}{json_text.dumps(data)}"
 
 
 def _is_prefix_id(ident: object) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from ..errors import RemoteProtocolError
-from . import _json
+from . import json_text
 from ._channel_args import NAME, OBJECT, TEXT, Arg, local
 from ._channel_base import ChannelMessage, ChannelMessageType, IdPrefixed, JsonMessage
 from ._schema import JSONObject, extra_field
@@ -69,7 +69,7 @@ class RawJsonMessage(ChannelMessage):
     def data(self) -> dict[str, Any] | str:
         """``raw`` parsed if it is a JSON object, else ``raw`` itself."""
         try:
-            return _json.loads_object(self.raw)
+            return json_text.loads_object(self.raw)
         except RemoteProtocolError:
             return self.raw
 
@@ -80,7 +80,7 @@ class RawJsonMessage(ChannelMessage):
         Raises:
             LocalProtocolError: when ``data`` holds something JSON cannot.
         """
-        return cls(_json.dumps(data))
+        return cls(json_text.dumps(data))
 
 
 # --------------------------------------------------------------------------

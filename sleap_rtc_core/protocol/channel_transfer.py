@@ -51,7 +51,7 @@ from pathlib import PurePosixPath
 from typing import Any, Self
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from . import _json
+from . import json_text
 from ._channel_args import (
     FLAG,
     FLOAT,
@@ -435,7 +435,7 @@ class ModelManifest:
 
     def to_bytes(self) -> bytes:
         """The JSON bytes that travel."""
-        return _json.dumps(
+        return json_text.dumps(
             {
                 "job_id": self.job_id,
                 "run_dir": self.run_dir,
@@ -457,7 +457,7 @@ class ModelManifest:
         if len(data) > MAX_MANIFEST_BYTES:
             raise invalid("the manifest is too large")
         try:
-            obj: Any = _json.loads_object(data.decode("utf-8"))
+            obj: Any = json_text.loads_object(data.decode("utf-8"))
             files, run_dir = obj.get("files"), obj.get("run_dir")
             if not isinstance(files, list) or not all(
                 isinstance(f, Mapping) for f in files

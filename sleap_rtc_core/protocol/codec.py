@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ErrorCode, RemoteProtocolError, SleapRTCError
 from . import signaling
-from ._json import dumps, loads_object
+from .json_text import dumps, loads_object
 from .signaling import ErrorMessage, Message, MessageType
 
 __all__ = [

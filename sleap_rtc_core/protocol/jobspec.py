@@ -43,8 +43,8 @@ import yaml
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from . import config_policy
-from ._json import dumps
 from ._schema import JSONObject, WireObject
+from .json_text import dumps
 from .paths import map_path, map_paths_in_text
 
 __all__ = [

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from ._json import dumps_bytes
+from .json_text import dumps_bytes
 
 __all__ = [
     "MAX_METADATA_BYTES",

@@ -22,8 +22,8 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol._json import dumps_bytes
 from ..protocol.filters import CompiledFilter
+from ..protocol.json_text import dumps_bytes
 from ..protocol.metadata import public_metadata
 
 __all__ = ["PeerRecord", "Registry", "Room"]

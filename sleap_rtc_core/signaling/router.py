@@ -33,9 +33,9 @@ from ..errors import (
     SleapRTCError,
 )
 from ..protocol import signaling as sig
-from ..protocol._json import dumps_bytes, loads_object
 from ..protocol.codec import decode_object, encode, error_for
 from ..protocol.filters import compile_filters
+from ..protocol.json_text import dumps_bytes, loads_object
 from ..protocol.metadata import (
     merge_metadata,
     validate_metadata,

@@ -34,7 +34,7 @@ from .. import __version__
 from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
-from ..protocol._json import dumps_bytes
+from ..protocol.json_text import dumps_bytes
 from .http.wire import (
     MAX_HEAD_BYTES,
     HttpRequest,

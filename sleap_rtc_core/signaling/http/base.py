@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from ...errors import AuthError, HttpError, RemoteProtocolError
-from ...protocol._json import dumps_bytes, loads_object
+from ...protocol.json_text import dumps_bytes, loads_object
 from ..github import GitHubOAuth
 from ..jwt_keys import JwtKeys
 from ..records import MemberRole, Membership, Room, User

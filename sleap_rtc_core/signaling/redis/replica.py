@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ...protocol._json import dumps_bytes
+from ...protocol.json_text import dumps_bytes
 from ..registry import PeerRecord
 from ..router import CLOSE_REPLACED, Router, Session
 from .wire import Kind, decode_record, split_message

@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from ...errors import SleapRTCError
-from ...protocol._json import dumps_bytes, loads, loads_object
+from ...protocol.json_text import dumps_bytes, loads, loads_object
 from ..registry import PeerRecord
 
 __all__ = [

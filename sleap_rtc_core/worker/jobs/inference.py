@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import RemoteProtocolError
-from ...protocol._json import loads_object
 from ...protocol.channel import ChannelMessage
 from ...protocol.channel_messages import (
     InferenceBeginMsg,
@@ -27,6 +26,7 @@ from ...protocol.channel_messages import (
     InferenceProgressMsg,
     JobLogMsg,
 )
+from ...protocol.json_text import loads_object
 from .control import ProcessControl, line_text
 from .process import OutputLine, Stream
 from .results import failure_code, failure_message

@@ -44,7 +44,6 @@ from typing import Any
 
 from ...errors import LocalProtocolError, RemoteProtocolError
 from ...progress.trainer_link import TrainerLink
-from ...protocol._json import loads_object
 from ...protocol.channel import ChannelMessage, encode_text
 from ...protocol.channel_messages import (
     InferenceLogMsg,
@@ -58,6 +57,7 @@ from ...protocol.channel_messages import (
     ProgressReportMsg,
 )
 from ...protocol.jobspec import TrackJobSpec, TrainJobSpec
+from ...protocol.json_text import loads_object
 from ...protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
 from ..hardware import JobHardware
 from .control import ProcessControl, line_text
