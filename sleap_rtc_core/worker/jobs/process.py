@@ -57,6 +57,7 @@ __all__ = [
     "JobProcess",
     "OutputLine",
     "Stream",
+    "group_has_live_members",
     "set_child_subreaper",
 ]
 
@@ -224,7 +225,7 @@ def set_child_subreaper(enabled: bool = True) -> bool:
         return False
 
 
-def _group_has_live_members(pgid: int) -> bool:
+def group_has_live_members(pgid: int) -> bool:
     """Whether any process of group ``pgid`` exists and is not a zombie."""
     try:
         os.killpg(pgid, 0)
@@ -393,7 +394,7 @@ class JobProcess:
         if self._transport is None:
             return
         try:
-            if self.running or _group_has_live_members(self.pgid):
+            if self.running or group_has_live_members(self.pgid):
                 await self.terminate_group(
                     self._default_grace if grace is None else grace
                 )
@@ -570,7 +571,7 @@ class JobProcess:
         while True:
             if self._exited.is_set():
                 self._reap_group()
-                if not _group_has_live_members(self.pgid):
+                if not group_has_live_members(self.pgid):
                     return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:

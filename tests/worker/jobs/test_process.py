@@ -23,6 +23,7 @@ from sleap_rtc_core.worker.jobs.process import (
     OutputLine,
     Stream,
     _LineSplitter,
+    group_has_live_members,
     set_child_subreaper,
 )
 from tests.fixtures.timing import async_wait_until, scaled, wait_until
@@ -45,22 +46,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat[stat.rfind(b")") + 2 :].split()[0] != b"Z"
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process is in group ``pgid``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 async def collect(proc: JobProcess) -> list[OutputLine]:
@@ -254,7 +239,7 @@ async def test_interrupt_ends_the_whole_group() -> None:
         assert code == -signal.SIGINT
         assert "KeyboardInterrupt" in "\n".join(proc.stderr_tail())
         await async_wait_until(lambda: not alive(child), timeout=scaled(10))
-    assert not group_alive(proc.pgid)
+    assert not group_has_live_members(proc.pgid)
     # (killpg may still find the grandchild's zombie until PID 1 reaps it.)
 
 
@@ -273,7 +258,7 @@ async def test_terminate_escalates_to_kill_for_stubborn_groups() -> None:
         code_ = await asyncio.wait_for(proc.terminate_group(grace=0.3), scaled(15))
         assert code_ == -signal.SIGKILL
         assert not alive(child)
-        assert not group_alive(proc.pgid)
+        assert not group_has_live_members(proc.pgid)
 
 
 async def test_terminate_is_enough_for_polite_groups() -> None:
@@ -298,7 +283,7 @@ async def test_leaving_the_block_kills_what_is_left() -> None:
         assert await proc.wait() == 0
         assert alive(child)  # orphaned, still in the job's group
     await async_wait_until(lambda: not alive(child), timeout=scaled(10))
-    assert not group_alive(proc.pgid)
+    assert not group_has_live_members(proc.pgid)
 
 
 async def test_leaving_the_block_on_error_kills_the_group() -> None:

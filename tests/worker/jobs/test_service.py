@@ -47,6 +47,7 @@ from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import tiny_training_config
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.prepare import PreparedJob, prepare_job
+from sleap_rtc_core.worker.jobs.process import group_has_live_members
 from sleap_rtc_core.worker.jobs.service import JobService
 from tests.fixtures.timing import async_wait_until, scaled
 
@@ -81,22 +82,6 @@ class Channel:
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(m.raw) for m in self.of(ProgressReportMsg)]
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process is in group ``pgid``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 @pytest.fixture
@@ -310,7 +295,7 @@ async def test_cancel_kills_the_group_and_removes_temp_files(
     failed = await channel.wait_for(JobFailedMsg, timeout=20)
     assert failed.message == "Job cancelled by user"
     assert failed.job_id == job_id
-    assert not group_alive(pid)
+    assert not group_has_live_members(pid)
     assert os.listdir(work_dir) == []
     assert service.jobs[job_id].state is JobState.CANCELLED
     assert [s for j, s in states if j == job_id] == [

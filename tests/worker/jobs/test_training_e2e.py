@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,12 @@ from sleap_rtc_core.protocol.jobspec import (
 from sleap_rtc_core.sample_data import tiny_training_config
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.prepare import PreparedJob, prepare_job
-from sleap_rtc_core.worker.jobs.process import JobProcess, OutputLine, Stream
+from sleap_rtc_core.worker.jobs.process import (
+    JobProcess,
+    OutputLine,
+    Stream,
+    group_has_live_members,
+)
 from sleap_rtc_core.worker.jobs.sleapnn_cmd import (
     track_argv_for_spec,
     train_argv_for_spec,
@@ -44,22 +48,6 @@ from tests.fixtures.timing import async_wait_until, scaled
 pytestmark = pytest.mark.slow
 
 ENV = {"PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", "NO_COLOR": "1"}
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process is in group ``pgid``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 def train_spec(labels: Path, max_epochs: int) -> TrainJobSpec:
@@ -139,7 +127,7 @@ async def test_train_two_epochs_then_track(tiny_labels: Path, tmp_path: Path) ->
             await link.settle(quiet=0.2, timeout=scaled(5))
         finally:
             await events.stop()
-        assert not group_alive(proc.pgid)
+        assert not group_has_live_members(proc.pgid)
         assert link.dropped == 0
 
     names = events.names()
@@ -210,5 +198,5 @@ async def test_interrupt_stops_training_and_its_whole_group(
     # Lightning catches the KeyboardInterrupt, shuts down and exits non-zero.
     assert code != 0
     assert code != -signal.SIGKILL
-    assert not group_alive(pgid)
+    assert not group_has_live_members(pgid)
     assert max(e["epoch"] for e in events.of("epoch_begin")) < 100
