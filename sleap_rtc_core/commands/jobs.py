@@ -59,6 +59,8 @@ from ._connect import (
 __all__ = ["parse_map", "register"]
 
 EXIT_FAILED, EXIT_NO_WORKER, EXIT_REJECTED = 1, 2, 3
+EXIT_INTERRUPTED = 130
+"""The user cancelled with Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -290,11 +292,47 @@ def _missing_videos(
     return "videos the worker cannot find: " + "; ".join(parts) + f" ({fix})"
 
 
+def _ask(prompt: str) -> asyncio.Future[str]:
+    """A terminal answer to ``prompt``, read by the event loop itself (no
+    thread): a Ctrl-C that ends the command never waits for Enter, as a thread
+    blocked in ``input()`` would make it."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+    fd = sys.stdin.fileno()
+    typed = bytearray()
+
+    def readable() -> None:
+        error: OSError | None = None
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError as exc:
+            chunk, error = b"", exc
+        typed.extend(chunk)
+        if chunk and b"\n" not in chunk:
+            return  # a line is not finished yet
+        loop.remove_reader(fd)
+        if not answer.done():
+            if error is not None or not typed:
+                answer.set_exception(error or EOFError("no answer"))
+            else:
+                line = typed.split(b"\n", 1)[0]
+                answer.set_result(line.decode(errors="replace"))
+
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    try:
+        loop.add_reader(fd, readable)
+    except NotImplementedError:  # a loop without readers (Windows)
+        return asyncio.ensure_future(asyncio.to_thread(input))
+    answer.add_done_callback(lambda _f: loop.remove_reader(fd))
+    return answer
+
+
 async def _ask_video(path: str, suggestions: tuple[str, ...]) -> str:
     _say(f"video not found on the worker: {path}")
     for i, candidate in enumerate(suggestions, 1):
         _say(f"  {i}) {candidate}")
-    answer = await asyncio.to_thread(input, "use which (number, or a path)? [1] ")
+    answer = await _ask("use which (number, or a path)? [1] ")
     answer = answer.strip() or "1"
     if answer.isdigit() and 1 <= int(answer) <= len(suggestions):
         return suggestions[int(answer) - 1]
@@ -496,7 +534,7 @@ def _run_job(
     except (JobError, SleapRTCError, TimeoutError) as exc:
         return _fail(f"failed: {exc}", EXIT_FAILED)
     except asyncio.CancelledError:
-        return _fail("cancelled", EXIT_FAILED)
+        return _fail("cancelled", EXIT_INTERRUPTED)
     duration = result.get("duration_seconds")
     if duration is not None:
         _say(f"duration: {float(duration):.1f} s")
@@ -524,14 +562,13 @@ async def _with_interrupts(
             task.cancel()
             return
         if interactive:
-            answer = asyncio.ensure_future(
-                asyncio.to_thread(input, "\nstop (keep the model) or cancel? [s/c] ")
-            )
-            again = asyncio.ensure_future(interrupts.get())
-            done, _ = await asyncio.wait(
-                {answer, again}, return_when=asyncio.FIRST_COMPLETED
-            )
+            answer = _ask("\nstop (keep the model) or cancel? [s/c] ")
+            again: asyncio.Future[None] = asyncio.ensure_future(interrupts.get())
+            waits: set[asyncio.Future[Any]] = {answer, again}
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             again.cancel()
+            if not answer.done():
+                answer.cancel()  # stops reading the terminal
             if answer in done and answer.result().strip().lower().startswith("s"):
                 _say("stopping: the model so far is kept")
                 await jobs[0].stop()

@@ -318,6 +318,32 @@ def test_sigterm_wait_lets_the_job_finish(room: Room, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_second_ctrl_c_at_the_question_cancels_at_once(
+    room: Room, tmp_path: Path
+) -> None:
+    """Ctrl-C asks "stop or cancel?"; a second Ctrl-C cancels without waiting
+    for Enter, and ``train`` exits 130 as an interrupted command does."""
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    worker = _worker(*room.worker_flags("ctrlc1", mount))
+    master, slave = pty.openpty()
+    train: Proc | None = None
+    try:
+        train = _train(room, *_long_job(mount, tmp_path, "ctrlc1"), stdin=slave)
+        wait_until(lambda: _epoch_lines(train) >= 1, timeout=scaled(90), interval=0.1)
+        train.popen.send_signal(signal.SIGINT)
+        wait_until(lambda: "[s/c]" in train.stdout, timeout=scaled(15))
+        train.popen.send_signal(signal.SIGINT)  # no answer typed
+        assert train.wait(30) == 130, train.output
+        assert "cancelling" in train.stdout
+        wait_until(lambda: _status(room, "ctrlc1") == "available", timeout=scaled(30))
+    finally:
+        os.close(master)
+        os.close(slave)
+        _stop(train, worker)
+
+
+@pytest.mark.slow
 def test_sigterm_refuses_new_jobs(room: Room, tmp_path: Path) -> None:
     """After SIGTERM a worker with a free slot shows ``busy`` instead of
     ``available`` and refuses new jobs: by negotiation (exit 2, no worker) and
