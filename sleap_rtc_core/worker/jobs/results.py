@@ -9,6 +9,7 @@ a person can act on.
 from __future__ import annotations
 
 import math
+import re
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -193,7 +194,22 @@ def failure_message(what: str, exit_code: int | None, tail: Sequence[str]) -> st
             hint = "the worker may have run out of memory"
     else:
         head = f"{what} failed with exit code {exit_code}"
+    last = _last_error(tail)
     if hint is None:
-        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
-        hint = f"last error: {last}" if last else "see the worker's log"
-    return f"{head}: {hint}"
+        return (
+            f"{head}: last error: {last}" if last else f"{head}: see the worker's log"
+        )
+    # sleap-nn's own words say which value or key it refused: keep them.
+    return f"{head}: {hint} (sleap-nn: {last})" if last else f"{head}: {hint}"
+
+
+_RAISED = re.compile(r"\b\w*(?:Error|Exception)\b:")
+
+
+def _last_error(tail: Sequence[str], limit: int = 300) -> str:
+    """The last line of ``tail`` that raises an error (``SomethingError: …``),
+    else its last line."""
+    lines = [line.strip() for line in tail if line.strip()]
+    named = [line for line in lines if _RAISED.search(line)]
+    last = (named or lines or [""])[-1]
+    return last if len(last) <= limit else last[: limit - 1] + "…"
