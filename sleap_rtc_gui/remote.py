@@ -446,12 +446,16 @@ async def open_session(
             logger.warning("! worker %s: %s", worker_id, LEGACY_WORKER_LIMITS)
         try:
             channel = await open_data_channel(
-                signaling, worker_id, auth=auth, timeout=timeout
+                signaling,
+                worker_id,
+                auth=auth,
+                timeout=timeout,
+                legacy_worker=legacy,
             )
         except ChannelAuthFailed as exc:
             # Not AuthError: the server login is fine, the room secret is not.
             raise TransportError(
-                f"{worker_id} refused our room credentials ({exc.reason}); "
+                f"no authenticated channel to {worker_id}: {exc.message}; "
                 "check the room secret",
                 code=exc.code,
             ) from exc

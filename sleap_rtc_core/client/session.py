@@ -114,7 +114,7 @@ async def run_remote_job(
             )
         say(f"! worker {worker_id}: {LEGACY_WORKER_LIMITS}")
     say(f"connecting to {worker_id} over WebRTC")
-    channel = await open_channel(signaling, worker_id, auth=auth)
+    channel = await open_channel(signaling, worker_id, auth=auth, legacy_worker=legacy)
     try:
 
         def accepted(job: RemoteJob) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..client.legacy_job import is_legacy_worker
 from ..client.model_download import (
     download_models,
     download_predictions,
@@ -365,7 +366,10 @@ def run_check(args: argparse.Namespace) -> int:
             worker = await _worker(client, args.worker)
             if args.worker is None:  # on stderr: --json keeps stdout clean
                 sys.stderr.write(f"asking worker {worker}\n")
-            channel = await open_channel(client, worker, auth=_auth(args))
+            legacy = await is_legacy_worker(client, worker)
+            channel = await open_channel(
+                client, worker, auth=_auth(args), legacy_worker=legacy
+            )
             async with channel:
                 report, _ = await _checked_paths(
                     channel, _absolute(args.labels), maps, False

@@ -60,6 +60,7 @@ class ChannelMessageType(StrEnum):
     AUTH_RESPONSE = "AUTH_RESPONSE"
     AUTH_SUCCESS = "AUTH_SUCCESS"
     AUTH_FAILURE = "AUTH_FAILURE"
+    AUTH_PROOF = "AUTH_PROOF"
     # Structured jobs, client → worker (B §4.3, §4.5, §5)
     JOB_SUBMIT = "JOB_SUBMIT"
     JOB_STOP = "JOB_STOP"
@@ -260,6 +261,8 @@ class ChannelMessage:
         args = list(self.ARGS)
         while len(args) > self.min_args() and getattr(self, args[-1][0]) is None:
             args.pop()
+        if not args:
+            return None
         return CHANNEL_SEP.join(arg.encode(getattr(self, n)) for n, arg in args)
 
     def to_text(self) -> str:

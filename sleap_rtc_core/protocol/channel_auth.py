@@ -1,13 +1,30 @@
 """The P2P authentication handshake of the data channel (PROTOCOL.md B §4.2):
 its ``AUTH_*`` messages and the pure helpers that make and check their values.
 
-On channel open the worker sends ``AUTH_CHALLENGE::<nonce>`` (32 random bytes,
-base64url without padding). The client answers ``AUTH_RESPONSE::<value>``, in
-order of preference: an Ed25519 signature over the nonce *string* (UTF-8), an
-HMAC-SHA256 keyed by the room secret over the nonce *bytes*, or ``missing``;
-signatures and HMACs are base64url without padding. The worker replies
-``AUTH_SUCCESS`` or ``AUTH_FAILURE::invalid|missing|timeout``, and runs no
-command on a channel before ``AUTH_SUCCESS`` (A.3).
+On channel open the worker sends ``AUTH_CHALLENGE::<nonce>`` (32 bytes,
+base64url without padding). What follows depends on who answers:
+
+* **Two current peers: mutual and bound to this connection.** Our workers'
+  nonces are *bound nonces*: 16 random bytes followed by 16 bytes of their
+  SHA-256 under a fixed label (:func:`is_bound_nonce`). A current client that
+  sees one answers ``AUTH_PROOF::<method>::<client nonce>::<proof>``: an HMAC
+  under the room secret (``psk``) or an Ed25519 signature (``ed25519``) over
+  the :func:`transcript`, which names both nonces, both peer ids and the DTLS
+  certificate fingerprints of both ends of *this* connection. The worker checks
+  it against its own view of the connection and answers
+  ``AUTH_SUCCESS::<proof>``, its HMAC over the same transcript (or ``none``
+  when it holds no room secret); a client holding the secret refuses a worker
+  whose proof does not verify. An answer relayed from another connection names
+  other fingerprints and other peers, so it verifies nowhere else.
+* **A sleap-rtc 0.0.7 peer: the one-way scheme.** The client answers
+  ``AUTH_RESPONSE::<value>``: an Ed25519 signature over the nonce *string*
+  (UTF-8), an HMAC-SHA256 keyed by the room secret over the nonce *bytes*, or
+  ``missing``; the worker replies ``AUTH_SUCCESS`` or
+  ``AUTH_FAILURE::invalid|missing|timeout``. Our client answers this way only
+  to a nonce that is not bound (a 0.0.7 worker's): a bound nonce came from one
+  of our workers, so a peer asking for a one-way answer to it is relaying.
+
+No command runs on a channel before ``AUTH_SUCCESS`` (A.3).
 
 Randomness comes from the caller (``make_nonce(secrets.token_bytes(32))``) so
 that everything here is a pure function; a fresh nonce per channel is what
@@ -37,19 +54,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..errors import LocalProtocolError
-from ._channel_args import NAME, enum_arg, invalid, is_b64url, local
+from ._channel_args import NAME, OPT_NAME, enum_arg, invalid, is_b64url, local
 from ._channel_base import ChannelMessage, ChannelMessageType
 
 __all__ = [
     "AUTH_MISSING",
     "NONCE_BYTES",
+    "NO_PROOF",
     "AuthChallengeMsg",
     "AuthFailureMsg",
     "AuthFailureReason",
+    "AuthMethod",
+    "AuthProofMsg",
     "AuthResponseMsg",
     "AuthSuccessMsg",
+    "ChannelBinding",
     "PublicKeyLike",
     "answer_challenge",
+    "check_client_proof",
+    "client_proof",
     "b64url_decode",
     "b64url_encode",
     "check_auth_response",
@@ -58,22 +81,41 @@ __all__ = [
     "ed25519_verify",
     "load_ed25519_private_key",
     "load_ed25519_public_key",
+    "is_bound_nonce",
     "make_nonce",
     "psk_response",
     "room_key",
+    "transcript",
     "verify_psk",
+    "verify_worker_proof",
+    "worker_proof",
 ]
 
 AUTH_MISSING = "missing"
 """The ``AUTH_RESPONSE`` value of a client that has no key or secret."""
 
 NONCE_BYTES = 32
-"""Random bytes in a challenge nonce (43 base64url characters)."""
+"""Bytes in a challenge nonce (43 base64url characters)."""
+
+NO_PROOF = "none"
+"""The proof in ``AUTH_SUCCESS`` of a worker that holds no room secret."""
 
 _MIN_NONCE_BYTES = 16
+_BOUND_RANDOM_BYTES = 16
+_BOUND_NONCE_LABEL = b"sleap-rtc bound nonce v2\x00"
+_TRANSCRIPT_LABEL = b"sleap-rtc channel auth v2"
 
 PublicKeyLike = Ed25519PublicKey | str
 """A public key object, or its 32 raw bytes in base64url (as the server lists)."""
+
+
+class AuthMethod(StrEnum):
+    """How a current client proves itself in ``AUTH_PROOF``."""
+
+    PSK = "psk"
+    """HMAC-SHA256 under the room secret's key."""
+    ED25519 = "ed25519"
+    """Ed25519 signature by a room member's key."""
 
 
 class AuthFailureReason(StrEnum):
@@ -120,10 +162,37 @@ class AuthResponseMsg(ChannelMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class AuthProofMsg(ChannelMessage):
+    """``AUTH_PROOF::<method>::<client nonce>::<proof>``: a current client's
+    answer to a bound nonce (see the module docstring)."""
+
+    TYPE = ChannelMessageType.AUTH_PROOF
+    ARGS = (
+        ("method", enum_arg(AuthMethod)),
+        ("client_nonce", NAME),
+        ("proof", NAME),
+    )
+
+    method: AuthMethod
+    client_nonce: str
+    proof: str
+
+    def _check(self) -> None:
+        if not is_b64url(self.client_nonce):
+            raise local("AUTH_PROOF client nonce must be base64url without padding")
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSuccessMsg(ChannelMessage):
-    """``AUTH_SUCCESS``: the channel may carry commands."""
+    """``AUTH_SUCCESS`` (to a 0.0.7 client) or ``AUTH_SUCCESS::<proof>`` (to a
+    current one: the worker's HMAC over the transcript, or ``none``): the
+    channel may carry commands."""
 
     TYPE = ChannelMessageType.AUTH_SUCCESS
+    ARGS = (("proof", OPT_NAME),)
+    MIN_ARGS = 0
+
+    proof: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,15 +235,35 @@ def b64url_decode(text: str) -> bytes:
 # ------------------------------------------------------------------ nonces, PSK
 
 
+def _nonce_tag(random_part: bytes) -> bytes:
+    digest = hashlib.sha256(_BOUND_NONCE_LABEL + random_part).digest()
+    return digest[: NONCE_BYTES - _BOUND_RANDOM_BYTES]
+
+
 def make_nonce(random_bytes: bytes) -> str:
-    """The challenge nonce for these random bytes (pass ``NONCE_BYTES`` of them).
+    """The bound challenge nonce made from these random bytes (pass
+    ``NONCE_BYTES`` of them; the first 16 are used).
 
     Raises:
         LocalProtocolError: fewer than 16 bytes.
     """
     if len(random_bytes) < _MIN_NONCE_BYTES:
         raise LocalProtocolError(f"a nonce needs >= {_MIN_NONCE_BYTES} random bytes")
-    return b64url_encode(bytes(random_bytes))
+    random_part = bytes(random_bytes[:_BOUND_RANDOM_BYTES])
+    return b64url_encode(random_part + _nonce_tag(random_part))
+
+
+def is_bound_nonce(nonce: str) -> bool:
+    """Whether a challenge nonce was made by :func:`make_nonce` (one of our
+    workers'); a 0.0.7 worker's random nonce is one by chance 1 in 2^128."""
+    try:
+        raw = b64url_decode(nonce)
+    except ValueError:
+        return False
+    if len(raw) != NONCE_BYTES:
+        return False
+    random_part = raw[:_BOUND_RANDOM_BYTES]
+    return hmac.compare_digest(raw[_BOUND_RANDOM_BYTES:], _nonce_tag(random_part))
 
 
 def _peer_nonce(nonce: str) -> bytes:
@@ -335,6 +424,147 @@ def _as_public_key(entry: object) -> Ed25519PublicKey | None:
         except LocalProtocolError:
             return None
     return None
+
+
+# ------------------------------------------------------------------ bound proofs
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelBinding:
+    """What names one connection: both peer ids and the DTLS certificate
+    fingerprints of both ends (``"sha-256 AB:CD:…"`` lines, sorted, one per
+    algorithm), each as that side sees it. Both ends of one honest connection
+    build the same binding; ends of two relayed connections cannot."""
+
+    client_id: str
+    worker_id: str
+    client_fingerprints: tuple[str, ...]
+    worker_fingerprints: tuple[str, ...]
+
+
+def _field(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def transcript(
+    role: str, worker_nonce: str, client_nonce: str, binding: ChannelBinding
+) -> bytes:
+    """The bytes a side proves for ``role`` (``client`` or ``worker``): every
+    field length-prefixed, so no two transcripts read alike."""
+    parts = [
+        _TRANSCRIPT_LABEL,
+        role.encode(),
+        worker_nonce.encode(),
+        client_nonce.encode(),
+        binding.client_id.encode("utf-8", "surrogatepass"),
+        binding.worker_id.encode("utf-8", "surrogatepass"),
+        "\n".join(binding.client_fingerprints).encode(),
+        "\n".join(binding.worker_fingerprints).encode(),
+    ]
+    return b"".join(_field(p) for p in parts)
+
+
+def _transcript_mac(secret: str, message: bytes) -> str:
+    return b64url_encode(hmac.new(room_key(secret), message, hashlib.sha256).digest())
+
+
+def _same(expected: str, given: object) -> bool:
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(
+        expected.encode("ascii"), given.encode("utf-8", "surrogatepass")
+    )
+
+
+def client_proof(
+    worker_nonce: str,
+    client_nonce: str,
+    binding: ChannelBinding,
+    *,
+    private_key: Ed25519PrivateKey | None = None,
+    secret_b64url: str | None = None,
+) -> AuthProofMsg | None:
+    """The client's ``AUTH_PROOF``: signed with its key if it has one, else an
+    HMAC under the room secret; ``None`` with neither.
+
+    Raises:
+        LocalProtocolError: the secret is empty.
+        RemoteProtocolError: the worker's nonce is not base64url.
+    """
+    _peer_nonce(worker_nonce)
+    message = transcript("client", worker_nonce, client_nonce, binding)
+    if private_key is not None:
+        signature = b64url_encode(private_key.sign(message))
+        return AuthProofMsg(AuthMethod.ED25519, client_nonce, signature)
+    if secret_b64url is not None:
+        mac = _transcript_mac(secret_b64url, message)
+        return AuthProofMsg(AuthMethod.PSK, client_nonce, mac)
+    return None
+
+
+def check_client_proof(
+    msg: AuthProofMsg,
+    worker_nonce: str,
+    binding: ChannelBinding,
+    *,
+    secret_b64url: str | None = None,
+    public_keys: Iterable[PublicKeyLike] = (),
+) -> AuthFailureReason | None:
+    """The worker's verdict on an ``AUTH_PROOF``: ``None`` if it verifies for
+    this connection, else ``invalid``.
+
+    Raises:
+        LocalProtocolError: the secret or our nonce is malformed.
+    """
+    _own_nonce(worker_nonce)
+    message = transcript("client", worker_nonce, msg.client_nonce, binding)
+    if msg.method is AuthMethod.PSK:
+        if secret_b64url is not None and _same(
+            _transcript_mac(secret_b64url, message), msg.proof
+        ):
+            return None
+        return AuthFailureReason.INVALID
+    try:
+        signature = b64url_decode(msg.proof)
+    except ValueError:
+        return AuthFailureReason.INVALID
+    for entry in public_keys:
+        key = _as_public_key(entry)
+        if key is None:
+            continue
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            continue
+        return None
+    return AuthFailureReason.INVALID
+
+
+def worker_proof(
+    secret_b64url: str | None,
+    worker_nonce: str,
+    client_nonce: str,
+    binding: ChannelBinding,
+) -> str:
+    """The worker's proof in ``AUTH_SUCCESS``: its HMAC over the transcript,
+    or :data:`NO_PROOF` when it holds no room secret (it knows only keys)."""
+    if secret_b64url is None:
+        return NO_PROOF
+    message = transcript("worker", worker_nonce, client_nonce, binding)
+    return _transcript_mac(secret_b64url, message)
+
+
+def verify_worker_proof(
+    secret_b64url: str,
+    proof: str | None,
+    worker_nonce: str,
+    client_nonce: str,
+    binding: ChannelBinding,
+) -> bool:
+    """Whether the worker's ``AUTH_SUCCESS`` proof shows it holds the room
+    secret and sees this very connection."""
+    expected = worker_proof(secret_b64url, worker_nonce, client_nonce, binding)
+    return _same(expected, proof)
 
 
 # ------------------------------------------------------------------ both ends

@@ -4,18 +4,22 @@ Every channel is authenticated before it carries a command, whatever the
 offer said: ``"role":"client"`` in an offer (the reference's dashboard bypass)
 never skips the challenge here.
 
-* The worker (:func:`verify_peer`) sends ``AUTH_CHALLENGE::<nonce>`` with a
-  fresh nonce, waits up to ``ChannelAuth.timeout`` seconds for
-  ``AUTH_RESPONSE``, refuses anything else meanwhile (``ERROR::AUTH_REQUIRED:
-  …``; binary frames are dropped), and answers ``AUTH_SUCCESS`` or
-  ``AUTH_FAILURE::invalid|missing|timeout``. A response verifies under the room
-  secret (HMAC) or under one of the room's authorized Ed25519 keys.
-* The client (:func:`authenticate`) waits for the challenge, answers with its
-  Ed25519 signature, else the HMAC under the room secret, else ``missing``,
-  and waits for the verdict; a refusal raises :class:`ChannelAuthFailed`.
+* The worker (:func:`verify_peer`) sends ``AUTH_CHALLENGE`` with a fresh bound
+  nonce, waits up to ``ChannelAuth.timeout`` seconds for the answer, refuses
+  anything else meanwhile (``ERROR::AUTH_REQUIRED: …``; binary frames are
+  dropped), and answers ``AUTH_SUCCESS`` or
+  ``AUTH_FAILURE::invalid|missing|timeout``. A current client's ``AUTH_PROOF``
+  must verify for this connection (:class:`ChannelBinding`) under the room
+  secret or an authorized Ed25519 key, and gets the worker's own proof back; a
+  one-way ``AUTH_RESPONSE`` is taken only from a 0.0.7 client.
+* The client (:func:`authenticate`) waits for the challenge, proves the
+  transcript of this connection with its Ed25519 key or the room secret, and
+  checks the worker's proof; a 0.0.7 worker gets the one-way answer. A refusal
+  either way raises :class:`ChannelAuthFailed`.
 
 The cryptography lives in :mod:`sleap_rtc_core.protocol.channel_auth`; this
-module only runs the exchange over a :class:`~.channel.Channel`.
+module only runs the exchange over a :class:`~.channel.Channel`; the binding
+comes from the peer connection (:func:`~.peer.channel_binding`).
 """
 
 from __future__ import annotations
@@ -32,18 +36,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..errors import ChannelAuthFailed
 from ..protocol.channel_auth import (
+    AUTH_MISSING,
     NONCE_BYTES,
     AuthChallengeMsg,
     AuthFailureMsg,
     AuthFailureReason,
+    AuthProofMsg,
     AuthResponseMsg,
     AuthSuccessMsg,
+    ChannelBinding,
     PublicKeyLike,
     answer_challenge,
     check_auth_response,
+    check_client_proof,
+    client_proof,
+    is_bound_nonce,
     load_ed25519_private_key,
     make_nonce,
     room_key,
+    verify_worker_proof,
+    worker_proof,
 )
 from ..protocol.channel_legacy import ErrorMsg
 from .channel import Channel
@@ -148,29 +160,41 @@ class KeyCache:
             return list(self._keys)
 
 
+def _our_nonce() -> str:
+    return make_nonce(secrets.token_bytes(NONCE_BYTES))
+
+
 async def verify_peer(
-    channel: Channel, auth: ChannelAuth, *, nonce: str | None = None
+    channel: Channel,
+    auth: ChannelAuth,
+    *,
+    binding: ChannelBinding,
+    legacy: bool = False,
+    nonce: str | None = None,
 ) -> AuthFailureReason | None:
     """Run the worker's side of the handshake; ``None`` when the peer passed.
 
-    On success ``channel.authenticated`` is set and ``AUTH_SUCCESS`` sent; on
-    failure ``AUTH_FAILURE::<reason>`` is sent (the caller closes the channel).
+    A current client proves the bound transcript (``AUTH_PROOF``) and gets our
+    proof back; the one-way ``AUTH_RESPONSE`` of sleap-rtc 0.0.7 is taken only
+    from a peer whose offer was a 0.0.7 one (``legacy``). On success
+    ``channel.authenticated`` is set and ``AUTH_SUCCESS`` sent; on failure
+    ``AUTH_FAILURE::<reason>`` is sent (the caller closes the channel).
 
     Raises:
         ChannelClosed: the channel closed during the handshake.
     """
-    nonce = nonce or make_nonce(secrets.token_bytes(NONCE_BYTES))
+    nonce = nonce or _our_nonce()
     await channel.send(AuthChallengeMsg(nonce))
     deadline = asyncio.get_running_loop().time() + auth.timeout
-    response: AuthResponseMsg | None = None
-    while response is None:
+    answer: AuthResponseMsg | AuthProofMsg | None = None
+    while answer is None:
         remaining = deadline - asyncio.get_running_loop().time()
         try:
             item = await channel.recv(timeout=max(remaining, 0.0))
         except TimeoutError:
             break
-        if isinstance(item, AuthResponseMsg):
-            response = item
+        if isinstance(item, AuthResponseMsg | AuthProofMsg):
+            answer = item
         elif isinstance(item, bytes):
             logger.warning("! %s sent bytes before AUTH; dropped", channel.peer_id)
         else:
@@ -180,18 +204,32 @@ async def verify_peer(
                 getattr(item.TYPE, "value", type(item).__name__),
             )
             await channel.send(ErrorMsg(f"{AUTH_REQUIRED}: authenticate first"))
-    if response is None:
-        reason: AuthFailureReason | None = AuthFailureReason.TIMEOUT
+    keys = await auth.public_keys() if auth.authorized_keys else []
+    success = AuthSuccessMsg()
+    reason: AuthFailureReason | None
+    if answer is None:
+        reason = AuthFailureReason.TIMEOUT
+    elif isinstance(answer, AuthResponseMsg) and answer.is_missing:
+        reason = AuthFailureReason.MISSING
+    elif isinstance(answer, AuthProofMsg):
+        reason = check_client_proof(
+            answer, nonce, binding, secret_b64url=auth.secret, public_keys=keys
+        )
+        proof = worker_proof(auth.secret, nonce, answer.client_nonce, binding)
+        success = AuthSuccessMsg(proof)
+    elif not legacy:
+        logger.warning(
+            "! %s offered as a current client but answered one-way; refused",
+            channel.peer_id,
+        )
+        reason = AuthFailureReason.INVALID
     else:
         reason = check_auth_response(
-            nonce,
-            response.value,
-            secret_b64url=auth.secret,
-            public_keys=await auth.public_keys() if auth.authorized_keys else (),
+            nonce, answer.value, secret_b64url=auth.secret, public_keys=keys
         )
     if reason is None:
         channel.authenticated = True
-        await channel.send(AuthSuccessMsg())
+        await channel.send(success)
         logger.debug("= %s authenticated", channel.peer_id)
     else:
         logger.warning("! %s failed AUTH: %s", channel.peer_id, reason.value)
@@ -200,39 +238,48 @@ async def verify_peer(
 
 
 async def authenticate(
-    channel: Channel, auth: ChannelAuth, *, timeout: float | None = None
+    channel: Channel,
+    auth: ChannelAuth,
+    *,
+    binding: ChannelBinding,
+    legacy_worker: bool = False,
+    timeout: float | None = None,
 ) -> None:
     """Run the client's side of the handshake.
 
-    Waits for ``AUTH_CHALLENGE``, answers it, and waits for the verdict. A
-    worker sends nothing else before its verdict; anything else is logged and
-    dropped.
+    Waits for ``AUTH_CHALLENGE``. A bound nonce (one of our workers') is
+    answered with ``AUTH_PROOF`` over this connection's transcript, and the
+    worker's ``AUTH_SUCCESS`` must carry its proof when we hold the room
+    secret. Any other nonce is a 0.0.7 worker's: answered one-way only when
+    the worker registered as one (``legacy_worker``). A worker sends nothing
+    else before its verdict; anything else is logged and dropped.
 
     Raises:
         ChannelAuthFailed: the worker answered ``AUTH_FAILURE`` (its reason),
-            or no challenge or verdict came in time (``timeout``).
+            did not prove itself, asked a one-way answer it may not have, or
+            no challenge or verdict came in time (``timeout``).
         ChannelClosed: the channel closed during the handshake.
     """
     limit = auth.client_timeout if timeout is None else timeout
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    answered = False
+    challenge: AuthChallengeMsg | None = None
+    proof: AuthProofMsg | None = None
     while True:
         try:
             item = await channel.recv(timeout=max(deadline - loop.time(), 0.0))
         except TimeoutError:
-            waiting_for = "verdict" if answered else "AUTH_CHALLENGE"
+            waiting_for = "AUTH_CHALLENGE" if challenge is None else "verdict"
             raise ChannelAuthFailed(
                 f"no {waiting_for} from {channel.peer_id} within {limit:.0f} s",
                 reason=AuthFailureReason.TIMEOUT,
             ) from None
-        if isinstance(item, AuthChallengeMsg) and not answered:
-            value = answer_challenge(
-                item.nonce, private_key=auth.signing_key, secret_b64url=auth.secret
-            )
-            await channel.send(AuthResponseMsg(value))
-            answered = True
-        elif isinstance(item, AuthSuccessMsg) and answered:
+        if isinstance(item, AuthChallengeMsg) and challenge is None:
+            challenge = item
+            proof = await _answer(channel, auth, item.nonce, binding, legacy_worker)
+        elif isinstance(item, AuthSuccessMsg) and challenge is not None:
+            if proof is not None:
+                _check_worker(channel, auth, item, challenge.nonce, proof, binding)
             channel.authenticated = True
             logger.debug("= authenticated to %s", channel.peer_id)
             return
@@ -247,3 +294,63 @@ async def authenticate(
                 channel.peer_id,
                 "bytes" if isinstance(item, bytes) else type(item).__name__,
             )
+
+
+async def _answer(
+    channel: Channel,
+    auth: ChannelAuth,
+    nonce: str,
+    binding: ChannelBinding,
+    legacy_worker: bool,
+) -> AuthProofMsg | None:
+    """Send our answer to the challenge; the proof we sent, if bound."""
+    if is_bound_nonce(nonce):
+        proof = client_proof(
+            nonce,
+            _our_nonce(),
+            binding,
+            private_key=auth.signing_key,
+            secret_b64url=auth.secret,
+        )
+        if proof is None:
+            await channel.send(AuthResponseMsg(AUTH_MISSING))
+        else:
+            await channel.send(proof)
+        return proof
+    if not legacy_worker:
+        raise ChannelAuthFailed(
+            f"{channel.peer_id} registered as a current worker but asked a "
+            "one-way answer (a relayed or impostor worker); channel refused",
+            reason=AuthFailureReason.INVALID,
+        )
+    value = answer_challenge(
+        nonce, private_key=auth.signing_key, secret_b64url=auth.secret
+    )
+    await channel.send(AuthResponseMsg(value))
+    return None
+
+
+def _check_worker(
+    channel: Channel,
+    auth: ChannelAuth,
+    success: AuthSuccessMsg,
+    nonce: str,
+    sent: AuthProofMsg,
+    binding: ChannelBinding,
+) -> None:
+    """Refuse a worker whose ``AUTH_SUCCESS`` does not prove the room secret
+    (when we hold it: without it we cannot check, and say so)."""
+    if auth.secret is None:
+        logger.info(
+            "= %s accepted our key; without the room secret we cannot check it",
+            channel.peer_id,
+        )
+        return
+    if not verify_worker_proof(
+        auth.secret, success.proof, nonce, sent.client_nonce, binding
+    ):
+        raise ChannelAuthFailed(
+            f"{channel.peer_id} did not prove it holds the room secret "
+            "(an impostor or relayed worker); channel refused",
+            reason=AuthFailureReason.INVALID,
+        )

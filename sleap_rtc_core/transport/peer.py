@@ -35,6 +35,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.sdp import SessionDescription
 
 from .. import __version__
 from ..aio import wait_for
@@ -47,6 +48,7 @@ from ..errors import (
     TransportError,
 )
 from ..protocol import signaling as sig
+from ..protocol.channel_auth import ChannelBinding
 from ..protocol.dialect import VERSION_KEY, Dialect, offer_dialect
 from ..signaling.client import SignalingClient
 from . import loopback
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_LABEL",
     "ChannelAcceptor",
     "ChannelHandler",
+    "channel_binding",
     "ice_configuration",
     "open_channel",
 ]
@@ -100,6 +103,52 @@ def ice_configuration(signaling: SignalingClient) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
+_DIGESTS = ("sha-256", "sha-384", "sha-512")
+"""The fingerprint algorithms aiortc checks the peer's certificate against
+(every one the remote description lists must match it)."""
+
+
+def _fingerprints(fingerprints: Any) -> tuple[str, ...]:
+    lines = {
+        f"{f.algorithm.lower()} {f.value.upper()}"
+        for f in fingerprints
+        if f.algorithm.lower() in _DIGESTS
+    }
+    return tuple(sorted(lines))
+
+
+def channel_binding(
+    pc: RTCPeerConnection, *, client_id: str, worker_id: str, we_are_client: bool
+) -> ChannelBinding:
+    """The binding of this connection: our certificate's fingerprints, and the
+    peer's from its description. aiortc's DTLS handshake has checked the
+    peer's certificate against every one of those, so both name the keys
+    that really hold this connection's ends.
+
+    Raises:
+        TransportError: the connection has no DTLS transport, or the peer's
+            description lists no fingerprint we can check.
+    """
+    sctp = pc.sctp
+    remote = pc.remoteDescription
+    if sctp is None or remote is None:
+        raise TransportError("the connection is not set up: nothing to bind")
+    ours = _fingerprints(sctp.transport.getLocalParameters().fingerprints)
+    theirs: tuple[str, ...] = ()
+    for media in SessionDescription.parse(remote.sdp).media:
+        if media.dtls is not None:
+            theirs = _fingerprints(media.dtls.fingerprints)
+            break
+    if not ours or not theirs:
+        raise TransportError("no DTLS fingerprint to bind the channel to")
+    return ChannelBinding(
+        client_id=client_id,
+        worker_id=worker_id,
+        client_fingerprints=ours if we_are_client else theirs,
+        worker_fingerprints=theirs if we_are_client else ours,
+    )
+
+
 async def open_channel(
     signaling: SignalingClient,
     peer_id: str,
@@ -108,6 +157,7 @@ async def open_channel(
     timeout: float = 15.0,
     label: str = DEFAULT_LABEL,
     keepalive_interval: float | None = KEEPALIVE_INTERVAL,
+    legacy_worker: bool = False,
 ) -> Channel:
     """Connect to ``peer_id`` and return an authenticated channel.
 
@@ -119,6 +169,8 @@ async def open_channel(
             handshake then has ``auth.client_timeout``.
         label: The data channel label.
         keepalive_interval: Seconds between binary keep-alives (``None``: off).
+        legacy_worker: The worker registered as a sleap-rtc 0.0.7 one: its
+            one-way challenge is answered (it cannot prove who it is).
 
     Raises:
         IceFailed: no answer, or the connection did not open, within ``timeout``.
@@ -158,7 +210,10 @@ async def open_channel(
                 f"no connection to {peer_id} within {timeout:.1f} s "
                 f"(ICE {pc.iceConnectionState}, {pc.connectionState})"
             ) from None
-        await authenticate(channel, auth)
+        binding = channel_binding(
+            pc, client_id=me or "", worker_id=peer_id, we_are_client=True
+        )
+        await authenticate(channel, auth, binding=binding, legacy_worker=legacy_worker)
         return channel
     except BaseException:
         await close_peer_connection(pc)
@@ -356,6 +411,7 @@ class ChannelAcceptor:
             channel = Channel(
                 dc, peer_id, pc=pc, keepalive_interval=self.keepalive_interval
             )
+            channel.legacy_peer = offer_dialect(offer.extra) is Dialect.LEGACY
             if opened.done():
                 asyncio.ensure_future(channel.close("one channel per connection"))
             else:
@@ -385,7 +441,7 @@ class ChannelAcceptor:
                 self.channels.discard(channel)
         except ChannelClosed:
             logger.debug("= %s closed the channel during set-up", peer_id)
-        except ValueError as exc:  # aiortc: an SDP it cannot use
+        except (ValueError, TransportError) as exc:  # an SDP we cannot use
             logger.warning("! bad offer from %s: %s", peer_id, exc)
         finally:
             if channel is None and opened.done() and not opened.cancelled():
@@ -430,7 +486,15 @@ class ChannelAcceptor:
                 "! no channel from %s within %.1f s", peer_id, self.ice_timeout
             )
             return None
-        reason = await verify_peer(channel, self.auth)
+        binding = channel_binding(
+            pc,
+            client_id=peer_id,
+            worker_id=self.signaling.peer_id or "",
+            we_are_client=False,
+        )
+        reason = await verify_peer(
+            channel, self.auth, binding=binding, legacy=channel.legacy_peer
+        )
         if reason is not None:
             with contextlib.suppress(TimeoutError):
                 await wait_for(channel.closed.wait(), _FAILURE_LINGER)

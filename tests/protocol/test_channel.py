@@ -39,6 +39,7 @@ SAMPLES: dict[ChannelMessageType, ChannelMessage] = {
     T.AUTH_RESPONSE: a.AuthResponseMsg("c2lnbmF0dXJl"),
     T.AUTH_SUCCESS: a.AuthSuccessMsg(),
     T.AUTH_FAILURE: a.AuthFailureMsg(a.AuthFailureReason.TIMEOUT),
+    T.AUTH_PROOF: a.AuthProofMsg(a.AuthMethod.PSK, NONCE, "bWFj"),
     T.JOB_SUBMIT: m.JobSubmitMsg("ab12cd34", {"type": "train", "run_name": "a::b"}),
     T.JOB_STOP: m.JobStopMsg(),
     T.JOB_CANCEL: m.JobCancelMsg(),
@@ -329,7 +330,7 @@ def test_unknown_type_error_is_short_for_a_huge_type() -> None:
     "text",
     [
         "READY::",  # bare type with an argument
-        "AUTH_SUCCESS::x",
+        "AUTH_PROOF::psk::n",
         "JOB_STOP::job_1",
         "JOB_SUBMIT",
         "JOB_SUBMIT::cid",  # spec missing

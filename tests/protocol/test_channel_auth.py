@@ -296,3 +296,122 @@ def test_bad_messages_are_refused_locally() -> None:
         a.AuthResponseMsg("")
     with pytest.raises(LocalProtocolError):
         a.AuthFailureMsg("invalid")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ bound proofs
+
+BINDING = a.ChannelBinding(
+    client_id="client-1",
+    worker_id="worker-1",
+    client_fingerprints=("sha-256 AA:BB",),
+    worker_fingerprints=("sha-256 CC:DD",),
+)
+
+
+def _other_bindings() -> list[a.ChannelBinding]:
+    """Bindings that differ from ``BINDING`` in one field each: a relayed
+    connection differs in at least one."""
+    b = BINDING
+    return [
+        a.ChannelBinding("client-2", b.worker_id, *_fps(b)),
+        a.ChannelBinding(b.client_id, "worker-2", *_fps(b)),
+        a.ChannelBinding(
+            b.client_id, b.worker_id, ("sha-256 EE:FF",), b.worker_fingerprints
+        ),
+        a.ChannelBinding(
+            b.client_id, b.worker_id, b.client_fingerprints, ("sha-256 EE:FF",)
+        ),
+        a.ChannelBinding(b.worker_id, b.client_id, *_fps(b)[::-1]),
+    ]
+
+
+def _fps(b: a.ChannelBinding) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return b.client_fingerprints, b.worker_fingerprints
+
+
+def test_our_nonces_are_bound_and_random_ones_are_not(nonce: str) -> None:
+    assert a.is_bound_nonce(nonce)
+    assert a.is_bound_nonce(a.make_nonce(bytes(16)))
+    random_nonce = a.b64url_encode(secrets.token_bytes(32))
+    assert not a.is_bound_nonce(random_nonce)
+    assert not a.is_bound_nonce(_flip(nonce, 30))
+    assert not a.is_bound_nonce("not base64!")
+    assert not a.is_bound_nonce(a.b64url_encode(bytes(16)))
+
+
+@pytest.mark.parametrize("with_key", [False, True], ids=["psk", "ed25519"])
+def test_a_client_proof_verifies_only_for_its_connection(
+    nonce: str, key: Ed25519PrivateKey, with_key: bool
+) -> None:
+    client_nonce = a.make_nonce(secrets.token_bytes(32))
+    proof = a.client_proof(
+        nonce,
+        client_nonce,
+        BINDING,
+        private_key=key if with_key else None,
+        secret_b64url=SECRET,
+    )
+    assert proof is not None
+    assert proof.method is (a.AuthMethod.ED25519 if with_key else a.AuthMethod.PSK)
+    check = {"secret_b64url": SECRET, "public_keys": [key.public_key()]}
+    assert a.check_client_proof(proof, nonce, BINDING, **check) is None  # type: ignore[arg-type]
+    for other in _other_bindings():
+        assert a.check_client_proof(proof, nonce, other, **check) is (  # type: ignore[arg-type]
+            a.AuthFailureReason.INVALID
+        )
+    fresh = a.make_nonce(secrets.token_bytes(32))
+    assert a.check_client_proof(proof, fresh, BINDING, **check) is not None  # type: ignore[arg-type]
+    wrong = a.check_client_proof(
+        proof, nonce, BINDING, secret_b64url=OTHER_SECRET, public_keys=[]
+    )
+    assert wrong is a.AuthFailureReason.INVALID
+
+
+def test_a_worker_proof_is_not_a_client_proof(nonce: str) -> None:
+    """The role is in the transcript: the worker's HMAC cannot be replayed as
+    the client's and back."""
+    client_nonce = a.make_nonce(secrets.token_bytes(32))
+    mac = a.worker_proof(SECRET, nonce, client_nonce, BINDING)
+    forged = a.AuthProofMsg(a.AuthMethod.PSK, client_nonce, mac)
+    assert (
+        a.check_client_proof(forged, nonce, BINDING, secret_b64url=SECRET) is not None
+    )
+    client = a.client_proof(nonce, client_nonce, BINDING, secret_b64url=SECRET)
+    assert client is not None
+    assert not a.verify_worker_proof(SECRET, client.proof, nonce, client_nonce, BINDING)
+    assert a.verify_worker_proof(SECRET, mac, nonce, client_nonce, BINDING)
+    for other in _other_bindings():
+        assert not a.verify_worker_proof(SECRET, mac, nonce, client_nonce, other)
+
+
+def test_a_worker_without_the_secret_offers_no_proof(nonce: str) -> None:
+    client_nonce = a.make_nonce(secrets.token_bytes(32))
+    assert a.worker_proof(None, nonce, client_nonce, BINDING) == a.NO_PROOF
+    for given_proof in (a.NO_PROOF, None, "", "x" * 43):
+        assert not a.verify_worker_proof(
+            SECRET, given_proof, nonce, client_nonce, BINDING
+        )
+    assert a.client_proof(nonce, client_nonce, BINDING) is None
+
+
+def test_transcript_fields_cannot_be_shifted(nonce: str) -> None:
+    """Length prefixes: moving text from one id to the next changes it."""
+    shifted = a.ChannelBinding("client-1w", "orker-1", *_fps(BINDING))
+    client_nonce = a.make_nonce(bytes(32))
+    assert a.transcript("client", nonce, client_nonce, BINDING) != a.transcript(
+        "client", nonce, client_nonce, shifted
+    )
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=200, deadline=None)
+def test_random_proofs_never_verify_and_never_crash(value: str) -> None:
+    nonce = a.make_nonce(bytes(32))
+    if not value or "::" in value or value.endswith(":"):
+        return
+    for method in a.AuthMethod:
+        msg = a.AuthProofMsg(method, nonce, value)
+        verdict = a.check_client_proof(
+            msg, nonce, BINDING, secret_b64url=SECRET, public_keys=["junk"]
+        )
+        assert verdict is a.AuthFailureReason.INVALID

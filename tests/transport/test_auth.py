@@ -1,9 +1,11 @@
 """The AUTH handshake between two real peers: success with a room secret and
-with Ed25519, every failure reason, and commands refused before success.
+with Ed25519, both ends proving themselves, every failure reason, and commands
+refused before success.
 
 Tests that need a client which does *not* authenticate replace the client's
-handshake in :mod:`sleap_rtc_core.transport.peer` with a no-op and then speak
-the handshake by hand over the real channel.
+handshake in :mod:`sleap_rtc_core.transport.peer` with one that only keeps the
+connection's binding, and then speak the handshake by hand over the real
+channel.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from sleap_rtc_core.protocol.channel_auth import (
     AuthFailureReason,
     AuthResponseMsg,
     AuthSuccessMsg,
+    ChannelBinding,
     PublicKeyLike,
     b64url_encode,
+    client_proof,
     ed25519_public_key_b64url,
     make_nonce,
     psk_response,
+    verify_worker_proof,
 )
 from sleap_rtc_core.protocol.channel_legacy import ErrorMsg
 from sleap_rtc_core.protocol.channel_messages import JobCancelMsg, JobStopMsg
@@ -46,12 +51,18 @@ async def _connect(pair: TransportPair, auth: ChannelAuth) -> Channel:
 
 
 async def _unauthenticated(
-    pair: TransportPair, monkeypatch: pytest.MonkeyPatch
+    pair: TransportPair,
+    monkeypatch: pytest.MonkeyPatch,
+    bindings: list[ChannelBinding] | None = None,
 ) -> Channel:
-    """A client channel whose own handshake was skipped."""
+    """A client channel whose own handshake was skipped (its binding is kept
+    in ``bindings``)."""
 
-    async def skip(channel: Channel, auth: ChannelAuth, **_: object) -> None:
-        return None
+    async def skip(
+        channel: Channel, auth: ChannelAuth, *, binding: ChannelBinding, **_: object
+    ) -> None:
+        if bindings is not None:
+            bindings.append(binding)
 
     monkeypatch.setattr(peer_module, "authenticate", skip)
     return await _connect(pair, ChannelAuth())
@@ -104,13 +115,71 @@ async def test_ed25519_success_with_a_cached_async_key_source(
 async def test_a_signature_is_preferred_over_the_secret(
     transport_pair: TransportPair, signing_key: Ed25519PrivateKey
 ) -> None:
-    """The client holds both; the worker only knows the key, so only a
-    signature can pass."""
-    worker_auth = ChannelAuth(authorized_keys=lambda: [signing_key.public_key()])
+    """The client holds both and signs; the worker knows the key and the
+    secret, so it verifies the signature and proves the secret back."""
+    worker_auth = ChannelAuth(
+        secret="c2VjcmV0", authorized_keys=lambda: [signing_key.public_key()]
+    )
     client_auth = ChannelAuth(secret="c2VjcmV0", private_key=signing_key)
     async with transport_pair.acceptor(worker_auth):
         async with await _connect(transport_pair, client_auth) as client:
             assert client.authenticated
+
+
+async def test_a_client_with_the_secret_refuses_a_worker_that_cannot_prove_it(
+    transport_pair: TransportPair, signing_key: Ed25519PrivateKey
+) -> None:
+    """A worker that knows only the room's keys accepts the signature but
+    cannot prove the room secret; a client holding it refuses the channel."""
+    worker_auth = ChannelAuth(authorized_keys=lambda: [signing_key.public_key()])
+    client_auth = ChannelAuth(secret="c2VjcmV0", private_key=signing_key)
+    async with transport_pair.acceptor(worker_auth):
+        with pytest.raises(ChannelAuthFailed, match="did not prove") as caught:
+            await _connect(transport_pair, client_auth)
+    assert caught.value.reason is AuthFailureReason.INVALID
+
+
+async def test_the_worker_proves_the_transcript_of_this_connection(
+    transport_pair: TransportPair,
+    room_secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spoken by hand: the worker's AUTH_SUCCESS carries its HMAC over the
+    transcript both ends see, and a one-way answer from a current client (its
+    offer carries our version) is refused."""
+    bindings: list[ChannelBinding] = []
+    async with transport_pair.acceptor(ChannelAuth(secret=room_secret)):
+        client = await _unauthenticated(transport_pair, monkeypatch, bindings)
+        async with client:
+            challenge = await client.recv(scaled(5))
+            assert isinstance(challenge, AuthChallengeMsg)
+            proof = client_proof(
+                challenge.nonce,
+                make_nonce(bytes(range(32))),
+                bindings[0],
+                secret_b64url=room_secret,
+            )
+            assert proof is not None
+            await client.send(proof)
+            success = await client.recv(scaled(5))
+            assert isinstance(success, AuthSuccessMsg)
+            assert verify_worker_proof(
+                room_secret,
+                success.proof,
+                challenge.nonce,
+                proof.client_nonce,
+                bindings[0],
+            )
+        client = await _unauthenticated(transport_pair, monkeypatch)
+        async with client:
+            challenge = await client.recv(scaled(5))
+            assert isinstance(challenge, AuthChallengeMsg)
+            await client.send(
+                AuthResponseMsg(psk_response(room_secret, challenge.nonce))
+            )
+            assert await client.recv(scaled(5)) == AuthFailureMsg(
+                AuthFailureReason.INVALID
+            )
 
 
 @pytest.mark.parametrize(
@@ -182,7 +251,7 @@ async def test_client_times_out_a_silent_worker(
     room_secret: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def never_challenge(channel: Channel, auth: ChannelAuth) -> None:
+    async def never_challenge(channel: Channel, auth: ChannelAuth, **_: object) -> None:
         await channel.closed.wait()
 
     monkeypatch.setattr(peer_module, "verify_peer", never_challenge)
@@ -198,8 +267,9 @@ async def test_commands_before_auth_are_refused_and_never_delivered(
     room_secret: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    bindings: list[ChannelBinding] = []
     async with transport_pair.acceptor(ChannelAuth(secret=room_secret)):
-        client = await _unauthenticated(transport_pair, monkeypatch)
+        client = await _unauthenticated(transport_pair, monkeypatch, bindings)
         async with client:
             challenge = await client.recv(scaled(5))
             assert isinstance(challenge, AuthChallengeMsg)
@@ -210,9 +280,15 @@ async def test_commands_before_auth_are_refused_and_never_delivered(
             assert refusal.text.startswith(AUTH_REQUIRED)
             assert transport_pair.channels == []
 
-            value = psk_response(room_secret, challenge.nonce)
-            await client.send(AuthResponseMsg(value))
-            assert await client.recv(scaled(5)) == AuthSuccessMsg()
+            proof = client_proof(
+                challenge.nonce,
+                make_nonce(bytes(32)),
+                bindings[0],
+                secret_b64url=room_secret,
+            )
+            assert proof is not None
+            await client.send(proof)
+            assert isinstance(await client.recv(scaled(5)), AuthSuccessMsg)
             await client.send(JobCancelMsg())
             worker = await transport_pair.worker_channel()
             # The command sent before AUTH_SUCCESS (and the bytes) are gone.
