@@ -43,6 +43,7 @@ __all__ = [
     "login",
     "normalize_server",
     "save_credentials",
+    "write_private_json",
 ]
 
 CREDENTIALS_FILENAME = "credentials.json"
@@ -67,18 +68,25 @@ def load_credentials(path: Path | None = None) -> dict[str, Any]:
 def save_credentials(
     server: str, jwt: str, user: dict[str, Any], path: Path | None = None
 ) -> Path:
-    """Record a login, keeping other servers' entries; the file is mode 0600.
-
-    Written to a private temporary file and renamed into place, so a reader
-    never sees half a file and the token is never world-readable.
-    """
+    """Record a login, keeping other servers' entries; the file is mode 0600
+    (:func:`write_private_json`)."""
     path = path or credentials_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = load_credentials(path)
     servers = data.get("servers")
     servers = servers if isinstance(servers, dict) else {}
     servers[server] = {"jwt": jwt, "user": user, "saved_at": time.time()}
     data.update({"server": server, "jwt": jwt, "user": user, "servers": servers})
+    write_private_json(path, data)
+    return path
+
+
+def write_private_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path``, mode 0600, its folder 0700.
+
+    Written to a private temporary file and renamed into place, so a reader
+    never sees half a file and a secret in it is never world-readable.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -90,7 +98,6 @@ def save_credentials(
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return path
 
 
 def login(

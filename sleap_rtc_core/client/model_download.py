@@ -61,6 +61,7 @@ from ..protocol.channel_transfer import (
     predictions_path_of,
 )
 from ..transport.channel import Channel
+from .job_secrets import load_job_secret
 
 __all__ = [
     "ORIGIN_FILE",
@@ -222,11 +223,26 @@ class _Receiver:
         self.progress = progress
         self.on_other = on_other
         self.timeout = timeout
+        self._secret: str | None = None
+        self._secret_looked_up = False
+
+    async def _job_secret(self) -> str | None:
+        """The job's secret as :mod:`.job_secrets` kept it: a channel that is
+        not the job's (a new one after a drop) needs it to be served."""
+        if not self._secret_looked_up:
+            self._secret_looked_up = True
+            self._secret = await asyncio.to_thread(
+                load_job_secret, self.channel.peer_id, self.job_id
+            )
+        return self._secret
 
     async def _announce(
         self, path: str, *, offset: int = 0, sha256: str | None = None, **extra: Any
     ) -> FileDownloadMetaMsg:
         transfer_id = secrets.token_hex(8)
+        job_secret = await self._job_secret()
+        if job_secret is not None:
+            extra["job_secret"] = job_secret
         request = FileDownloadRequestMsg(
             path=path,
             offset=offset,
@@ -412,8 +428,9 @@ async def download_models(
     """Make each model of a finished job available here; their local folders.
 
     Args:
-        channel: An authenticated channel to the worker that ran the job, of the
-            peer that submitted it (a new one after a drop is fine).
+        channel: An authenticated channel to the worker that ran the job: the
+            one that submitted it, or a new one after a drop (it shows the
+            job's secret kept when the job was accepted).
         result: The job's ``JOB_COMPLETE`` data (:meth:`RemoteJob.follow`'s
             return value): ``job_id`` and the run folders (``models`` /
             ``model_paths`` / ``output_path``).

@@ -34,6 +34,7 @@ from ..protocol.channel_messages import (
 )
 from ..protocol.jobspec import JobSpec, TrainJobSpec
 from ..transport.channel import Channel
+from .job_secrets import load_job_secret, save_job_secret
 
 __all__ = ["JobCallbacks", "RemoteJob"]
 
@@ -67,6 +68,14 @@ async def _call(callback: Callback | None, value: Any) -> None:
         await result
 
 
+async def _keep_secret(worker_id: str, job_id: str, secret: str) -> None:
+    """Keep a job's secret for a later attach; a failure only costs that."""
+    try:
+        await asyncio.to_thread(save_job_secret, worker_id, job_id, secret)
+    except OSError as exc:
+        logger.warning("! cannot keep the secret of job %s: %s", job_id, exc)
+
+
 async def _report(callbacks: JobCallbacks, msg: ProgressReportMsg) -> None:
     await _call(callbacks.on_progress, msg.data)
     await _call(callbacks.on_progress_text, msg.raw)
@@ -89,6 +98,7 @@ class RemoteJob:
     spec: JobSpec
     client_job_id: str = field(default_factory=lambda: f"cj-{uuid.uuid4().hex[:10]}")
     job_id: str | None = None
+    job_secret: str | None = field(default=None, repr=False)
 
     async def submit(self, timeout: float = 120.0) -> str:
         """Send the spec; returns the worker's job id.
@@ -110,6 +120,9 @@ class RemoteJob:
             raise JobRejected(f"the worker rejected the job: {listed}", errors=errors)
         assert isinstance(reply, JobAcceptedMsg)
         self.job_id = reply.job_id
+        self.job_secret = reply.job_secret
+        if reply.job_secret is not None:
+            await _keep_secret(self.channel.peer_id, reply.job_id, reply.job_secret)
         return reply.job_id
 
     @classmethod
@@ -119,15 +132,25 @@ class RemoteJob:
         job_id: str,
         callbacks: JobCallbacks | None = None,
         timeout: float = 30.0,
+        job_secret: str | None = None,
     ) -> RemoteJob:
-        """Follow a job submitted earlier (by this peer id, from any process):
-        ``JOB_ATTACH``, then the progress missed meanwhile goes to
-        ``callbacks.on_progress``; call :meth:`follow` for the rest.
+        """Follow a job submitted earlier (from any process, any peer id):
+        ``JOB_ATTACH`` with its secret (given, or the one
+        :mod:`.job_secrets` kept when it was accepted), then the progress
+        missed meanwhile goes to ``callbacks.on_progress``; call
+        :meth:`follow` for the rest.
 
         Raises:
-            JobError: the worker does not know the job (or it is not ours).
+            JobError: the worker does not know the job, or not as ours (no
+                secret, or a wrong one).
         """
-        reply = await channel.request(JobAttachMsg(job_id), (JobStateMsg,), timeout)
+        if job_secret is None:
+            job_secret = await asyncio.to_thread(
+                load_job_secret, channel.peer_id, job_id
+            )
+        reply = await channel.request(
+            JobAttachMsg(job_id, job_secret), (JobStateMsg,), timeout
+        )
         assert isinstance(reply, JobStateMsg)
         if reply.job_state is None:
             raise JobError(
@@ -141,7 +164,13 @@ class RemoteJob:
         for text in reply.progress:
             await _report(cb, ProgressReportMsg(text))
         # The spec stays on the worker; this object only follows the job.
-        return cls(channel, TrainJobSpec(), client_job_id=job_id, job_id=job_id)
+        return cls(
+            channel,
+            TrainJobSpec(),
+            client_job_id=job_id,
+            job_id=job_id,
+            job_secret=job_secret,
+        )
 
     async def follow(self, callbacks: JobCallbacks | None = None) -> dict[str, Any]:
         """Relay the job's frames until it ends; returns ``JOB_COMPLETE``'s data.

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 
 from ..errors import RemoteProtocolError
 from . import json_text
-from ._channel_args import NAME, OBJECT, TEXT, Arg, local
+from ._channel_args import NAME, OBJECT, OPT_NAME, TEXT, Arg, local
 from ._channel_base import ChannelMessage, ChannelMessageType, IdPrefixed, JsonMessage
 from ._schema import JSONObject, extra_field
 from .states import JobState
@@ -117,16 +117,20 @@ class JobCancelMsg(ChannelMessage):
 
 @dataclass(frozen=True, slots=True)
 class JobAttachMsg(ChannelMessage):
-    """``JOB_ATTACH::{job_id}``: reattach to a running job after reconnecting.
+    """``JOB_ATTACH::{job_id}::{job_secret}``: reattach to a job after
+    reconnecting, proving it is ours with the secret ``JOB_ACCEPTED`` gave.
 
     The worker answers :class:`JobStateMsg` and, while the job runs, resumes
-    sending its progress on this channel.
+    sending its progress on this channel, which may then stop, cancel and
+    download it. Without the right secret the job is ``unknown``.
     """
 
     TYPE = ChannelMessageType.JOB_ATTACH
-    ARGS = (("job_id", NAME),)
+    ARGS = (("job_id", NAME), ("job_secret", OPT_NAME))
+    MIN_ARGS = 1
 
     job_id: str
+    job_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +150,17 @@ class ZmqCtrlMsg(RawJsonMessage):
 
 @dataclass(frozen=True, slots=True)
 class JobAcceptedMsg(ChannelMessage):
-    """``JOB_ACCEPTED::{job_id}`` (worker id, ``job_`` + 8 hex)."""
+    """``JOB_ACCEPTED::{job_id}`` to a 0.0.7 client, and
+    ``JOB_ACCEPTED::{job_id}::{job_secret}`` to a current one: the job's id
+    and the capability that owns it (attach, stop, cancel, download from
+    another channel). Peer ids never are."""
 
     TYPE = ChannelMessageType.JOB_ACCEPTED
-    ARGS = (("job_id", NAME),)
+    ARGS = (("job_id", NAME), ("job_secret", OPT_NAME))
+    MIN_ARGS = 1
 
     job_id: str
+    job_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

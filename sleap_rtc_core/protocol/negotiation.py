@@ -171,11 +171,13 @@ class JobFailed(AppMessage):
 
 @dataclass(frozen=True, slots=True)
 class JobCancel(AppMessage):
-    """Client releases a reservation or cancels its running job."""
+    """Client releases a reservation or cancels its running job; a submitted
+    job is cancelled only with the ``job_secret`` its ``JOB_ACCEPTED`` gave."""
 
     TYPE = AppMessageType.JOB_CANCEL
     job_id: str = wire_field(non_empty=True)
     reason: str | None = None
+    job_secret: str | None = None
     extra: JSONObject = extra_field()
 
 

@@ -153,6 +153,8 @@ class Channel:
         peer_id: The peer at the other end.
         closed: Set once the channel is closed (by either side).
         authenticated: Set by the AUTH handshake once it succeeded.
+        legacy_peer: The peer runs sleap-rtc 0.0.7 (its offer carried no
+            version marker; set by the worker's acceptor).
         close_reason: Why the channel closed, for logs and errors.
     """
 
@@ -172,6 +174,7 @@ class Channel:
         self.peer_id = peer_id
         self.closed = asyncio.Event()
         self.authenticated = False
+        self.legacy_peer = False
         self.close_reason = ""
         self._dc = dc
         self._pc = pc

@@ -50,10 +50,11 @@ slots: ``maintenance``, ``available``, ``busy`` or ``reserved``.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -189,6 +190,8 @@ class Slot:
             over signaling too).
         submitted: A ``JOB_SUBMIT`` runs in it (the job lives on its data
             channel and outlives its owner's signaling socket).
+        secret: The submitted job's capability (``JOB_ACCEPTED`` gave it to
+            the submitter); a ``job_cancel`` of a submitted job must carry it.
     """
 
     job_id: str
@@ -202,6 +205,7 @@ class Slot:
     cancel_requested: bool = False
     negotiated: bool = True
     submitted: bool = False
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +231,17 @@ class SlotOutcome:
     slot: Slot | None = None
     reply: AppMessage | None = None
     reason: str | None = None
+
+
+def _holds(slot: Slot, secret: str | None) -> bool:
+    """Whether a ``job_cancel`` carrying ``secret`` may cancel ``slot``: any
+    from its owner before it is submitted (nothing runs yet), only the job's
+    own secret after."""
+    if slot.secret is None:
+        return True
+    return isinstance(secret, str) and hmac.compare_digest(
+        slot.secret.encode(), secret.encode("utf-8", "surrogatepass")
+    )
 
 
 def _running(slot: Slot) -> bool:
@@ -372,16 +387,9 @@ class JobLedger:
     # ------------------------------------------------------- published state
 
     def _properties(self) -> dict[str, Any]:
-        busy = [s.job_id for s in self._slots.values() if _running(s)]
-        pending = [
-            s.job_id for s in self._slots.values() if s.state is SlotState.RESERVED
-        ]
-        return {
-            "status": self.status.value,
-            "current_job_id": busy[0] if busy else None,
-            "pending_job_id": pending[0] if pending else None,
-            "free_slots": self.free_slots,
-        }
+        # No job ids: the room would learn what runs here and for how long
+        # (the reference publishes ``current_job_id``; PROTOCOL.md A.4).
+        return {"status": self.status.value, "free_slots": self.free_slots}
 
     def status_properties(self) -> dict[str, Any]:
         """The bookkeeping's metadata properties now (``None`` values left out),
@@ -626,7 +634,7 @@ class JobLedger:
             return SlotOutcome(
                 Action.IGNORED, job_id, peer_id, reason=IgnoreReason.NOT_RESERVED.value
             )
-        if slot.owner != peer_id:
+        if slot.owner != peer_id or not _holds(slot, cancel.job_secret):
             logger.debug("! job_cancel %s from %s: not the owner", job_id, peer_id)
             return SlotOutcome(
                 Action.IGNORED, job_id, peer_id, reason=IgnoreReason.NOT_OWNER.value
@@ -730,14 +738,20 @@ class JobLedger:
         )
 
     def submit(
-        self, peer_id: str, job_id: str, job_type: JobType, fresh_id: str
+        self,
+        peer_id: str,
+        job_id: str,
+        job_type: JobType,
+        fresh_id: str,
+        secret: str | None = None,
     ) -> SlotOutcome:
         """Admit a ``JOB_SUBMIT`` from ``peer_id`` naming ``job_id``.
 
         The job takes its owner's reserved or assigned slot when ``job_id``
         names it, or when the owner holds just one such slot (clients that
         name their submissions themselves); otherwise a free slot under
-        ``fresh_id`` (an id the adapter has never used).
+        ``fresh_id`` (an id the adapter has never used). ``secret`` is the
+        job's capability from then on (see :attr:`Slot.secret`).
 
         Returns:
             ``ADMITTED`` with the job's id and its busy slot, or ``REFUSED``
@@ -761,6 +775,7 @@ class JobLedger:
                 assigned_at=held.assigned_at or now,
                 job_type=job_type,
                 submitted=True,
+                secret=secret,
             )
         elif self._maintenance:
             return SlotOutcome(Action.REFUSED, job_id, peer_id, reason="maintenance")
@@ -780,6 +795,7 @@ class JobLedger:
                 assigned_at=now,
                 negotiated=False,
                 submitted=True,
+                secret=secret,
             )
         self._slots[slot.job_id] = slot
         self._note()

@@ -98,7 +98,10 @@ class WorkerService:
             on_ledger=self.worker.ledger_changed,
         )
         self.models = ModelFileServer(
-            lambda job_id: self.jobs.jobs.get(job_id), policy.allows
+            lambda job_id, channel, secret: self.jobs.authorized_job(
+                job_id, channel.send, secret
+            ),
+            policy.allows,
         )
         api_key = credentials.get("api_key")
         if auth.authorized_keys is None and isinstance(api_key, str) and api_key:
@@ -161,7 +164,9 @@ class WorkerService:
                 elif isinstance(item, FileDownloadRequestMsg):
                     await self.models.handle(item, channel)
                 else:
-                    await self.jobs.handle(item, sink, channel.peer_id)
+                    await self.jobs.handle(
+                        item, sink, channel.peer_id, legacy=channel.legacy_peer
+                    )
         finally:
             self.jobs.detach(sink)
 

@@ -109,10 +109,18 @@ class Served:
         self.info = info
         self.requests: list[FileDownloadRequestMsg] = []
         self.server = ModelFileServer(
-            lambda job_id: self.info if job_id == self.info.job_id else None,
-            MountPolicy([mount.as_posix()]).allows,
+            self.authorize, MountPolicy([mount.as_posix()]).allows
         )
         pair.handler = self.serve
+
+    def authorize(
+        self, job_id: str, channel: Channel, secret: object
+    ) -> JobInfo | None:
+        """A channel of the job's owner stands for one attached to the job
+        (``JobService.authorized_job`` decides that for real)."""
+        if job_id == self.info.job_id and channel.peer_id == self.info.owner:
+            return self.info
+        return None
 
     async def serve(self, channel: Channel) -> None:
         async for item in channel:

@@ -186,7 +186,7 @@ async def test_reserved_and_busy_workers_are_invisible_then_back(
     await async_wait_until(lambda: status_of(service, room, "w") == "busy")
     record = service.server.router.registry.get(room.room_id, "w")
     assert record is not None
-    assert record.metadata["properties"]["current_job_id"] == "j1"
+    assert "current_job_id" not in record.metadata["properties"]  # not published
     assert await JobClient(second).discover_workers() == []
 
     runner.finish("j1")

@@ -220,13 +220,8 @@ def test_assignment_from_the_owner_makes_the_worker_busy() -> None:
     assert out.slot.assigned_at == clock.now
     assert out.slot.expires_at is None
     assert slots.status is WorkerStatus.BUSY
-    assert slots.take_patch() == {
-        "properties": {
-            "status": "busy",
-            "current_job_id": "j1",
-            "pending_job_id": None,
-        }
-    }
+    # No job id is published: the room only learns the status.
+    assert slots.take_patch() == {"properties": {"status": "busy"}}
     assert slots.next_deadline() is None
     again = slots.handle_assignment("c1", JobAssignment(job_id="j1"))
     assert again.reason == IgnoreReason.ALREADY_ASSIGNED
@@ -265,7 +260,7 @@ def test_reservation_expires_and_worker_is_available_again() -> None:
     ]
     assert slots.status is WorkerStatus.AVAILABLE
     assert slots.take_patch() == {
-        "properties": {"status": "available", "pending_job_id": None, "free_slots": 1}
+        "properties": {"status": "available", "free_slots": 1}
     }
     # A late assignment is told the reservation is gone.
     late = slots.handle_assignment("c1", JobAssignment(job_id="j1"))
@@ -331,6 +326,24 @@ def test_owner_cancels_a_running_job_which_frees_only_when_stopped() -> None:
     assert done.reply == JobCancelled(job_id="j1")
     assert done.peer_id == "c1"
     assert slots.status is WorkerStatus.AVAILABLE
+
+
+@pytest.mark.parametrize("negotiated", [True, False], ids=["negotiated", "direct"])
+def test_a_submitted_job_is_cancelled_only_with_its_secret(negotiated: bool) -> None:
+    """After JOB_SUBMIT the job's secret is the authority: its owner's peer id
+    without it (e.g. reused by another member) cancels nothing."""
+    slots, _ = _slots(submit_timeout=120.0)  # as a worker that takes JOB_SUBMIT
+    if negotiated:
+        slots.handle_request("c1", _request())
+        slots.handle_assignment("c1", JobAssignment(job_id="j1"))
+    admitted = slots.submit("c1", "j1", JobType.TRAINING, "j1", secret="s3")
+    job_id = admitted.job_id
+    for shown in (None, "wrong", ""):
+        out = slots.handle_cancel("c1", JobCancel(job_id=job_id, job_secret=shown))
+        assert out.action is Action.IGNORED
+        assert out.reason == IgnoreReason.NOT_OWNER
+    out = slots.handle_cancel("c1", JobCancel(job_id=job_id, job_secret="s3"))
+    assert out.action is Action.CANCELLING
 
 
 # ----------------------------------------------------- finish, gone, pause
@@ -548,9 +561,7 @@ def test_patches_deep_merge_into_registration_metadata() -> None:
     )
     slots.handle_request("c1", _request())
     patch = slots.take_patch()
-    assert patch == {
-        "properties": {"status": "reserved", "pending_job_id": "j1", "free_slots": 0}
-    }
+    assert patch == {"properties": {"status": "reserved", "free_slots": 0}}
     assert slots.take_patch() is None  # published already
     merged = merge_metadata(registered, patch)
     assert merged["tags"] == registered["tags"]  # tags survive a status change
@@ -577,7 +588,7 @@ def test_stated_gpu_capabilities_end_to_end() -> None:
 
 CLIENTS = ["c1", "c2"]
 JOBS = ["j1", "j2", "j3"]
-STATUS_KEYS = {"status", "current_job_id", "pending_job_id", "free_slots"}
+STATUS_KEYS = {"status", "free_slots"}
 
 _clients = st.sampled_from(CLIENTS)
 _jobs = st.sampled_from(JOBS)

@@ -24,8 +24,10 @@ request with ``offset`` > 0 and the ``sha256`` the client was given resumes at
 that offset if the file is unchanged; otherwise the whole file is sent again
 (``offset`` 0 in the meta) and the client starts that file over.
 
-Only the peer that submitted the job may download (a channel of another peer,
-an unknown job or one that did not succeed gets ``FS_ERROR::ACCESS_DENIED`` /
+Only the job's owner may download: the channel that submitted it, one attached
+to it with its secret (``JOB_ATTACH``), or a request that carries the secret as
+``"job_secret"``. Any other channel, whatever its peer id, an unknown job or
+one that did not succeed gets ``FS_ERROR::ACCESS_DENIED`` /
 ``PATH_NOT_FOUND``), and only what lies inside one of the job's run folders,
 symlinks resolved, and inside the worker's mounts. Requests without a
 ``job_id`` are refused (``INVALID_REQUEST``): the worker serves no other files.
@@ -76,12 +78,14 @@ from ...transport.channel import Channel
 from ...transport.transfer import CHUNK_SIZE, send_file
 from ..jobs.results import JobInfo
 
-__all__ = ["JobLookup", "ModelFileServer"]
+__all__ = ["JobAuthority", "ModelFileServer"]
 
 logger = logging.getLogger(__name__)
 
-JobLookup = Callable[[str], JobInfo | None]
-"""The worker's job by id (``JobService.jobs.get``), ``None`` when unknown."""
+JobAuthority = Callable[[str, Channel, object], JobInfo | None]
+"""The job of this id if this channel may have its files: it is attached to
+the job, or the request shows the job's secret (``JobService.authorized_job``);
+``None`` otherwise (unknown or not its)."""
 
 _BLOCK = 1 << 20
 
@@ -97,15 +101,16 @@ class ModelFileServer:
     """Answers model downloads on a worker (see the module docstring).
 
     Args:
-        lookup: Finds a job by id (``lambda j: job_service.jobs.get(j)``).
+        authority: The job a channel may download, by id (see
+            :data:`JobAuthority`).
         allows: Whether a resolved path lies inside the worker's mounts
             (``MountPolicy.allows``); ``None`` trusts the run folders alone.
     """
 
     def __init__(
-        self, lookup: JobLookup, allows: Callable[[Path], bool] | None = None
+        self, authority: JobAuthority, allows: Callable[[Path], bool] | None = None
     ) -> None:
-        self._lookup = lookup
+        self._authority = authority
         self._allows = allows
         self._hashes: dict[tuple[str, int, int], str] = {}
 
@@ -118,7 +123,7 @@ class ModelFileServer:
         """Answer one download request on ``channel`` (never raises for a bad
         request, nor when the channel closes mid-transfer: that is logged)."""
         try:
-            info = self._owned_job(msg, channel.peer_id)
+            info = self._owned_job(msg, channel)
             if msg.extra.get("predictions") is True:
                 await self._send_predictions(msg, channel, info)
                 return
@@ -155,16 +160,16 @@ class ModelFileServer:
 
     # --------------------------------------------------------------- checks
 
-    def _owned_job(self, msg: FileDownloadRequestMsg, peer_id: str) -> JobInfo:
-        """The succeeded job the request names, if ``peer_id`` submitted it."""
+    def _owned_job(self, msg: FileDownloadRequestMsg, channel: Channel) -> JobInfo:
+        """The succeeded job the request names, if this channel owns it."""
         job_id = msg.extra.get("job_id")
         if not isinstance(job_id, str) or not job_id:
             raise _Refusal(
                 FsErrorCode.INVALID_REQUEST,
                 "this worker serves only the models of a job: give job_id",
             )
-        info = self._lookup(job_id)
-        if info is None or info.owner != peer_id:
+        info = self._authority(job_id, channel, msg.extra.get("job_secret"))
+        if info is None:
             # The same answer for "unknown" and "not yours": ids are not probed.
             raise _Refusal(FsErrorCode.ACCESS_DENIED, f"no job {job_id} of yours")
         if info.state is not JobState.SUCCEEDED or info.result is None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -130,8 +131,10 @@ class JobRun:
         max_buffered: int,
         on_state: StateCallback,
         hardware: JobHardware | None = None,
+        secret: str | None = None,
     ) -> None:
         self.job_id = job_id
+        self._secret = secret
         self.hardware = hardware or JobHardware()
         self.client_job_id = client_job_id
         self.owner = owner
@@ -189,6 +192,16 @@ class JobRun:
                 self._on_state(self.job_id, after)
             except Exception:
                 self._log.exception("! on_state_change failed")
+
+    def holds(self, secret: object) -> bool:
+        """Whether ``secret`` is this job's capability (constant-time)."""
+        return (
+            self._secret is not None
+            and isinstance(secret, str)
+            and hmac.compare_digest(
+                self._secret.encode(), secret.encode("utf-8", "surrogatepass")
+            )
+        )
 
     def info(self) -> JobInfo:
         """A snapshot of this job."""

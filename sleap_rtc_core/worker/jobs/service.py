@@ -18,8 +18,9 @@ Messages handled:
   admits it (into the slot its owner negotiated under ``cid``, or a free one),
   then the spec is mapped, validated and materialised
   (:func:`~.prepare.prepare_job`, in a thread); the answer is
-  ``JOB_ACCEPTED::{job_id}`` (``cid`` itself for a negotiated job: one id from
-  ``job_request`` to ``JOB_COMPLETE``) followed by the job's frames, or
+  ``JOB_ACCEPTED::{job_id}::{job_secret}`` (``cid`` itself for a negotiated
+  job: one id from ``job_request`` to ``JOB_COMPLETE``; no secret to a 0.0.7
+  client) followed by the job's frames, or
   ``JOB_REJECTED::{cid}::{"errors":[...]}`` with every field error at once
   (``spec`` for a malformed spec, ``job`` with code ``WORKER_BUSY`` when the
   ledger has no slot or the worker is paused, ``internal`` for a failure of
@@ -29,13 +30,20 @@ Messages handled:
   else is forwarded to the trainer (jsonpickle tags refused).
 * ``JOB_STOP``: graceful stop of the whole job (later models and inference
   skipped). ``JOB_CANCEL``: SIGTERM, SIGKILL after ``stop_grace`` s.
-  These three act on the jobs of the channel they arrive on, owned by its peer.
-* ``JOB_ATTACH::{job_id}``: a channel of the peer that submitted the job gets
+  These three act on the jobs attached to the channel they arrive on.
+* ``JOB_ATTACH::{job_id}::{job_secret}``: a channel that shows the job's secret
+  (any peer id, any process) is attached to it and gets
   ``JOB_STATE::{json}`` (state, model, last ``JOB_PROGRESS``, the
   ``PROGRESS_REPORT`` texts produced while no channel was attached, how many of
   those were dropped, the result once final), then the other frames held for it,
   then the live stream; a finished job's ``JOB_COMPLETE``/``JOB_FAILED`` always
-  comes last. Another peer, or an unknown id, gets ``state: "unknown"``.
+  comes last. A wrong secret, or an unknown id, gets ``state: "unknown"``.
+
+**Who owns a job.** The job secret ``JOB_ACCEPTED`` hands the submitter is the
+job's one capability: the submitting channel and the channels attached with
+the secret may stop, cancel and download it, and a signaling ``job_cancel``
+of a submitted job must carry it. A peer id is routing, never authority: a
+peer that reuses a departed owner's id gets nothing.
 
 While no channel is attached a job's frames are held, at most ``max_buffered``
 of them, the oldest dropped (and counted). Finished jobs are remembered (the
@@ -88,6 +96,9 @@ from .run import JobInfo, JobRun, StateCallback
 __all__ = ["JobInfo", "JobService", "PathPolicy", "Sink", "StateCallback"]
 
 logger = logging.getLogger(__name__)
+
+JOB_SECRET_BYTES = 24
+"""Random bytes in a job's secret (32 base64url characters)."""
 
 WORKER_BUSY = "WORKER_BUSY"
 """``code`` of the ``job`` field error when every job slot is taken."""
@@ -187,23 +198,28 @@ class JobService:
 
     # -------------------------------------------------------------- handle
 
-    async def handle(self, msg: ChannelMessage, sink: Sink, peer_id: str) -> None:
+    async def handle(
+        self, msg: ChannelMessage, sink: Sink, peer_id: str, *, legacy: bool = False
+    ) -> None:
         """Act on one job message received on a channel.
 
         Args:
             msg: The decoded message; types other than the job messages above
                 are ignored.
-            sink: Sends a text frame on the channel it came from.
-            peer_id: The authenticated peer of that channel. Only this peer may
-                control or attach to the jobs it submitted: pass an identity that
-                survives a reconnect if a new process should be able to attach.
+            sink: Sends a text frame on the channel it came from. A job is
+                controlled only from the channels attached to it: the one that
+                submitted it, and those that attached with its secret.
+            peer_id: The authenticated peer of that channel: for routing and
+                logs (and the ledger's reservations), never authority.
+            legacy: The channel is a sleap-rtc 0.0.7 client's, which reads no
+                job secret in ``JOB_ACCEPTED``.
 
         Raises:
             Exception: whatever ``sink`` raises for a direct answer
                 (``JOB_ACCEPTED``, ``JOB_REJECTED``, an unknown ``JOB_STATE``).
         """
         if isinstance(msg, JobSubmitMsg):
-            await self._submit(msg, sink, peer_id)
+            await self._submit(msg, sink, peer_id, legacy)
         elif isinstance(msg, ControlCommandMsg | ZmqCtrlMsg):
             self._control(msg.raw, sink, peer_id)
         elif isinstance(msg, JobStopMsg):
@@ -213,7 +229,7 @@ class JobService:
             for run in self._targets(sink, peer_id):
                 run.cancel()
         elif isinstance(msg, JobAttachMsg):
-            await self._attach(msg.job_id, sink, peer_id)
+            await self._attach(msg, sink, peer_id)
         else:
             logger.debug("< ignored %s", type(msg).__name__)
 
@@ -225,6 +241,18 @@ class JobService:
             return False
         run.cancel()
         return True
+
+    def authorized_job(
+        self, job_id: str, sink: Sink, secret: object = None
+    ) -> JobInfo | None:
+        """The job ``job_id`` if the channel of ``sink`` may act on it (it is
+        attached to the job) or ``secret`` is the job's; else ``None``."""
+        run = self._runs.get(job_id)
+        if run is None:
+            return None
+        if run.outbox.is_attached(sink) or run.holds(secret):
+            return run.info()
+        return None
 
     def detach(self, sink: Sink) -> None:
         """A channel closed: stop sending on it; its jobs go on, frames held."""
@@ -242,7 +270,9 @@ class JobService:
         )
         await sink(encode_text(msg))
 
-    async def _submit(self, msg: JobSubmitMsg, sink: Sink, peer_id: str) -> None:
+    async def _submit(
+        self, msg: JobSubmitMsg, sink: Sink, peer_id: str, legacy: bool
+    ) -> None:
         cid = msg.client_job_id
         if self._closed:
             await self._reject(
@@ -263,7 +293,10 @@ class JobService:
         job_type = (
             JobType.INFERENCE if isinstance(spec, TrackJobSpec) else JobType.TRAINING
         )
-        admitted = self.ledger.submit(peer_id, cid, job_type, self._new_id())
+        secret = secrets.token_urlsafe(JOB_SECRET_BYTES)
+        admitted = self.ledger.submit(
+            peer_id, cid, job_type, self._new_id(), secret=secret
+        )
         if admitted.action is Action.REFUSED:
             why = _REFUSALS.get(admitted.reason or "", "the worker cannot take it")
             await self._reject(sink, cid, [FieldError("job", why, WORKER_BUSY)])
@@ -303,7 +336,7 @@ class JobService:
                 [FieldError("job", "the worker is shutting down", WORKER_BUSY)],
             )
             return
-        await self._start(prepared, job_id, cid, sink, peer_id)
+        await self._start(prepared, job_id, cid, sink, peer_id, secret, legacy)
 
     async def _withdraw(
         self, sink: Sink, cid: str, job_id: str, errors: list[FieldError]
@@ -339,10 +372,18 @@ class JobService:
             logger.exception("! on_ledger(%s) failed", outcome.action)
 
     async def _start(
-        self, prepared: PreparedJob, job_id: str, cid: str, sink: Sink, peer_id: str
+        self,
+        prepared: PreparedJob,
+        job_id: str,
+        cid: str,
+        sink: Sink,
+        peer_id: str,
+        secret: str,
+        legacy: bool,
     ) -> None:
+        accepted = JobAcceptedMsg(job_id, None if legacy else secret)
         try:
-            await sink(encode_text(JobAcceptedMsg(job_id)))
+            await sink(encode_text(accepted))
         except BaseException:
             # Nobody learnt the id, so nobody could follow or stop the job.
             await asyncio.to_thread(prepared.cleanup)
@@ -365,6 +406,7 @@ class JobService:
             max_buffered=self._max_buffered,
             on_state=self._notify,
             hardware=self._hardware,
+            secret=secret,
         )
         self._runs[job_id] = run
         self._notify(job_id, run.state)
@@ -404,7 +446,7 @@ class JobService:
         runs = [
             r
             for r in self._runs.values()
-            if not r.finished and r.owner == peer_id and r.outbox.is_attached(sink)
+            if not r.finished and r.outbox.is_attached(sink)
         ]
         if not runs:
             logger.info("< control from %s with no running job of its own", peer_id)
@@ -425,9 +467,11 @@ class JobService:
             else:
                 run.send_command(raw)
 
-    async def _attach(self, job_id: str, sink: Sink, peer_id: str) -> None:
+    async def _attach(self, msg: JobAttachMsg, sink: Sink, peer_id: str) -> None:
+        job_id = msg.job_id
         run = self._runs.get(job_id)
-        if run is None or run.owner != peer_id:
+        if run is None or not run.holds(msg.job_secret):
+            # One answer for "unknown" and "not yours": ids are not probed.
             logger.info("< JOB_ATTACH %s from %s: unknown", job_id, peer_id)
             unknown = JobStateMsg(job_id=job_id, state=JOB_STATE_UNKNOWN)
             await sink(encode_text(unknown))

@@ -39,14 +39,24 @@ from tests.fixtures.transport import TransportPair
 JOB = "job_00000001"
 
 
+JOB_SECRET = "the-secret-of-job-1"
+
+
 class Jobs:
-    """The lookup the server is given: one job, changeable by the test."""
+    """The authority the server is given: one job, changeable by the test.
+    A channel of the job's ``owner`` stands for a channel attached to it
+    (``JobService.authorized_job`` decides that for real, tested there);
+    any channel may show the job's secret."""
 
     def __init__(self, info: JobInfo) -> None:
         self.info = info
 
-    def __call__(self, job_id: str) -> JobInfo | None:
-        return self.info if job_id == self.info.job_id else None
+    def __call__(self, job_id: str, channel: Channel, secret: object) -> JobInfo | None:
+        if job_id != self.info.job_id:
+            return None
+        if channel.peer_id == self.info.owner or secret == JOB_SECRET:
+            return self.info
+        return None
 
 
 def info(
@@ -315,3 +325,24 @@ async def test_no_predictions_outside_the_mounts_or_of_a_training_job(
     reply, _ = await fetch(channel, ckpt, extra={"predictions": True})
     assert isinstance(reply, FsErrorMsg)
     assert reply.code is FsErrorCode.PATH_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("secret", "allowed"),
+    [(JOB_SECRET, True), ("a-guessed-secret", False), (None, False), (7, False)],
+)
+async def test_another_channel_needs_the_jobs_secret(
+    channel: Channel, jobs: Jobs, mount: Path, secret: object, allowed: bool
+) -> None:
+    """A channel that is not the job's (any peer id) gets the files only by
+    showing the job's secret; a wrong one is the same answer as no job."""
+    jobs.info = info(run_dir(mount), owner="someone-else")
+    extra = {} if secret is None else {"job_secret": secret}
+    ckpt = (run_dir(mount) / "best.ckpt").as_posix()
+    reply, data = await fetch(channel, ckpt, extra=extra)
+    if allowed:
+        assert isinstance(reply, FileDownloadMetaMsg)
+        assert data == (run_dir(mount) / "best.ckpt").read_bytes()
+    else:
+        assert isinstance(reply, FsErrorMsg)
+        assert reply.code is FsErrorCode.ACCESS_DENIED

@@ -314,7 +314,9 @@ async def test_train_detach_attach_then_track(
 ) -> None:
     first = Channel()
     await submit(service, first, train_spec(mount, run_name="tiny"))
-    job_id = (await first.wait_for(JobAcceptedMsg)).job_id
+    accepted = await first.wait_for(JobAcceptedMsg)
+    job_id, job_secret = accepted.job_id, accepted.job_secret
+    assert job_secret
     # The client goes away after the first progress event.
     await first.wait_for(ProgressReportMsg, timeout=120)
     service.detach(first.send)
@@ -325,9 +327,15 @@ async def test_train_detach_attach_then_track(
         interval=0.1,
     )
 
-    # A new channel of the same peer reattaches and gets the rest.
+    # Without the secret the job is not ours, whatever the peer id says.
+    stranger = Channel()
+    await service.handle(JobAttachMsg(job_id), stranger.send, PEER)
+    unknown = stranger.messages()[0]
+    assert isinstance(unknown, JobStateMsg)
+    assert unknown.state == "unknown"
+    # A new channel, any peer id, reattaches with the secret and gets the rest.
     second = Channel()
-    await service.handle(JobAttachMsg(job_id), second.send, PEER)
+    await service.handle(JobAttachMsg(job_id, job_secret), second.send, "other")
     complete = await second.wait_for(JobCompleteMsg)
     state = second.messages()[0]
     assert isinstance(state, JobStateMsg)
