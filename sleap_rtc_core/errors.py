@@ -27,6 +27,7 @@ peer without a lookup table of its own::
     │   ├── NoWorkersAvailableError   discovery found nobody
     │   └── NoWorkersAcceptedError    everybody asked said no
     ├── PathNotAllowed                a path outside the worker's mounts
+    ├── QuotaExceeded                 a peer wrote all that FS_WRITE_SLP allows
     ├── LabelsUnreadable              sleap-io cannot read a labels file
     ├── PatternTooBroad               a file search too vague to run
     ├── GpuNotFound                   no such GPU on this machine
@@ -75,6 +76,7 @@ __all__ = [
     "NoWorkersAvailableError",
     "PathNotAllowed",
     "PeerNotFound",
+    "QuotaExceeded",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
@@ -334,6 +336,13 @@ class PathNotAllowed(SleapRTCError):
     """A path resolves outside every allowed mount (or there are no mounts)."""
 
     default_code = "ACCESS_DENIED"
+
+
+class QuotaExceeded(SleapRTCError):
+    """A peer (or all peers together) wrote as many labels copies, or as many
+    bytes, as the worker allows ``FS_WRITE_SLP`` in one process lifetime."""
+
+    default_code = "QUOTA_EXCEEDED"
 
 
 class LabelsUnreadable(SleapRTCError):

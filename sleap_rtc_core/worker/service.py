@@ -37,6 +37,7 @@ from .capabilities import WorkerCapabilities
 from .files.models import ModelFileServer
 from .files.mounts import MountPolicy
 from .files.service import FsService
+from .files.slp_write import SlpWriteQuota
 from .hardware import JobHardware
 from .jobs.service import JobService
 from .room_keys import room_key_cache
@@ -59,6 +60,8 @@ class WorkerService:
         hardware: Where jobs run (default: the advertised GPU, or the CPU);
             it overrides the accelerator of every job's config.
         accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect.
+        slp_write_quota: What ``FS_WRITE_SLP`` may write per peer and in all
+            (default :class:`.files.slp_write.SlpWriteQuota`).
         **worker_options: Passed to :class:`SignalingWorker` (``peer_id``,
             ``name``, ``max_concurrent_jobs``, ``backoff`` …).
 
@@ -77,10 +80,11 @@ class WorkerService:
         submit_timeout: float = SUBMIT_TIMEOUT,
         hardware: JobHardware | None = None,
         accept_legacy_clients: bool = True,
+        slp_write_quota: SlpWriteQuota | None = None,
         **worker_options: Any,
     ) -> None:
         self.policy = policy
-        self.fs = FsService(policy)
+        self.fs = FsService(policy, slp_write_quota=slp_write_quota)
         self.worker = SignalingWorker(
             url,
             credentials,
@@ -159,7 +163,7 @@ class WorkerService:
                 if isinstance(item, bytes | bytearray):
                     continue  # file bytes outside a transfer: nothing to do
                 if FsService.handles(item):
-                    for reply in await self.fs.handle(item):
+                    for reply in await self.fs.handle(item, channel.peer_id):
                         await channel.send(reply)
                 elif isinstance(item, FileDownloadRequestMsg):
                     await self.models.handle(item, channel)

@@ -27,6 +27,13 @@ ACCESS_DENIED: …``) and ``FS_WRITE_SLP_ERROR`` also carries a ``code`` field.
 Messages never name a real path the client did not send, so a refusal does not
 tell what exists outside the mounts.
 
+A path a client names is never checked as a string and then opened by name:
+folders are listed, files stat'ed and labels read through descriptors that
+:mod:`.beneath` opens component by component from the mount root, so a symlink
+swapped between check and use cannot show or touch anything outside.
+``FS_WRITE_SLP`` writes as :mod:`.slp_write` says (a per-peer folder, never
+replacing, within a quota keyed by the ``peer`` given to :meth:`FsService.handle`).
+
 Every file-system call and every sleap-io load runs in ``asyncio.to_thread``;
 ``handle`` never raises for a bad request.
 """
@@ -34,6 +41,7 @@ Every file-system call and every sleap-io load runs in ``asyncio.to_thread``;
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import re
@@ -41,7 +49,7 @@ import stat as stat_module
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import PathNotAllowed, SleapRTCError
+from ...errors import PathNotAllowed, QuotaExceeded, SleapRTCError
 from ...protocol.channel import ChannelMessage, ChannelMessageType
 from ...protocol.channel_fs import (
     FsApplyPrefixMsg,
@@ -69,14 +77,11 @@ from ...protocol.channel_fs import (
     WorkerPathOkMsg,
 )
 from ...protocol.paths import prefix_swap, replace_prefix
+from .beneath import is_file_beneath, list_dir_beneath, open_beneath, stat_beneath
 from .mounts import MountPolicy
 from .search import PatternTooBroad, find_files
-from .videos import (
-    LabelsUnreadable,
-    check_videos,
-    is_labels_path,
-    write_remapped_labels,
-)
+from .slp_write import SlpWriteLedger, SlpWriteQuota, write_remapped_labels
+from .videos import LabelsUnreadable, check_videos, is_labels_path
 
 __all__ = ["FS_REQUEST_TYPES", "FsService"]
 
@@ -111,7 +116,9 @@ def _fail(code: FsErrorCode, message: str) -> _FsFailure:
 def _code_of(exc: BaseException) -> FsErrorCode:
     if isinstance(exc, PathNotAllowed | PermissionError):
         return FsErrorCode.ACCESS_DENIED
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return FsErrorCode.PATH_NOT_FOUND
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
         return FsErrorCode.PATH_NOT_FOUND
     if isinstance(exc, PatternTooBroad):
         return FsErrorCode.PATTERN_TOO_BROAD
@@ -143,6 +150,8 @@ class FsService:
         worker_id: Reported by ``FS_GET_INFO``.
         working_dir: Reported by ``FS_GET_INFO``.
         show_hidden: Whether listings include names starting with ``.``.
+        slp_writes: What ``FS_WRITE_SLP`` has written, per peer, against
+            its quota.
     """
 
     def __init__(
@@ -157,6 +166,7 @@ class FsService:
         worker_id: str | None = None,
         working_dir: str | None = None,
         show_hidden: bool = False,
+        slp_write_quota: SlpWriteQuota | None = None,
     ) -> None:
         """Raises:
         ValueError: a non-positive limit.
@@ -172,7 +182,8 @@ class FsService:
         self.worker_id = worker_id
         self.working_dir = working_dir
         self.show_hidden = show_hidden
-        self._handlers: dict[type[ChannelMessage], Callable[[Any], Any]] = {
+        self.slp_writes = SlpWriteLedger(slp_write_quota)
+        self._handlers: dict[type[ChannelMessage], Callable[[Any, str], Any]] = {
             FsGetInfoMsg: self._get_info,
             FsGetMountsMsg: self._get_mounts,
             FsListDirMsg: self._list_dir,
@@ -189,12 +200,18 @@ class FsService:
         """Whether ``msg`` is a request this service answers."""
         return msg.TYPE in FS_REQUEST_TYPES
 
-    async def handle(self, msg: ChannelMessage) -> list[ChannelMessage]:
+    async def handle(
+        self, msg: ChannelMessage, peer: str = "anonymous"
+    ) -> list[ChannelMessage]:
         """The replies to one request, in the order to send them.
 
         Never raises for a bad request: failures become ``FS_ERROR`` (or the
         request's own error type, see the module docstring). A message that is
         not an FS request gets ``FS_ERROR::INVALID_REQUEST``.
+
+        Args:
+            msg: The request.
+            peer: Who sent it (the key of the ``FS_WRITE_SLP`` quota).
         """
         handler = self._handlers.get(type(msg))
         if handler is None:
@@ -205,7 +222,7 @@ class FsService:
                 )
             ]
         try:
-            replies: list[ChannelMessage] = await handler(msg)
+            replies: list[ChannelMessage] = await handler(msg, peer)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -219,7 +236,7 @@ class FsService:
     # ------------------------------------------------------------------
     # Individual requests
 
-    async def _get_info(self, msg: FsGetInfoMsg) -> list[ChannelMessage]:
+    async def _get_info(self, msg: FsGetInfoMsg, peer: str) -> list[ChannelMessage]:
         return [
             FsInfoResponseMsg(
                 worker_id=self.worker_id,
@@ -228,10 +245,10 @@ class FsService:
             )
         ]
 
-    async def _get_mounts(self, msg: FsGetMountsMsg) -> list[ChannelMessage]:
+    async def _get_mounts(self, msg: FsGetMountsMsg, peer: str) -> list[ChannelMessage]:
         return [FsMountsResponseMsg(self.policy.entries())]
 
-    async def _list_dir(self, msg: FsListDirMsg) -> list[ChannelMessage]:
+    async def _list_dir(self, msg: FsListDirMsg, peer: str) -> list[ChannelMessage]:
         entries = await asyncio.to_thread(self._read_dir, msg.path)
         page = entries[msg.offset : msg.offset + self.page_size]
         return [
@@ -244,26 +261,17 @@ class FsService:
         ]
 
     def _read_dir(self, path: str) -> list[dict[str, Any]]:
-        real = self.policy.resolve(path)
-        if not real.exists():
-            raise FileNotFoundError(f"no such folder: {path}")
-        if not real.is_dir():
-            raise _fail(FsErrorCode.INVALID_REQUEST, f"not a folder: {path}")
         out: list[dict[str, Any]] = []
-        with os.scandir(real) as it:
-            for entry in it:
-                if entry.name.startswith(".") and not self.show_hidden:
+        with open_beneath(self.policy, path, read=True) as folder:
+            if not folder.is_dir:
+                raise _fail(FsErrorCode.INVALID_REQUEST, f"not a folder: {path}")
+            for name, info in list_dir_beneath(self.policy, folder):
+                if name.startswith(".") and not self.show_hidden:
                     continue
-                try:
-                    if entry.is_symlink() and not self.policy.allows(entry.path):
-                        continue  # never show where a link out of the mounts goes
-                    info = entry.stat()
-                except OSError:
-                    continue  # a broken link or a file that just went away
                 is_dir = stat_module.S_ISDIR(info.st_mode)
                 out.append(
                     {
-                        "name": entry.name,
+                        "name": name,
                         "type": "directory" if is_dir else "file",
                         "size": None if is_dir else info.st_size,
                         "modified": info.st_mtime,
@@ -272,7 +280,7 @@ class FsService:
         out.sort(key=lambda e: (e["type"] != "directory", e["name"].casefold()))
         return out
 
-    async def _resolve(self, msg: FsResolveMsg) -> list[ChannelMessage]:
+    async def _resolve(self, msg: FsResolveMsg, peer: str) -> list[ChannelMessage]:
         roots = None
         if msg.mount_label is not None:
             mount = self.policy.by_label(msg.mount_label)
@@ -301,14 +309,15 @@ class FsService:
             )
         ]
 
-    async def _scan_dir(self, msg: FsScanDirMsg) -> list[ChannelMessage]:
+    async def _scan_dir(self, msg: FsScanDirMsg, peer: str) -> list[ChannelMessage]:
         found = await asyncio.to_thread(self._scan, msg.directory, msg.filenames)
         return [FsScanDirResponseMsg(directory=msg.directory, found=found)]
 
     def _scan(self, directory: str, names: list[str]) -> dict[str, str | None]:
-        real = self.policy.resolve(directory)
-        if not real.is_dir():
-            raise FileNotFoundError(f"no such folder: {directory}")
+        with open_beneath(self.policy, directory) as folder:
+            if not folder.is_dir:
+                raise FileNotFoundError(errno.ENOTDIR, f"no such folder: {directory}")
+            real = folder.real
         found: dict[str, str | None] = {}
         for name in names:
             found[name] = None
@@ -316,34 +325,22 @@ class FsService:
                 continue
             if name in (".", ".."):
                 continue
-            path = os.path.join(directory, name)
-            try:
-                if os.path.isfile(self.policy.resolve(path)):
-                    found[name] = path
-            except (PathNotAllowed, OSError):
-                continue
+            if is_file_beneath(self.policy, os.path.join(real, name)):
+                found[name] = os.path.join(directory, name)
         return found
 
     async def _resolve_with_prefix(
-        self, msg: FsResolveWithPrefixMsg
+        self, msg: FsResolveWithPrefixMsg, peer: str
     ) -> list[ChannelMessage]:
         return [await asyncio.to_thread(self._prefix_proposal, msg)]
 
     def _prefix_proposal(self, msg: FsResolveWithPrefixMsg) -> FsPrefixProposalMsg:
-        real = self.policy.resolve(msg.new_path)
-        if not real.exists():
-            raise FileNotFoundError(f"no such file: {msg.new_path}")
+        stat_beneath(self.policy, msg.new_path)  # refused, or not found
         old_prefix, new_prefix = prefix_swap(msg.original_path, msg.new_path)
         would, would_not = [], []
         for other in msg.other_missing:
             candidate = replace_prefix(other, old_prefix, new_prefix)
-            ok = False
-            if candidate is not None:
-                try:
-                    ok = os.path.isfile(self.policy.resolve(candidate))
-                except (PathNotAllowed, OSError):
-                    ok = False
-            if ok:
+            if candidate is not None and is_file_beneath(self.policy, candidate):
                 would.append({"original": other, "resolved": candidate})
             else:
                 would_not.append(other)
@@ -354,10 +351,12 @@ class FsService:
             would_not_resolve=would_not,
         )
 
-    async def _apply_prefix(self, msg: FsApplyPrefixMsg) -> list[ChannelMessage]:
+    async def _apply_prefix(
+        self, msg: FsApplyPrefixMsg, peer: str
+    ) -> list[ChannelMessage]:
         return [FsPrefixAppliedMsg(success=True)]
 
-    async def _write_slp(self, msg: FsWriteSlpMsg) -> list[ChannelMessage]:
+    async def _write_slp(self, msg: FsWriteSlpMsg, peer: str) -> list[ChannelMessage]:
         try:
             output, updated = await asyncio.to_thread(
                 write_remapped_labels,
@@ -366,9 +365,18 @@ class FsService:
                 msg.output_dir,
                 {str(k): str(v) for k, v in msg.filename_map.items()},
                 msg.output_filename,
+                peer=peer,
+                ledger=self.slp_writes,
             )
         except asyncio.CancelledError:
             raise
+        except QuotaExceeded as exc:
+            logger.info("! FS_WRITE_SLP from %s: %s", peer, exc.message)
+            return [
+                FsWriteSlpErrorMsg(
+                    error=f"{exc.code}: {exc.message}", extra={"code": exc.code}
+                )
+            ]
         except (SleapRTCError, OSError, ValueError) as exc:
             code = _code_of(exc)
             logger.debug("! FS_WRITE_SLP: %s", exc)
@@ -379,7 +387,9 @@ class FsService:
             ]
         return [FsWriteSlpOkMsg(output_path=output, videos_updated=updated)]
 
-    async def _use_worker_path(self, msg: UseWorkerPathMsg) -> list[ChannelMessage]:
+    async def _use_worker_path(
+        self, msg: UseWorkerPathMsg, peer: str
+    ) -> list[ChannelMessage]:
         try:
             is_file = await asyncio.to_thread(self._existing, msg.path)
         except (PathNotAllowed, OSError) as exc:
@@ -391,10 +401,7 @@ class FsService:
 
     def _existing(self, path: str) -> bool:
         """Whether the allowed, existing ``path`` is a file (else a folder)."""
-        real = self.policy.resolve(path)
-        if not real.exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        return real.is_file()
+        return stat_module.S_ISREG(stat_beneath(self.policy, path).st_mode)
 
     async def _check_videos(self, path: str) -> ChannelMessage:
         try:

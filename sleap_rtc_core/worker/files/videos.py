@@ -1,7 +1,7 @@
 """The labels-file side of the worker's path checks: which videos a ``.slp``
-references and whether the worker can read them, and writing a copy of the
-labels with video paths remapped (the folder swap of ``FS_RESOLVE_WITH_PREFIX``
-is :func:`~..protocol.paths.prefix_swap`).
+references and whether the worker can read them (writing a remapped copy is
+:mod:`.slp_write`; the folder swap of ``FS_RESOLVE_WITH_PREFIX`` is
+:func:`~..protocol.paths.prefix_swap`).
 
 Everything here is blocking (sleap-io reads HDF5; the search walks folders):
 :class:`~.service.FsService` runs it with ``asyncio.to_thread``. sleap-io is
@@ -10,9 +10,10 @@ imported inside the functions so that importing the worker stays cheap.
 A video is
 
 * **embedded** when its frames live inside the labels file (``.pkg.slp``);
-* **found** when its path (every file, for an image sequence) exists *and* lies
-  inside a mount: a file outside the mounts is reported missing, never found,
-  so the answer does not reveal what exists elsewhere on the machine;
+* **found** when its path (every file, for an image sequence) leads to a file
+  beneath a mount, walked by :mod:`.beneath`: a file outside the mounts is
+  reported missing, never found, so the answer does not reveal what exists
+  elsewhere on the machine;
 * **missing** otherwise, with suggestions: files under the mounts with the same
   name (case-insensitive), those in the labels' own folder first, then those
   whose trailing folders agree most with the original path.
@@ -20,18 +21,16 @@ A video is
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-from ...errors import LabelsUnreadable, PathNotAllowed
+from ...errors import LabelsUnreadable
 from ...protocol.channel_fs import FsCheckVideosResponseMsg
+from .beneath import fd_path, is_file_beneath, open_beneath
 from .mounts import MountPolicy
 from .search import find_names
 
@@ -40,10 +39,8 @@ __all__ = [
     "VideoRef",
     "VideoStatus",
     "check_videos",
-    "default_output_name",
     "is_labels_path",
     "labels_video_refs",
-    "write_remapped_labels",
 ]
 
 _SPLIT = re.compile(r"[\\/]+")
@@ -91,13 +88,18 @@ def is_labels_path(path: str) -> bool:
     return path.lower().endswith(".slp")
 
 
-def _load(real_path: Path) -> Any:
+def _load(policy: MountPolicy, labels_path: str) -> Any:
+    """The labels, read through a descriptor opened beneath the mount (so a
+    link swapped after the check cannot make us read another file)."""
     import sleap_io as sio
 
-    try:
-        return sio.load_slp(os.fspath(real_path), open_videos=False)
-    except Exception as exc:  # sleap-io and h5py raise many kinds
-        raise LabelsUnreadable(f"cannot read labels: {type(exc).__name__}") from exc
+    with open_beneath(policy, labels_path, read=True) as opened:
+        if not opened.is_file:
+            raise LabelsUnreadable("cannot read labels: not a file")
+        try:
+            return sio.load_slp(fd_path(opened), open_videos=False)
+        except Exception as exc:  # sleap-io and h5py raise many kinds
+            raise LabelsUnreadable(f"cannot read labels: {type(exc).__name__}") from exc
 
 
 def _is_embedded(video: Any) -> bool:
@@ -126,13 +128,7 @@ def _readable(policy: MountPolicy, file: str, labels_dir: str) -> bool:
     candidates = [file]
     if not os.path.isabs(file):  # sleap-io reads relative paths from the labels
         candidates = [os.path.join(labels_dir, file)]
-    for path in candidates:
-        try:
-            if os.path.isfile(policy.resolve(path)):
-                return True
-        except (PathNotAllowed, OSError):
-            continue
-    return False
+    return any(is_file_beneath(policy, path) for path in candidates)
 
 
 def _basename(path: str) -> str:
@@ -195,11 +191,11 @@ def check_videos(
 
     Raises:
         PathNotAllowed: the labels file is outside the mounts.
+        FileNotFoundError: it is gone.
         LabelsUnreadable: sleap-io cannot read it; the caller reports that in
             the response's ``error``.
     """
-    real = policy.resolve(labels_path)
-    refs = labels_video_refs(_load(real), labels_path)
+    refs = labels_video_refs(_load(policy, labels_path), labels_path)
     labels_dir = os.path.dirname(labels_path)
     for ref in refs:
         if ref.embedded:
@@ -237,91 +233,3 @@ def check_videos(
         embedded=sum(r.status is VideoStatus.EMBEDDED for r in refs),
         extra=extra,
     )
-
-
-def default_output_name(labels_path: str, today: datetime.date | None = None) -> str:
-    """``resolved_YYYYMMDD_<stem>.slp`` (``.pkg.slp`` kept), the reference name
-    of a remapped copy."""
-    name = _basename(labels_path)
-    suffix = ".pkg.slp" if name.lower().endswith(".pkg.slp") else ".slp"
-    stem = name[: -len(suffix)] if name.lower().endswith(suffix) else name
-    day = (today or datetime.date.today()).strftime("%Y%m%d")
-    return f"resolved_{day}_{stem}{suffix}"
-
-
-def _check_output_name(name: str) -> None:
-    if (
-        not name
-        or name in (".", "..")
-        or _SPLIT.search(name)
-        or "\0" in name
-        or name.startswith(".")
-        or not name.lower().endswith(".slp")
-    ):
-        raise ValueError(
-            f"output_filename must be a plain file name ending in .slp: {name!r}"
-        )
-
-
-def write_remapped_labels(
-    policy: MountPolicy,
-    labels_path: str,
-    output_dir: str,
-    filename_map: Mapping[str, str],
-    output_filename: str | None = None,
-) -> tuple[str, int]:
-    """Write a copy of a labels file with video paths replaced.
-
-    The copy is written to a temporary file beside the target and renamed into
-    place, so a reader never sees half a file; embedded videos stay embedded.
-    Only videos whose stored path equals a key of ``filename_map`` change.
-
-    Args:
-        policy: The mounts; the labels, the output folder and every new video
-            path must lie inside one.
-        labels_path: The labels file to copy.
-        output_dir: Folder for the copy (created if missing, inside a mount).
-        filename_map: Stored video path → new worker path.
-        output_filename: A plain ``*.slp`` name; default
-            :func:`default_output_name`.
-
-    Returns:
-        ``(output path as the client named the folder, videos updated)``.
-
-    Raises:
-        PathNotAllowed: a path outside the mounts.
-        FileNotFoundError: the labels file does not exist.
-        ValueError: a bad output file name.
-        LabelsUnreadable: sleap-io cannot read or write the labels.
-    """
-    name = output_filename or default_output_name(labels_path)
-    _check_output_name(name)
-    real_labels = policy.resolve(labels_path)
-    if not real_labels.is_file():
-        raise FileNotFoundError(f"labels file not found: {labels_path}")
-    for new in filename_map.values():
-        policy.resolve(new)
-    real_dir = policy.resolve(output_dir)
-    real_dir.mkdir(parents=True, exist_ok=True)
-    target = real_dir / name
-    if target.is_symlink() or target.is_dir():
-        raise PathNotAllowed(f"will not overwrite {name} in {output_dir}")
-    labels = _load(real_labels)
-    updated = 0
-    for video in labels.videos:
-        if _is_embedded(video) or isinstance(video.filename, list):
-            continue
-        new_path = filename_map.get(str(video.filename))
-        if new_path is not None and new_path != video.filename:
-            video.replace_filename(new_path, open=False)
-            updated += 1
-    fd, scratch = tempfile.mkstemp(prefix=".sleap_rtc_", suffix=".slp", dir=real_dir)
-    os.close(fd)
-    try:
-        # embed=None re-saves embedded frames and keeps references as paths.
-        labels.save(scratch, embed=None, verbose=False)
-        os.replace(scratch, target)
-    except Exception as exc:
-        Path(scratch).unlink(missing_ok=True)
-        raise LabelsUnreadable(f"cannot write labels: {type(exc).__name__}") from exc
-    return os.path.join(output_dir, name), updated

@@ -28,6 +28,14 @@ written for a spec that is refused:
    jobs, and no two models of a pipeline, ever share one. A run folder that is
    still empty when the job ends is removed again.
 
+Every path the validation asked the policy about is remembered, and
+:meth:`PreparedJob.recheck` asks again just before each sleap-nn process
+starts (a queued or pipelined job may start hours after it was accepted): a
+symlink swapped in the meantime so that a path leads out of the mounts, a run
+folder or predictions file replaced by a link, or an image cache folder that
+appeared since, fail the job before sleap-nn runs. sleap-nn opens its paths by
+name, so what is left is the moment between that check and its own open.
+
 Everything is blocking file I/O: call :func:`prepare_job` in a thread. The
 private folder goes away with :meth:`PreparedJob.cleanup`.
 """
@@ -99,6 +107,9 @@ class PreparedJob:
             post-training inference of a train job that asks for it).
         inference_labels: Train jobs with ``run_inference``: the labels whose
             suggested frames are predicted.
+        policy: The mount confinement the job was checked against.
+        checked_paths: Every path validation checked against :attr:`policy`.
+        new_folders: Folders that had to be new (sleap-nn may delete them).
     """
 
     spec: JobSpec
@@ -107,7 +118,66 @@ class PreparedJob:
     data_path: str | None = None
     predictions_path: Path | None = None
     inference_labels: str | None = None
+    policy: PathPolicy | None = field(default=None, repr=False)
+    checked_paths: tuple[str, ...] = ()
+    new_folders: tuple[str, ...] = ()
     _cleaned: bool = field(default=False, repr=False)
+
+    def recheck(self) -> list[FieldError]:
+        """The paths checked at submit, checked again (blocking; call it just
+        before sleap-nn starts): each, the run folders and the predictions
+        file must still lie inside the mounts, the run folders (made by the
+        worker) must not have become links, and the new folders must still
+        be absent."""
+        if self.policy is None:
+            return []
+        errors: list[FieldError] = []
+        changed = "changed after the job was accepted"
+        paths = [
+            *self.checked_paths,
+            *(str(m.run_dir) for m in self.models if m.run_dir),
+        ]
+        if self.predictions_path is not None:
+            paths.append(str(self.predictions_path))
+        for path in dict.fromkeys(paths):
+            try:
+                self.policy.resolve(path)
+            except PathNotAllowed:
+                errors.append(
+                    FieldError(
+                        "path",
+                        f"{changed} and now lies outside the worker's mounts",
+                        SpecErrorCode.NOT_ALLOWED,
+                        path,
+                    )
+                )
+            except (OSError, ValueError, RuntimeError) as exc:
+                errors.append(
+                    FieldError(
+                        "path", f"{changed}: {exc}", SpecErrorCode.INVALID_PATH, path
+                    )
+                )
+        for link in (m.run_dir for m in self.models if m.run_dir is not None):
+            if link.is_symlink():  # the worker made it a folder
+                errors.append(
+                    FieldError(
+                        "path",
+                        f"{changed} and is a symlink now",
+                        SpecErrorCode.NOT_ALLOWED,
+                        link.as_posix(),
+                    )
+                )
+        for folder in self.new_folders:
+            if os.path.lexists(folder):
+                errors.append(
+                    FieldError(
+                        "path",
+                        f"{changed}: it must be new, sleap-nn may delete it",
+                        SpecErrorCode.NOT_ALLOWED,
+                        folder,
+                    )
+                )
+        return errors
 
     def cleanup(self) -> None:
         """Remove the private folder and everything in it, and the run folders
@@ -288,11 +358,14 @@ def _check_new_folders(
     cfg: Mapping[Any, Any],
     check_dir: Callable[[str, str], FieldError | None],
     errors: list[FieldError],
+    made: list[str],
 ) -> None:
     """Folders sleap-nn writes and may delete (the image cache): absolute,
-    inside a mount, and new, so that nothing of anyone's is deleted."""
+    inside a mount, and new, so that nothing of anyone's is deleted; each is
+    added to ``made``, to be checked again at start."""
     for dotted, path in new_folders(cfg):
         name = f"{prefix}.{dotted}"
+        made.append(path)
         if not Path(path).is_absolute():
             errors.append(
                 FieldError(
@@ -324,9 +397,11 @@ def _plan_train(
     policy: PathPolicy,
     models_dir: Path | None,
     errors: list[FieldError],
+    made: list[str],
 ) -> list[_ConfigPlan]:
     """Per config (parsed once, by validation): its labels and its ``ckpt_dir``;
-    adds what only the worker can check to ``errors``."""
+    adds what only the worker can check to ``errors``, and the folders that
+    must be new to ``made``."""
     check_dir = policy_check(policy, must_exist=False)
     several = len(spec.config_contents) > 1
     plans: list[_ConfigPlan] = []
@@ -357,7 +432,7 @@ def _plan_train(
                 )
             )
         _check_sleap_nn_texts(spec, prefix, cfg, train, val, errors)
-        _check_new_folders(prefix, cfg, check_dir, errors)
+        _check_new_folders(prefix, cfg, check_dir, errors, made)
         ckpt = _ckpt_dir(cfg, train, models_dir)
         # A folder derived from refused labels would only repeat their error.
         derived = models_dir is None and not _section(cfg, "trainer_config").get(
@@ -396,6 +471,8 @@ def prepare_job(
     Returns:
         The prepared job, or every field error (nothing is left on disk then).
     """
+    recorded = _Recording(policy)
+    policy = recorded
     spec = apply_path_mappings(spec)
     check = policy_check(policy)
     checked = check_spec(spec, check_path=check)
@@ -406,8 +483,9 @@ def prepare_job(
         if not errors:
             checked = check_spec(spec, check_path=check)
             errors = checked.errors
+    made: list[str] = []
     plans = (
-        _plan_train(spec, checked.configs, policy, models_dir, errors)
+        _plan_train(spec, checked.configs, policy, models_dir, errors, made)
         if isinstance(spec, TrainJobSpec)
         else []
     )
@@ -443,7 +521,14 @@ def prepare_job(
 
     private_dir = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=private_parent))
     (private_dir / OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
-    job = PreparedJob(spec=spec, private_dir=private_dir, predictions_path=output)
+    job = PreparedJob(
+        spec=spec,
+        private_dir=private_dir,
+        predictions_path=output,
+        policy=recorded.policy,
+        checked_paths=tuple(recorded.paths),
+        new_folders=tuple(made),
+    )
     try:
         remap.write(private_dir)
         if isinstance(spec, TrackJobSpec):
@@ -459,6 +544,24 @@ def prepare_job(
         job.cleanup()
         raise
     return job
+
+
+class _Recording:
+    """A :class:`PathPolicy` that remembers every path it was asked about, so
+    that :meth:`PreparedJob.recheck` can ask again at start."""
+
+    def __init__(self, policy: PathPolicy) -> None:
+        self.policy = policy
+        self.paths: dict[str, None] = {}
+
+    def resolve(self, path: str) -> Path:
+        """The wrapped policy's answer (the path is remembered first).
+
+        Raises:
+            PathNotAllowed: outside every mount.
+        """
+        self.paths.setdefault(path, None)
+        return self.policy.resolve(path)
 
 
 class _RunDirError(SleapRTCError):

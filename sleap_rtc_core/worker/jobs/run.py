@@ -17,6 +17,11 @@ of :class:`~.service.JobService`:
   lines as ``INFERENCE_PROGRESS``, other lines as ``JOB_LOG``, then
   ``INFERENCE_COMPLETE::{"predictions_path"}`` or ``INFERENCE_FAILED``.
 
+Just before each sleap-nn process starts, the job's paths are checked again
+(:meth:`~.prepare.PreparedJob.recheck`); a path that changed since the job was
+accepted fails it with ``JOB_FAILED`` (``code`` ``NOT_ALLOWED``, the field
+errors in ``errors``) and sleap-nn does not run.
+
 Every job ends with exactly one ``JOB_COMPLETE::{json}`` or ``JOB_FAILED::{json}``
 (see :meth:`JobRun.run`), sent after the process group is gone and the private
 files are removed.
@@ -57,7 +62,7 @@ from ...protocol.channel_messages import (
     ModelTypeMsg,
     ProgressReportMsg,
 )
-from ...protocol.jobspec import TrackJobSpec, TrainJobSpec
+from ...protocol.jobspec import SpecErrorCode, TrackJobSpec, TrainJobSpec
 from ...protocol.json_text import loads_object
 from ...protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
 from ..hardware import JobHardware
@@ -371,6 +376,9 @@ class JobRun:
                 )
             if plan.model_type:
                 self._emit(ModelTypeMsg(plan.model_type))
+            failure = await self._recheck()
+            if failure is not None:
+                return False, failure
             model, failure = await self._train_one(spec, plan)
             if failure is not None:
                 return False, failure
@@ -454,6 +462,21 @@ class JobRun:
             failure["code"] = code
         return model, failure
 
+    async def _recheck(self) -> dict[str, Any] | None:
+        """The failure to report if a path changed since the job was
+        accepted (see :meth:`~.prepare.PreparedJob.recheck`), else ``None``."""
+        errors = await asyncio.to_thread(self.prepared.recheck)
+        if not errors:
+            return None
+        first = errors[0]
+        self._log.warning("! not started: %s %s", first.path, first.message)
+        return {
+            "message": f"sleap-nn was not started: {first.path} {first.message}",
+            "reason": "failed",
+            "code": SpecErrorCode.NOT_ALLOWED.value,
+            "errors": [e.to_dict() for e in errors],
+        }
+
     async def _pump_progress(self, link: TrainerLink) -> None:
         async for raw in link.messages():
             self._emit(ProgressReportMsg(raw))
@@ -476,6 +499,9 @@ class JobRun:
     # -------------------------------------------------------------- track
 
     async def _run_track(self, spec: TrackJobSpec) -> tuple[bool, dict[str, Any]]:
+        failure = await self._recheck()
+        if failure is not None:
+            return False, failure
         output = self.prepared.predictions_path
         data = self.prepared.data_path or spec.data_path
         argv = track_argv_for_spec(
@@ -501,6 +527,9 @@ class JobRun:
         if labels is None or output is None:
             self._emit(InferenceSkippedMsg("no_labels_path"))
             return {}
+        failure = await self._recheck()
+        if failure is not None:
+            return {"inference_error": failure["message"]}
         argv = track_argv(
             labels,
             model_paths,

@@ -44,7 +44,10 @@ from sleap_rtc_core.protocol.channel_messages import JobStopMsg
 from sleap_rtc_core.sample_data import write_tiny_labels, write_tiny_video_labels
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.files.service import FsService
-from sleap_rtc_core.worker.files.videos import default_output_name
+from sleap_rtc_core.worker.files.slp_write import (
+    client_folder_name,
+    default_output_name,
+)
 
 M = TypeVar("M", bound=ChannelMessage)
 
@@ -496,7 +499,8 @@ async def test_write_slp_remaps(tmp_path: Path) -> None:
         ),
         FsWriteSlpOkMsg,
     )
-    assert reply.output_path == str(out_dir / "fixed::copy.slp")
+    mine = out_dir / client_folder_name("anonymous")
+    assert reply.output_path == str(mine / "fixed::copy.slp")
     assert reply.videos_updated == 1
     assert _video_files(Path(reply.output_path)) == [
         str(files["a"]),
@@ -505,7 +509,8 @@ async def test_write_slp_remaps(tmp_path: Path) -> None:
         str(files["d"]),
         "embedded",
     ]
-    assert sorted(p.name for p in out_dir.iterdir()) == ["fixed::copy.slp"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [mine.name]
+    assert sorted(p.name for p in mine.iterdir()) == ["fixed::copy.slp"]
     # The original is untouched.
     assert _video_files(files["labels"])[1] == str(files["b"])
     # And the copy passes the check with one fewer missing video.
@@ -552,8 +557,9 @@ async def test_write_slp_refused(tmp_path: Path) -> None:
     await refuse(FsErrorCode.PATH_NOT_FOUND, slp_path=str(mount / "nope.slp"))
     for name in ("../x.slp", "a/b.slp", "x.txt", ".hidden.slp", ".."):
         await refuse(FsErrorCode.INVALID_REQUEST, output_filename=name)
-    os.symlink(files["outside"] / "z.slp", mount / "link.slp")
-    await refuse(FsErrorCode.ACCESS_DENIED, output_filename="link.slp")
+    # The peer's own folder is a link out of the mount: refused.
+    os.symlink(files["outside"], mount / client_folder_name("anonymous"))
+    await refuse(FsErrorCode.ACCESS_DENIED)
     assert sorted(p.name for p in files["outside"].iterdir()) == ["d.mp4"]
 
 

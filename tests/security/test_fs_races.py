@@ -1,0 +1,283 @@
+"""A symlink inside a mount swapped between a folder inside and one outside,
+while the FS_* requests that read a client-named path run: nothing of the
+outside folder may ever show, be found or be read.
+
+The swap runs in a thread for as long as a bounded number of requests take:
+a link re-pointed with ``os.replace`` (so the name always exists), or a real
+folder exchanged with a link out (``renameat2(RENAME_EXCHANGE)``), which is
+what defeats a check of the resolved path followed by a use of it by name:
+the check-then-use code these tests replaced failed the ``exchange`` cases in
+most runs. Requests and replies go through the text codec as over a data
+channel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sleap_rtc_core.protocol.channel import ChannelMessage, decode_text, encode_text
+from sleap_rtc_core.protocol.channel_fs import (
+    FsCheckVideosResponseMsg,
+    FsErrorMsg,
+    FsListDirMsg,
+    FsListResponseMsg,
+    FsResolveWithPrefixMsg,
+    FsScanDirMsg,
+    FsScanDirResponseMsg,
+    FsWriteSlpErrorMsg,
+    FsWriteSlpMsg,
+    FsWriteSlpOkMsg,
+    UseWorkerPathMsg,
+    WorkerPathErrorMsg,
+    WorkerPathOkMsg,
+)
+from sleap_rtc_core.sample_data import write_tiny_video_labels
+from sleap_rtc_core.worker.files.mounts import MountPolicy
+from sleap_rtc_core.worker.files.service import FsService
+from sleap_rtc_core.worker.files.slp_write import SlpWriteQuota
+
+TRIES = 300
+"""Requests per race (each a few system calls)."""
+LABEL_TRIES = 60
+"""Requests per race that load labels with sleap-io (slower)."""
+_MAX_SWAPS = 10_000_000
+"""Bound of the swapping thread's loop (it stops long before)."""
+
+
+async def ask(service: FsService, msg: ChannelMessage) -> list[ChannelMessage]:
+    """``msg`` through the codec to the service, and its replies back."""
+    replies = await service.handle(decode_text(encode_text(msg)), "attacker")
+    return [decode_text(encode_text(r)) for r in replies]
+
+
+@contextmanager
+def swapping(race: dict[str, Path | str]) -> Iterator[None]:
+    """Swap ``race["swap"]`` between inside and outside, as fast as it goes,
+    until the block ends; it is inside again afterwards."""
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    step = _exchange if race["mode"] == "exchange" else _relink
+    thread = threading.Thread(
+        target=_swap_until, args=(stop, step, race, failures), name="swap"
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        if race["mode"] != "exchange":
+            _relink(0, race)
+        elif Path(race["swap"]).is_symlink():
+            _exchange(1, race)
+    assert not failures, failures
+
+
+def _swap_until(
+    stop: threading.Event,
+    step: Any,
+    race: dict[str, Path | str],
+    failures: list[BaseException],
+) -> None:
+    try:
+        for i in range(_MAX_SWAPS):
+            if stop.is_set():
+                return
+            step(i, race)
+    except BaseException as exc:  # reported by swapping()
+        failures.append(exc)
+
+
+def _relink(i: int, race: dict[str, Path | str]) -> None:
+    """Point the link at the inside (even ``i``) or the outside folder."""
+    link = Path(race["swap"])
+    scratch = link.with_name(".swap.next")
+    os.symlink(race["inside_target" if i % 2 == 0 else "outside_target"], scratch)
+    os.replace(scratch, link)
+
+
+def _exchange(i: int, race: dict[str, Path | str]) -> None:
+    """Swap the real folder and the link out with one ``renameat2``
+    (``RENAME_EXCHANGE``), so that the name always exists."""
+    name = Path(race["swap"])
+    _rename_exchange(name, name.with_name(".swap_other"))
+
+
+def _rename_exchange(a: Path, b: Path) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange):
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+@pytest.fixture(params=["absolute", "relative", "exchange"])
+def race(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Path | str]:
+    """``mount/inside/`` (``inside.txt``, ``deeper/inside.txt``, ``labels.slp``
+    referencing ``/inside/video.mp4``) and ``outside/`` (``SECRET.txt``,
+    ``deeper/SECRET.txt``, ``labels.slp`` referencing ``/SECRET/video.mp4``),
+    and ``mount/swap``: a link swapped between them (absolute or relative
+    targets), or (``exchange``) the inside folder itself swapped with a link
+    to the outside, so that what was checked as a real folder is a link when
+    it is used."""
+    mount, outside = tmp_path / "mount", tmp_path / "outside"
+    inside = mount / "inside"
+    for folder, name in ((inside, "inside.txt"), (outside, "SECRET.txt")):
+        (folder / "deeper").mkdir(parents=True)
+        (folder / name).write_bytes(b"x")
+        (folder / "deeper" / name).write_bytes(b"x")
+    for folder, video in (
+        (inside, "/inside/video.mp4"),
+        (outside, "/SECRET/video.mp4"),
+    ):
+        scratch = tmp_path / f"{folder.name}.slp"
+        write_tiny_video_labels(
+            scratch, video_path=tmp_path / "v.mp4", n_frames=2, size=32
+        )
+        _retarget(scratch, folder / "labels.slp", video)
+    mode = request.param
+    link = mount / "swap"
+    targets = (
+        (str(inside), str(outside)) if mode == "absolute" else ("inside", "../outside")
+    )
+    if mode == "exchange":
+        inside.rename(link)
+        os.symlink(outside, mount / ".swap_other")
+        try:
+            _rename_exchange(link, mount / ".swap_other")
+            _rename_exchange(link, mount / ".swap_other")
+        except (OSError, AttributeError) as exc:
+            pytest.skip(f"no renameat2(RENAME_EXCHANGE) here: {exc}")
+    else:
+        os.symlink(targets[0], link)
+    return {
+        "mode": mode,
+        "mount": mount,
+        "outside": outside,
+        "swap": link,
+        "inside_target": targets[0],
+        "outside_target": targets[1],
+    }
+
+
+def _retarget(src: Path, dst: Path, video: str) -> None:
+    """A copy of the labels ``src`` whose video path is ``video``."""
+    import sleap_io as sio
+
+    labels = sio.load_slp(str(src), open_videos=False)
+    labels.videos[0].replace_filename(video, open=False)
+    labels.save(str(dst), embed=None, verbose=False)
+
+
+def _tree(folder: Path) -> list[Path]:
+    """Everything below ``folder``, relative to it."""
+    return sorted(p.relative_to(folder) for p in folder.rglob("*"))
+
+
+def _service(
+    race: dict[str, Path | str], quota: SlpWriteQuota | None = None
+) -> FsService:
+    return FsService(MountPolicy([str(race["mount"])]), slp_write_quota=quota)
+
+
+async def test_list_dir_never_shows_the_outside(race: dict[str, Path | str]) -> None:
+    service = _service(race)
+    swap = Path(race["swap"])
+    shown: set[str] = set()
+    with swapping(race):
+        for i in range(TRIES):
+            path = swap if i % 2 else swap / "deeper"
+            for reply in await ask(service, FsListDirMsg(str(path))):
+                if isinstance(reply, FsListResponseMsg):
+                    shown.update(e["name"] for e in reply.entries)
+                else:
+                    assert isinstance(reply, FsErrorMsg), reply
+    assert shown <= {"inside.txt", "deeper", "labels.slp"}, shown
+    (reply,) = await ask(service, FsListDirMsg(str(swap)))
+    assert isinstance(reply, FsListResponseMsg)
+    assert "inside.txt" in {e["name"] for e in reply.entries}
+
+
+async def test_path_checks_never_find_the_outside(
+    race: dict[str, Path | str],
+) -> None:
+    service = _service(race)
+    swap = Path(race["swap"])
+    with swapping(race):
+        for i in range(TRIES):
+            kind = i % 3
+            if kind == 0:
+                (scan,) = await ask(
+                    service, FsScanDirMsg(str(swap), ["SECRET.txt", "inside.txt"])
+                )
+                assert isinstance(scan, FsScanDirResponseMsg | FsErrorMsg), scan
+                if isinstance(scan, FsScanDirResponseMsg):
+                    assert scan.found["SECRET.txt"] is None
+            elif kind == 1:
+                replies = await ask(service, UseWorkerPathMsg(f"{swap}/SECRET.txt"))
+                assert [type(r) for r in replies] == [WorkerPathErrorMsg], replies
+            else:
+                msg = FsResolveWithPrefixMsg(
+                    original_path="/c/SECRET.txt", new_path=f"{swap}/deeper/SECRET.txt"
+                )
+                (reply,) = await ask(service, msg)
+                assert isinstance(reply, FsErrorMsg), reply
+
+
+async def test_labels_read_are_never_the_outside_ones(
+    race: dict[str, Path | str],
+) -> None:
+    service = _service(race)
+    swap = Path(race["swap"])
+    seen: list[str] = []
+    with swapping(race):
+        for _ in range(LABEL_TRIES):
+            replies = await ask(service, UseWorkerPathMsg(f"{swap}/labels.slp"))
+            for reply in replies:
+                if isinstance(reply, FsCheckVideosResponseMsg):
+                    seen.extend(m["original_path"] for m in reply.missing)
+                else:
+                    assert isinstance(reply, WorkerPathOkMsg | WorkerPathErrorMsg)
+    assert set(seen) <= {"/inside/video.mp4"}, set(seen)
+
+
+async def test_write_slp_never_reads_or_writes_the_outside(
+    race: dict[str, Path | str],
+) -> None:
+    quota = SlpWriteQuota(
+        max_files_per_peer=LABEL_TRIES + 1, max_files_total=LABEL_TRIES + 1
+    )
+    service = _service(race, quota)
+    swap, mount = Path(race["swap"]), Path(race["mount"])
+    outside = Path(race["outside"])
+    before = _tree(outside)
+    written: list[str] = []
+    with swapping(race):
+        for i in range(LABEL_TRIES):
+            msg = FsWriteSlpMsg(
+                slp_path=f"{swap}/labels.slp",
+                output_dir=str(swap) if i % 2 else str(mount),
+                filename_map={},
+            )
+            (reply,) = await ask(service, msg)
+            assert isinstance(reply, FsWriteSlpOkMsg | FsWriteSlpErrorMsg), reply
+            if isinstance(reply, FsWriteSlpOkMsg):
+                written.append(reply.output_path)
+    assert _tree(outside) == before
+    msg = FsWriteSlpMsg(f"{swap}/labels.slp", str(swap), {})
+    (reply,) = await ask(service, msg)
+    assert isinstance(reply, FsWriteSlpOkMsg), reply
+    written.append(reply.output_path)
+    import sleap_io as sio
+
+    for path in written:
+        labels = sio.load_slp(path, open_videos=False)
+        assert labels.videos[0].filename == "/inside/video.mp4"
