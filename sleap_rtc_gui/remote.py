@@ -455,8 +455,8 @@ async def open_session(
         except ChannelAuthFailed as exc:
             # Not AuthError: the server login is fine, the room secret is not.
             raise TransportError(
-                f"no authenticated channel to {worker_id}: {exc.message}; "
-                "check the room secret",
+                f"{worker_id} refused our room credentials, or we refused its "
+                f"proof ({exc.message}); check the room secret",
                 code=exc.code,
             ) from exc
     except BaseException:

@@ -18,6 +18,7 @@ accepted too). Account keys are in :mod:`.users`.
 from __future__ import annotations
 
 import argparse
+import secrets
 
 from ..signaling.records import MemberRole, iso_time
 from ..signaling.store import Store
@@ -52,7 +53,9 @@ def _register_room(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("room", help="create, list and delete rooms")
     actions = parser.add_subparsers(dest="room_action", metavar="ACTION", required=True)
 
-    p = actions.add_parser("create", help="create a room and print its token")
+    p = actions.add_parser(
+        "create", help="create a room and print its token and a fresh room secret"
+    )
     p.add_argument("--name", required=True, help="display name")
     p.add_argument(
         "--owner", metavar="USER", help="a user who owns it (and may join with a JWT)"
@@ -114,11 +117,15 @@ def _room_create(args: argparse.Namespace, store: Store) -> int:
         owner_id=owner.user_id if owner else None,
         expires_at=expiry_from_days(store, args.expires_days),
     )
+    # The room secret authenticates data channels peer to peer; the server
+    # never learns it, so it is made here and printed once.
+    room_secret = secrets.token_urlsafe(32)
     if args.json:
         emit_json(
             {
                 "room_id": room.room_id,
                 "room_token": room.token,
+                "room_secret": room_secret,
                 "name": room.name,
                 "owner": owner.username if owner else None,
                 "expires_at": iso_time(room.expires_at),
@@ -127,6 +134,7 @@ def _room_create(args: argparse.Namespace, store: Store) -> int:
     else:
         emit(f"room_id: {room.room_id}")
         emit(f"room_token: {room.token}")
+        emit(f"room_secret: {room_secret}  (shown once; the server does not keep it)")
         emit(f"expires: {short_time(room.expires_at)}")
     return 0
 

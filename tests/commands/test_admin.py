@@ -81,7 +81,8 @@ def cli(
 
 def test_room_create_prints_id_and_token(cli: Cli) -> None:
     out = cli.json("room", "create", "--name", "lab")
-    assert set(out) >= {"room_id", "room_token"}
+    assert set(out) >= {"room_id", "room_token", "room_secret"}
+    assert len(out["room_secret"]) >= 43  # 32 random bytes, base64url
     store = cli.store()
     room = store.get_room(out["room_id"])
     assert room is not None
@@ -93,6 +94,10 @@ def test_room_create_prints_id_and_token(cli: Cli) -> None:
     text = cli.ok("room", "create", "--name", "lab2")
     assert "room_id: " in text
     assert "room_token: " in text
+    assert "room_secret: " in text
+    assert out["room_secret"] not in (cli.data_dir / DB_FILENAME).read_bytes().decode(
+        "latin-1"
+    )  # the server never keeps it
 
 
 def test_room_with_owner_lets_the_owner_register_with_a_jwt(cli: Cli) -> None:
