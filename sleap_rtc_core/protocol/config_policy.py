@@ -183,11 +183,14 @@ def read_paths(cfg: Mapping[Any, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def new_folders(cfg: Mapping[Any, Any]) -> list[tuple[str, str]]:
-    """``(dotted field, path)`` of the :data:`NEW_FOLDER_PATHS` a config sets."""
+def new_folders(cfg: Mapping[Any, Any]) -> list[tuple[str, Any]]:
+    """``(dotted field, value)`` of the :data:`NEW_FOLDER_PATHS` a config sets
+    (a value that is not text is returned too: it must be refused, not
+    skipped)."""
     out = []
     for dotted in sorted(NEW_FOLDER_PATHS):
         value = _select(cfg, dotted)
-        if isinstance(value, str) and value.strip():
-            out.append((dotted, value))
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        out.append((dotted, value))
     return out

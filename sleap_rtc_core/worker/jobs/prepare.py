@@ -365,6 +365,11 @@ def _check_new_folders(
     added to ``made``, to be checked again at start."""
     for dotted, path in new_folders(cfg):
         name = f"{prefix}.{dotted}"
+        if not isinstance(path, str):
+            errors.append(
+                FieldError(name, "must be one folder path", SpecErrorCode.INVALID_VALUE)
+            )
+            continue
         made.append(path)
         if not Path(path).is_absolute():
             errors.append(
