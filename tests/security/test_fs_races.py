@@ -29,6 +29,8 @@ from sleap_rtc_core.protocol.channel_fs import (
     FsErrorMsg,
     FsListDirMsg,
     FsListResponseMsg,
+    FsResolveMsg,
+    FsResolveResponseMsg,
     FsResolveWithPrefixMsg,
     FsScanDirMsg,
     FsScanDirResponseMsg,
@@ -204,6 +206,25 @@ async def test_list_dir_never_shows_the_outside(race: dict[str, Path | str]) -> 
     (reply,) = await ask(service, FsListDirMsg(str(swap)))
     assert isinstance(reply, FsListResponseMsg)
     assert "inside.txt" in {e["name"] for e in reply.entries}
+
+
+async def test_resolve_never_finds_the_outside(race: dict[str, Path | str]) -> None:
+    """FS_RESOLVE walks the mount while the swap runs: neither a name from
+    outside nor the size of an outside file with an inside name shows."""
+    service = _service(race)
+    outside = Path(race["outside"])
+    (outside / "deeper" / "inside.txt").write_bytes(b"outside bytes")
+    found: list[tuple[str, int]] = []
+    with swapping(race):
+        for i in range(TRIES):
+            pattern = ("SECRET.txt", ".txt", "inside.txt")[i % 3]
+            (reply,) = await ask(service, FsResolveMsg(pattern))
+            assert isinstance(reply, FsResolveResponseMsg), reply
+            found.extend((c["name"], c["size"]) for c in reply.candidates)
+    assert set(found) <= {("inside.txt", 1)}, set(found)
+    (reply,) = await ask(service, FsResolveMsg("inside.txt"))
+    assert isinstance(reply, FsResolveResponseMsg)
+    assert {(c["name"], c["size"]) for c in reply.candidates} == {("inside.txt", 1)}
 
 
 async def test_path_checks_never_find_the_outside(
