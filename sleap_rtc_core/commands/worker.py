@@ -18,8 +18,15 @@ from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
-from ..worker.config import WorkerConfig, apply_env, load_worker_config, merge_flags
+from ..worker.config import (
+    SLP_WRITE_KEYS,
+    WorkerConfig,
+    apply_env,
+    load_worker_config,
+    merge_flags,
+)
 from ..worker.files.mounts import Mount, MountPolicy
+from ..worker.files.slp_write import SlpWriteQuota
 from ..worker.jobs.process import set_child_subreaper
 from ..worker.service import WorkerService
 from ._admin_util import emit, emit_table
@@ -94,6 +101,25 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
         help="refuse sleap-rtc 0.0.7 clients, which cannot check who the worker "
         "is (config: accept_legacy_clients = false)",
     )
+    quota = parser.add_argument_group(
+        "labels copies (FS_WRITE_SLP), per worker process",
+        "what clients may write with FS_WRITE_SLP before QUOTA_EXCEEDED; "
+        "config: the same names with underscores",
+    )
+    default = SlpWriteQuota()
+    limits = {
+        "slp_write_files_per_peer": "copies one client peer id may write",
+        "slp_write_bytes_per_peer": "bytes one client peer id may write",
+        "slp_write_files_total": "copies all clients together may write",
+        "slp_write_bytes_total": "bytes all clients together may write",
+    }
+    for key, field_name in SLP_WRITE_KEYS.items():
+        quota.add_argument(
+            "--" + key.replace("_", "-"),
+            type=int,
+            metavar="BYTES" if "bytes" in key else "N",
+            help=f"{limits[key]} (default {getattr(default, field_name)})",
+        )
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -144,6 +170,7 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
         max_concurrent_jobs=config.max_concurrent_jobs,
         name=config.name,
         accept_legacy_clients=config.accept_legacy_clients,
+        slp_write_quota=config.slp_write_quota,
     )
 
 

@@ -11,6 +11,13 @@ instead of a long command line, by default ``$XDG_CONFIG_HOME/sleap-rtc/worker.t
     max_concurrent_jobs = 1
     accept_legacy_clients = true    # false: refuse sleap-rtc 0.0.7 clients
 
+    # What FS_WRITE_SLP (labels copies with remapped videos) may write per
+    # worker process: per client peer id, and all peers together (bytes).
+    slp_write_files_per_peer = 20
+    slp_write_bytes_per_peer = 2147483648     # 2 GiB
+    slp_write_files_total = 200
+    slp_write_bytes_total = 21474836480       # 20 GiB
+
     # Exactly one credential source; the secret itself never goes in this file.
     api_key_file = "/etc/sleap-rtc/api-key"   # a worker key slp_… or an
                                               # account key slp_acct_… (needs room)
@@ -55,6 +62,7 @@ from typing import Any
 import platformdirs
 
 from ..errors import ConfigError
+from .files.slp_write import SlpWriteQuota
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -64,6 +72,7 @@ __all__ = [
     "CredentialOrigin",
     "CredentialSource",
     "MountConfig",
+    "SLP_WRITE_KEYS",
     "WorkerConfig",
     "apply_env",
     "default_config_path",
@@ -100,6 +109,16 @@ _INLINE_SECRETS = frozenset(
     {"token", "api_key", "account_key", "jwt", "password", "secret", "key"}
 )
 _SOURCE_KEYS = ("token_file", "api_key_file", "token_env", "api_key_env")
+
+SLP_WRITE_KEYS: Mapping[str, str] = {
+    "slp_write_files_per_peer": "max_files_per_peer",
+    "slp_write_bytes_per_peer": "max_bytes_per_peer",
+    "slp_write_files_total": "max_files_total",
+    "slp_write_bytes_total": "max_bytes_total",
+}
+"""The config keys (and, dashed, the flags) of the ``FS_WRITE_SLP`` quota,
+and the :class:`~.files.slp_write.SlpWriteQuota` field each sets; sizes are
+plain bytes."""
 _KNOWN_KEYS = frozenset(
     {
         "server",
@@ -110,6 +129,7 @@ _KNOWN_KEYS = frozenset(
         "accept_legacy_clients",
         "mounts",
         *_SOURCE_KEYS,
+        *SLP_WRITE_KEYS,
     }
 )
 _MOUNT_KEYS = frozenset({"path", "label"})
@@ -239,6 +259,8 @@ class WorkerConfig:
         name: Worker name shown by ``sleap-rtc workers``.
         accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect
             (they cannot check who the worker is).
+        slp_write_quota: What ``FS_WRITE_SLP`` may write per peer and in all
+            (the ``slp_write_*`` keys, :data:`SLP_WRITE_KEYS`).
         source: The file this came from, if any.
     """
 
@@ -250,6 +272,7 @@ class WorkerConfig:
     max_concurrent_jobs: int = 1
     name: str | None = None
     accept_legacy_clients: bool = True
+    slp_write_quota: SlpWriteQuota = field(default_factory=SlpWriteQuota)
     source: Path | None = None
 
     def mount_dicts(self) -> list[dict[str, str]]:
@@ -376,8 +399,22 @@ def _from_mapping(data: Mapping[str, Any], file: Path) -> WorkerConfig:
         max_concurrent_jobs=jobs,
         name=_opt_str(data, "name", file),
         accept_legacy_clients=legacy,
+        slp_write_quota=_slp_write_quota(data, file),
         source=file,
     )
+
+
+def _slp_write_quota(data: Mapping[str, Any], file: Path) -> SlpWriteQuota:
+    """The ``slp_write_*`` keys given, over the quota's defaults."""
+    default = SlpWriteQuota()
+    given = {
+        field_name: _int(
+            data, key, file, minimum=0, default=getattr(default, field_name)
+        )
+        for key, field_name in SLP_WRITE_KEYS.items()
+        if key in data
+    }
+    return replace(default, **given) if given else default
 
 
 def _source_key(secret_key: str) -> str:
@@ -585,7 +622,8 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
     ``mount`` (list of ``PATH[:LABEL]`` strings or ``{"path", "label"}``
     mappings; when given they replace the file's mounts), ``token``,
     ``api_key``, ``account_key`` (a secret given directly), ``token_file``,
-    ``api_key_file`` (a file holding it), ``refuse_legacy_clients``.
+    ``api_key_file`` (a file holding it), ``refuse_legacy_clients``, and
+    the :data:`SLP_WRITE_KEYS` (each replaces that one limit of the quota).
 
     Raises:
         ConfigError: more than one credential flag, or a bad value.
@@ -605,6 +643,9 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
         changes[attr] = value
     if getattr(args, "refuse_legacy_clients", False) is True:
         changes["accept_legacy_clients"] = False
+    quota = _flag_quota(config.slp_write_quota, args)
+    if quota is not config.slp_write_quota:
+        changes["slp_write_quota"] = quota
     mounts = getattr(args, "mount", None) or getattr(args, "mounts", None)
     if mounts:
         changes["mounts"] = tuple(_flag_mount(m) for m in mounts)
@@ -612,6 +653,19 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
     if credential is not None:
         changes["credential"] = credential
     return replace(config, **changes) if changes else config
+
+
+def _flag_quota(quota: SlpWriteQuota, args: Any) -> SlpWriteQuota:
+    given: dict[str, int] = {}
+    for key, field_name in SLP_WRITE_KEYS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} must be an integer >= 0, got {value!r}")
+        given[field_name] = value
+    return replace(quota, **given) if given else quota
 
 
 def _flag_mount(value: Any) -> MountConfig:

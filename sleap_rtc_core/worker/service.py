@@ -105,7 +105,7 @@ class WorkerService:
             lambda job_id, channel, secret: self.jobs.authorized_job(
                 job_id, channel.send, secret
             ),
-            policy.allows,
+            policy,
         )
         api_key = credentials.get("api_key")
         if auth.authorized_keys is None and isinstance(api_key, str) and api_key:

@@ -108,9 +108,7 @@ class Served:
         self.pair = pair
         self.info = info
         self.requests: list[FileDownloadRequestMsg] = []
-        self.server = ModelFileServer(
-            self.authorize, MountPolicy([mount.as_posix()]).allows
-        )
+        self.server = ModelFileServer(self.authorize, MountPolicy([mount.as_posix()]))
         pair.handler = self.serve
 
     def authorize(

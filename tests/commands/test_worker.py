@@ -2,7 +2,8 @@
 
 The issue's "two terminals and a server": a server process, a worker process
 registered with a worker key, and ``workers`` listing it with its GPU facts. The
-machine has no GPU, so the worker reports the CPU fallback.
+machine has no GPU, so the worker reports the CPU fallback. How the worker's
+settings reach :class:`WorkerService` is checked in process (no server needed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from sleap_rtc_core.cli import build_parser
+from sleap_rtc_core.commands import worker as worker_command
+from sleap_rtc_core.errors import ConfigError
+from sleap_rtc_core.worker.capabilities import CPU_GPU_MODEL, StatedGpu
+from sleap_rtc_core.worker.files.slp_write import SlpWriteQuota
 from tests.fixtures.cli import run_cli, start_server, start_worker
 from tests.fixtures.timing import scaled, wait_until
 
@@ -147,3 +155,27 @@ def test_a_worker_that_cannot_reach_the_server_says_so_and_stops_on_a_signal(
             proc.kill()
             proc.wait()
     assert "stopped before the signaling server was reached" in err
+
+
+def test_the_slp_write_quota_reaches_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``slp_write_*`` in the config file, then ``--slp-write-*`` flags, end
+    up as the quota of the worker's FS_WRITE_SLP."""
+    config = tmp_path / "worker.toml"
+    config.write_text(
+        'room = "r"\nslp_write_files_per_peer = 3\nslp_write_bytes_total = 1000\n'
+    )
+    monkeypatch.setenv("SLEAP_RTC_TOKEN", "a-token")
+    monkeypatch.setattr(
+        worker_command, "TorchGpuProbe", lambda _gpu: StatedGpu(CPU_GPU_MODEL, 0)
+    )
+    base = ["worker", "--config", str(config), "--server", "ws://127.0.0.1:9"]
+    args = build_parser().parse_args([*base, "--slp-write-files-total", "7"])
+    service = worker_command.worker_service_from_args(args)
+    assert service.fs.slp_writes.quota == SlpWriteQuota(
+        max_files_per_peer=3, max_files_total=7, max_bytes_total=1000
+    )
+    args = build_parser().parse_args([*base, "--slp-write-bytes-per-peer", "-5"])
+    with pytest.raises(ConfigError, match="--slp-write-bytes-per-peer"):
+        worker_command.worker_service_from_args(args)

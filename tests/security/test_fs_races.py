@@ -1,6 +1,8 @@
 """A symlink inside a mount swapped between a folder inside and one outside,
 while the FS_* requests that read a client-named path run: nothing of the
-outside folder may ever show, be found or be read.
+outside folder may ever show, be found or be read. The same for a job's model
+downloads, over a real data channel: a link in the run folder swapped between
+a file in it and one outside, and a folder of it exchanged with a link out.
 
 The swap runs in a thread for as long as a bounded number of requests take:
 a link re-pointed with ``os.replace`` (so the name always exists), or a real
@@ -14,9 +16,10 @@ channel.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ from sleap_rtc_core.protocol.channel_fs import (
     FsErrorMsg,
     FsListDirMsg,
     FsListResponseMsg,
+    FsResolveMsg,
+    FsResolveResponseMsg,
     FsResolveWithPrefixMsg,
     FsScanDirMsg,
     FsScanDirResponseMsg,
@@ -39,15 +44,31 @@ from sleap_rtc_core.protocol.channel_fs import (
     WorkerPathErrorMsg,
     WorkerPathOkMsg,
 )
+from sleap_rtc_core.protocol.channel_transfer import (
+    EndOfFileMsg,
+    FileDownloadMetaMsg,
+    FileDownloadRequestMsg,
+    ModelManifest,
+)
+from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import write_tiny_video_labels
+from sleap_rtc_core.transport.auth import ChannelAuth
+from sleap_rtc_core.transport.channel import Channel
+from sleap_rtc_core.transport.peer import open_channel
+from sleap_rtc_core.worker.files.models import ModelFileServer
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.files.service import FsService
 from sleap_rtc_core.worker.files.slp_write import SlpWriteQuota
+from sleap_rtc_core.worker.jobs.results import JobInfo
+from tests.fixtures.timing import scaled
+from tests.fixtures.transport import TransportPair
 
 TRIES = 300
 """Requests per race (each a few system calls)."""
 LABEL_TRIES = 60
 """Requests per race that load labels with sleap-io (slower)."""
+DOWNLOAD_TRIES = 120
+"""Downloads per race (each a round trip over a data channel)."""
 _MAX_SWAPS = 10_000_000
 """Bound of the swapping thread's loop (it stops long before)."""
 
@@ -206,6 +227,25 @@ async def test_list_dir_never_shows_the_outside(race: dict[str, Path | str]) -> 
     assert "inside.txt" in {e["name"] for e in reply.entries}
 
 
+async def test_resolve_never_finds_the_outside(race: dict[str, Path | str]) -> None:
+    """FS_RESOLVE walks the mount while the swap runs: neither a name from
+    outside nor the size of an outside file with an inside name shows."""
+    service = _service(race)
+    outside = Path(race["outside"])
+    (outside / "deeper" / "inside.txt").write_bytes(b"outside bytes")
+    found: list[tuple[str, int]] = []
+    with swapping(race):
+        for i in range(TRIES):
+            pattern = ("SECRET.txt", ".txt", "inside.txt")[i % 3]
+            (reply,) = await ask(service, FsResolveMsg(pattern))
+            assert isinstance(reply, FsResolveResponseMsg), reply
+            found.extend((c["name"], c["size"]) for c in reply.candidates)
+    assert set(found) <= {("inside.txt", 1)}, set(found)
+    (reply,) = await ask(service, FsResolveMsg("inside.txt"))
+    assert isinstance(reply, FsResolveResponseMsg)
+    assert {(c["name"], c["size"]) for c in reply.candidates} == {("inside.txt", 1)}
+
+
 async def test_path_checks_never_find_the_outside(
     race: dict[str, Path | str],
 ) -> None:
@@ -281,3 +321,129 @@ async def test_write_slp_never_reads_or_writes_the_outside(
     for path in written:
         labels = sio.load_slp(path, open_videos=False)
         assert labels.videos[0].filename == "/inside/video.mp4"
+
+
+# ------------------------------------------------------------ model downloads
+
+JOB = "job_00000001"
+MODEL_SIZE = 70_000
+"""Bytes of each model file: two binary frames."""
+INSIDE = b"I" * MODEL_SIZE
+OUTSIDE = b"O" * MODEL_SIZE
+
+
+@pytest.fixture(params=["relink", "exchange"])
+def model_race(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A job's run folder ``mount/run`` with ``inside.ckpt`` and
+    ``sub/model.ckpt``, and ``outside/`` with ``secret.ckpt`` and
+    ``sub/model.ckpt`` of other bytes (the same size); then either
+    ``run/latest.ckpt``, a link re-pointed between ``inside.ckpt`` and
+    ``outside/secret.ckpt`` (``relink``), or ``run/sub`` exchanged with a link
+    to ``outside/sub`` (``exchange``)."""
+    mount, outside = tmp_path / "mount", tmp_path / "outside"
+    run = mount / "run"
+    for folder, data, name in ((run, INSIDE, "inside"), (outside, OUTSIDE, "secret")):
+        (folder / "sub").mkdir(parents=True)
+        (folder / f"{name}.ckpt").write_bytes(data)
+        (folder / "sub" / "model.ckpt").write_bytes(data)
+    race: dict[str, Any] = {"mount": mount, "run": run, "mode": request.param}
+    if request.param == "relink":
+        os.symlink("inside.ckpt", run / "latest.ckpt")
+        race.update(
+            swap=run / "latest.ckpt",
+            inside_target="inside.ckpt",
+            outside_target=str(outside / "secret.ckpt"),
+            asked=run / "latest.ckpt",
+        )
+    else:
+        os.symlink(outside / "sub", run / ".swap_other")
+        try:
+            _rename_exchange(run / "sub", run / ".swap_other")
+            _rename_exchange(run / "sub", run / ".swap_other")
+        except (OSError, AttributeError) as exc:
+            pytest.skip(f"no renameat2(RENAME_EXCHANGE) here: {exc}")
+        race.update(swap=run / "sub", asked=run / "sub" / "model.ckpt")
+    return race
+
+
+@pytest.fixture
+async def model_channel(
+    transport_pair: TransportPair, room_secret: str, model_race: dict[str, Any]
+) -> AsyncIterator[Channel]:
+    """A channel to a :class:`ModelFileServer` that serves the finished job
+    whose run folder is ``model_race["run"]`` to any channel (ownership is
+    tested in tests/worker/files/test_models.py)."""
+    run = model_race["run"]
+    result = {"job_id": JOB, "models": [{"run_dir": run.as_posix()}]}
+    info = JobInfo(
+        JOB, "cj", "c", "train", JobState.SUCCEEDED, 0, 1, None, 0, 0, result, None
+    )
+    server = ModelFileServer(
+        lambda job_id, _channel, _secret: info if job_id == JOB else None,
+        MountPolicy([str(model_race["mount"])]),
+    )
+
+    async def serve(channel: Channel) -> None:
+        async for item in channel:
+            if isinstance(item, FileDownloadRequestMsg):
+                await server.handle(item, channel)
+
+    transport_pair.handler = serve
+    auth = ChannelAuth(secret=room_secret)
+    async with transport_pair.acceptor(auth):
+        channel = await open_channel(
+            transport_pair.signaling.client, "w", auth=auth, timeout=scaled(10)
+        )
+        async with channel:
+            yield channel
+
+
+async def download(
+    channel: Channel, path: Path, **extra: Any
+) -> tuple[FileDownloadMetaMsg | FsErrorMsg, bytes]:
+    """One ``FILE_DOWNLOAD_REQUEST`` of ``JOB`` and what comes back."""
+    offset, sha256 = extra.pop("offset", 0), extra.pop("sha256", None)
+    request = FileDownloadRequestMsg(
+        path=path.as_posix(),
+        offset=offset,
+        sha256=sha256,
+        transfer_id="t",
+        extra={"job_id": JOB, **extra},
+    )
+    reply = await channel.request(
+        request, (FileDownloadMetaMsg, FsErrorMsg), scaled(10)
+    )
+    data = bytearray()
+    while isinstance(reply, FileDownloadMetaMsg):
+        item = await channel.recv(timeout=scaled(10))
+        if isinstance(item, EndOfFileMsg):
+            break
+        assert isinstance(item, bytes), item
+        data += item
+    return reply, bytes(data)
+
+
+async def test_model_downloads_never_send_outside_bytes(
+    model_channel: Channel, model_race: dict[str, Any]
+) -> None:
+    asked, run = model_race["asked"], model_race["run"]
+    digest = hashlib.sha256(INSIDE).hexdigest()
+    outside_digest = hashlib.sha256(OUTSIDE).hexdigest()
+    with swapping(model_race):
+        for i in range(DOWNLOAD_TRIES):
+            kind = i % 3
+            if kind == 2:
+                meta, data = await download(model_channel, run, manifest=True)
+                if isinstance(meta, FileDownloadMetaMsg):
+                    manifest = ModelManifest.from_bytes(data)
+                    assert {f.sha256 for f in manifest.files} == {digest}, manifest
+                continue
+            resume = {"offset": 1000, "sha256": digest} if kind else {}
+            meta, data = await download(model_channel, asked, **resume)
+            assert b"O" not in data
+            if isinstance(meta, FileDownloadMetaMsg):
+                assert meta.sha256 == digest != outside_digest
+                assert data == INSIDE[meta.offset :]
+    meta, data = await download(model_channel, asked)
+    assert isinstance(meta, FileDownloadMetaMsg), meta
+    assert data == INSIDE

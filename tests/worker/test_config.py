@@ -28,6 +28,7 @@ from sleap_rtc_core.worker.config import (
     merge_flags,
     parse_mount_flag,
 )
+from sleap_rtc_core.worker.files.slp_write import SlpWriteQuota
 from tests.fixtures.timing import scaled
 
 FULL = """\
@@ -124,6 +125,14 @@ def test_inline_secret_is_refused(tmp_path: Path, key: str) -> None:
         ("gpu = -1\n", "gpu", "at least 0"),
         ("max_concurrent_jobs = 0\n", "max_concurrent_jobs", "at least 1"),
         ("max_concurrent_jobs = 1.5\n", "max_concurrent_jobs", "got a number"),
+        ("slp_write_bytes_total = -1\n", "slp_write_bytes_total", "at least 0"),
+        (
+            'slp_write_bytes_per_peer = "2GiB"\n',
+            "slp_write_bytes_per_peer",
+            "expected an integer, got a string",
+        ),
+        ("slp_write_files_total = 2.5\n", "slp_write_files_total", "got a number"),
+        ("slp_writes_files_total = 2\n", "slp_writes_files_total", "did you mean"),
         ("room = 7\n", "room", "expected a non-empty string"),
         ('room = "  "\n', "room", "expected a non-empty string"),
         ('server = "signal.lab:8080"\n', "server", "ws://"),
@@ -419,3 +428,29 @@ def test_legacy_clients_are_accepted_unless_the_lab_says_no(tmp_path: Path) -> N
     refused = merge_flags(env, flags(refuse_legacy_clients=True))
     assert refused.accept_legacy_clients is False
     assert merge_flags(cfg, flags(refuse_legacy_clients=False)) == cfg
+
+
+def test_slp_write_quota_from_the_file_then_the_flags(tmp_path: Path) -> None:
+    """The ``slp_write_*`` keys set the FS_WRITE_SLP quota limit by limit (the
+    others keep their defaults); a flag replaces one limit; 0 is allowed (no
+    copies at all), a negative flag is an error naming it."""
+    assert load_worker_config(write(tmp_path, "")).slp_write_quota == SlpWriteQuota()
+    cfg = load_worker_config(
+        write(tmp_path, "slp_write_files_per_peer = 0\nslp_write_bytes_total = 4096\n")
+    )
+    assert cfg.slp_write_quota == SlpWriteQuota(
+        max_files_per_peer=0, max_bytes_total=4096
+    )
+    assert merge_flags(cfg, flags()) == cfg
+    merged = merge_flags(
+        cfg, flags(slp_write_bytes_per_peer=100, slp_write_files_total=3)
+    )
+    assert merged.slp_write_quota == SlpWriteQuota(
+        max_files_per_peer=0,
+        max_bytes_per_peer=100,
+        max_files_total=3,
+        max_bytes_total=4096,
+    )
+    for bad in (-1, True):
+        with pytest.raises(ConfigError, match="--slp-write-files-per-peer"):
+            merge_flags(cfg, flags(slp_write_files_per_peer=bad))

@@ -19,6 +19,10 @@ mount's own path is trusted as the worker's configuration gave it, but its real
 path is opened without following any symlink, so a folder above a mount that
 became a link since the worker started is refused too.
 
+A walk that found its names itself (a search listing folders, a run folder's
+files) reopens them with :func:`open_relative`, which follows no symlink at
+all: there a link where a folder was listed means it was swapped meanwhile.
+
 ``openat2(RESOLVE_BENEATH)`` would do the walk in the kernel, but it refuses
 every absolute symlink, including the ones that point inside the mount, and
 Python has no binding for it; the walk here costs a few system calls per
@@ -35,7 +39,7 @@ import errno
 import os
 import stat as stat_module
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -51,6 +55,8 @@ __all__ = [
     "link_noreplace",
     "list_dir_beneath",
     "open_beneath",
+    "open_relative",
+    "same_file",
     "stat_beneath",
 ]
 
@@ -285,6 +291,62 @@ def open_beneath(
         OSError: any other failure of a step (``PermissionError`` ...).
     """
     return _walk(policy, path, read=read, make_dirs=make_dirs)
+
+
+def open_relative(
+    folder: Opened, names: Sequence[str], *, read: bool = False
+) -> Opened:
+    """Open ``names`` (plain components) below an open folder, each step with
+    ``dir_fd=`` and ``O_NOFOLLOW`` and no symlink followed at all, so what
+    opens lies below ``folder`` as it is now (not below whatever its path
+    names by then). For walks that found these names themselves (a search, a
+    run folder's files), where any link on the way means something changed.
+
+    Args:
+        folder: A folder from :func:`open_beneath` (or from here).
+        names: The components below it; none opens ``folder`` itself again.
+        read: Open the last one for reading (otherwise it is only located).
+
+    Raises:
+        ValueError: a component that is not a plain name (``..``, ``/``).
+        FileNotFoundError: a component is missing, a symlink, or a file where
+            a folder was needed.
+        OSError: any other failure of a step.
+    """
+    for name in names:
+        if not name or "/" in name or name in (".", "..") or "\0" in name:
+            raise ValueError(f"not a plain name: {name!r}")
+    if not names:
+        fd = os.open(".", _READ if read else _ROOT_STEP, dir_fd=folder.fd)
+        return Opened(fd, folder.real, os.fstat(fd))
+    fd = folder.fd
+    try:
+        for i, name in enumerate(names):
+            last = i == len(names) - 1
+            try:
+                child = os.open(name, _READ if last and read else _STEP, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR):
+                    raise _not_found(name, exc.errno) from None
+                raise
+            if fd != folder.fd:
+                os.close(fd)
+            fd = child
+            info = os.fstat(fd)
+            if stat_module.S_ISLNK(info.st_mode):  # O_PATH opens the link itself
+                raise _not_found(name, errno.ELOOP)
+            if not last and not stat_module.S_ISDIR(info.st_mode):
+                raise _not_found(name, errno.ENOTDIR)
+    except BaseException:
+        if fd != folder.fd:
+            os.close(fd)
+        raise
+    return Opened(fd, os.path.join(folder.real, *names), info)
+
+
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two ``stat`` results are of one file (device and inode)."""
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def stat_beneath(policy: MountPolicy, path: str) -> os.stat_result:

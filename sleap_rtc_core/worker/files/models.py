@@ -46,19 +46,28 @@ An inference job's predictions come home the same way, as one file::
 ``PREDICTIONS`` must be exactly the file the job's result names
 (``predictions_path``, symlinks resolved, inside the mounts); the same owner and
 ``succeeded`` checks apply, and any other path is ``ACCESS_DENIED``.
+
+No path is checked and then opened by name. The file asked for is opened
+beneath its mount (:func:`~.beneath.open_beneath`); the run folder too, and
+the file counts as inside it only if the folder's descriptor leads to the same
+file (device and inode) along the file's real path without following any
+link (:func:`~.beneath.open_relative`). Its size, SHA-256 and bytes are then
+read from that one descriptor (``pread``), so a symlink swapped meanwhile can
+at most make the request fail: it cannot serve another file's bytes. The
+manifest lists a run folder through descriptors in the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import IO
+import stat as stat_module
+from collections.abc import Callable, Iterator, Sequence
 
-from ...errors import ChannelClosed, SleapRTCError, TransferError
+from ...errors import ChannelClosed, PathNotAllowed, SleapRTCError, TransferError
 from ...protocol.channel_fs import FsErrorCode, FsErrorMsg
 from ...protocol.channel_transfer import (
     MODEL_FILE_KIND,
@@ -75,8 +84,10 @@ from ...protocol.channel_transfer import (
 )
 from ...protocol.states import JobState
 from ...transport.channel import Channel
-from ...transport.transfer import CHUNK_SIZE, send_file
+from ...transport.transfer import CHUNK_SIZE
 from ..jobs.results import JobInfo
+from .beneath import Opened, open_beneath, open_relative, same_file
+from .mounts import MountPolicy
 
 __all__ = ["JobAuthority", "ModelFileServer"]
 
@@ -88,6 +99,8 @@ the job, or the request shows the job's secret (``JobService.authorized_job``);
 ``None`` otherwise (unknown or not its)."""
 
 _BLOCK = 1 << 20
+_MAX_MANIFEST_DEPTH = 64
+"""Folder levels a manifest descends (each level holds a descriptor)."""
 
 
 class _Refusal(SleapRTCError):
@@ -97,22 +110,45 @@ class _Refusal(SleapRTCError):
         super().__init__(message, code=code)
 
 
+def _below(real: str, root: str) -> list[str] | None:
+    """The components of ``real`` below ``root`` (both real paths), or
+    ``None`` when it does not lie there."""
+    if real == root:
+        return []
+    prefix = root.rstrip("/") + "/"
+    return real[len(prefix) :].split("/") if real.startswith(prefix) else None
+
+
+def _close_if_opened(future: asyncio.Future[Opened]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+async def _opened_in_thread(fn: Callable[..., Opened], *args: object) -> Opened:
+    """``fn(*args)`` in a thread; if we are cancelled meanwhile, what it opens
+    is closed when it returns instead of being lost."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_close_if_opened)
+        raise
+
+
 class ModelFileServer:
     """Answers model downloads on a worker (see the module docstring).
 
     Args:
         authority: The job a channel may download, by id (see
             :data:`JobAuthority`).
-        allows: Whether a resolved path lies inside the worker's mounts
-            (``MountPolicy.allows``); ``None`` trusts the run folders alone.
+        policy: The worker's mounts: every file served is opened beneath
+            them, whatever the job's result names.
     """
 
-    def __init__(
-        self, authority: JobAuthority, allows: Callable[[Path], bool] | None = None
-    ) -> None:
+    def __init__(self, authority: JobAuthority, policy: MountPolicy) -> None:
         self._authority = authority
-        self._allows = allows
-        self._hashes: dict[tuple[str, int, int], str] = {}
+        self._policy = policy
+        self._hashes: dict[tuple[int, int, int, int], str] = {}
 
     @staticmethod
     def handles(msg: object) -> bool:
@@ -151,9 +187,11 @@ class ModelFileServer:
             )
         except OSError as exc:
             logger.warning("! download of %s failed: %s", msg.path, exc)
+            # strerror, not str(exc): the latter may name a resolved path.
+            reason = exc.strerror or type(exc).__name__
             try:
                 await channel.send(
-                    FsErrorMsg(FsErrorCode.PATH_NOT_FOUND, f"cannot read it: {exc}")
+                    FsErrorMsg(FsErrorCode.PATH_NOT_FOUND, f"cannot read it: {reason}")
                 )
             except ChannelClosed:
                 pass
@@ -180,94 +218,156 @@ class ModelFileServer:
         return info
 
     @staticmethod
-    def _run_dirs_of(info: JobInfo) -> tuple[str, list[Path]]:
+    def _run_dirs_of(info: JobInfo) -> tuple[str, list[str]]:
         job_id = info.job_id
-        dirs = [Path(d) for d in model_run_dirs(info.result or {})]
+        dirs = list(model_run_dirs(info.result or {}))
         if not dirs:
             raise _Refusal(FsErrorCode.PATH_NOT_FOUND, f"job {job_id} has no models")
         return job_id, dirs
 
-    def _inside_run_dirs(
-        self, path: str, run_dirs: Iterable[Path], *, folder: bool
-    ) -> tuple[Path, Path]:
-        """``(resolved path, resolved run folder)``; blocking (thread)."""
-        requested = Path(path)
-        if not requested.is_absolute():
+    def _open(self, path: str) -> Opened:
+        """``path`` opened for reading beneath its mount; blocking (thread)."""
+        if not os.path.isabs(path):
             raise _Refusal(FsErrorCode.INVALID_REQUEST, "the path must be absolute")
         try:
-            real = requested.resolve(strict=True)
-        except (OSError, RuntimeError):
+            return open_beneath(self._policy, path, read=True)
+        except PathNotAllowed:
+            raise _Refusal(
+                FsErrorCode.ACCESS_DENIED, f"{path} is outside the worker's mounts"
+            ) from None
+        except FileNotFoundError:
             raise _Refusal(
                 FsErrorCode.PATH_NOT_FOUND, f"no such file: {path}"
             ) from None
-        for run_dir in run_dirs:
+
+    def _lies_in(self, opened: Opened, run_dir: str, *, folder: bool) -> bool:
+        """Whether ``opened`` is ``run_dir`` (``folder``) or a file below it:
+        the run folder's own descriptor leads to the same file along
+        ``opened``'s real path, through no symlink; blocking (thread)."""
+        try:
+            root = open_beneath(self._policy, run_dir)
+        except (PathNotAllowed, OSError):
+            return False
+        with root:
+            names = _below(opened.real, root.real)
+            if not root.is_dir or names is None or (folder and names):
+                return False
             try:
-                root = run_dir.resolve(strict=True)
-            except (OSError, RuntimeError):
-                continue
-            inside = real == root if folder else real.is_relative_to(root)
-            if inside and (self._allows is None or self._allows(real)):
-                if folder and not real.is_dir():
-                    break
-                if not folder and not real.is_file():
-                    break
-                return real, root
+                with open_relative(root, names) as again:
+                    return same_file(again.stat, opened.stat)
+            except (OSError, ValueError):
+                return False
+
+    def _open_in_run_dirs(
+        self, path: str, run_dirs: Sequence[str], *, folder: bool
+    ) -> Opened:
+        """``path`` opened, if it is one of ``run_dirs`` (``folder``) or a
+        file inside one; blocking (thread)."""
+        opened = self._open(path)
+        try:
+            if opened.is_dir if folder else opened.is_file:
+                for run_dir in run_dirs:
+                    if self._lies_in(opened, run_dir, folder=folder):
+                        return opened
+        except BaseException:
+            opened.close()
+            raise
+        opened.close()
         raise _Refusal(
             FsErrorCode.ACCESS_DENIED,
             f"{path} is not {'a run folder' if folder else 'a file in a run folder'}"
             " of this job",
         )
 
+    def _open_model_file(self, path: str, run_dirs: Sequence[str]) -> Opened:
+        """``path`` opened, if it is a file in a run folder; blocking."""
+        return self._open_in_run_dirs(path, run_dirs, folder=False)
+
     # ------------------------------------------------------------- manifest
 
-    def _sha256(self, path: Path) -> str:
-        """SHA-256 of a file, remembered by (path, size, mtime); blocking."""
-        st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns)
+    def _size_and_sha256(self, opened: Opened) -> tuple[int, str]:
+        """Size and SHA-256 of an open file, read through its descriptor and
+        remembered by (device, inode, size, mtime); blocking (thread).
+
+        Raises:
+            OSError: it shrank while being read.
+        """
+        st = os.fstat(opened.fd)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         digest = self._hashes.get(key)
         if digest is None:
             h = hashlib.sha256()
-            with path.open("rb") as f:
-                while block := f.read(_BLOCK):
-                    h.update(block)
+            pos = 0
+            while pos < st.st_size:
+                block = os.pread(opened.fd, min(_BLOCK, st.st_size - pos), pos)
+                if not block:
+                    raise OSError(errno.EIO, "it shrank while being read")
+                h.update(block)
+                pos += len(block)
             digest = self._hashes[key] = h.hexdigest()
-        return digest
+        return st.st_size, digest
 
-    def _manifest(self, job_id: str, root: Path) -> bytes:
-        files = []
-        for folder, dirs, names in os.walk(root):
-            dirs.sort()
-            for name in sorted(names):
-                path = Path(folder) / name
-                if path.is_symlink() or not path.is_file():
-                    continue
-                files.append(
-                    ModelManifestEntry(
-                        path.relative_to(root).as_posix(),
-                        path.stat().st_size,
-                        self._sha256(path),
-                    )
-                )
-        manifest = ModelManifest(job_id, root.as_posix(), root.name, tuple(files))
-        return manifest.to_bytes()
+    def _entries_below(
+        self, folder: Opened, prefix: tuple[str, ...]
+    ) -> Iterator[ModelManifestEntry]:
+        """The regular files below an open folder, as ``os.walk`` orders them
+        (files by name, then each subfolder by name); symlinks skipped."""
+        with os.scandir(folder.fd) as it:
+            items = sorted(it, key=lambda e: e.name)
+        files, dirs = [], []
+        for item in items:
+            try:
+                mode = item.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat_module.S_ISREG(mode):
+                files.append(item.name)
+            elif stat_module.S_ISDIR(mode):
+                dirs.append(item.name)
+        for name in files:
+            try:
+                with open_relative(folder, [name], read=True) as file:
+                    if not file.is_file:
+                        continue
+                    size, digest = self._size_and_sha256(file)
+            except (OSError, ValueError):
+                continue  # gone, or swapped for a link, meanwhile
+            yield ModelManifestEntry("/".join((*prefix, name)), size, digest)
+        if len(prefix) >= _MAX_MANIFEST_DEPTH:
+            return
+        for name in dirs:
+            try:
+                sub = open_relative(folder, [name], read=True)
+            except (OSError, ValueError):
+                continue
+            with sub:
+                if sub.is_dir:
+                    yield from self._entries_below(sub, (*prefix, name))
+
+    def _manifest(
+        self, path: str, run_dirs: Sequence[str], job_id: str
+    ) -> tuple[str, bytes]:
+        """The run folder's real path and its manifest; blocking (thread)."""
+        with self._open_in_run_dirs(path, run_dirs, folder=True) as root:
+            files = tuple(self._entries_below(root, ()))
+            real = root.real
+        manifest = ModelManifest(job_id, real, os.path.basename(real), files)
+        return real, manifest.to_bytes()
 
     async def _send_manifest(
         self,
         msg: FileDownloadRequestMsg,
         channel: Channel,
         job_id: str,
-        run_dirs: list[Path],
+        run_dirs: list[str],
     ) -> None:
-        _, root = await asyncio.to_thread(
-            self._inside_run_dirs, msg.path, run_dirs, folder=True
-        )
-        data = await asyncio.to_thread(self._manifest, job_id, root)
+        real, data = await asyncio.to_thread(self._manifest, msg.path, run_dirs, job_id)
         await channel.send(
             FileDownloadMetaMsg(
                 name=MODEL_MANIFEST_NAME,
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
-                path=root.as_posix(),
+                path=real,
                 transfer_id=msg.transfer_id,
                 chunk_size=CHUNK_SIZE,
                 kind=MODEL_MANIFEST_KIND,
@@ -277,32 +377,34 @@ class ModelFileServer:
         for pos in range(0, len(data), CHUNK_SIZE):
             await channel.send_bytes(data[pos : pos + CHUNK_SIZE])
         await channel.send(EndOfFileMsg())
-        logger.info("> %s manifest of %s", channel.peer_id, root)
+        logger.info("> %s manifest of %s", channel.peer_id, real)
 
     # ----------------------------------------------------------- predictions
 
-    def _the_predictions(self, path: str, expected: str) -> Path:
-        """``path`` resolved, if it is the job's predictions file; blocking."""
-        requested = Path(path)
-        if not requested.is_absolute():
-            raise _Refusal(FsErrorCode.INVALID_REQUEST, "the path must be absolute")
+    def _the_predictions(self, path: str, expected: str) -> Opened:
+        """``path`` opened, if it is the job's predictions file; blocking."""
+        opened = self._open(path)
         try:
-            real = requested.resolve(strict=True)
-            wanted = Path(expected).resolve(strict=True)
-        except (OSError, RuntimeError):
-            raise _Refusal(
-                FsErrorCode.PATH_NOT_FOUND, f"no such file: {path}"
-            ) from None
-        if (
-            real != wanted
-            or not real.is_file()
-            or (self._allows is not None and not self._allows(real))
-        ):
-            raise _Refusal(
-                FsErrorCode.ACCESS_DENIED,
-                f"{path} is not the predictions file of this job",
-            )
-        return real
+            try:
+                wanted = open_beneath(self._policy, expected)
+            except (PathNotAllowed, OSError):
+                wanted = None
+            if wanted is not None:
+                with wanted:
+                    if (
+                        opened.is_file
+                        and opened.real == wanted.real
+                        and same_file(opened.stat, wanted.stat)
+                    ):
+                        return opened
+        except BaseException:
+            opened.close()
+            raise
+        opened.close()
+        raise _Refusal(
+            FsErrorCode.ACCESS_DENIED,
+            f"{path} is not the predictions file of this job",
+        )
 
     async def _send_predictions(
         self, msg: FileDownloadRequestMsg, channel: Channel, info: JobInfo
@@ -312,71 +414,60 @@ class ModelFileServer:
             raise _Refusal(
                 FsErrorCode.PATH_NOT_FOUND, f"job {info.job_id} has no predictions"
             )
-        path = await asyncio.to_thread(self._the_predictions, msg.path, expected)
-        await self._send_file(msg, channel, path, PREDICTIONS_KIND)
+        opened = await _opened_in_thread(self._the_predictions, msg.path, expected)
+        await self._send_and_close(msg, channel, opened, PREDICTIONS_KIND)
 
     # ----------------------------------------------------------------- files
 
     async def _send_model_file(
-        self, msg: FileDownloadRequestMsg, channel: Channel, run_dirs: list[Path]
+        self, msg: FileDownloadRequestMsg, channel: Channel, run_dirs: list[str]
     ) -> None:
-        path, _ = await asyncio.to_thread(
-            self._inside_run_dirs, msg.path, run_dirs, folder=False
-        )
-        await self._send_file(msg, channel, path, MODEL_FILE_KIND)
+        opened = await _opened_in_thread(self._open_model_file, msg.path, run_dirs)
+        await self._send_and_close(msg, channel, opened, MODEL_FILE_KIND)
 
-    async def _send_file(
-        self, msg: FileDownloadRequestMsg, channel: Channel, path: Path, kind: str
+    async def _send_and_close(
+        self, msg: FileDownloadRequestMsg, channel: Channel, opened: Opened, kind: str
     ) -> None:
-        """``path`` whole, or from ``msg.offset`` when it is unchanged."""
-        name = path.name
+        try:
+            await self._send_opened(msg, channel, opened, kind)
+        finally:
+            await asyncio.shield(asyncio.to_thread(opened.close))
+
+    async def _send_opened(
+        self, msg: FileDownloadRequestMsg, channel: Channel, opened: Opened, kind: str
+    ) -> None:
+        """The meta, the bytes ``[offset, size)`` and the end, all read from
+        ``opened``'s descriptor: whole, or from ``msg.offset`` when the file
+        is unchanged since the client was given ``msg.sha256``."""
+        size, sha256 = await asyncio.to_thread(self._size_and_sha256, opened)
+        offset = 0
         if msg.offset and msg.sha256:
-            size = (await asyncio.to_thread(path.stat)).st_size
-            sha256 = await asyncio.to_thread(self._sha256, path)
             if sha256 == msg.sha256.lower() and msg.offset <= size:
-                await self._send_from(channel, msg, path, size, sha256, kind)
-                return
-            logger.info("= %s changed since it was listed: sent whole", path)
-        await send_file(
-            channel, path, name=name, kind=kind, transfer_id=msg.transfer_id
-        )
-        logger.info("> %s %s", channel.peer_id, path)
-
-    async def _send_from(
-        self,
-        channel: Channel,
-        msg: FileDownloadRequestMsg,
-        path: Path,
-        size: int,
-        sha256: str,
-        kind: str,
-    ) -> None:
-        """Resume: the meta with ``offset``, the bytes after it, the end."""
-        offset = msg.offset
+                offset = msg.offset
+            else:
+                logger.info("= %s changed since it was listed: sent whole", opened.real)
+        name = os.path.basename(opened.real)
         await channel.send(
             FileDownloadMetaMsg(
-                name=path.name,
+                name=name,
                 size=size,
                 sha256=sha256,
                 offset=offset,
-                path=path.as_posix(),
+                path=opened.real,
                 transfer_id=msg.transfer_id,
                 chunk_size=CHUNK_SIZE,
                 kind=kind,
             )
         )
-        f: IO[bytes] = await asyncio.to_thread(path.open, "rb")
-        try:
-            await asyncio.to_thread(f.seek, offset)
-            left = size - offset
-            while left > 0:
-                block = await asyncio.to_thread(f.read, min(_BLOCK, left))
-                if not block:
-                    raise TransferError(f"{path.name} shrank while being sent")
-                left -= len(block)
-                for pos in range(0, len(block), CHUNK_SIZE):
-                    await channel.send_bytes(block[pos : pos + CHUNK_SIZE])
-        finally:
-            await asyncio.shield(asyncio.to_thread(f.close))
+        pos = offset
+        while pos < size:
+            block = await asyncio.to_thread(
+                os.pread, opened.fd, min(_BLOCK, size - pos), pos
+            )
+            if not block:
+                raise TransferError(f"{name} shrank while being sent")
+            pos += len(block)
+            for i in range(0, len(block), CHUNK_SIZE):
+                await channel.send_bytes(block[i : i + CHUNK_SIZE])
         await channel.send(EndOfFileMsg())
-        logger.info("> %s %s from byte %d", channel.peer_id, path, offset)
+        logger.info("> %s %s from byte %d", channel.peer_id, opened.real, offset)

@@ -12,21 +12,33 @@ that ``*.py`` over a whole file server is refused), or a substring. A
 candidate whose size equals the expected size scores higher. Hidden folders
 (``.git``, ``.cache``) are skipped, folder symlinks are not followed, and a file
 whose real path leaves the mounts is never reported.
+
+The walk never reads a folder by its path, which a symlink swapped meanwhile
+could lead out of the mounts: each start folder is opened beneath its mount
+(:mod:`.beneath`), every folder below is reopened from that descriptor one
+component at a time with ``O_NOFOLLOW`` (:func:`~.beneath.open_relative`) and
+must be the very folder (device and inode) that its parent listed, and it is
+listed through its own descriptor. A file's size is ``fstatat`` in that
+folder; a symlink to a file is followed by a walk beneath the mounts, so a
+name, size or time from outside them never reaches a result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
+import stat as stat_module
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ...errors import PatternTooBroad
+from ...errors import PathNotAllowed, PatternTooBroad
+from .beneath import Opened, open_beneath, open_relative, same_file
 from .mounts import MountPolicy
 
 __all__ = [
@@ -192,37 +204,20 @@ def find_files(
     seen_files: set[str] = set()
     start_dirs = list(roots) if roots is not None else [m.path for m in policy.mounts]
     walk = _Walk(policy, start_dirs, max_depth, started + max(0.0, timeout))
-    for depth, entry in walk:
-        try:
+    with contextlib.closing(walk.entries()) as entries:
+        for depth, entry in entries:
             kind = _match(entry.name, name, wildcard)
             if kind is None or (kind is MatchType.SUBSTRING and not substring):
                 continue
-            if not entry.is_file() or not policy.allows(entry.path):
+            file = entry.regular_file()
+            if file is None or file[0] in seen_files:
                 continue
-            real = os.path.realpath(entry.path)
-            if real in seen_files:
-                continue
+            real, stat = file
             seen_files.add(real)
-            stat = entry.stat()
-        except OSError:
-            continue
-        score = MATCH_SCORES[kind]
-        if file_size is not None and stat.st_size == file_size:
-            score += SIZE_BONUS
-        found.append(
-            Candidate(
-                path=entry.path,
-                name=entry.name,
-                size=stat.st_size,
-                modified=stat.st_mtime,
-                match_type=kind,
-                score=round(score, 3),
-                depth=depth,
-            )
-        )
-        if len(found) >= _MAX_COLLECTED:
-            result.truncated = True
-            break
+            found.append(_candidate(entry, stat, kind, file_size, depth))
+            if len(found) >= _MAX_COLLECTED:
+                result.truncated = True
+                break
     result.timeout = walk.timed_out
     found.sort(key=lambda c: (-c.score, c.depth, c.path))
     if len(found) > limit:
@@ -230,6 +225,27 @@ def find_files(
     result.candidates = found[:limit]
     result.search_time_ms = round((time.monotonic() - started) * 1000.0, 3)
     return result
+
+
+def _candidate(
+    entry: _Entry,
+    stat: os.stat_result,
+    kind: MatchType,
+    file_size: int | None,
+    depth: int,
+) -> Candidate:
+    score = MATCH_SCORES[kind]
+    if file_size is not None and stat.st_size == file_size:
+        score += SIZE_BONUS
+    return Candidate(
+        path=entry.path,
+        name=entry.name,
+        size=stat.st_size,
+        modified=stat.st_mtime,
+        match_type=kind,
+        score=round(score, 3),
+        depth=depth,
+    )
 
 
 def find_names(
@@ -263,60 +279,131 @@ def find_names(
     seen: set[str] = set()
     start_dirs = list(roots) if roots is not None else [m.path for m in policy.mounts]
     walk = _Walk(policy, start_dirs, max_depth, time.monotonic() + max(0.0, timeout))
-    for depth, entry in walk:
-        key = entry.name.casefold()
-        if key not in wanted:
-            continue
-        try:
-            if not entry.is_file() or not policy.allows(entry.path):
+    with contextlib.closing(walk.entries()) as entries:
+        for depth, entry in entries:
+            key = entry.name.casefold()
+            if key not in wanted:
                 continue
-            real = os.path.realpath(entry.path)
-        except OSError:
-            continue
-        if real not in seen:
-            seen.add(real)
-            hits[key].append((depth, entry.path))
+            file = entry.regular_file()
+            if file is not None and file[0] not in seen:
+                seen.add(file[0])
+                hits[key].append((depth, entry.path))
     return hits, walk.timed_out
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A non-folder entry of a folder the walk holds open; usable only until
+    the walk moves on, since :meth:`regular_file` reads through that folder.
+
+    Attributes:
+        name: Its name.
+        path: Its path as seen through the start folder (what clients get).
+    """
+
+    name: str
+    path: str
+    policy: MountPolicy
+    folder: Opened
+
+    def regular_file(self) -> tuple[str, os.stat_result] | None:
+        """``(real path, stat)`` if it is a regular file, or a symlink that
+        leads beneath the mounts to one; ``None`` otherwise (or when gone)."""
+        real = os.path.join(self.folder.real, self.name)
+        try:
+            info = os.stat(self.name, dir_fd=self.folder.fd, follow_symlinks=False)
+            if stat_module.S_ISLNK(info.st_mode):
+                with open_beneath(self.policy, real) as target:
+                    real, info = target.real, target.stat
+        except (PathNotAllowed, OSError, ValueError):
+            return None
+        return (real, info) if stat_module.S_ISREG(info.st_mode) else None
+
+
+_Queued = tuple[int, tuple[str, ...], int, os.stat_result | None]
+"""A folder to read: its start folder, the names below it, its depth, and
+what its parent listed under that name (``None`` for a start folder)."""
 
 
 class _Walk:
     """Breadth-first walk of non-folder entries under ``roots`` (so that a
     timeout still leaves the shallow, likelier hits): folder symlinks not
-    followed, hidden folders skipped, each real folder read once."""
+    followed, hidden folders skipped, each folder read once, every folder
+    read through a descriptor (see the module docstring)."""
 
     def __init__(
         self, policy: MountPolicy, roots: Sequence[str], max_depth: int, deadline: float
     ) -> None:
-        self._queue: deque[tuple[str, int]] = deque(
-            (d, 0) for d in roots if policy.allows(d)
-        )
+        self._policy = policy
+        self._roots = list(roots)
         self._max_depth = max_depth
         self._deadline = deadline
         self.timed_out = False
 
-    def __iter__(self) -> Iterator[tuple[int, os.DirEntry[str]]]:
-        seen: set[str] = set()
-        while self._queue:
+    def entries(self) -> Generator[tuple[int, _Entry], None, None]:
+        """``(depth, entry)`` of every non-folder entry, shallow first. Close
+        it (``contextlib.closing``) when stopping early, to release the start
+        folders' descriptors at once."""
+        roots = self._open_roots()
+        try:
+            yield from self._breadth_first(roots)
+        finally:
+            for _, root in roots:
+                root.close()
+
+    def _open_roots(self) -> list[tuple[str, Opened]]:
+        """Each start folder that lies beneath a mount, opened (O_PATH)."""
+        opened: list[tuple[str, Opened]] = []
+        for path in self._roots:
+            try:
+                root = open_beneath(self._policy, path)
+            except (PathNotAllowed, OSError, ValueError):
+                continue
+            if root.is_dir:
+                opened.append((path, root))
+            else:
+                root.close()
+        return opened
+
+    def _breadth_first(
+        self, roots: list[tuple[str, Opened]]
+    ) -> Iterator[tuple[int, _Entry]]:
+        queue: deque[_Queued] = deque((i, (), 0, None) for i in range(len(roots)))
+        seen: set[tuple[int, int]] = set()
+        while queue:
             if time.monotonic() > self._deadline:
                 self.timed_out = True
                 return
-            folder, depth = self._queue.popleft()
-            real = os.path.realpath(folder)
-            if real in seen:
-                continue
-            seen.add(real)
+            index, names, depth, listed = queue.popleft()
+            shown, root = roots[index]
             try:
-                with os.scandir(folder) as it:
-                    entries = list(it)
-            except OSError:
-                continue
-            for entry in entries:
+                folder = open_relative(root, names, read=True)
+            except (OSError, ValueError):
+                continue  # gone, or a symlink by now: not followed
+            with folder:
+                key = (folder.stat.st_dev, folder.stat.st_ino)
+                if key in seen:
+                    continue
+                if listed is not None and not same_file(listed, folder.stat):
+                    continue  # replaced since its parent was listed
+                seen.add(key)
                 try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
+                    with os.scandir(folder.fd) as it:
+                        items = list(it)
                 except OSError:
                     continue
-                if is_dir:
-                    if depth < self._max_depth and not entry.name.startswith("."):
-                        self._queue.append((entry.path, depth + 1))
-                    continue
-                yield depth, entry
+                here = os.path.join(shown, *names)
+                for item in items:
+                    try:
+                        is_dir = item.is_dir(follow_symlinks=False)
+                        info = item.stat(follow_symlinks=False) if is_dir else None
+                    except OSError:
+                        continue
+                    if info is not None:
+                        if depth < self._max_depth and not item.name.startswith("."):
+                            queue.append((index, (*names, item.name), depth + 1, info))
+                        continue
+                    entry = _Entry(
+                        item.name, os.path.join(here, item.name), self._policy, folder
+                    )
+                    yield depth, entry

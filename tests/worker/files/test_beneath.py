@@ -17,6 +17,8 @@ from sleap_rtc_core.worker.files.beneath import (
     link_noreplace,
     list_dir_beneath,
     open_beneath,
+    open_relative,
+    same_file,
     stat_beneath,
 )
 from sleap_rtc_core.worker.files.mounts import MountPolicy
@@ -150,6 +152,28 @@ def test_listing_hides_links_out(policy: MountPolicy, tree: Path) -> None:
         listed = dict(list_dir_beneath(policy, folder))
     assert sorted(listed) == ["a", "abs_link", "b", "rel_link"]
     assert listed["rel_link"].st_size == len(b"inside")
+
+
+def test_relative_opens_follow_no_link_at_all(policy: MountPolicy, tree: Path) -> None:
+    mount = tree / "mount"
+    with open_beneath(policy, str(mount)) as root:
+        with open_relative(root, ["a", "file.txt"], read=True) as f:
+            assert f.real == str(mount / "a" / "file.txt")
+            assert os.read(f.fd, 100) == b"inside"
+        with open_relative(root, [], read=True) as again:
+            assert again.is_dir
+            assert same_file(again.stat, root.stat)
+            assert "a" in os.listdir(again.fd)
+        # Links inside the mount too: a walk that found plain names expects them.
+        for names in (["rel_link"], ["b", "to_a", "file.txt"], ["out_dir"]):
+            with pytest.raises(FileNotFoundError) as info:
+                open_relative(root, names, read=True)
+            assert info.value.errno in (errno.ELOOP, errno.ENOENT)
+        with pytest.raises(FileNotFoundError):
+            open_relative(root, ["a", "file.txt", "x"])
+        for bad in ("..", "a/file.txt", ""):
+            with pytest.raises(ValueError, match="plain name"):
+                open_relative(root, [bad])
 
 
 def test_a_fifo_is_opened_without_blocking(policy: MountPolicy, tree: Path) -> None:

@@ -88,7 +88,7 @@ async def jobs(
     transport_pair: TransportPair, room_secret: str, mount: Path
 ) -> AsyncIterator[Jobs]:
     jobs = Jobs(info(run_dir(mount)))
-    server = ModelFileServer(jobs, MountPolicy([mount.as_posix()]).allows)
+    server = ModelFileServer(jobs, MountPolicy([mount.as_posix()]))
 
     async def serve(channel: Channel) -> None:
         async for item in channel:
@@ -179,6 +179,17 @@ async def test_a_file_whole_then_resumed_at_an_offset(
     assert isinstance(meta, FileDownloadMetaMsg)
     assert meta.offset == 0
     assert data == content
+
+
+async def test_a_link_inside_the_run_folder_serves_its_target(
+    channel: Channel, mount: Path
+) -> None:
+    run = run_dir(mount)
+    (run / "latest.ckpt").symlink_to("best.ckpt")
+    meta, data = await fetch(channel, (run / "latest.ckpt").as_posix())
+    assert isinstance(meta, FileDownloadMetaMsg)
+    assert (meta.name, meta.path) == ("best.ckpt", (run / "best.ckpt").as_posix())
+    assert data == (run / "best.ckpt").read_bytes()
 
 
 @pytest.mark.parametrize(
