@@ -237,11 +237,14 @@ def check_packages(*, worker: bool = False) -> Check:
     return Check("packages", True, detail, advice)
 
 
-def check_torch(gpu_index: int = 0, *, worker: bool = False) -> Check:
+def check_torch(
+    gpu_index: int | tuple[int, ...] | str = 0, *, worker: bool = False
+) -> Check:
     """torch, its CUDA build and the GPUs it sees; blocking (imports torch).
 
     Args:
-        gpu_index: The device the worker would use (``--gpu``).
+        gpu_index: The device(s) the worker would use (``--gpu``: an index,
+            several, or ``"all"``).
         worker: torch is required (a missing torch fails instead of skipping).
     """
     try:
@@ -286,12 +289,14 @@ def check_torch(gpu_index: int = 0, *, worker: bool = False) -> Check:
         )
         return Check("torch", True, f"{build}, no CUDA GPU visible", advice)
     detail = f"{build}, {count} GPU(s): {'; '.join(gpus)}"
-    if gpu_index >= count:
+    wanted = (gpu_index,) if isinstance(gpu_index, int) else gpu_index
+    missing = [] if isinstance(wanted, str) else [i for i in wanted if i >= count]
+    if missing:
         return Check(
             "torch",
             False,
             detail,
-            f"GPU {gpu_index} does not exist: use --gpu 0 to {count - 1}",
+            f"GPU {missing[0]} does not exist: use --gpu 0 to {count - 1} or all",
         )
     return Check("torch", True, detail)
 
@@ -711,7 +716,7 @@ class DoctorOptions:
     credentials_described: str = "credentials"
     mounts: Sequence[str | os.PathLike[str]] = ()
     worker: bool = False
-    gpu: int = 0
+    gpu: int | tuple[int, ...] | str = 0
     zmq_ports: Sequence[int] = ()
     timeout: float = 10.0
     import_timeout: float = 120.0

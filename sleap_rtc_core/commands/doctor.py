@@ -105,7 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PATH[:LABEL]",
         help="a worker folder to check (repeatable)",
     )
-    parser.add_argument("--gpu", type=int, default=None, help="CUDA device index")
+    parser.add_argument(
+        "--gpu", default=None, metavar="N[,N…]|all", help="the worker's CUDA device(s)"
+    )
     parser.add_argument(
         "--zmq-port",
         action="append",

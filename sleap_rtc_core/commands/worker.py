@@ -27,6 +27,7 @@ from ..worker.config import (
 )
 from ..worker.files.mounts import Mount, MountPolicy
 from ..worker.files.slp_write import SlpWriteQuota
+from ..worker.gpu_facts import DEVICE_ORDER
 from ..worker.jobs.process import set_child_subreaper
 from ..worker.service import WorkerService
 from ._admin_util import emit, emit_table
@@ -82,7 +83,11 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
     parser.set_defaults(server=None)  # let --config supply it
     parser.add_argument("--config", help="worker config file (TOML)")
-    parser.add_argument("--gpu", type=int, help="CUDA device index (default 0)")
+    parser.add_argument(
+        "--gpu",
+        metavar="N[,N…]|all",
+        help="the CUDA device(s) this worker owns, one job on each (default 0)",
+    )
     parser.add_argument("--name", help="name shown by `sleap-rtc workers`")
     parser.add_argument("--peer-id", help="peer id (default: the server picks)")
     parser.add_argument(
@@ -93,7 +98,9 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
         help="a folder jobs may read and write (repeatable)",
     )
     parser.add_argument(
-        "--max-concurrent-jobs", type=int, help="job slots, one per GPU (default 1)"
+        "--max-concurrent-jobs",
+        type=int,
+        help="job slots (default: one per GPU; more share the GPUs evenly)",
     )
     parser.add_argument(
         "--refuse-legacy-clients",
@@ -147,6 +154,8 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
         CredentialsError, ValueError, SleapRTCError: unusable settings.
     """
     config, credentials = _worker_settings(args)
+    for name, value in DEVICE_ORDER.items():  # before torch first looks
+        os.environ.setdefault(name, value)
     capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
     policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
     secret = room_secret(args)
@@ -160,6 +169,9 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
             "! no room secret: only clients that sign with a room member's key "
             "can reach this worker"
         )
+    slots: dict[str, Any] = {}  # default: one job per GPU
+    if config.max_concurrent_jobs is not None:
+        slots["max_concurrent_jobs"] = config.max_concurrent_jobs
     return WorkerService(
         server_url(args),
         credentials,
@@ -167,7 +179,7 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
         policy,
         auth=ChannelAuth(secret=secret),
         peer_id=args.peer_id,
-        max_concurrent_jobs=config.max_concurrent_jobs,
+        **slots,
         name=config.name,
         accept_legacy_clients=config.accept_legacy_clients,
         slp_write_quota=config.slp_write_quota,

@@ -43,7 +43,7 @@ from ..protocol.negotiation import (
 )
 from ..protocol.states import JobState, WorkerStatus
 from ..signaling.client import Backoff, SignalingClient
-from .capabilities import WorkerCapabilities, worker_metadata
+from .capabilities import GpuFacts, WorkerCapabilities, worker_metadata
 from .ledger import (
     Action,
     Estimator,
@@ -91,6 +91,9 @@ code). Cancelling the task must stop the job for real."""
 SUBMIT_TIMEOUT = 120.0
 """Seconds an assigned job waits for its owner's ``JOB_SUBMIT``."""
 
+GPU_FACTS_INTERVAL = 10.0
+"""Seconds between two readings of the GPUs' live facts (each may publish)."""
+
 PUBLISH_RETRY = 1.0
 """Seconds before a status the server refused (rate) is published again."""
 
@@ -132,6 +135,10 @@ class SignalingWorker:
         estimator: Minutes a request would take here (``job_response``).
         free_memory_mb: Free GPU memory now (e.g. the probe's), for
             ``worker_info``.
+        gpu_facts: Reads the GPUs' live facts (blocking; run in a thread)
+            every ``gpu_facts_interval`` seconds and at every job start and
+            end, for the published metadata and ``min_gpu_memory_mb``.
+        gpu_facts_interval: Seconds between two readings.
         backoff: Reconnect delays.
         give_up_after: Seconds offline before :class:`ConnectionLost`
             (``None``: retry for ever, the default for a service).
@@ -154,6 +161,8 @@ class SignalingWorker:
         on_cancel: Callable[[str], object] = lambda _job_id: None,
         estimator: Estimator = estimate_duration_minutes,
         free_memory_mb: Callable[[], int | None] | None = None,
+        gpu_facts: Callable[[], Mapping[int, GpuFacts]] | None = None,
+        gpu_facts_interval: float = GPU_FACTS_INTERVAL,
         backoff: Backoff | None = None,
         give_up_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -188,6 +197,9 @@ class SignalingWorker:
         self._unsent: dict[str, Any] = {}  # properties a refused update held
         self._retry_at: float | None = None
         self._requests: dict[str, JobRequest] = {}  # accepted, not yet assigned
+        self._gpu_facts = gpu_facts
+        self._facts_interval = gpu_facts_interval
+        self._facts_at: float | None = None if gpu_facts is None else clock()
         self._loop_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -292,7 +304,7 @@ class SignalingWorker:
         async with self.client.subscribe("peer_message", "peer_left") as inbox:
             self._ready.set()
             while True:
-                due = (self.ledger.next_deadline(), self._retry_at)
+                due = (self.ledger.next_deadline(), self._retry_at, self._facts_at)
                 times = [t for t in due if t is not None]
                 wait = max(0.0, min(times) - self._clock()) if times else None
                 try:
@@ -301,6 +313,9 @@ class SignalingWorker:
                     async with self._lock:
                         for outcome in self.ledger.expire():
                             await self._act(outcome)
+                        facts_at = self._facts_at
+                        if facts_at is not None and facts_at <= self._clock():
+                            await self._read_gpu_facts()
                         await self._publish()
                     continue
                 async with self._lock:
@@ -390,7 +405,21 @@ class SignalingWorker:
             for message in messages:
                 with contextlib.suppress(SleapRTCError):
                     await self.send_to(peer_id, message)
+            await self._read_gpu_facts()  # a job started or ended
             await self._publish()
+
+    async def _read_gpu_facts(self) -> None:
+        """Read the GPUs' live facts into the ledger (in a thread: NVML and
+        torch block); a failed reading keeps the last one."""
+        if self._gpu_facts is None:
+            return
+        self._facts_at = self._clock() + self._facts_interval
+        try:
+            facts = await asyncio.to_thread(self._gpu_facts)
+        except Exception:
+            logger.exception("! cannot read the GPUs' facts")
+            return
+        self.ledger.note_gpu_facts(facts)
 
     def _start_job(self, owner: str, job_id: str) -> None:
         request = self._requests.pop(job_id)

@@ -48,12 +48,19 @@ __all__ = [
     "JOB_TYPE_TAGS",
     "NO_CUDA",
     "WORKER_TAG",
+    "ALL_GPUS",
+    "GpuFacts",
     "GpuInfo",
     "GpuNotFound",
     "GpuProbe",
+    "GpuSelection",
     "MountLike",
     "StatedGpu",
+    "StatedGpus",
     "TorchGpuProbe",
+    "free_memory_of",
+    "parse_gpu_selection",
+    "probe_all",
     "WorkerCapabilities",
     "package_versions",
     "worker_metadata",
@@ -127,6 +134,61 @@ CPU_INFO = GpuInfo(model=CPU_GPU_MODEL, memory_mb=0, cuda_version=None, index=No
 """The CPU fallback: what a worker without a usable CUDA device reports."""
 
 
+@dataclass(frozen=True, slots=True)
+class GpuFacts:
+    """What one device is doing now (read every few seconds, published).
+
+    Attributes:
+        free_mb: Free memory in MiB, ``None`` when unknown.
+        utilization_percent: Compute utilisation over the last sample (NVML),
+            ``None`` when unknown.
+    """
+
+    free_mb: int | None = None
+    utilization_percent: int | None = None
+
+
+ALL_GPUS = "all"
+"""``--gpu all``: every CUDA device the machine has."""
+
+GpuSelection = tuple[int, ...] | str
+"""The devices a worker owns: indices in order, or :data:`ALL_GPUS`."""
+
+
+def parse_gpu_selection(value: object) -> GpuSelection:
+    """``0``, ``"0,1"``, ``[0, 1]`` or ``"all"`` as a :data:`GpuSelection`.
+
+    Raises:
+        ValueError: a negative, repeated or non-integer index, or nothing.
+    """
+    if isinstance(value, str) and value.strip().lower() == ALL_GPUS:
+        return ALL_GPUS
+    if isinstance(value, bool):
+        raise ValueError(f"not a GPU index: {value!r}")
+    if isinstance(value, int):
+        items: list[object] = [value]
+    elif isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(f"GPUs are an index, a list of them or 'all', not {value!r}")
+    indices: list[int] = []
+    for item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"not a GPU index: {item!r}")
+        if isinstance(item, str) and item.isascii() and item.isdigit():
+            item = int(item)
+        if not isinstance(item, int) or item < 0:
+            raise ValueError(f"a GPU index is a whole number >= 0, not {item!r}")
+        if item in indices:
+            raise ValueError(f"GPU {item} is listed twice")
+        indices.append(item)
+    if not indices:
+        raise ValueError("no GPU given")
+    return tuple(indices)
+
+
 @runtime_checkable
 class GpuProbe(Protocol):
     """Where a worker learns its GPU facts; swap it to state a GPU in tests."""
@@ -142,6 +204,46 @@ class GpuProbe(Protocol):
     def free_memory_mb(self) -> int | None:
         """Device memory free right now in MiB, or ``None`` when unknown."""
         ...
+
+
+def probe_all(probe: GpuProbe) -> tuple[GpuInfo, ...]:
+    """Every device a probe owns (one for probes that know only one)."""
+    many = getattr(probe, "probe_all", None)
+    return tuple(many()) if callable(many) else (probe.probe(),)
+
+
+def free_memory_of(probe: GpuProbe, index: int | None) -> int | None:
+    """Free memory of device ``index`` now, for probes that can tell."""
+    per_device = getattr(probe, "free_memory_mb_of", None)
+    if callable(per_device):
+        result = per_device(index)
+        return result if isinstance(result, int) else None
+    return probe.free_memory_mb()
+
+
+@dataclass(frozen=True, slots=True)
+class StatedGpus:
+    """Several stated devices, indices 0… in order (tests of multi-GPU
+    workers: the GPUs are the boundary a test cannot reach; say so)."""
+
+    gpus: tuple[StatedGpu, ...]
+
+    def probe_all(self) -> tuple[GpuInfo, ...]:
+        return tuple(
+            GpuInfo(g.model, g.memory_mb, g.cuda_version, index=i)
+            for i, g in enumerate(self.gpus)
+        )
+
+    def probe(self) -> GpuInfo:
+        return self.probe_all()[0]
+
+    def free_memory_mb(self) -> int | None:
+        return self.free_memory_mb_of(0)
+
+    def free_memory_mb_of(self, index: int | None) -> int | None:
+        if index is None or not 0 <= index < len(self.gpus):
+            return None
+        return self.gpus[index].free_memory_mb()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,35 +282,36 @@ def _import_torch() -> ModuleType:
 
 
 class TorchGpuProbe:
-    """Asks torch about CUDA device ``gpu_index``.
+    """Asks torch about the CUDA devices a worker owns.
 
     torch is imported on the first :meth:`probe`, never at module import, so a
     client or server without torch can import the worker package. Without torch
     or without CUDA the probe reports the CPU fallback and logs why.
 
     Attributes:
-        gpu_index: The CUDA device index chosen with ``--gpu``.
+        selection: The devices chosen with ``--gpu`` (indices, or ``all``).
+        gpu_index: The first of them (``all``: device 0).
     """
 
     def __init__(
         self,
-        gpu_index: int = 0,
+        gpu_index: int | str | tuple[int, ...] | list[int] = 0,
         *,
         import_torch: Callable[[], ModuleType] | None = None,
     ) -> None:
         """Create a probe.
 
         Args:
-            gpu_index: CUDA device index (``--gpu``).
+            gpu_index: ``--gpu``: an index, several (``"0,1"``) or ``"all"``.
             import_torch: Returns the torch module; a seam for tests that state
                 a CUDA build without one. Default: ``import torch``.
 
         Raises:
-            ValueError: for a negative index.
+            ValueError: for a negative or repeated index.
         """
-        if gpu_index < 0:
-            raise ValueError(f"gpu index must be >= 0, not {gpu_index}")
-        self.gpu_index = gpu_index
+        self.selection = parse_gpu_selection(gpu_index)
+        selection = self.selection
+        self.gpu_index: int = 0 if isinstance(selection, str) else selection[0]
         self._import_torch = import_torch or _import_torch
 
     def _torch(self) -> Any | None:
@@ -219,47 +322,72 @@ class TorchGpuProbe:
             return None
 
     def probe(self) -> GpuInfo:
-        """The chosen CUDA device, or the CPU fallback without CUDA.
+        """The first chosen CUDA device, or the CPU fallback without CUDA.
 
         Raises:
-            GpuNotFound: when CUDA works but has no device ``gpu_index``.
+            GpuNotFound: when CUDA works but has no such device.
+        """
+        return self.probe_all()[0]
+
+    def probe_all(self) -> tuple[GpuInfo, ...]:
+        """Every chosen CUDA device in order, or the CPU fallback alone.
+
+        Raises:
+            GpuNotFound: when CUDA works but a chosen device does not exist.
         """
         torch = self._torch()
         if torch is None:
-            return CPU_INFO
+            return (CPU_INFO,)
         try:
             if not torch.cuda.is_available():
                 logger.info("CUDA is not available; reporting the CPU")
-                return CPU_INFO
+                return (CPU_INFO,)
             count = int(torch.cuda.device_count())
-            if self.gpu_index >= count:
-                raise GpuNotFound(
-                    f"GPU {self.gpu_index} does not exist: this machine has "
-                    f"{count} CUDA device(s) (0-{count - 1})"
-                )
-            props = torch.cuda.get_device_properties(self.gpu_index)
+            selection = self.selection
+            wanted = tuple(range(count)) if isinstance(selection, str) else selection
+            if not wanted:
+                logger.info("CUDA has no device; reporting the CPU")
+                return (CPU_INFO,)
+            for index in wanted:
+                if index >= count:
+                    raise GpuNotFound(
+                        f"GPU {index} does not exist: this machine has "
+                        f"{count} CUDA device(s) (0-{count - 1})"
+                    )
             cuda = getattr(torch.version, "cuda", None)
-            return GpuInfo(
-                model=str(props.name),
-                memory_mb=int(props.total_memory) // _MIB,
-                cuda_version=str(cuda) if cuda else None,
-                index=self.gpu_index,
-            )
+            out = []
+            for index in wanted:
+                props = torch.cuda.get_device_properties(index)
+                out.append(
+                    GpuInfo(
+                        model=str(props.name),
+                        memory_mb=int(props.total_memory) // _MIB,
+                        cuda_version=str(cuda) if cuda else None,
+                        index=index,
+                    )
+                )
+            return tuple(out)
         except RuntimeError as exc:  # a broken driver: torch raises RuntimeError
             logger.warning("CUDA probe failed (%s); reporting the CPU", exc)
-            return CPU_INFO
+            return (CPU_INFO,)
 
     def free_memory_mb(self) -> int | None:
-        """Free memory on the chosen device now, ``None`` without CUDA."""
+        """Free memory on the first chosen device now, ``None`` without CUDA."""
+        return self.free_memory_mb_of(self.gpu_index)
+
+    def free_memory_mb_of(self, index: int | None) -> int | None:
+        """Free memory on device ``index`` now, ``None`` without CUDA."""
+        if index is None:
+            return None
         torch = self._torch()
         if torch is None:
             return None
         try:
             if not torch.cuda.is_available():
                 return None
-            if self.gpu_index >= int(torch.cuda.device_count()):
+            if index >= int(torch.cuda.device_count()):
                 return None
-            free, _total = torch.cuda.mem_get_info(self.gpu_index)
+            free, _total = torch.cuda.mem_get_info(index)
             return int(free) // _MIB
         except RuntimeError as exc:
             logger.warning("CUDA free-memory query failed: %s", exc)
@@ -271,16 +399,26 @@ class WorkerCapabilities:
     """Everything a worker checks a ``job_request`` against.
 
     Attributes:
-        gpu: The device facts.
+        gpu: The first device (what 0.0.7 peers read as ``gpu_model``).
         supported_models: Model types (``config.model_type``) it accepts.
         supported_job_types: Job types it accepts.
+        gpus: Every device the worker owns, ``gpu`` first (default: ``gpu``).
     """
 
     gpu: GpuInfo
     supported_models: tuple[str, ...] = DEFAULT_SUPPORTED_MODELS
     supported_job_types: tuple[JobType, ...] = DEFAULT_SUPPORTED_JOB_TYPES
+    gpus: tuple[GpuInfo, ...] = ()
+
+    @property
+    def is_cpu(self) -> bool:
+        """Whether the worker has no CUDA device."""
+        return self.gpu.is_cpu
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "gpus", tuple(self.gpus) or (self.gpu,))
+        if self.gpus[0] != self.gpu:
+            raise ValueError("gpus must start with gpu")
         # Accept any iterable (lists from a config file) and store tuples.
         object.__setattr__(self, "supported_models", tuple(self.supported_models))
         object.__setattr__(
@@ -303,8 +441,10 @@ class WorkerCapabilities:
             GpuNotFound: when the probe's device does not exist.
             ValueError: for an unknown job type.
         """
+        gpus = probe_all(probe)
         return cls(
-            gpu=probe.probe(),
+            gpu=gpus[0],
+            gpus=gpus,
             supported_models=tuple(supported_models),
             supported_job_types=tuple(JobType(t) for t in supported_job_types),
         )
@@ -417,6 +557,11 @@ def worker_metadata(
             VERSION_KEY: __version__,
         }
     )
+    if len(capabilities.gpus) > 1 or not gpu.is_cpu:
+        properties["gpus"] = [
+            {"index": g.index, "model": g.model, "memory_mb": g.memory_mb}
+            for g in capabilities.gpus
+        ]
     if worker_name is not None:
         properties["worker_name"] = worker_name
     if extra_properties:

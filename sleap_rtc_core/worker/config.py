@@ -7,8 +7,8 @@ instead of a long command line, by default ``$XDG_CONFIG_HOME/sleap-rtc/worker.t
     server = "wss://signaling.example.org"
     room = "lab-room"
     name = "gpu-box-1"              # shown by `sleap-rtc workers`
-    gpu = 0                         # CUDA device index
-    max_concurrent_jobs = 1
+    gpu = 0                         # CUDA device(s): 0, [0, 1] or "all"
+    # max_concurrent_jobs = 2       # default: one job per GPU
     accept_legacy_clients = true    # false: refuse sleap-rtc 0.0.7 clients
 
     # What FS_WRITE_SLP (labels copies with remapped videos) may write per
@@ -62,6 +62,7 @@ from typing import Any
 import platformdirs
 
 from ..errors import ConfigError
+from .capabilities import GpuSelection, parse_gpu_selection
 from .files.slp_write import SlpWriteQuota
 
 __all__ = [
@@ -254,8 +255,8 @@ class WorkerConfig:
         credential: Where the secret is; ``None`` falls back to the
             ``SLEAP_RTC_*`` secrets or the JWT of ``sleap-rtc login``.
         mounts: Folders jobs may read and write.
-        gpu: CUDA device index.
-        max_concurrent_jobs: Job slots.
+        gpu: The CUDA devices the worker owns (indices, or ``"all"``).
+        max_concurrent_jobs: Job slots; ``None``: one per GPU.
         name: Worker name shown by ``sleap-rtc workers``.
         accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect
             (they cannot check who the worker is).
@@ -268,8 +269,8 @@ class WorkerConfig:
     room: str | None = None
     credential: CredentialSource | None = None
     mounts: tuple[MountConfig, ...] = ()
-    gpu: int = 0
-    max_concurrent_jobs: int = 1
+    gpu: GpuSelection = (0,)
+    max_concurrent_jobs: int | None = None
     name: str | None = None
     accept_legacy_clients: bool = True
     slp_write_quota: SlpWriteQuota = field(default_factory=SlpWriteQuota)
@@ -381,8 +382,12 @@ def _from_mapping(data: Mapping[str, Any], file: Path) -> WorkerConfig:
             path=file,
             key="server",
         )
-    gpu = _int(data, "gpu", file, minimum=0, default=0)
-    jobs = _int(data, "max_concurrent_jobs", file, minimum=1, default=1)
+    gpu = _gpus(data.get("gpu", 0), key="gpu", path=file)
+    jobs = (
+        _int(data, "max_concurrent_jobs", file, minimum=1, default=1)
+        if "max_concurrent_jobs" in data
+        else None
+    )
     legacy = data.get("accept_legacy_clients", True)
     if not isinstance(legacy, bool):
         raise ConfigError(
@@ -453,6 +458,15 @@ def _opt_str(
             key=where or key,
         )
     return value.strip()
+
+
+def _gpus(value: object, *, key: str, path: Path | None = None) -> GpuSelection:
+    try:
+        return parse_gpu_selection(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f'{exc} (give an index, a list of them or "all")', path=path, key=key
+        ) from None
 
 
 def _int(
@@ -581,8 +595,10 @@ def apply_env(
         text = env.get(var, "").strip()
         if not text:
             continue
-        if attr in ("gpu", "max_concurrent_jobs"):
-            minimum = 0 if attr == "gpu" else 1
+        if attr == "gpu":
+            changes[attr] = _gpus(text, key=f"${var}")
+        elif attr == "max_concurrent_jobs":
+            minimum = 1
             try:
                 number = int(text)
             except ValueError:
@@ -633,7 +649,10 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
         value = getattr(args, attr, None)
         if value is not None:
             changes[attr] = str(value)
-    for attr, minimum in (("gpu", 0), ("max_concurrent_jobs", 1)):
+    gpu = getattr(args, "gpu", None)
+    if gpu is not None:
+        changes["gpu"] = _gpus(gpu, key="--gpu")
+    for attr, minimum in (("max_concurrent_jobs", 1),):
         value = getattr(args, attr, None)
         if value is None:
             continue

@@ -50,8 +50,12 @@ class JobHardware:
         return self.gpu_index is None
 
     def env(self) -> dict[str, str]:
-        """Environment for the sleap-nn process: only the job's GPU is visible."""
-        return {"CUDA_VISIBLE_DEVICES": "" if self.is_cpu else str(self.gpu_index)}
+        """Environment for the sleap-nn process: only the job's GPU is visible,
+        numbered as the worker (and ``nvidia-smi``) number them."""
+        return {
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            "CUDA_VISIBLE_DEVICES": "" if self.is_cpu else str(self.gpu_index),
+        }
 
     def train_overrides(self) -> dict[str, object]:
         """sleap-nn overrides that replace the client's accelerator settings.

@@ -76,7 +76,7 @@ from ..protocol.states import (
     WorkerStatus,
     worker_status,
 )
-from .capabilities import WorkerCapabilities
+from .capabilities import GpuFacts, WorkerCapabilities
 
 __all__ = [
     "DEFAULT_RESERVATION_TIMEOUT",
@@ -327,6 +327,7 @@ class JobLedger:
         self._clock = clock
         self._estimator = estimator
         self._free_memory_mb = free_memory_mb
+        self._gpu_facts: dict[int, GpuFacts] = {}
         self._slots: dict[str, Slot] = {}  # job_id -> slot, in insertion order
         self._maintenance = False
         self._published: dict[str, Any] = self.status_properties()
@@ -371,10 +372,27 @@ class JobLedger:
         times = [s.expires_at for s in self._slots.values() if s.expires_at is not None]
         return min(times) if times else None
 
+    def note_gpu_facts(self, facts: Mapping[int, GpuFacts]) -> None:
+        """The GPUs' live facts as just read (published with the status, and
+        what ``min_gpu_memory_mb`` is checked against)."""
+        self._gpu_facts = dict(facts)
+
+    def gpu_free_mb(self, index: int) -> int | None:
+        """Device ``index``'s free memory as last read, ``None`` unknown."""
+        facts = self._gpu_facts.get(index)
+        return None if facts is None else facts.free_mb
+
+    def _most_free_mb(self) -> int | None:
+        """The most free memory on one device now, ``None`` when unknown."""
+        known = [f.free_mb for f in self._gpu_facts.values() if f.free_mb is not None]
+        if known:
+            return max(known)
+        return self._free_memory_mb() if self._free_memory_mb else None
+
     def worker_info(self) -> dict[str, Any]:
         """The ``worker_info`` of an accepting ``job_response``."""
         busy = sum(1 for s in self._slots.values() if _running(s))
-        free_mb = self._free_memory_mb() if self._free_memory_mb else None
+        free_mb = self._most_free_mb()
         gpu = self.capabilities.gpu
         return {
             "gpu_utilization": busy / self.max_concurrent_jobs,
@@ -389,7 +407,22 @@ class JobLedger:
     def _properties(self) -> dict[str, Any]:
         # No job ids: the room would learn what runs here and for how long
         # (the reference publishes ``current_job_id``; PROTOCOL.md A.4).
-        return {"status": self.status.value, "free_slots": self.free_slots}
+        props: dict[str, Any] = {
+            "status": self.status.value,
+            "free_slots": self.free_slots,
+        }
+        if self._gpu_facts:
+            gpus = self.capabilities.gpus
+            facts = [self._gpu_facts.get(g.index or 0, GpuFacts()) for g in gpus]
+            # Rounded, so that noise in the driver's counters is not news.
+            props["gpu_free_mb"] = [
+                None if f.free_mb is None else f.free_mb // 64 * 64 for f in facts
+            ]
+            if any(f.utilization_percent is not None for f in facts):
+                props["gpu_utilization_percent"] = [
+                    f.utilization_percent for f in facts
+                ]
+        return props
 
     def status_properties(self) -> dict[str, Any]:
         """The bookkeeping's metadata properties now (``None`` values left out),
@@ -481,11 +514,19 @@ class JobLedger:
                     RejectReason.INCOMPATIBLE,
                     "requirements.min_gpu_memory_mb must be a number",
                 )
-            if need_mb > caps.gpu.memory_mb:
+            biggest = max(g.memory_mb for g in caps.gpus)
+            if need_mb > biggest:
                 return (
                     RejectReason.INSUFFICIENT_MEMORY,
-                    f"needs {need_mb:g} MB of GPU memory, this worker has "
-                    f"{caps.gpu.memory_mb} MB",
+                    f"needs {need_mb:g} MB of GPU memory, this worker's biggest "
+                    f"GPU has {biggest} MB",
+                )
+            free = self._most_free_mb() if not caps.is_cpu else None
+            if free is not None and need_mb > free:
+                return (
+                    RejectReason.INSUFFICIENT_MEMORY,
+                    f"needs {need_mb:g} MB of GPU memory, {free} MB are free on "
+                    "this worker's GPUs now",
                 )
         model_type = request.config.get("model_type")
         if model_type is not None and model_type not in caps.supported_models:

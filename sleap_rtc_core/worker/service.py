@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..protocol.channel_transfer import FileDownloadRequestMsg
@@ -33,11 +34,13 @@ from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import ChannelAcceptor
 from .agent import SUBMIT_TIMEOUT, SignalingWorker
-from .capabilities import WorkerCapabilities
+from .capabilities import GpuFacts, WorkerCapabilities
 from .files.models import ModelFileServer
 from .files.mounts import MountPolicy
 from .files.service import FsService
 from .files.slp_write import SlpWriteQuota
+from .gpu_facts import read_gpu_facts
+from .gpu_pool import GpuPool
 from .hardware import JobHardware
 from .jobs.service import JobService
 from .room_keys import room_key_cache
@@ -57,8 +60,11 @@ class WorkerService:
         policy: The folders jobs and file checks may touch.
         auth: How channels are authenticated (room secret, authorized keys).
         submit_timeout: Seconds an assigned job waits for ``JOB_SUBMIT``.
-        hardware: Where jobs run (default: the advertised GPU, or the CPU);
-            it overrides the accelerator of every job's config.
+        hardware: Where jobs run (default: a :class:`.gpu_pool.GpuPool` of the
+            advertised GPUs, one job per GPU, or the CPU); it overrides the
+            accelerator and devices of every job's config.
+        gpu_facts: Reads the GPUs' live facts (free memory, utilisation);
+            default :func:`.gpu_facts.read_gpu_facts` for a GPU worker.
         accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect.
         slp_write_quota: What ``FS_WRITE_SLP`` may write per peer and in all
             (default :class:`.files.slp_write.SlpWriteQuota`).
@@ -78,13 +84,19 @@ class WorkerService:
         *,
         auth: ChannelAuth,
         submit_timeout: float = SUBMIT_TIMEOUT,
-        hardware: JobHardware | None = None,
+        hardware: JobHardware | GpuPool | None = None,
+        gpu_facts: Callable[[], Mapping[int, GpuFacts]] | None = None,
         accept_legacy_clients: bool = True,
         slp_write_quota: SlpWriteQuota | None = None,
         **worker_options: Any,
     ) -> None:
         self.policy = policy
         self.fs = FsService(policy, slp_write_quota=slp_write_quota)
+        indices = [g.index for g in capabilities.gpus if g.index is not None]
+        if gpu_facts is None and indices:
+            gpu_facts = functools.partial(read_gpu_facts, indices)
+        # One job per GPU unless configured otherwise.
+        worker_options.setdefault("max_concurrent_jobs", max(1, len(indices)))
         self.worker = SignalingWorker(
             url,
             credentials,
@@ -92,12 +104,13 @@ class WorkerService:
             mounts=policy.entries(),
             submit_timeout=submit_timeout,
             on_cancel=self._cancel,
+            gpu_facts=gpu_facts,
             **worker_options,
         )
         self.jobs = JobService(
             policy,
             on_state_change=self._state,
-            hardware=hardware or JobHardware.for_gpu(capabilities.gpu),
+            hardware=hardware or GpuPool(capabilities.gpus, self._free_mb),
             ledger=self.worker.ledger,
             on_ledger=self.worker.ledger_changed,
         )
@@ -153,6 +166,10 @@ class WorkerService:
     async def wait_closed(self) -> None:
         """Until the signaling side ends for good."""
         await self.worker.wait_closed()
+
+    def _free_mb(self, index: int) -> int | None:
+        """A device's free memory as last read (for the GPU pool)."""
+        return self.worker.ledger.gpu_free_mb(index)
 
     # --- channels
 

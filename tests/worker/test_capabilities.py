@@ -161,7 +161,7 @@ def test_torch_is_not_imported_until_probing() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="gpu index"):
+    with pytest.raises(ValueError, match="GPU index"):
         TorchGpuProbe(-1)
     with pytest.raises(ValueError, match="memory_mb"):
         GpuInfo("X", -1)
@@ -214,6 +214,8 @@ def test_metadata_has_every_documented_key() -> None:
         ],
         # How our clients tell this worker from a sleap-rtc 0.0.7 one.
         "sleap_rtc_version": sleap_rtc_core.__version__,
+        # Every device the worker owns (here one).
+        "gpus": [{"index": 0, "model": "NVIDIA A100-SXM4-40GB", "memory_mb": 40960}],
     }
     validate_metadata(md)
     assert json.loads(json.dumps(md)) == md
@@ -316,3 +318,62 @@ def test_metadata_is_always_valid_json_metadata(
     assert md["properties"]["gpu_memory_mb"] == memory
     assert set(md["properties"]["supported_job_types"]) == {j.value for j in job_types}
     assert len(md["tags"]) == 1 + len(job_types)
+
+
+# ------------------------------------------------------------- several GPUs
+
+THREE = (
+    ("GPU zero", 8 * 1024**3),
+    ("GPU one", 24 * 1024**3),
+    ("GPU two", 24 * 1024**3),
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "selection"),
+    [
+        (0, (0,)),
+        ("2", (2,)),
+        ("0, 2", (0, 2)),
+        ([1, 0], (1, 0)),
+        ("all", "all"),
+        ("ALL", "all"),
+    ],
+)
+def test_gpu_selections(given: object, selection: object) -> None:
+    assert caps.parse_gpu_selection(given) == selection
+
+
+@pytest.mark.parametrize("given", [-1, "x", "0,0", "", [], True, 1.5, "0,-1", "١"])
+def test_bad_gpu_selections(given: object) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (each says why in its own words)
+        caps.parse_gpu_selection(given)
+
+
+def test_a_probe_of_several_gpus_reports_each_in_order() -> None:
+    """A fake torch with three devices (no GPU here: the boundary)."""
+    torch = _fake_torch(devices=THREE)
+    probe = TorchGpuProbe("2,0", import_torch=lambda: torch)
+    gpus = probe.probe_all()
+    assert [(g.index, g.model) for g in gpus] == [(2, "GPU two"), (0, "GPU zero")]
+    every = TorchGpuProbe("all", import_torch=lambda: torch).probe_all()
+    assert [g.index for g in every] == [0, 1, 2]
+    c = WorkerCapabilities.from_probe(probe)
+    assert (c.gpu, c.gpus) == (gpus[0], gpus)
+    assert probe.free_memory_mb_of(1) == 6 * 1024
+    with pytest.raises(GpuNotFound, match="GPU 5"):
+        TorchGpuProbe("0,5", import_torch=lambda: torch).probe_all()
+
+
+def test_the_metadata_lists_every_gpu() -> None:
+    gpus = caps.StatedGpus((StatedGpu("A", 1000), StatedGpu("B", 2000)))
+    md = worker_metadata(WorkerCapabilities.from_probe(gpus), versions={})
+    assert md["properties"]["gpus"] == [
+        {"index": 0, "model": "A", "memory_mb": 1000},
+        {"index": 1, "model": "B", "memory_mb": 2000},
+    ]
+    assert md["properties"]["gpu_model"] == "A"  # what 0.0.7 peers read
+    cpu = worker_metadata(WorkerCapabilities(CPU_INFO), versions={})
+    assert "gpus" not in cpu["properties"]
+    with pytest.raises(ValueError, match="start with gpu"):
+        WorkerCapabilities(CPU_INFO, gpus=gpus.probe_all())

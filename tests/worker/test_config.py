@@ -59,7 +59,7 @@ def test_full_file(tmp_path: Path) -> None:
     assert cfg.server == "wss://signal.lab.example.org"
     assert cfg.room == "lab-room"
     assert cfg.name == "gpu-box-1"
-    assert (cfg.gpu, cfg.max_concurrent_jobs) == (1, 2)
+    assert (cfg.gpu, cfg.max_concurrent_jobs) == ((1,), 2)
     assert cfg.credential == CredentialSource(
         CredentialKind.TOKEN,
         CredentialOrigin.FILE,
@@ -80,7 +80,8 @@ def test_full_file(tmp_path: Path) -> None:
 def test_empty_file_has_defaults(tmp_path: Path) -> None:
     cfg = load_worker_config(write(tmp_path, ""))
     assert cfg == WorkerConfig(source=tmp_path / "worker.toml")
-    assert (cfg.gpu, cfg.max_concurrent_jobs, cfg.mounts) == (0, 1, ())
+    # GPU 0, and one job per GPU unless max_concurrent_jobs says otherwise.
+    assert (cfg.gpu, cfg.max_concurrent_jobs, cfg.mounts) == ((0,), None, ())
 
 
 def test_default_path_is_the_user_config_folder() -> None:
@@ -120,9 +121,11 @@ def test_inline_secret_is_refused(tmp_path: Path, key: str) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "fragment"),
     [
-        ('gpu = "0"\n', "gpu", "expected an integer, got a string"),
-        ("gpu = true\n", "gpu", "expected an integer, got a boolean"),
-        ("gpu = -1\n", "gpu", "at least 0"),
+        ('gpu = "first"\n', "gpu", "a GPU index is a whole number >= 0"),
+        ("gpu = true\n", "gpu", "not a GPU index"),
+        ("gpu = -1\n", "gpu", "whole number >= 0"),
+        ("gpu = [0, 0]\n", "gpu", "listed twice"),
+        ("gpu = []\n", "gpu", "no GPU given"),
         ("max_concurrent_jobs = 0\n", "max_concurrent_jobs", "at least 1"),
         ("max_concurrent_jobs = 1.5\n", "max_concurrent_jobs", "got a number"),
         ("slp_write_bytes_total = -1\n", "slp_write_bytes_total", "at least 0"),
@@ -249,12 +252,13 @@ def test_env_overrides_file(tmp_path: Path) -> None:
     cfg = load_worker_config(write(tmp_path, FULL))
     env = {"SLEAP_RTC_ROOM": "other", "SLEAP_RTC_GPU": "3", "SLEAP_RTC_SERVER": ""}
     merged = apply_env(cfg, env)
-    assert (merged.room, merged.gpu, merged.server) == ("other", 3, cfg.server)
+    assert (merged.room, merged.gpu, merged.server) == ("other", (3,), cfg.server)
     assert apply_env(cfg, {}) is cfg
     with pytest.raises(ConfigError, match=r"\$SLEAP_RTC_MAX_CONCURRENT_JOBS"):
         apply_env(cfg, {"SLEAP_RTC_MAX_CONCURRENT_JOBS": "0"})
-    with pytest.raises(ConfigError, match="expected an integer"):
+    with pytest.raises(ConfigError, match=r"\$SLEAP_RTC_GPU.*whole number"):
         apply_env(cfg, {"SLEAP_RTC_GPU": "x"})
+    assert apply_env(cfg, {"SLEAP_RTC_GPU": "all"}).gpu == "all"
 
 
 def flags(**given: object) -> argparse.Namespace:
@@ -281,7 +285,7 @@ def test_flags_override_file(tmp_path: Path) -> None:
         cfg,
         flags(room="r2", gpu=0, max_concurrent_jobs=4, mount=["/x/y:why", "/z"]),
     )
-    assert (merged.room, merged.gpu, merged.max_concurrent_jobs) == ("r2", 0, 4)
+    assert (merged.room, merged.gpu, merged.max_concurrent_jobs) == ("r2", (0,), 4)
     assert merged.server == cfg.server  # not given: kept
     assert merged.mounts == (
         MountConfig(Path("/x/y"), "why"),
@@ -454,3 +458,15 @@ def test_slp_write_quota_from_the_file_then_the_flags(tmp_path: Path) -> None:
     for bad in (-1, True):
         with pytest.raises(ConfigError, match="--slp-write-files-per-peer"):
             merge_flags(cfg, flags(slp_write_files_per_peer=bad))
+
+
+@pytest.mark.parametrize(
+    ("text", "gpus"),
+    [("gpu = [0, 2]\n", (0, 2)), ('gpu = "all"\n', "all"), ('gpu = "1,3"\n', (1, 3))],
+)
+def test_a_worker_owns_several_gpus_or_all(
+    tmp_path: Path, text: str, gpus: object
+) -> None:
+    path = tmp_path / "worker.toml"
+    path.write_text(text)
+    assert load_worker_config(path).gpu == gpus

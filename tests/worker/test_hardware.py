@@ -12,7 +12,7 @@ from sleap_rtc_core.worker.jobs.sleapnn_cmd import train_argv
 def test_a_cpu_worker_forces_the_cpu() -> None:
     hw = JobHardware.for_gpu(CPU_INFO)
     assert hw.is_cpu
-    assert hw.env() == {"CUDA_VISIBLE_DEVICES": ""}
+    assert hw.env() == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ""}
     assert hw.train_overrides() == {
         "trainer_config.trainer_accelerator": "cpu",
         "trainer_config.trainer_devices": 1,
@@ -24,7 +24,7 @@ def test_a_cpu_worker_forces_the_cpu() -> None:
 def test_a_gpu_worker_pins_the_job_to_its_gpu() -> None:
     # A stated GPU: the boundary a CPU-only machine cannot reach.
     hw = JobHardware.for_gpu(StatedGpu("NVIDIA A40", 46068, "12.8").probe())
-    assert hw.env() == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert hw.env() == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "0"}
     assert hw.train_overrides()["trainer_config.trainer_accelerator"] == "gpu"
     assert hw.track_device() == "cuda"
     assert hw.describe() == "Running on the worker's GPU 0 (NVIDIA A40)"
@@ -40,7 +40,7 @@ def test_the_overrides_replace_what_the_config_says() -> None:
     )
     assert "++trainer_config.trainer_accelerator='gpu'" in argv
     assert "++trainer_config.trainer_devices=1" in argv
-    assert hw.env() == {"CUDA_VISIBLE_DEVICES": "3"}
+    assert hw.env() == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3"}
 
 
 async def test_a_cuda_out_of_memory_is_reported_as_gpu_oom_and_frees_the_slot(

@@ -24,6 +24,7 @@ from sleap_rtc_core.protocol.negotiation import (
 )
 from sleap_rtc_core.protocol.states import JobState, WorkerStatus
 from sleap_rtc_core.worker.capabilities import (
+    GpuFacts,
     GpuInfo,
     StatedGpu,
     WorkerCapabilities,
@@ -913,3 +914,38 @@ SlotsMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None
 )
 test_slots_state_machine = SlotsMachine.TestCase
+
+
+# ------------------------------------------------------------- several GPUs
+
+
+def test_memory_is_checked_against_the_biggest_gpu_and_what_is_free() -> None:
+    small, big = GpuInfo("S", 8000, index=0), GpuInfo("B", 40000, index=1)
+    slots = JobLedger(2, WorkerCapabilities(small, gpus=(small, big)), FakeClock())
+    wants = {"min_gpu_memory_mb": 30000}
+    out = slots.handle_request("c1", _request("j1", requirements=wants))
+    assert _response(out).accepted  # GPU 1 has it, though GPU 0 does not
+    slots.note_gpu_facts({0: GpuFacts(7000, 3), 1: GpuFacts(12000, 90)})
+    out = slots.handle_request("c2", _request("j2", requirements=wants))
+    assert _response(out).reason == "insufficient_memory"
+    assert "12000 MB are free" in _response(out).extra["message"]
+    too_big = {"min_gpu_memory_mb": 50000}
+    out = slots.handle_request("c3", _request("j3", requirements=too_big))
+    assert "biggest GPU has 40000 MB" in _response(out).extra["message"]
+
+
+def test_live_gpu_facts_are_published_rounded() -> None:
+    a, b = GpuInfo("A", 8000, index=0), GpuInfo("B", 8000, index=1)
+    slots = JobLedger(2, WorkerCapabilities(a, gpus=(a, b)), FakeClock())
+    slots.take_patch()
+    slots.note_gpu_facts({0: GpuFacts(7001, 3), 1: GpuFacts(100, None)})
+    assert slots.take_patch() == {
+        "properties": {
+            "gpu_free_mb": [6976, 64],
+            "gpu_utilization_percent": [3, None],
+        }
+    }
+    slots.note_gpu_facts({0: GpuFacts(7010, 3), 1: GpuFacts(101, None)})
+    assert slots.take_patch() is None  # noise below 64 MB is not news
+    assert slots.gpu_free_mb(0) == 7010
+    assert slots.worker_info()["available_memory_mb"] == 7010

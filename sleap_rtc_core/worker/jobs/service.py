@@ -82,6 +82,7 @@ from ...protocol.jobspec import FieldError, SpecErrorCode, TrackJobSpec, spec_fr
 from ...protocol.negotiation import JobType
 from ...protocol.states import JOB_TERMINAL_STATES, JobState
 from ..capabilities import CPU_INFO, WorkerCapabilities
+from ..gpu_pool import GpuPool
 from ..hardware import JobHardware
 from ..ledger import Action, JobLedger, SlotOutcome
 from .outbox import Sink
@@ -131,8 +132,10 @@ class JobService:
             queued per slow channel).
         keep_finished: Finished jobs remembered for ``JOB_ATTACH``.
         on_state_change: Called ``(job_id, JobState)`` on every change.
-        hardware: The device the jobs run on (default the CPU): it decides
-            sleap-nn's accelerator, whatever the client's config says.
+        hardware: Where the jobs run (default the CPU): one device for every
+            job, or the worker's :class:`~..gpu_pool.GpuPool`, which gives
+            each job a GPU of its own. It decides sleap-nn's accelerator and
+            devices, whatever the client's config says.
         ledger: The worker's job ledger, which alone decides whether a job may
             start (default: one of its own with a single slot).
         on_ledger: Hears every change made to ``ledger`` here (the signaling
@@ -155,7 +158,7 @@ class JobService:
         max_buffered: int = 1000,
         keep_finished: int = 32,
         on_state_change: StateCallback | None = None,
-        hardware: JobHardware | None = None,
+        hardware: JobHardware | GpuPool | None = None,
         ledger: JobLedger | None = None,
         on_ledger: LedgerHook | None = None,
     ) -> None:
@@ -174,7 +177,7 @@ class JobService:
             1, WorkerCapabilities(CPU_INFO), time.monotonic
         )
         self._on_ledger = on_ledger
-        self._hardware = hardware or JobHardware()
+        self._hardware: JobHardware | GpuPool = hardware or JobHardware()
         self.on_state_change = on_state_change
         self._runs: dict[str, JobRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -405,7 +408,7 @@ class JobService:
             stop_timeout=self._stop_timeout,
             max_buffered=self._max_buffered,
             on_state=self._notify,
-            hardware=self._hardware,
+            hardware=self._device_for(job_id),
             secret=secret,
         )
         self._runs[job_id] = run
@@ -414,6 +417,11 @@ class JobService:
         task = asyncio.get_running_loop().create_task(run.run(), name=job_id)
         self._tasks[job_id] = task
         task.add_done_callback(functools.partial(self._on_done, job_id))
+
+    def _device_for(self, job_id: str) -> JobHardware:
+        if isinstance(self._hardware, GpuPool):
+            return self._hardware.take(job_id)
+        return self._hardware
 
     def _new_id(self) -> str:
         while True:
@@ -424,6 +432,8 @@ class JobService:
     def _notify(self, job_id: str, state: JobState) -> None:
         logger.debug("= %s %s", job_id, state.value)
         if state in JOB_TERMINAL_STATES:
+            if isinstance(self._hardware, GpuPool):
+                self._hardware.release(job_id)
             self._leave_ledger(job_id, state)
         hook = self.on_state_change
         if hook is None:
