@@ -606,20 +606,16 @@ class RedisBackend:
             client = self._beat_client
             if not self._up or self._stopping or client is None:
                 continue
+            key = self.keys.node(self.node)
+            pipe = client.pipeline(transaction=False)
+            pipe.exists(key)  # not SET ... GET: that needs Redis 6.2
+            pipe.set(key, str(time.time()), px=self._ttl_ms)
             try:
-                old = await wait_for(
-                    client.set(
-                        self.keys.node(self.node),
-                        str(time.time()),
-                        px=self._ttl_ms,
-                        get=True,
-                    ),
-                    interval,
-                )
+                existed, _ = await wait_for(pipe.execute(), interval)
             except Exception as exc:
                 logger.warning("! heartbeat to Redis failed: %r", exc)
                 continue
-            if old is None and self._up and self.router is not None:
+            if not existed and self._up and self.router is not None:
                 logger.warning(
                     "= node %s was presumed dead; announcing again", self.node
                 )
