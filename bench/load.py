@@ -205,6 +205,14 @@ def _p50_p99(lat: list[float]) -> str:
     return f"{pct(lat, 0.5):.2f} / {pct(lat, 0.99):.2f} ms"
 
 
+def _ratio(r: TopologyResult, base: TopologyResult) -> float:
+    """``r``'s delivered/sent over ``base``'s (1.000: loses no more than one
+    process does)."""
+    mine = r.load.delivered / max(r.load.sent, 1)
+    theirs = base.load.delivered / max(base.load.sent, 1)
+    return mine / theirs if theirs else float("nan")
+
+
 def _summary(results: list[TopologyResult], args: argparse.Namespace) -> None:
     print(
         f"\n### Figures ({args.peers:,} peers, {args.rooms} rooms, "
@@ -224,6 +232,17 @@ def _summary(results: list[TopologyResult], args: argparse.Namespace) -> None:
     row(
         "Lost / misrouted / error frames",
         [f"{r.load.lost} / {r.load.misrouted} / {r.load.errors}" for r in results],
+    )
+    row(
+        "Delivered / sent",
+        [f"{r.load.delivered / max(r.load.sent, 1):.2%}" for r in results],
+    )
+    row(
+        "Delivery ratio vs 1 process",
+        [
+            f"{_ratio(r, results[0]):.3f}" if results[0].load.sent else "—"
+            for r in results
+        ],
     )
     row(
         "Latency send → delivery p50 / p99",

@@ -42,6 +42,12 @@ def metrics_json(server: SignalingServer) -> dict[str, Any]:
         },
         "dropped_silent": counters["dropped_silent"],
         "closed_for_abuse": counters["closed_for_abuse"],
+        "remote_lookups": counters["remote_lookups"],
+        "redis": {
+            k.removeprefix("redis_"): v
+            for k, v in counters.items()
+            if k.startswith("redis_")
+        },
         "uptime_seconds": round(time.time() - server.started_at, 3),
     }
 

@@ -8,6 +8,15 @@ checking credentials at ``register``, is handed back to the adapter as a
 :class:`RegisterRequest`, and the adapter calls :meth:`Router.complete_register`
 with the result. Frames that arrive meanwhile wait in order.
 
+With several processes (a replicating backend), two more steps are handed back
+the same way: a ``register`` is answered only once the backend has *committed*
+it (other processes can find the peer: :class:`Commit`, then
+:meth:`Router.committed`), and a frame for a peer this process does not know is
+parked (:mod:`.unresolved`) while the backend looks it up authoritatively
+(``lookup_remote``, answered by :meth:`Router.resolved`). So a peer that has its
+``registered_auth`` is reachable from every process, and a frame is delivered or
+answered with a typed error, never lost to a replica that is a moment behind.
+
 Rules (PROTOCOL.md A.1): a peer id is bound to its socket at ``register``; a
 claimed sender field naming someone else is ``IDENTITY_MISMATCH``; a bad frame is
 answered with a typed error and changes nothing; crossing a limit is a typed error.
@@ -42,8 +51,9 @@ from ..protocol.metadata import (
 )
 from .limits import Limits, TokenBucket
 from .registry import PeerRecord, Registry
+from .unresolved import Unresolved, Waiting
 
-__all__ = ["IdentityLike", "RegisterRequest", "Router", "Session"]
+__all__ = ["Commit", "IdentityLike", "RegisterRequest", "Router", "Session"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +86,10 @@ MAX_HELD_BYTES = 4 << 20
 """Bytes of over-rate frames one connection may have waiting; beyond, it is
 abuse and the connection is closed."""
 
+MAX_OUTBOX = 1024
+"""Frames for a peer whose ``register`` is being committed that may wait for
+its ``registered_auth``; beyond, their senders get ``DELIVERY_FAILED``."""
+
 
 @dataclass(eq=False, slots=True)
 class Session:
@@ -98,6 +112,9 @@ class Session:
             :meth:`Router.replay` once the budget refills, never dropped.
         held_bytes: Their size together (bounded by :data:`MAX_HELD_BYTES`).
         metadata_bucket: Its ``update_metadata`` budget (made at the first).
+        commit: Its ``registered_auth``, held while the backend commits the
+            registration (see :class:`Commit`).
+        outbox: Frames for it that arrived meanwhile, sent after the reply.
     """
 
     send: Callable[[bytes], bool]
@@ -113,6 +130,19 @@ class Session:
     held: deque[str] = field(default_factory=deque)
     held_bytes: int = 0
     metadata_bucket: TokenBucket | None = None
+    commit: bytes | None = None
+    outbox: list[bytes] | None = None
+
+    def push(self, data: bytes) -> bool:
+        """Send a frame, or hold it behind a ``registered_auth`` not yet sent
+        (so a peer never hears from others before its own reply)."""
+        outbox = self.outbox
+        if outbox is None:
+            return self.send(data)
+        if len(outbox) >= MAX_OUTBOX:
+            return False
+        outbox.append(data)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +151,16 @@ class RegisterRequest:
 
     session: Session
     message: sig.Register
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A registration whose ``registered_auth`` waits until the backend has
+    made the peer findable by every process; the adapter awaits that, then
+    calls :meth:`Router.committed`."""
+
+    session: Session
+    record: PeerRecord
 
 
 class Router:
@@ -134,6 +174,16 @@ class Router:
         node: This process's id; peers held by other nodes are remote.
         forward_remote: Deliver a frame to a peer held by another node
             (returns False when it cannot); ``None`` in a single process.
+
+    Attributes:
+        commit_register: Set by a replicating backend: whether a new
+            registration must be committed before its reply (see
+            :class:`Commit`).
+        lookup_remote: Set by a replicating backend: start an authoritative
+            lookup of ``(room_id, peer_id)`` among the other processes, to be
+            answered with :meth:`resolved`; False when none can be asked (the
+            peer is then absent, as in a single process).
+        unresolved: Frames parked while their target is looked up.
     """
 
     def __init__(
@@ -158,6 +208,9 @@ class Router:
         self.on_change: Callable[[str, PeerRecord], None] | None = None
         """Called with ("join"|"update"|"leave", record) after each local change,
         for a replicating backend."""
+        self.commit_register: Callable[[PeerRecord], bool] | None = None
+        self.lookup_remote: Callable[[str, str], bool] | None = None
+        self.unresolved = Unresolved()
 
     # --- connections
 
@@ -309,13 +362,15 @@ class Router:
         self,
         request: RegisterRequest,
         result: IdentityLike | SleapRTCError,
-    ) -> RegisterRequest | None:
+    ) -> RegisterRequest | Commit | None:
         """Finish a ``register`` once its credentials were checked.
 
-        Replays the frames that waited meanwhile.
+        Replays the frames that waited meanwhile (after the commit, when the
+        registration needs one).
 
         Returns:
-            The next :class:`RegisterRequest` found among them, if any.
+            A :class:`Commit` when the reply waits for the backend, else the
+            next :class:`RegisterRequest` found among the replayed frames.
         """
         session = request.session
         if not session.closed:
@@ -327,6 +382,27 @@ class Router:
                 self._reply_error(
                     session, exc, reason=True, request_id=request.message.request_id
                 )
+        if session.commit is not None and session.peer is not None:
+            return Commit(session, session.peer)
+        return self._replay_pending(session)
+
+    def committed(self, commit: Commit) -> RegisterRequest | None:
+        """Send a committed registration's reply, then what waited for it.
+
+        Returns:
+            The next :class:`RegisterRequest` found among the waiting frames.
+        """
+        session = commit.session
+        reply, session.commit = session.commit, None
+        outbox, session.outbox = session.outbox or [], None
+        if reply is not None and not session.closed:
+            session.send(reply)
+            for data in outbox:
+                session.send(data)
+        return self._replay_pending(session)
+
+    def _replay_pending(self, session: Session) -> RegisterRequest | None:
+        """Handle the frames that waited for a ``register``, in order."""
         pending, session.pending = session.pending or deque(), None
         while pending and not session.closed:
             nxt = self._dispatch(session, pending.popleft())
@@ -416,7 +492,11 @@ class Router:
             mesh_ice_servers=self.ice_servers,
             request_id=msg.request_id,
         )
-        self._send(session, reply)
+        if self.commit_register is not None and self.commit_register(rec):
+            session.commit = encode(reply).encode()
+            session.outbox = session.outbox or []
+        else:
+            self._send(session, reply)
         self.counters["total_connections"] += 1
         logger.debug("= %s registered in %s as %s", peer_id, room_id, msg.role)
         joined = dumps_bytes(
@@ -446,25 +526,123 @@ class Router:
             )
         return rec
 
-    def _target(self, rec: PeerRecord, target: str, code: ErrorCode) -> PeerRecord:
-        found = self.registry.get(rec.room_id, target)
-        if found is None:
-            raise SignalingError(f"peer {target!r} is not in this room", code=code)
-        return found
+    def _route(
+        self,
+        session: Session,
+        rec: PeerRecord,
+        target_id: str,
+        data: bytes,
+        miss: ErrorCode | Callable[[], None],
+        request_id: str | None = None,
+    ) -> None:
+        """Deliver ``data`` to ``target_id`` in the sender's room.
+
+        A target unknown here is looked up among the other processes (the
+        frame parks until the answer); while a lookup is in flight, later
+        frames for that target park behind it, so none overtakes another.
+        ``miss`` is the error code (or the reply) for an absent target.
+        """
+        key = (rec.room_id, target_id)
+        unresolved = self.unresolved
+        if unresolved and key in unresolved:
+            self._park(session, key, data, miss, request_id)
+            return
+        target = self.registry.get(rec.room_id, target_id)
+        if target is not None:
+            self._deliver(target, data)
+            return
+        if self.lookup_remote is not None:
+            self._park(session, key, data, miss, request_id)
+            if self.lookup_remote(*key):
+                self.counters["remote_lookups"] += 1
+                return
+            unresolved.take(key)  # nobody else to ask: absent
+        if callable(miss):
+            miss()
+            return
+        raise SignalingError(f"peer {target_id!r} is not in this room", code=miss)
+
+    def _park(
+        self,
+        session: Session,
+        key: tuple[str, str],
+        data: bytes,
+        miss: ErrorCode | Callable[[], None],
+        request_id: str | None,
+    ) -> None:
+        if callable(miss):
+            answer = miss
+        else:
+            error = SignalingError(f"peer {key[1]!r} is not in this room", code=miss)
+
+            def answer() -> None:
+                self._reply_error(session, error, request_id=request_id)
+
+        if not self.unresolved.park(key, Waiting(session, data, answer, request_id)):
+            self._limit(session, "lookups")
+            raise SignalingError(
+                f"too many frames waiting for peer {key[1]!r} to be found",
+                code=ErrorCode.DELIVERY_FAILED,
+            )
+
+    def resolved(
+        self,
+        room_id: str,
+        peer_id: str,
+        found: PeerRecord | None,
+        *,
+        failed: bool = False,
+    ) -> None:
+        """Answer a ``lookup_remote``: deliver the parked frames in order.
+
+        Args:
+            room_id: The target's room.
+            peer_id: The target.
+            found: Its record in the shared directory (held by another
+                process), or ``None`` when it is nowhere.
+            failed: The lookup could not be made (Redis lost): each sender
+                gets ``DELIVERY_FAILED``.
+        """
+        waiting = self.unresolved.take((room_id, peer_id))
+        target = self.registry.get(room_id, peer_id) or found
+        for entry in waiting:
+            session = entry.session
+            assert isinstance(session, Session)
+            if session.closed:
+                continue
+            try:
+                if failed:
+                    raise SignalingError(
+                        f"could not look up peer {peer_id!r}",
+                        code=ErrorCode.DELIVERY_FAILED,
+                    )
+                if target is None:
+                    entry.miss()
+                else:
+                    self._deliver(target, entry.data)
+            except SleapRTCError as exc:
+                self._reply_error(session, exc, request_id=entry.request_id)
 
     def _peer_message(self, session: Session, msg: sig.PeerMessage, text: str) -> None:
         rec = self._require_peer(session, msg.from_peer_id)
-        target = self._target(rec, msg.to_peer_id, ErrorCode.PEER_NOT_IN_ROOM)
         # The frame holds exactly the delivered fields: forward it untouched.
-        self._deliver(target, text.encode())
+        self._route(
+            session,
+            rec,
+            msg.to_peer_id,
+            text.encode(),
+            ErrorCode.PEER_NOT_IN_ROOM,
+            _request_id(msg),
+        )
 
     def _relay_sdp(
         self, session: Session, msg: sig.Offer | sig.Answer | sig.Candidate, text: str
     ) -> None:
         rec = self._require_peer(session, msg.sender)
-        target = self._target(rec, msg.target, ErrorCode.PEER_NOT_FOUND)
         data = text.encode() if msg.sender is not None else _with_sender(msg, rec)
-        self._deliver(target, data)
+        self._route(
+            session, rec, msg.target, data, ErrorCode.PEER_NOT_FOUND, _request_id(msg)
+        )
 
     def _relay_mesh(
         self,
@@ -478,8 +656,8 @@ class Router:
                 f"{msg.TYPE.value}: missing field 'target_peer_id'",
                 code=ErrorCode.INVALID_MESSAGE,
             )
-        target = self.registry.get(rec.room_id, target_id)
-        if target is None:
+
+        def missing() -> None:
             if isinstance(msg, sig.IceCandidate):
                 return  # the reference ignores these silently
             self._send(
@@ -492,7 +670,7 @@ class Router:
                 ),
             )
             self.errors[ErrorCode.PEER_NOT_FOUND.value] += 1
-            return
+
         out: sig.Message
         if isinstance(msg, sig.MeshConnect):
             out = sig.MeshOffer(from_peer_id=rec.peer_id, offer=msg.offer)
@@ -500,16 +678,15 @@ class Router:
             out = sig.MeshAnswer(from_peer_id=rec.peer_id, answer=msg.answer)
         else:
             out = sig.IceCandidate(from_peer_id=rec.peer_id, candidate=msg.candidate)
-        self._deliver(target, encode(out).encode())
+        self._route(session, rec, target_id, encode(out).encode(), missing)
 
     def _relay_error(self, session: Session, msg: sig.ErrorMessage, text: str) -> None:
         if msg.target is None:
             logger.debug("! peer sent an error without target: %s", msg.message)
             return
         rec = self._require_peer(session, msg.sender)
-        target = self._target(rec, msg.target, ErrorCode.PEER_NOT_FOUND)
         data = text.encode() if msg.sender is not None else _with_sender(msg, rec)
-        self._deliver(target, data)
+        self._route(session, rec, msg.target, data, ErrorCode.PEER_NOT_FOUND)
 
     def _discover(self, session: Session, msg: sig.DiscoverPeers) -> None:
         rec = self._require_peer(session, msg.from_peer_id)
@@ -519,7 +696,7 @@ class Router:
         if msg.request_id is not None:
             head += b',"request_id":' + dumps_bytes(msg.request_id)
         body = b",".join(p.public_json for p in found)
-        session.send(b'%s,"peers":[%s],"count":%d}' % (head, body, len(found)))
+        session.push(b'%s,"peers":[%s],"count":%d}' % (head, body, len(found)))
         self.counters["discoveries"] += 1
 
     def _update_metadata(self, session: Session, msg: sig.UpdateMetadata) -> None:
@@ -592,7 +769,7 @@ class Router:
 
     def _deliver(self, target: PeerRecord, data: bytes) -> None:
         if isinstance(target.conn, Session):
-            ok = target.conn.send(data)
+            ok = target.conn.push(data)
         elif self.forward_remote is not None and target.node != self.node:
             ok = self.forward_remote(target, data)
         else:
@@ -609,12 +786,12 @@ class Router:
         rec = self.registry.get(room_id, peer_id)
         if rec is None or not isinstance(rec.conn, Session):
             return False
-        return rec.conn.send(data)
+        return rec.conn.push(data)
 
     def _broadcast(self, room_id: str, data: bytes, exclude: str | None = None) -> None:
         for rec in self.registry.peers(room_id):
             if rec.peer_id != exclude and isinstance(rec.conn, Session):
-                rec.conn.send(data)
+                rec.conn.push(data)
 
     def broadcast_local(self, room_id: str, data: bytes, exclude: str | None) -> None:
         """Send a room event (from another node) to this node's peers of a room."""
@@ -628,7 +805,7 @@ class Router:
             self.on_change("leave", rec)
 
     def _send(self, session: Session, msg: sig.Message) -> None:
-        session.send(encode(msg).encode())
+        session.push(encode(msg).encode())
 
     def _error(self, session: Session, code: ErrorCode, message: str) -> None:
         self._reply_error(session, SignalingError(message, code=code))

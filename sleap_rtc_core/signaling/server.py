@@ -44,7 +44,8 @@ from .http.wire import (
 )
 from .limits import Limits
 from .metrics import metrics_json, metrics_prometheus
-from .router import CLOSE_POLICY, RegisterRequest, Router, Session
+from .registry import PeerRecord
+from .router import CLOSE_POLICY, Commit, RegisterRequest, Router, Session
 
 __all__ = [
     "Authenticator",
@@ -77,6 +78,11 @@ class Backend(Protocol):
 
     async def start(self, router: Router) -> None: ...
     async def stop(self) -> None: ...
+
+    async def commit(self, record: PeerRecord) -> None:
+        """Return once every process can find ``record`` (bounded; never raises),
+        so that its ``registered_auth`` goes out only then."""
+        ...
 
 
 @dataclass(slots=True)
@@ -255,16 +261,22 @@ class SignalingServer:
     # --- register
 
     async def authenticate(self, request: RegisterRequest) -> None:
-        """Check a ``register``'s credentials off the loop, then complete it."""
-        next_request: RegisterRequest | None = request
-        while next_request is not None:
+        """Check a ``register``'s credentials off the loop, then complete it
+        (after the backend committed it, when the router asks for that)."""
+        step: RegisterRequest | Commit | None = request
+        while step is not None:
+            if isinstance(step, Commit):
+                if self.backend is not None:
+                    await self.backend.commit(step.record)
+                step = self.router.committed(step)
+                continue
             try:
                 result = await asyncio.to_thread(
-                    self.authenticator.authenticate, next_request.message
+                    self.authenticator.authenticate, step.message
                 )
             except SleapRTCError as exc:
                 result = exc
-            next_request = self.router.complete_register(next_request, result)
+            step = self.router.complete_register(step, result)
 
     # --- HTTP
 

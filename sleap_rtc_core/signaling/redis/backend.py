@@ -10,11 +10,19 @@ replica of every process's peers:
   (``peer_joined`` / ``peer_updated`` / ``peer_left``).
 * A frame for a peer held by another process (the router's ``forward_remote``) is
   published, untouched, on that process's own channel (one per process, whatever
-  the message type); the process reads it and hands it to its peer.
-* Every ``refresh_interval`` the process renews the expiry of its peers' hashes
-  and of its own liveness key, and drops the peers of processes whose liveness
-  key has expired: a crashed process's peers vanish within ``ttl`` plus one
-  refresh interval. A process that stops cleanly announces it at once.
+  the message type); the process reads it and hands it to its peer. Frames
+  queued together for one process go as one message.
+* Delivery does not depend on how far behind the replica is: a ``register`` is
+  answered only after its hash is in Redis (:meth:`RedisBackend.commit`), and a
+  frame for a peer this process does not know yet is parked by the router while
+  the hash is looked up (the router's ``lookup_remote``), then delivered to the
+  process named there or answered with the router's typed "not found".
+* Every ``refresh_interval`` a heartbeat task, on a connection of its own,
+  renews this process's liveness key (and, if it finds the key had vanished,
+  announces its peers again); a refresh task renews the peers' hashes and drops
+  the peers of processes whose liveness key has expired: a crashed process's
+  peers vanish within ``ttl`` plus one refresh interval. A process that stops
+  cleanly announces it at once.
 
 Failure handling: Redis unreachable at :meth:`RedisBackend.start` raises
 :class:`RedisUnavailable` naming the URL. Redis lost while running is logged; the
@@ -23,9 +31,10 @@ keeps routing between its own peers, and reconnects with exponential backoff and
 jitter. When Redis is back it re-publishes its own peers and reloads everyone
 else's. Nothing here raises into the router: its callbacks only queue work.
 
-Tasks: one reads the pub/sub connection (and reconnects), one writes queued
-changes in pipelined batches (so they reach Redis in order), one refreshes
-expiries. All three belong to the backend and are cancelled by :meth:`stop`.
+Tasks: one reads the pub/sub connection (and reconnects) and applies what it
+finds in batches, one writes queued changes and frames in pipelined batches (so
+they reach Redis in order), one looks peers up, one beats, one refreshes
+expiries. All belong to the backend and are cancelled by :meth:`stop`.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -53,11 +63,14 @@ from .config import RedisConfig, RedisUnavailable, redact_url
 from .replica import Replica
 from .wire import (
     DELETE_SCRIPT,
+    LOOKUP_SCRIPT,
+    MAX_FRAMES_BYTES,
     PUT_SCRIPT,
     Keys,
     Kind,
     decode_record,
     encode_record,
+    join_frames,
     join_message,
 )
 
@@ -71,9 +84,64 @@ _ERRORS = (RedisError, OSError, TimeoutError)
 Op = Callable[[Any], Any]
 """A queued write: adds its commands to a pipeline."""
 
+WRITE_BATCH = 1024
+"""Queued writes sent in one pipeline round trip at most."""
+
+READ_BATCH = 512
+"""Pub/sub messages applied per wake-up of the reader at most."""
+
+LOOKUP_BATCH = 256
+"""Peer lookups sent in one pipeline round trip at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A queued frame for a peer held by the process reading ``channel``."""
+
+    channel: str
+    room_id: str
+    peer_id: str
+    data: bytes
+
+
+_Item = Op | _Frame | asyncio.Future[None]
+"""What the writer's queue holds: a write, a frame, or a barrier (a future set
+once everything queued before it has reached Redis)."""
+
 
 def _noop(pipe: Any) -> None:
     """A queued write that writes nothing (wakes the writer)."""
+
+
+def _fill(pipe: Any, batch: list[_Item]) -> int:
+    """Add ``batch`` to ``pipe`` in order, one message per run of frames for one
+    process; the number of commands added."""
+    commands = 0
+    run: dict[str, list[tuple[str, str, bytes]]] = {}
+    run_bytes = 0
+
+    def flush() -> None:
+        nonlocal commands, run_bytes
+        for channel, frames in run.items():
+            pipe.publish(channel, join_frames(frames))
+            commands += 1
+        run.clear()
+        run_bytes = 0
+
+    for item in batch:
+        if isinstance(item, _Frame):
+            if run_bytes + len(item.data) > MAX_FRAMES_BYTES:
+                flush()
+            run.setdefault(item.channel, []).append(
+                (item.room_id, item.peer_id, item.data)
+            )
+            run_bytes += len(item.data)
+        elif callable(item) and item is not _noop:
+            flush()  # a change keeps its place among the frames
+            item(pipe)
+            commands += 1
+    flush()
+    return commands
 
 
 def _default_node() -> str:
@@ -99,8 +167,10 @@ class RedisBackend:
         self._replica: Replica | None = None
         self.url = redact_url(config.url)
         self._client: aioredis.Redis | None = None
+        self._beat_client: aioredis.Redis | None = None
         self._pubsub: Any = None
-        self._queue: asyncio.Queue[Op] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._lookups: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._up = False
         self._stopping = False
@@ -135,29 +205,42 @@ class RedisBackend:
             router, self.node, lambda rec: self._put(rec, Kind.JOIN)
         )
         router.node = self.node
-        router.forward_remote = self._forward
-        router.on_change = self._on_change
+        self._wire(router, on=True)
         try:
-            self._client = aioredis.Redis.from_url(
-                self.config.url,
-                socket_timeout=self.config.connect_timeout,
-                socket_connect_timeout=self.config.connect_timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            self._client = self._new_client()
+            # Heartbeats never queue behind bulk traffic: their own connection.
+            self._beat_client = self._new_client(single_connection_client=True)
             await wait_for(self._connect(), self.config.connect_timeout)
         except (*_ERRORS, ValueError) as exc:
             await self._close_client()
-            router.forward_remote = None
-            router.on_change = None
+            self._wire(router, on=False)
             raise RedisUnavailable(
                 f"cannot use Redis at {self.url}: {exc or type(exc).__name__}"
             ) from exc
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="redis-reader"),
             asyncio.create_task(self._write_loop(), name="redis-writer"),
+            asyncio.create_task(self._lookup_loop(), name="redis-lookups"),
+            asyncio.create_task(self._heartbeat_loop(), name="redis-heartbeat"),
             asyncio.create_task(self._refresh_loop(), name="redis-refresh"),
         ]
         logger.info("= node %s joined Redis at %s", self.node, self.url)
+
+    def _new_client(self, **kwargs: Any) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            self.config.url,
+            socket_timeout=self.config.connect_timeout,
+            socket_connect_timeout=self.config.connect_timeout,
+            retry=Retry(NoBackoff(), 0),
+            **kwargs,
+        )
+
+    def _wire(self, router: Router, *, on: bool) -> None:
+        """Install (or remove) this backend's callbacks on the router."""
+        router.forward_remote = self._forward if on else None
+        router.on_change = self._on_change if on else None
+        router.commit_register = self._must_commit if on else None
+        router.lookup_remote = self._lookup if on else None
 
     async def stop(self) -> None:
         """Withdraw this process's peers, stop the tasks, close the connections."""
@@ -167,13 +250,34 @@ class RedisBackend:
         if self._up and self._client is not None and self._replica is not None:
             with contextlib.suppress(*_ERRORS):
                 await wait_for(self._withdraw(), self.config.connect_timeout)
-        self._up = False
+        self._set_down()
         await self._cancel_tasks()
+        self._set_down()  # what the tasks left
         await self._close_pubsub()
         await self._close_client()
         if self.router is not None:
-            self.router.forward_remote = None
-            self.router.on_change = None
+            self._wire(self.router, on=False)
+            for room_id, peer_id in self.router.unresolved.targets():
+                self.router.resolved(room_id, peer_id, None, failed=True)
+
+    async def commit(self, record: PeerRecord) -> None:
+        """Return once ``record``'s registration is in Redis (or cannot be),
+        so that every process can find the peer once it has its reply.
+
+        A barrier queued behind the registration's write: writes reach Redis
+        in order, so the barrier's batch is acknowledged after that write.
+        Bounded by ``connect_timeout``; never raises.
+        """
+        if not self._up or self._stopping:
+            return
+        barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(barrier)
+        try:
+            await wait_for(barrier, self.config.connect_timeout)
+        except TimeoutError:
+            logger.warning(
+                "! registration of %s not confirmed by Redis", record.peer_id
+            )
 
     async def _cancel_tasks(self) -> None:
         # A cancellation can be lost inside redis-py on Python 3.11 (its
@@ -187,6 +291,7 @@ class RedisBackend:
             for task in pending:
                 task.cancel()
             self._queue.put_nowait(_noop)
+            self._lookups.put_nowait(None)
             await asyncio.wait(pending, timeout=0.25)
         else:
             logger.error("! Redis backend tasks did not stop: %s", pending)
@@ -215,10 +320,11 @@ class RedisBackend:
                 await pubsub.aclose()
 
     async def _close_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(*_ERRORS):
-                await client.aclose()
+        for client in (self._client, self._beat_client):
+            if client is not None:
+                with contextlib.suppress(*_ERRORS):
+                    await client.aclose()
+        self._client = self._beat_client = None
 
     # --- connecting and rebuilding
 
@@ -294,8 +400,19 @@ class RedisBackend:
         if not self._up or self._queue.qsize() >= self.config.max_pending:
             return False
         channel = self.keys.inbox(target.node)
-        message = join_message([Kind.FRAME, target.room_id, target.peer_id], data)
-        self._queue.put_nowait(lambda pipe: pipe.publish(channel, message))
+        self._queue.put_nowait(_Frame(channel, target.room_id, target.peer_id, data))
+        return True
+
+    def _must_commit(self, rec: PeerRecord) -> bool:
+        """A registration is answered after its write only while Redis is up
+        (down, this process serves its own peers alone)."""
+        return self._up
+
+    def _lookup(self, room_id: str, peer_id: str) -> bool:
+        """Queue an authoritative lookup (the router bounds how many wait)."""
+        if not self._up:
+            return False
+        self._lookups.put_nowait((room_id, peer_id))
         return True
 
     def _put(self, rec: PeerRecord, kind: Kind) -> None:
@@ -352,22 +469,40 @@ class RedisBackend:
         loop = asyncio.get_running_loop()
         next_reload = loop.time() + self.config.resync_interval
         wait = min(1.0, self.config.refresh)
+        conn = pubsub.connection
+        # Whether a reply has (begun to) arrive, without reading it (redis-py 8
+        # renamed can_read_destructive, which redis-py 5 has).
+        has_data = getattr(conn, "can_read", None) or conn.can_read_destructive
         while not self._stopping:
             msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-            if msg is not None and msg.get("type") == "message":
-                try:
-                    self.replica.apply(msg["data"])
-                except Exception:
-                    logger.exception("! could not apply a message from Redis")
+            # Drain what has arrived already before looking at the clock.
+            for _ in range(READ_BATCH):
+                if msg is not None and msg.get("type") == "message":
+                    try:
+                        self.replica.apply(msg["data"])
+                    except Exception:
+                        logger.exception("! could not apply a message from Redis")
+                if not await has_data():
+                    break
+                msg = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=wait
+                )
             if loop.time() >= next_reload:
                 await self._reload()
                 next_reload = loop.time() + self.config.resync_interval
 
     def _set_down(self) -> None:
-        """Stop queueing writes and discard the queued ones (rebuilt on return)."""
+        """Stop queueing writes and discard the queued ones (rebuilt on return);
+        release the registrations and lookups that waited for them."""
         self._up = False
         while not self._queue.empty():
-            self._queue.get_nowait()
+            item = self._queue.get_nowait()
+            if isinstance(item, asyncio.Future) and not item.done():
+                item.set_result(None)
+        while not self._lookups.empty():
+            key = self._lookups.get_nowait()
+            if key is not None and self.router is not None:
+                self.router.resolved(*key, None, failed=True)
 
     async def _lost(self) -> None:
         """Redis is gone: forget remote peers and queued writes; keep local ones."""
@@ -379,24 +514,114 @@ class RedisBackend:
         self.replica.drop_all()
 
     async def _write_loop(self) -> None:
-        """Send queued writes in order, in pipelined batches."""
+        """Send queued writes in order, in pipelined batches (what queued while
+        one round trip was out goes in the next); release barriers after."""
         while not self._stopping:
             batch = [await self._queue.get()]
-            while len(batch) < 512 and not self._queue.empty():
+            while len(batch) < WRITE_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            if not self._up or self._client is None or batch == [_noop]:
-                continue
-            pipe = self._client.pipeline(transaction=False)
-            for op in batch:
-                op(pipe)
             try:
-                results = await pipe.execute(raise_on_error=False)
-            except Exception as exc:
-                logger.warning("! %d writes to Redis lost: %r", len(batch), exc)
+                await self._write(batch)
+            finally:
+                for item in batch:
+                    if isinstance(item, asyncio.Future) and not item.done():
+                        item.set_result(None)
+
+    async def _write(self, batch: list[_Item]) -> None:
+        if not self._up or self._client is None:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        if not _fill(pipe, batch):
+            return
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            logger.warning("! %d writes to Redis lost: %r", len(batch), exc)
+            return
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("! a write to Redis failed: %s", result)
+
+    async def _lookup_loop(self) -> None:
+        """Look peers up in Redis, batched, and hand the answers to the router."""
+        while not self._stopping:
+            first = await self._lookups.get()
+            batch = [first] if first is not None else []
+            while len(batch) < LOOKUP_BATCH and not self._lookups.empty():
+                key = self._lookups.get_nowait()
+                if key is not None:
+                    batch.append(key)
+            if batch:
+                await self._look_up(batch)
+
+    async def _look_up(self, batch: list[tuple[str, str]]) -> None:
+        router = self.router
+        assert router is not None
+        results: list[Any] = []
+        try:
+            if not self._up or self._client is None:
+                raise ConnectionError("Redis is not connected")
+            pipe = self._client.pipeline(transaction=False)
+            for room_id, peer_id in batch:
+                key = self.keys.peer(room_id, peer_id)
+                pipe.eval(LOOKUP_SCRIPT, 1, key, self.keys.node_prefix)
+            results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            logger.warning("! could not look up %d peers in Redis: %r", len(batch), exc)
+            results = [exc] * len(batch)
+        for (room_id, peer_id), raw in zip(batch, results, strict=True):
+            if isinstance(raw, Exception):
+                router.resolved(room_id, peer_id, None, failed=True)
                 continue
-            for result in results:
-                if isinstance(result, Exception):
-                    logger.warning("! a write to Redis failed: %s", result)
+            found: PeerRecord | None = None
+            if raw is not None:
+                try:
+                    found = decode_record(raw)
+                except ValueError as exc:
+                    logger.warning("! bad peer record in Redis: %s", exc)
+            if found is not None and found.node == self.node:
+                found = None  # ours, and gone from here: stale
+            router.counters["redis_lookups"] += 1
+            if found is None:
+                router.counters["redis_lookups_absent"] += 1
+            router.resolved(room_id, peer_id, found)
+
+    async def _heartbeat_loop(self) -> None:
+        """Renew this node's liveness key on time, whatever the traffic.
+
+        Its own task and connection, on a fixed schedule (a late beat does not
+        push the next ones back). A key that had vanished (this process was
+        presumed dead: a stall, or Redis restarted) means the others dropped
+        its peers: they are announced again.
+        """
+        loop = asyncio.get_running_loop()
+        interval = self.config.refresh
+        due = loop.time()
+        while not self._stopping:
+            due += interval
+            now = loop.time()
+            if due < now:
+                due = now  # fell behind: beat now, do not burst
+            await asyncio.sleep(due - now)
+            client = self._beat_client
+            if not self._up or self._stopping or client is None:
+                continue
+            key = self.keys.node(self.node)
+            pipe = client.pipeline(transaction=False)
+            pipe.exists(key)  # not SET ... GET: that needs Redis 6.2
+            pipe.set(key, str(time.time()), px=self._ttl_ms)
+            try:
+                existed, _ = await wait_for(pipe.execute(), interval)
+            except Exception as exc:
+                logger.warning("! heartbeat to Redis failed: %r", exc)
+                continue
+            if not existed and self._up and self.router is not None:
+                logger.warning(
+                    "= node %s was presumed dead; announcing again", self.node
+                )
+                self.router.counters["redis_rejoined"] += 1
+                for rec in self.replica.local_records():
+                    self._put(rec, Kind.JOIN)
 
     async def _refresh_loop(self) -> None:
         """Renew this node's expiries; drop the peers of nodes that expired."""
@@ -413,11 +638,10 @@ class RedisBackend:
         assert self._client is not None
         local = self.replica.local_records()
         pipe = self._client.pipeline(transaction=False)
-        pipe.set(self.keys.node(self.node), str(time.time()), px=self._ttl_ms)
         for rec in local:
             pipe.pexpire(self.keys.peer(rec.room_id, rec.peer_id), self._ttl_ms)
-        results = await pipe.execute()
-        for rec, renewed in zip(local, results[1:], strict=True):
+        results = await pipe.execute() if local else []
+        for rec, renewed in zip(local, results, strict=True):
             if not renewed and self.replica.is_current(rec) and self._up:
                 self._put(rec, Kind.JOIN)  # lost from Redis: write it again
         nodes = sorted({rec.node for rec in self.replica.remote_records()})
@@ -425,4 +649,6 @@ class RedisBackend:
         for node in nodes:
             if node not in alive:
                 logger.warning("= node %s expired; dropping its peers", node)
+                if self.router is not None:
+                    self.router.counters["redis_nodes_expired"] += 1
                 self.replica.drop_node(node)

@@ -17,7 +17,7 @@ from typing import Any
 from ...protocol.json_text import dumps_bytes
 from ..registry import PeerRecord
 from ..router import CLOSE_REPLACED, Router, Session
-from .wire import Kind, decode_record, split_message
+from .wire import Kind, decode_record, split_frames, split_message
 
 __all__ = ["Replica"]
 
@@ -70,8 +70,11 @@ class Replica:
         header, body = split_message(data)
         kind = header[0]
         if kind == Kind.FRAME and len(header) == 3:
-            if not self.router.deliver_local(str(header[1]), str(header[2]), body):
-                logger.debug("! relayed frame for %s: not here", header[2])
+            self._deliver(str(header[1]), str(header[2]), body)
+            return
+        if kind == Kind.FRAMES:
+            for room_id, peer_id, frame in split_frames(header, body):
+                self._deliver(room_id, peer_id, frame)
             return
         node = str(header[1]) if len(header) > 1 else ""
         if node == self.node:
@@ -86,6 +89,11 @@ class Replica:
             self.drop_node(node)
         else:
             raise ValueError(f"unknown message from Redis: {header!r}")
+
+    def _deliver(self, room_id: str, peer_id: str, frame: bytes) -> None:
+        if not self.router.deliver_local(room_id, peer_id, frame):
+            self.router.counters["redis_relayed_not_here"] += 1
+            logger.debug("! relayed frame for %s: not here", peer_id)
 
     def upsert(self, rec: PeerRecord, kind: Kind = Kind.JOIN) -> None:
         """Add or refresh a remote peer and tell this node's peers of its room."""

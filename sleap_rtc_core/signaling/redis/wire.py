@@ -15,7 +15,14 @@ without a server. The layout, for a key prefix ``P``:
 
 A message on either channel is a JSON header (a list whose first item is the
 kind) and a body, joined by a newline: a JSON string never holds a raw newline,
-and a relayed frame travels as the body without being re-encoded.
+and a relayed frame travels as the body without being re-encoded. Frames queued
+together for one process travel as one message (``frames``: their targets and
+lengths in the header, the frames back to back in the body), so that a busy
+process costs Redis and its reader one message per batch, not per frame.
+
+A process looks up a peer it does not know yet in Redis itself
+(:data:`LOOKUP_SCRIPT`): the hash is written before the peer's
+``registered_auth`` is sent, so a peer that has its reply can be found.
 
 Writes that may race with another process go through Lua scripts: a process
 only overwrites a peer held by another process when its registration is newer
@@ -34,14 +41,21 @@ from ..registry import PeerRecord
 
 __all__ = [
     "DELETE_SCRIPT",
+    "LOOKUP_SCRIPT",
+    "MAX_FRAMES_BYTES",
     "PUT_SCRIPT",
     "Keys",
     "Kind",
     "decode_record",
     "encode_record",
+    "join_frames",
     "join_message",
+    "split_frames",
     "split_message",
 ]
+
+MAX_FRAMES_BYTES = 1 << 20
+"""Bytes of frames one ``frames`` message carries at most (more go in another)."""
 
 
 class Kind(StrEnum):
@@ -49,6 +63,9 @@ class Kind(StrEnum):
 
     FRAME = "frame"
     """``[frame, room_id, peer_id]`` + the frame to deliver (inbox)."""
+    FRAMES = "frames"
+    """``[frames, [[room_id, peer_id, length], ...]]`` + the frames, back to
+    back, in order (inbox)."""
     JOIN = "join"
     """``[join, node]`` + record: a peer registered (events)."""
     UPDATE = "update"
@@ -83,6 +100,11 @@ class Keys:
         """The liveness key of one process."""
         return f"{self.prefix}:node:{node}"
 
+    @property
+    def node_prefix(self) -> str:
+        """What every liveness key starts with (for :data:`LOOKUP_SCRIPT`)."""
+        return f"{self.prefix}:node:"
+
     def inbox(self, node: str) -> str:
         """The pub/sub channel of one process."""
         return f"{self.prefix}:inbox:{node}"
@@ -109,6 +131,45 @@ def split_message(data: bytes) -> tuple[list[Any], bytes]:
     if not isinstance(header, list) or not header or not isinstance(header[0], str):
         raise ValueError("channel message header is not [kind, ...]")
     return header, body
+
+
+def join_frames(frames: list[tuple[str, str, bytes]]) -> bytes:
+    """One inbox message carrying ``(room_id, peer_id, frame)`` in order."""
+    if len(frames) == 1:
+        room_id, peer_id, data = frames[0]
+        return join_message([Kind.FRAME, room_id, peer_id], data)
+    header = [[room_id, peer_id, len(data)] for room_id, peer_id, data in frames]
+    return join_message([Kind.FRAMES, header], b"".join(f[2] for f in frames))
+
+
+def split_frames(header: list[Any], body: bytes) -> list[tuple[str, str, bytes]]:
+    """The ``(room_id, peer_id, frame)`` of a ``frames`` message, in order.
+
+    Raises:
+        ValueError: The header does not describe the body.
+    """
+    if len(header) != 2 or not isinstance(header[1], list):
+        raise ValueError("frames message header is not [frames, [...]]")
+    out: list[tuple[str, str, bytes]] = []
+    pos = 0
+    for item in header[1]:
+        if (
+            not isinstance(item, list)
+            or len(item) != 3
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], str)
+            or not isinstance(item[2], int)
+            or item[2] < 0
+        ):
+            raise ValueError(f"frames message: bad entry {item!r}")
+        end = pos + item[2]
+        if end > len(body):
+            raise ValueError("frames message: body shorter than its header says")
+        out.append((item[0], item[1], body[pos:end]))
+        pos = end
+    if pos != len(body):
+        raise ValueError("frames message: body longer than its header says")
+    return out
 
 
 def encode_record(rec: PeerRecord) -> bytes:
@@ -201,4 +262,18 @@ return 1
 
 KEYS: the peer hash. ARGV: node, events channel, event message. (Receivers
 ignore a leave from a node that no longer holds the peer.)
+"""
+
+LOOKUP_SCRIPT = """
+local rec = redis.call('HGET', KEYS[1], 'record')
+if not rec then return false end
+local node = redis.call('HGET', KEYS[1], 'node')
+if not node or redis.call('EXISTS', ARGV[1] .. node) == 0 then return false end
+return rec
+"""
+"""The record of a peer, if a live process holds it.
+
+KEYS: the peer hash. ARGV: the prefix of liveness keys (``P:node:``). Returns
+the record JSON, or nil when the peer is not registered anywhere (or its
+process's liveness key has expired).
 """

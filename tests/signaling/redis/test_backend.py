@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.redis import wire
@@ -355,6 +356,31 @@ async def test_a_silent_node_expires_within_the_ttl(
     await watcher.close()
 
 
+async def test_a_node_presumed_dead_announces_its_peers_again(
+    cluster: Cluster, room: RoomCreds, redis_server: RedisServer
+) -> None:
+    a, b = await cluster.add(), await cluster.add()
+    watcher = await WsPeer.joined(a, room, "watcher", "client")
+    worker = await WsPeer.joined(b, room, "w")
+    await next_event(watcher, "peer_joined", "w")
+    # b's liveness key vanishes, as if b had stalled past its TTL.
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.delete(backend(b).keys.node(backend(b).node))
+    finally:
+        await client.aclose()
+    counters = b.server.router.counters
+    await async_wait_until(lambda: counters["redis_rejoined"] >= 1)
+    await async_wait_until(lambda: knows(a, room, "w"))
+    await watcher.send(
+        {"type": "peer_message", "from_peer_id": "watcher", "to_peer_id": "w"}
+        | {"payload": {"still": "here"}}
+    )
+    assert (await worker.expect("peer_message"))["payload"] == {"still": "here"}
+    await watcher.close()
+    await worker.close()
+
+
 async def test_redis_lost_and_back(
     cluster: Cluster, room: RoomCreds, redis_server: RedisServer
 ) -> None:
@@ -445,6 +471,39 @@ def test_wire_records_and_messages_round_trip() -> None:
             wire.split_message(bad)
     with pytest.raises(ValueError, match="peer record"):
         wire.decode_record(b'{"peer_id": 1}')
+
+
+def test_wire_frames_for_one_process_travel_as_one_message() -> None:
+    frames = [("r", "a", b'{"n":1}'), ("r", "b", b"{\n}"), ("s", "a", b"")]
+    header, body = wire.split_message(wire.join_frames(frames))
+    assert header[0] == "frames"
+    assert wire.split_frames(header, body) == frames
+    one = wire.join_frames(frames[:1])  # one frame: the plain frame message
+    assert wire.split_message(one) == (["frame", "r", "a"], b'{"n":1}')
+    for bad in (
+        ["frames"],
+        ["frames", [["r", "a", 99]]],
+        ["frames", [["r", "a", -1]]],
+        ["frames", [["r", 1, 0]]],
+    ):
+        with pytest.raises(ValueError, match="frames message"):
+            wire.split_frames(bad, b"x")
+    with pytest.raises(ValueError, match="longer"):
+        wire.split_frames(["frames", [["r", "a", 0]]], b"x")
+
+
+def test_replica_delivers_each_frame_of_a_batch(router_harness: RouterHarness) -> None:
+    h = router_harness
+    replica = Replica(h.router, "n1", lambda rec: None)
+    a, b = h.register("a"), h.register("b")
+    a.pop()
+    b.pop()
+    replica.apply(
+        wire.join_frames([("room", "a", b'{"n":1}'), ("room", "b", b'{"n":2}')])
+    )
+    replica.apply(wire.join_frames([("room", "a", b'{"n":3}'), ("room", "x", b"{}")]))
+    assert (a.pop(), b.pop()) == ([{"n": 1}, {"n": 3}], [{"n": 2}])
+    assert h.router.counters["redis_relayed_not_here"] == 1
 
 
 # --- real processes: ``sleap-rtc server --redis``
