@@ -20,6 +20,7 @@ from ..transport.auth import ChannelAuth
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
 from ..worker.config import WorkerConfig, apply_env, load_worker_config, merge_flags
 from ..worker.files.mounts import Mount, MountPolicy
+from ..worker.files.uploads import UploadQuota
 from ..worker.jobs.process import set_child_subreaper
 from ..worker.service import WorkerService
 from ._admin_util import emit, emit_table
@@ -89,6 +90,12 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
         "--max-concurrent-jobs", type=int, help="job slots, one per GPU (default 1)"
     )
     parser.add_argument(
+        "--upload-dir",
+        metavar="PATH",
+        help="where clients without shared storage may send their labels: a "
+        "folder inside a mount (config: [uploads] path)",
+    )
+    parser.add_argument(
         "--refuse-legacy-clients",
         action="store_true",
         help="refuse sleap-rtc 0.0.7 clients, which cannot check who the worker "
@@ -124,6 +131,7 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
     capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
     policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
     secret = room_secret(args)
+    uploads = config.uploads
     if secret is None and not credentials.get("api_key"):
         logger.warning(
             "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
@@ -144,6 +152,16 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
         max_concurrent_jobs=config.max_concurrent_jobs,
         name=config.name,
         accept_legacy_clients=config.accept_legacy_clients,
+        upload_dir=uploads.path if uploads else None,
+        upload_quota=(
+            UploadQuota(
+                max_bytes_per_uploader=uploads.max_bytes_per_uploader,
+                max_bytes_total=uploads.max_bytes_total,
+                expire_days=uploads.expire_days,
+            )
+            if uploads
+            else None
+        ),
     )
 
 

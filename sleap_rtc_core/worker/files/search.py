@@ -282,7 +282,8 @@ def find_names(
 class _Walk:
     """Breadth-first walk of non-folder entries under ``roots`` (so that a
     timeout still leaves the shallow, likelier hits): folder symlinks not
-    followed, hidden folders skipped, each real folder read once."""
+    followed, hidden folders (dot names, and those the policy hides)
+    skipped, each real folder read once."""
 
     def __init__(
         self, policy: MountPolicy, roots: Sequence[str], max_depth: int, deadline: float
@@ -290,6 +291,7 @@ class _Walk:
         self._queue: deque[tuple[str, int]] = deque(
             (d, 0) for d in roots if policy.allows(d)
         )
+        self._policy = policy
         self._max_depth = max_depth
         self._deadline = deadline
         self.timed_out = False
@@ -302,7 +304,7 @@ class _Walk:
                 return
             folder, depth = self._queue.popleft()
             real = os.path.realpath(folder)
-            if real in seen:
+            if real in seen or self._policy.hides(real):
                 continue
             seen.add(real)
             try:
