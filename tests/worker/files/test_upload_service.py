@@ -322,3 +322,14 @@ async def test_a_worker_without_an_area_says_so(
         finally:
             await channel.close()
             await client.close()
+
+
+async def test_a_symlink_planted_in_the_area_is_refused(
+    worker: WorkerService, channel: Channel, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (area_of(worker) / "partial" / "sleap-rtc-alice").symlink_to(outside)
+    reply = await ask(channel, FileUploadBeginMsg("a.slp", 10, "d" * 64))
+    assert code_of(reply) is UploadErrorCode.ACCESS_DENIED
+    assert list(outside.iterdir()) == []
