@@ -21,6 +21,7 @@ peer without a lookup table of its own::
     │   ├── ChannelClosed             the data channel closed under us
     │   ├── ChannelAuthFailed         the channel's AUTH failed (also AuthError)
     │   └── TransferError             a file transfer failed (size, hash, I/O)
+    │       └── UploadRefused         the worker refused an upload (typed reason)
     ├── JobError
     │   ├── JobRejected               the worker refused the spec (field errors)
     │   ├── TrainingFailed            the job ran and failed (JobFailedError)
@@ -28,6 +29,7 @@ peer without a lookup table of its own::
     │   └── NoWorkersAcceptedError    everybody asked said no
     ├── PathNotAllowed                a path outside the worker's mounts
     ├── QuotaExceeded                 a peer wrote all that FS_WRITE_SLP allows
+    ├── UploadConflict                the same upload runs on another channel
     ├── LabelsUnreadable              sleap-io cannot read a labels file
     ├── PatternTooBroad               a file search too vague to run
     ├── GpuNotFound                   no such GPU on this machine
@@ -85,6 +87,8 @@ __all__ = [
     "TrainingFailed",
     "TransferError",
     "TransportError",
+    "UploadConflict",
+    "UploadRefused",
 ]
 
 
@@ -238,6 +242,18 @@ class TransferError(TransportError):
     default_code = "TRANSFER_FAILED"
 
 
+class UploadRefused(TransferError):
+    """The worker refused or failed an upload with a typed reason.
+
+    ``code`` is one of :class:`~.protocol.channel_transfer.UploadErrorCode`
+    (``QUOTA_EXCEEDED``, ``ACCESS_DENIED``, ``CHECKSUM_MISMATCH`` …), read from
+    the ``CODE: message`` text of ``FILE_UPLOAD_ERROR``, so a client can tell a
+    full disk from a bad path without parsing prose.
+    """
+
+    default_code = "UPLOAD_REFUSED"
+
+
 class ChannelAuthFailed(TransportError, AuthError):
     """The data-channel AUTH handshake failed (either side's view).
 
@@ -343,6 +359,13 @@ class QuotaExceeded(SleapRTCError):
     bytes, as the worker allows ``FS_WRITE_SLP`` in one process lifetime."""
 
     default_code = "QUOTA_EXCEEDED"
+
+
+class UploadConflict(SleapRTCError):
+    """The same content is being uploaded by the same uploader on another
+    channel right now (the worker answers ``BUSY``)."""
+
+    default_code = "BUSY"
 
 
 class LabelsUnreadable(SleapRTCError):

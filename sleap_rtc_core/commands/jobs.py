@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,14 @@ from ..client.progress_view import TrainingProgress
 from ..client.remote_job import JobCallbacks, RemoteJob
 from ..client.selection import worker_named
 from ..client.session import run_remote_job
+from ..client.upload import (
+    UploadProgressLine,
+    UploadResult,
+    labels_to_send,
+    upload_file,
+)
 from ..errors import (
+    ChannelClosed,
     JobError,
     JobRejected,
     NoWorkersAcceptedError,
@@ -85,6 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only workers with at least this much GPU memory",
     )
     train.add_argument("--model-type", help="only workers supporting this model")
+    train.add_argument(
+        "--upload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="when the worker cannot see the labels, send them (a .pkg.slp as "
+        "it is, a .slp as a package of its labeled frames); sent once: the "
+        "worker keeps it by content (default: ask on a terminal, else no)",
+    )
     train.add_argument(
         "--download",
         action=argparse.BooleanOptionalAction,
@@ -268,6 +284,46 @@ async def _checked_paths(
     if worker_labels != labels:
         mappings[labels] = worker_labels
     return report, mappings
+
+
+UPLOAD_ATTEMPTS = 3
+"""Connections one upload may take (a dropped one resumes where it stopped)."""
+
+
+async def _agree_to_upload(path: str, upload: bool | None, interactive: bool) -> bool:
+    """``--upload``, or the user's yes on a terminal."""
+    if upload:
+        return True
+    if upload is False or not interactive:
+        return False
+    size = (await asyncio.to_thread(os.stat, path)).st_size
+    answer = await _ask(
+        f"the worker cannot see {path}; send it ({size / 1e6:.1f} MB)? [Y/n] "
+    )
+    return answer.strip().lower() in ("", "y", "yes")
+
+
+async def _upload(channel: Channel, local: Path) -> UploadResult:
+    """Send ``local`` with a progress line on stderr."""
+    line = UploadProgressLine()
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        text = line.feed(done, total)
+        if text is not None:
+            sys.stderr.write(f"\r{text}\033[K" if tty else f"{text}\n")
+            sys.stderr.flush()
+
+    sent = await upload_file(channel, local, on_progress=show)
+    if tty:
+        sys.stderr.write("\n")
+    if sent.cached:
+        _say(f"the worker has {local.name} already ({sent.size} bytes): not sent")
+    elif sent.resumed_at:
+        _say(f"upload resumed at byte {sent.resumed_at}: {sent.path}")
+    else:
+        _say(f"uploaded {local.name} ({sent.size} bytes): {sent.path}")
+    return sent
 
 
 def _missing_videos(
@@ -492,16 +548,37 @@ def _run_job(
     min_memory = getattr(args, "min_gpu_memory", None)
     model_type = getattr(args, "model_type", None)
 
+    upload = getattr(args, "upload", False)
+    scratch = tempfile.TemporaryDirectory(prefix="sleap_rtc_upload_")
+    dropped: list[str] = []  # the channel dropped during an upload: resume
+
+    async def send(channel: Channel) -> JobSpec:
+        if not await _agree_to_upload(path, upload, interactive):
+            raise JobRejected(
+                f"the worker cannot see {path}; use --map OLD=NEW to say where "
+                "it is on the worker, or --upload to send it"
+            )
+        local = await asyncio.to_thread(labels_to_send, path, scratch.name)
+        try:
+            sent = await _upload(channel, local)
+        except ChannelClosed:
+            dropped.append(path)
+            raise
+        return make_spec({**maps, path: sent.path})
+
     async def prepare(channel: Channel) -> JobSpec:
         if not path.lower().endswith(".slp"):
             return make_spec(dict(maps))  # the worker maps it by the same rule
         report, mappings = await _checked_paths(
             channel, path, maps, interactive, accept_suggestions
         )
+        if not report.labels_found and upload is not False and path not in maps:
+            return await send(channel)
         if not report.labels_found:
+            hint = " or --upload to send it" if upload is None else ""
             raise JobRejected(
                 f"the worker cannot see {report.labels_path}: {report.error}; "
-                "use --map OLD=NEW to say where it is on the worker"
+                f"use --map OLD=NEW to say where it is on the worker{hint}"
             )
         missing = unmapped(report, mappings)
         if missing:
@@ -511,26 +588,35 @@ def _run_job(
     async def main() -> dict[str, Any]:
         async with _signaling(args, register) as client:
             worker = None if args.worker is None else await _worker(client, args.worker)
-            return await _with_interrupts(
-                lambda on_job: run_remote_job(
-                    client,
-                    make_spec({}),
-                    auth=_auth(args),
-                    worker_id=worker,
-                    min_gpu_memory_mb=min_memory,
-                    model_type=model_type,
-                    callbacks=callbacks,
-                    say=_say,
-                    on_job=on_job,
-                    prepare=prepare,
-                    finish=finish,
-                    accept_legacy=not args.refuse_legacy_workers,
-                ),
-                interactive,
-            )
+            for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+                dropped.clear()
+                try:
+                    return await _with_interrupts(
+                        lambda on_job: run_remote_job(
+                            client,
+                            make_spec({}),
+                            auth=_auth(args),
+                            worker_id=worker,
+                            min_gpu_memory_mb=min_memory,
+                            model_type=model_type,
+                            callbacks=callbacks,
+                            say=_say,
+                            on_job=on_job,
+                            prepare=prepare,
+                            finish=finish,
+                            accept_legacy=not args.refuse_legacy_workers,
+                        ),
+                        interactive,
+                    )
+                except ChannelClosed:
+                    if not dropped or attempt == UPLOAD_ATTEMPTS:
+                        raise
+                    _say("the connection dropped during the upload; resuming")
+            raise AssertionError("unreachable")  # the loop returns or raises
 
     try:
-        result = asyncio.run(main())
+        with scratch:
+            result = asyncio.run(main())
     except (NoWorkersAvailableError, NoWorkersAcceptedError) as exc:
         return _fail(f"no worker: {exc}", EXIT_NO_WORKER)
     except JobRejected as exc:

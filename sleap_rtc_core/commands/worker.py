@@ -27,6 +27,7 @@ from ..worker.config import (
 )
 from ..worker.files.mounts import Mount, MountPolicy
 from ..worker.files.slp_write import SlpWriteQuota
+from ..worker.files.uploads import UploadQuota
 from ..worker.gpu_facts import DEVICE_ORDER
 from ..worker.jobs.process import set_child_subreaper
 from ..worker.service import WorkerService
@@ -103,6 +104,12 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
         help="job slots (default: one per GPU; more share the GPUs evenly)",
     )
     parser.add_argument(
+        "--upload-dir",
+        metavar="PATH",
+        help="where clients without shared storage may send their labels: a "
+        "folder inside a mount (config: [uploads] path)",
+    )
+    parser.add_argument(
         "--refuse-legacy-clients",
         action="store_true",
         help="refuse sleap-rtc 0.0.7 clients, which cannot check who the worker "
@@ -159,6 +166,7 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
     capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
     policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
     secret = room_secret(args)
+    uploads = config.uploads
     if secret is None and not credentials.get("api_key"):
         logger.warning(
             "! no room secret (--room-secret, $SLEAP_ROOM_SECRET): every data "
@@ -183,6 +191,16 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
         name=config.name,
         accept_legacy_clients=config.accept_legacy_clients,
         slp_write_quota=config.slp_write_quota,
+        upload_dir=uploads.path if uploads else None,
+        upload_quota=(
+            UploadQuota(
+                max_bytes_per_uploader=uploads.max_bytes_per_uploader,
+                max_bytes_total=uploads.max_bytes_total,
+                expire_days=uploads.expire_days,
+            )
+            if uploads
+            else None
+        ),
     )
 
 

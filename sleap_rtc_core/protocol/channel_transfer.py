@@ -13,6 +13,22 @@ is everything before it and the hint everything after its ``:`` (no hint when
 nothing follows). So any name reads back whole, and a hint may hold colons but
 no ``:``-separated field made only of digits (which we refuse to send).
 
+Resumable uploads (ours; reference peers never send them). After
+``FILE_UPLOAD_CHECK`` answered ``FILE_UPLOAD_READY``, a current client sends
+``FILE_UPLOAD_BEGIN::{"name","size","sha256","restart"?}`` instead of
+``FILE_UPLOAD_START``; the worker answers ``FILE_UPLOAD_OFFSET::{"offset",
+"segment_size"}`` (``offset`` = verified bytes it already holds of that
+content from this uploader, 0 for a new upload) or ``FILE_UPLOAD_ERROR``.
+The client sends the bytes ``[offset, size)``; after each ``segment_size``
+bytes (and after the last byte) ``FILE_UPLOAD_SEGMENT::{end}::{sha256}`` with
+the SHA-256 of the bytes since the previous segment end, which the worker
+checks and makes durable before it counts them as held (so a resume never
+continues from bytes nobody verified); then ``FILE_UPLOAD_END`` as usual.
+
+``FILE_UPLOAD_ERROR::{reason}`` from our worker reads ``CODE: message`` with
+a :class:`UploadErrorCode` (reference workers send prose; see
+:func:`parse_upload_error`).
+
 Downloads (ours; the reference streams with ``FILE_META`` and never checks
 sizes). The client asks with ``FILE_DOWNLOAD_REQUEST::{json}``, or the worker
 offers a file of its own accord (predictions); either way the worker announces
@@ -47,6 +63,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Self
 
@@ -77,19 +94,25 @@ __all__ = [
     "FileDownloadMetaMsg",
     "FileDownloadRequestMsg",
     "FileMetaMsg",
+    "FileUploadBeginMsg",
     "FileUploadCacheHitMsg",
     "FileUploadCheckMsg",
     "FileUploadCompleteMsg",
     "FileUploadEndMsg",
     "FileUploadErrorMsg",
+    "FileUploadOffsetMsg",
     "FileUploadProgressMsg",
     "FileUploadReadyMsg",
+    "FileUploadSegmentMsg",
     "FileUploadStartMsg",
     "ModelManifest",
     "ModelManifestEntry",
     "TransferProgressMsg",
+    "UploadErrorCode",
     "model_run_dirs",
+    "parse_upload_error",
     "predictions_path_of",
+    "upload_error_reason",
 ]
 
 _META_RE = re.compile(r"(.+):([0-9]{1,20})(?::(.*))?\Z", re.DOTALL)
@@ -204,6 +227,104 @@ class FileUploadErrorMsg(ChannelMessage):
     ARGS = (("reason", TEXT),)
 
     reason: str
+
+
+class UploadErrorCode(StrEnum):
+    """Why an upload was refused (the ``CODE`` of ``FILE_UPLOAD_ERROR``)."""
+
+    NO_UPLOAD_AREA = "NO_UPLOAD_AREA"
+    """The worker has no upload area configured."""
+    ACCESS_DENIED = "ACCESS_DENIED"
+    """A destination outside the upload area, or a link inside it."""
+    INVALID_REQUEST = "INVALID_REQUEST"
+    """A bad name, size or order of messages."""
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    """The uploader's, or the whole area's, quota would be exceeded."""
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    """A segment or the whole file hashed differently from what was announced."""
+    SIZE_MISMATCH = "SIZE_MISMATCH"
+    """More or fewer bytes than announced."""
+    BUSY = "BUSY"
+    """The same content is being uploaded on another channel right now."""
+    TIMEOUT = "TIMEOUT"
+    """The sender went quiet."""
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    """The worker failed (a disk error): try again later."""
+
+
+def upload_error_reason(code: UploadErrorCode | str, message: str) -> str:
+    """The ``reason`` text of ``FILE_UPLOAD_ERROR``: ``CODE: message``."""
+    return f"{UploadErrorCode(code).value}: {message}"[:500]
+
+
+def parse_upload_error(reason: str) -> tuple[UploadErrorCode | None, str]:
+    """``(code, message)`` of a ``FILE_UPLOAD_ERROR`` reason; the code is
+    ``None`` for a reference worker's prose."""
+    head, sep, rest = reason.partition(": ")
+    if sep and head in UploadErrorCode.__members__:
+        return UploadErrorCode(head), rest
+    return None, reason
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadBeginMsg(JsonMessage):
+    """``FILE_UPLOAD_BEGIN::{"name","size","sha256","restart"?}``: start or
+    resume an upload of this content (ours; see the module docstring).
+
+    Attributes:
+        name: A bare file name to store under.
+        size: Bytes of the whole file.
+        sha256: SHA-256 of the whole file, hex.
+        restart: Drop what the worker holds of it and start at 0.
+    """
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_BEGIN
+    NON_NEGATIVE = ("size",)
+    name: str
+    size: int
+    sha256: str
+    restart: bool = False
+    extra: JSONObject = extra_field()
+
+    def _check(self) -> None:
+        _check_basename("FILE_UPLOAD_BEGIN name", self.name)
+        _check_sha256("FILE_UPLOAD_BEGIN sha256", self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadOffsetMsg(JsonMessage):
+    """``FILE_UPLOAD_OFFSET::{"offset","segment_size"}``: send from ``offset``,
+    with a ``FILE_UPLOAD_SEGMENT`` after every ``segment_size`` bytes.
+
+    Attributes:
+        offset: Verified bytes the worker holds already.
+        segment_size: Bytes per verified segment.
+    """
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_OFFSET
+    NON_NEGATIVE = ("offset",)
+    offset: int
+    segment_size: int
+    extra: JSONObject = extra_field()
+
+    def _check(self) -> None:
+        if self.segment_size <= 0:
+            raise local("FILE_UPLOAD_OFFSET segment_size must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class FileUploadSegmentMsg(ChannelMessage):
+    """``FILE_UPLOAD_SEGMENT::{end}::{sha256}``: the bytes since the previous
+    segment's end, up to ``end``, hash to ``sha256``."""
+
+    TYPE = ChannelMessageType.FILE_UPLOAD_SEGMENT
+    ARGS = (("end", UINT), ("sha256", NAME))
+
+    end: int
+    sha256: str
+
+    def _check(self) -> None:
+        _check_sha256("FILE_UPLOAD_SEGMENT sha256", self.sha256)
 
 
 # --------------------------------------------------------------------------

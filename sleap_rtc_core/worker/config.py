@@ -32,6 +32,14 @@ instead of a long command line, by default ``$XDG_CONFIG_HOME/sleap-rtc/worker.t
     [[mounts]]
     path = "/scratch"               # label defaults to the folder's name
 
+    # Where clients without shared storage may send their labels: a folder
+    # inside a mount (made if missing), hidden from every other request.
+    [uploads]
+    path = "/scratch/sleap-rtc-uploads"
+    quota_gb_per_uploader = 20      # stored + partial uploads of one client
+    quota_gb_total = 200            # all uploads together
+    expire_days = 30                # unused this long: removed
+
 Relative paths (credential files, mounts) are relative to the config file's
 folder and ``~`` is expanded. A secret written inline (``token = …``,
 ``api_key = …``) is refused: unit files and config files are read by backup
@@ -74,6 +82,7 @@ __all__ = [
     "CredentialSource",
     "MountConfig",
     "SLP_WRITE_KEYS",
+    "UploadConfig",
     "WorkerConfig",
     "apply_env",
     "default_config_path",
@@ -129,11 +138,16 @@ _KNOWN_KEYS = frozenset(
         "max_concurrent_jobs",
         "accept_legacy_clients",
         "mounts",
+        "uploads",
         *_SOURCE_KEYS,
         *SLP_WRITE_KEYS,
     }
 )
 _MOUNT_KEYS = frozenset({"path", "label"})
+_UPLOAD_KEYS = frozenset(
+    {"path", "quota_gb_per_uploader", "quota_gb_total", "expire_days"}
+)
+_GB = 1024**3
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SERVER_SCHEMES = ("ws://", "wss://", "http://", "https://")
 
@@ -243,6 +257,33 @@ class MountConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadConfig:
+    """The upload area: where clients without shared storage send files.
+
+    Attributes:
+        path: The folder (absolute; must lie inside a mount).
+        quota_gb_per_uploader: GiB one uploader may keep there.
+        quota_gb_total: GiB all uploads together may take.
+        expire_days: Days a file may go unused before it is removed.
+    """
+
+    path: Path
+    quota_gb_per_uploader: float = 20.0
+    quota_gb_total: float = 200.0
+    expire_days: float = 30.0
+
+    @property
+    def max_bytes_per_uploader(self) -> int:
+        """:attr:`quota_gb_per_uploader` in bytes."""
+        return int(self.quota_gb_per_uploader * _GB)
+
+    @property
+    def max_bytes_total(self) -> int:
+        """:attr:`quota_gb_total` in bytes."""
+        return int(self.quota_gb_total * _GB)
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerConfig:
     """Everything a headless worker needs to start, from file, env and flags.
 
@@ -262,6 +303,7 @@ class WorkerConfig:
             (they cannot check who the worker is).
         slp_write_quota: What ``FS_WRITE_SLP`` may write per peer and in all
             (the ``slp_write_*`` keys, :data:`SLP_WRITE_KEYS`).
+        uploads: The upload area, if uploads are served.
         source: The file this came from, if any.
     """
 
@@ -274,6 +316,7 @@ class WorkerConfig:
     name: str | None = None
     accept_legacy_clients: bool = True
     slp_write_quota: SlpWriteQuota = field(default_factory=SlpWriteQuota)
+    uploads: UploadConfig | None = None
     source: Path | None = None
 
     def mount_dicts(self) -> list[dict[str, str]]:
@@ -405,6 +448,7 @@ def _from_mapping(data: Mapping[str, Any], file: Path) -> WorkerConfig:
         name=_opt_str(data, "name", file),
         accept_legacy_clients=legacy,
         slp_write_quota=_slp_write_quota(data, file),
+        uploads=_uploads(data.get("uploads"), file, base),
         source=file,
     )
 
@@ -558,6 +602,42 @@ def _mounts(value: Any, file: Path, base: Path) -> tuple[MountConfig, ...]:
     return tuple(mounts)
 
 
+def _uploads(value: Any, file: Path, base: Path) -> UploadConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"expected a table ([uploads]), got {_type_name(value)}",
+            path=file,
+            key="uploads",
+        )
+    for sub in value:
+        if sub not in _UPLOAD_KEYS:
+            raise ConfigError(
+                _unknown(sub, _UPLOAD_KEYS), path=file, key=f"uploads.{sub}"
+            )
+    path_text = _opt_str(value, "path", file, where="uploads.path")
+    if path_text is None:
+        raise ConfigError("the upload area needs a `path`", path=file, key="uploads")
+    numbers: dict[str, float] = {}
+    for key in ("quota_gb_per_uploader", "quota_gb_total", "expire_days"):
+        if key not in value:
+            continue
+        number = value[key]
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ConfigError(
+                f"expected a number, got {_type_name(number)} ({number!r})",
+                path=file,
+                key=f"uploads.{key}",
+            )
+        if number <= 0:
+            raise ConfigError(
+                f"must be positive, got {number}", path=file, key=f"uploads.{key}"
+            )
+        numbers[key] = float(number)
+    return UploadConfig(_path(path_text, base), **numbers)
+
+
 def parse_mount_flag(text: str, base: Path | None = None) -> MountConfig:
     """``PATH[:LABEL]`` (the ``--mount`` flag) as a :class:`MountConfig`.
 
@@ -638,7 +718,8 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
     ``mount`` (list of ``PATH[:LABEL]`` strings or ``{"path", "label"}``
     mappings; when given they replace the file's mounts), ``token``,
     ``api_key``, ``account_key`` (a secret given directly), ``token_file``,
-    ``api_key_file`` (a file holding it), ``refuse_legacy_clients``, and
+    ``api_key_file`` (a file holding it), ``refuse_legacy_clients``,
+    ``upload_dir`` (the upload area's folder; the file's quotas stay), and
     the :data:`SLP_WRITE_KEYS` (each replaces that one limit of the quota).
 
     Raises:
@@ -668,6 +749,14 @@ def merge_flags(config: WorkerConfig, args: Any) -> WorkerConfig:
     mounts = getattr(args, "mount", None) or getattr(args, "mounts", None)
     if mounts:
         changes["mounts"] = tuple(_flag_mount(m) for m in mounts)
+    upload_dir = getattr(args, "upload_dir", None)
+    if upload_dir:
+        path = _path(str(upload_dir), Path.cwd())
+        changes["uploads"] = (
+            replace(config.uploads, path=path)
+            if config.uploads is not None
+            else UploadConfig(path)
+        )
     credential = _flag_credential(args)
     if credential is not None:
         changes["credential"] = credential

@@ -7,8 +7,15 @@
   each data channel;
 * on each channel, ``FS_*`` requests go to :class:`.files.service.FsService`,
   ``FILE_DOWNLOAD_REQUEST`` (a finished job's models) to
-  :class:`.files.models.ModelFileServer` and job messages to
+  :class:`.files.models.ModelFileServer`, ``FILE_UPLOAD_*`` to
+  :class:`.files.upload_service.UploadService` and job messages to
   :class:`.jobs.service.JobService`, in arrival order.
+
+With an upload area (a folder inside a mount), the area is hidden from every
+FS request, job path and download (:meth:`.files.mounts.MountPolicy.hiding`);
+a channel's jobs may use the stored files that channel uploaded or asked for
+by hash (:class:`.files.uploads.UploadJobPolicy`), and their models go to the
+uploader's folder ``<area>/models/<uploader>/``.
 
 One :class:`.ledger.JobLedger` (the signaling worker's) holds every job: a
 negotiated job (``job_request`` → ``job_assignment``) keeps its slot and its id
@@ -25,6 +32,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +47,8 @@ from .files.models import ModelFileServer
 from .files.mounts import MountPolicy
 from .files.service import FsService
 from .files.slp_write import SlpWriteQuota
+from .files.upload_service import ChannelUploads, UploadService
+from .files.uploads import UploadArea, UploadJobPolicy, UploadQuota
 from .gpu_facts import read_gpu_facts
 from .gpu_pool import GpuPool
 from .hardware import JobHardware
@@ -68,6 +78,9 @@ class WorkerService:
         accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect.
         slp_write_quota: What ``FS_WRITE_SLP`` may write per peer and in all
             (default :class:`.files.slp_write.SlpWriteQuota`).
+        upload_dir: The upload area (a folder inside a mount, made at start);
+            ``None``: uploads are refused (``NO_UPLOAD_AREA``).
+        upload_quota: The area's quotas and expiry.
         **worker_options: Passed to :class:`SignalingWorker` (``peer_id``,
             ``name``, ``max_concurrent_jobs``, ``backoff`` …).
 
@@ -88,9 +101,23 @@ class WorkerService:
         gpu_facts: Callable[[], Mapping[int, GpuFacts]] | None = None,
         accept_legacy_clients: bool = True,
         slp_write_quota: SlpWriteQuota | None = None,
+        upload_dir: str | os.PathLike[str] | None = None,
+        upload_quota: UploadQuota | None = None,
         **worker_options: Any,
     ) -> None:
+        """Raises:
+        ValueError: ``upload_dir`` is not inside a mount.
+        """
+        mounts = policy  # the upload area hidden from all but its own paths
+        area: UploadArea | None = None
+        if upload_dir is not None:
+            if not policy.allows(upload_dir):
+                raise ValueError(f"the upload area {upload_dir} is not in a mount")
+            area = UploadArea(upload_dir, upload_quota)
+            policy = policy.hiding(area.root)
         self.policy = policy
+        self._channel_uploads: dict[Channel, ChannelUploads] = {}
+        self.uploads = UploadService(area, in_use=self._uploads_in_use)
         self.fs = FsService(policy, slp_write_quota=slp_write_quota)
         indices = [g.index for g in capabilities.gpus if g.index is not None]
         if gpu_facts is None and indices:
@@ -118,7 +145,7 @@ class WorkerService:
             lambda job_id, channel, secret: self.jobs.authorized_job(
                 job_id, channel.send, secret
             ),
-            policy,
+            mounts,
         )
         api_key = credentials.get("api_key")
         if auth.authorized_keys is None and isinstance(api_key, str) and api_key:
@@ -147,12 +174,14 @@ class WorkerService:
     async def start(self) -> None:
         """Clear what dead workers left, register and start answering offers."""
         await self.jobs.remove_abandoned()
+        await self.uploads.start()
         await self.worker.start()
         await self.acceptor.start()
 
     async def close(self) -> None:
         """Stop jobs, channels and the signaling connection."""
         await self.acceptor.close()
+        await self.uploads.close()
         await self.jobs.close()
         await self.worker.close()
 
@@ -175,6 +204,12 @@ class WorkerService:
 
     async def _serve_channel(self, channel: Channel) -> None:
         sink = channel.send  # one object: JobService.detach compares it
+        uploads = self._channel_uploads[channel] = ChannelUploads()
+        job_policy = None
+        if self.uploads.area is not None:
+            job_policy = UploadJobPolicy(
+                self.policy, self.uploads.area, uploads.grants, channel.peer_id
+            )
         try:
             async for item in channel:
                 if isinstance(item, bytes | bytearray):
@@ -184,12 +219,24 @@ class WorkerService:
                         await channel.send(reply)
                 elif isinstance(item, FileDownloadRequestMsg):
                     await self.models.handle(item, channel)
+                elif UploadService.handles(item):
+                    await self.uploads.handle(item, channel, uploads)
                 else:
                     await self.jobs.handle(
-                        item, sink, channel.peer_id, legacy=channel.legacy_peer
+                        item,
+                        sink,
+                        channel.peer_id,
+                        legacy=channel.legacy_peer,
+                        policy=job_policy,
+                        models_dir=job_policy.models_dir_for if job_policy else None,
                     )
         finally:
+            self._channel_uploads.pop(channel, None)
             self.jobs.detach(sink)
+
+    def _uploads_in_use(self) -> list[str]:
+        """The stored files open channels may use (the sweep keeps them)."""
+        return sorted({h for u in self._channel_uploads.values() for h in u.grants})
 
     # --- jobs and slots
 

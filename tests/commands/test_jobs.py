@@ -231,3 +231,86 @@ def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
     assert predictions.exists()
     # Visible from here (same path): reported, not copied.
     assert f"predictions here: {predictions}" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def island(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A second worker (``island``) of the lab's room that shares no storage
+    with the client: its one mount holds only its upload area."""
+    root = tmp_path_factory.mktemp("island")
+    proc = start_worker(
+        *lab.flags,
+        "--mount",
+        str(root),
+        "--upload-dir",
+        str(root / "uploads"),
+        "--peer-id",
+        "island",
+    )
+    try:
+        yield root
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_without_upload_a_file_the_worker_cannot_see_is_rejected(
+    lab: Lab, island: Path, tmp_path: Path
+) -> None:
+    labels = write_tiny_labels(tmp_path / "home.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    result = run_cli(
+        "train", str(labels), "--config", str(config), *lab.flags, "--worker", "island"
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "--upload" in result.stderr
+    assert not list((island / "uploads" / "sha256").iterdir())
+
+
+@pytest.mark.slow
+def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
+    lab: Lab, island: Path, tmp_path: Path
+) -> None:
+    labels = write_tiny_labels(tmp_path / "home" / "train.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = ("train", str(labels), "--config", str(config), *lab.flags)
+    first = run_cli(*train, "--worker", "island", "--upload")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "uploaded train.pkg.slp" in first.stdout
+    assert "upload " in first.stderr  # the progress line
+    stored = list((island / "uploads" / "sha256").glob("*/train.pkg.slp"))
+    assert len(stored) == 1
+    assert stored[0].read_bytes() == labels.read_bytes()
+    model_dir = Path(first.stdout.split("result: ")[-1].strip())
+    assert model_dir.is_relative_to(island / "uploads" / "models")
+    assert list(model_dir.glob("*.ckpt"))
+    # The second job on the same data: asked by hash, not sent again.
+    second = run_cli(*train, "--worker", "island", "--upload")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already" in second.stdout
+    assert "not sent" in second.stdout
+    assert len(list((island / "uploads" / "sha256").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_a_slp_with_external_videos_goes_as_a_package(
+    lab: Lab, island: Path, tmp_path: Path
+) -> None:
+    labels, _video = write_tiny_video_labels(tmp_path / "proj" / "labels.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    result = run_cli(
+        "train",
+        str(labels),
+        "--config",
+        str(config),
+        *lab.flags,
+        "--worker",
+        "island",
+        "--upload",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "uploaded labels.pkg.slp" in result.stdout
+    assert list((island / "uploads" / "sha256").glob("*/labels.pkg.slp"))

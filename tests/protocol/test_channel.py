@@ -130,6 +130,9 @@ SAMPLES: dict[ChannelMessageType, ChannelMessage] = {
     T.FILE_UPLOAD_PROGRESS: t.FileUploadProgressMsg(64, 123),
     T.FILE_UPLOAD_COMPLETE: t.FileUploadCompleteMsg("/m/labels.slp"),
     T.FILE_UPLOAD_ERROR: t.FileUploadErrorMsg("size mismatch: 1 != 2"),
+    T.FILE_UPLOAD_BEGIN: t.FileUploadBeginMsg("labels.pkg.slp", 123, SHA),
+    T.FILE_UPLOAD_OFFSET: t.FileUploadOffsetMsg(64, 4 << 20),
+    T.FILE_UPLOAD_SEGMENT: t.FileUploadSegmentMsg(123, SHA),
     T.FILE_DOWNLOAD_REQUEST: t.FileDownloadRequestMsg("/m/a.slp", 10, SHA, "x1"),
     T.FILE_DOWNLOAD_META: t.FileDownloadMetaMsg(
         "a.predictions.slp", 100, SHA, 10, kind="predictions", chunk_size=32768

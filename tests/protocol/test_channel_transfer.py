@@ -214,3 +214,23 @@ def test_a_model_download_request_carries_its_job() -> None:
     assert back == msg
     assert isinstance(back, t.FileDownloadRequestMsg)
     assert back.extra == {"job_id": "job_1", "manifest": True}
+
+
+def test_upload_errors_carry_a_code_that_reads_back() -> None:
+    code = t.UploadErrorCode.QUOTA_EXCEEDED
+    reason = t.upload_error_reason(code, "full: 3 > 2")
+    assert t.parse_upload_error(reason) == (code, "full: 3 > 2")
+    # A reference worker's prose has no code.
+    assert t.parse_upload_error("Size mismatch") == (None, "Size mismatch")
+
+
+def test_resumable_upload_messages_refuse_bad_names_and_hashes() -> None:
+    sha = "a" * 64
+    with pytest.raises(RemoteProtocolError):
+        decode_text(f'FILE_UPLOAD_BEGIN::{{"name":"../x","size":1,"sha256":"{sha}"}}')
+    with pytest.raises(RemoteProtocolError):
+        decode_text('FILE_UPLOAD_BEGIN::{"name":"x","size":1,"sha256":"zz"}')
+    with pytest.raises(RemoteProtocolError):
+        decode_text(f'FILE_UPLOAD_BEGIN::{{"name":"x","size":-1,"sha256":"{sha}"}}')
+    with pytest.raises(RemoteProtocolError):
+        decode_text("FILE_UPLOAD_SEGMENT::10::nothex")

@@ -470,3 +470,32 @@ def test_a_worker_owns_several_gpus_or_all(
     path = tmp_path / "worker.toml"
     path.write_text(text)
     assert load_worker_config(path).gpu == gpus
+
+
+def test_upload_area_from_file_and_flag(tmp_path: Path) -> None:
+    text = '[uploads]\npath = "up"\nquota_gb_per_uploader = 1.5\nexpire_days = 7\n'
+    cfg = load_worker_config(write(tmp_path, text))
+    assert cfg.uploads is not None
+    assert cfg.uploads.path == tmp_path / "up"
+    assert cfg.uploads.max_bytes_per_uploader == int(1.5 * 1024**3)
+    assert cfg.uploads.quota_gb_total == 200.0
+    assert cfg.uploads.expire_days == 7.0
+    merged = merge_flags(cfg, argparse.Namespace(upload_dir="/srv/up"))
+    assert merged.uploads is not None
+    assert merged.uploads.path == Path("/srv/up")
+    assert merged.uploads.expire_days == 7.0  # the file's limits stay
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[uploads]\nquota_gb_total = 1\n", "uploads"),
+        ('[uploads]\npath = "u"\nexpire_days = 0\n', "uploads.expire_days"),
+        ('[uploads]\npath = "u"\nquota = 1\n', "uploads.quota"),
+        ('uploads = "u"\n', "uploads"),
+    ],
+)
+def test_bad_upload_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_worker_config(write(tmp_path, text))
+    assert error.value.key == key

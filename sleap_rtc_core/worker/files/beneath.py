@@ -13,7 +13,8 @@ so they are followed, but by this walk rather than by the kernel: the link is
 read with ``readlinkat``, a relative target continues the walk from the link's
 folder, an absolute one starts over from the mount that holds it, and a
 ``..`` at a mount root starts over from the root's parent. Wherever the walk
-would leave every mount it stops with :class:`~...errors.PathNotAllowed`. At
+would leave every mount it stops with :class:`~...errors.PathNotAllowed`, and
+so does a walk that ends in a folder the policy hides (or below one). At
 most :data:`MAX_SYMLINKS` links are followed (a loop ends as "not found"). A
 mount's own path is trusted as the worker's configuration gave it, but its real
 path is opened without following any symlink, so a folder above a mount that
@@ -179,9 +180,14 @@ def _walk(policy: MountPolicy, text: str, *, read: bool, make_dirs: bool) -> Ope
             raise PathNotAllowed(f"outside the worker's mounts: {text}")
         root, rest = match
         try:
-            return _walk_root(root, rest, text, read, make_dirs, links)
+            opened = _walk_root(root, rest, text, read, make_dirs, links)
         except _Restart as restart:
             pending, links = restart.parts, restart.links
+            continue
+        if policy.hides(opened.real):
+            opened.close()
+            raise PathNotAllowed(f"outside the worker's mounts: {text}")
+        return opened
 
 
 def _walk_root(
@@ -389,6 +395,8 @@ def list_dir_beneath(
     with os.scandir(folder.fd) as entries:
         items = list(entries)
     for entry in items:
+        if policy.hides(os.path.join(folder.real, entry.name)):
+            continue  # a folder the policy hides is not shown either
         try:
             info = entry.stat(follow_symlinks=False)
             if stat_module.S_ISLNK(info.st_mode):

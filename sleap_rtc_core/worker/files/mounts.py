@@ -9,6 +9,11 @@ path of a mount. So a symlink inside a mount that points out is refused, while a
 mount that is itself a symlink works (its target is resolved once, when the
 policy is built). No mount means nothing is allowed (DESIGN.md, "Paths").
 
+A policy may also *hide* folders inside its mounts (the worker's upload area):
+a hidden folder and everything below it are refused like a path outside every
+mount, so no FS_* request, job path or download can name them; the upload
+service reaches them through a policy of its own.
+
 Relative paths are refused rather than resolved against the worker's current
 folder: a peer cannot know that folder, and a path that means different things
 on different days is not a path we want to confirm.
@@ -102,11 +107,17 @@ class MountPolicy:
         mounts: The mounts, in configuration order.
     """
 
-    def __init__(self, mounts: Iterable[Mount | str] = ()) -> None:
-        """Resolve each mount's real path once.
+    def __init__(
+        self,
+        mounts: Iterable[Mount | str] = (),
+        *,
+        hidden: Iterable[str | os.PathLike[str]] = (),
+    ) -> None:
+        """Resolve each mount's (and hidden folder's) real path once.
 
         Args:
             mounts: :class:`Mount` objects or ``PATH[:LABEL]`` strings.
+            hidden: Folders inside the mounts that are refused as if outside.
 
         Raises:
             ValueError: two mounts with the same label, or a bad mount path.
@@ -118,12 +129,25 @@ class MountPolicy:
             raise ValueError(f"mount labels must be unique: {duplicates}")
         self.mounts: tuple[Mount, ...] = items
         self._roots: tuple[str, ...] = tuple(os.path.realpath(m.path) for m in items)
+        self._hidden: tuple[str, ...] = tuple(
+            os.path.realpath(os.fspath(h)) for h in hidden
+        )
         for mount, root in zip(items, self._roots, strict=True):
             if not os.path.isdir(root):
                 logger.warning("mount %s (%s) is not a folder", mount.label, root)
 
     def __repr__(self) -> str:
-        return f"MountPolicy({list(self.mounts)!r})"
+        hidden = f", hidden={list(self._hidden)!r}" if self._hidden else ""
+        return f"MountPolicy({list(self.mounts)!r}{hidden})"
+
+    def hiding(self, *folders: str | os.PathLike[str]) -> MountPolicy:
+        """The same mounts with ``folders`` hidden as well."""
+        return MountPolicy(self.mounts, hidden=(*self._hidden, *folders))
+
+    def hides(self, real: str | os.PathLike[str]) -> bool:
+        """Whether the real path ``real`` is a hidden folder or lies below one."""
+        text = os.fspath(real)
+        return any(_inside(text, h) for h in self._hidden)
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -157,7 +181,7 @@ class MountPolicy:
             real = os.path.realpath(text)
         except (OSError, ValueError) as exc:
             raise PathNotAllowed(f"cannot resolve {text}: {exc}") from None
-        if not any(_inside(real, root) for root in self._roots):
+        if not any(_inside(real, root) for root in self._roots) or self.hides(real):
             raise PathNotAllowed(f"outside the worker's mounts: {text}")
         return Path(real)
 

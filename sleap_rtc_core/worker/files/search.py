@@ -328,8 +328,9 @@ what its parent listed under that name (``None`` for a start folder)."""
 class _Walk:
     """Breadth-first walk of non-folder entries under ``roots`` (so that a
     timeout still leaves the shallow, likelier hits): folder symlinks not
-    followed, hidden folders skipped, each folder read once, every folder
-    read through a descriptor (see the module docstring)."""
+    followed, hidden folders (dot names, and those the policy hides)
+    skipped, each folder read once, every folder read through a descriptor
+    (see the module docstring)."""
 
     def __init__(
         self, policy: MountPolicy, roots: Sequence[str], max_depth: int, deadline: float
@@ -387,6 +388,8 @@ class _Walk:
                 if listed is not None and not same_file(listed, folder.stat):
                     continue  # replaced since its parent was listed
                 seen.add(key)
+                if self._policy.hides(folder.real):
+                    continue  # the upload area: not for searching
                 try:
                     with os.scandir(folder.fd) as it:
                         items = list(it)

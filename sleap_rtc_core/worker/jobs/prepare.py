@@ -78,6 +78,7 @@ from .sleapnn_cmd import (
 
 __all__ = [
     "ModelPlan",
+    "ModelsDir",
     "PathPolicy",
     "PreparedJob",
     "prepare_job",
@@ -274,8 +275,13 @@ def _read_config_files(
     return dataclasses.replace(spec, config_contents=tuple(texts), config_path=None)
 
 
+ModelsDir = Path | Callable[[str], Path | None] | None
+"""Where run folders go when a config names no ``ckpt_dir``: one folder, or a
+function of the (first) training labels path (``None``: beside the labels)."""
+
+
 def _ckpt_dir(
-    cfg: Mapping[Any, Any], labels: Sequence[str], models_dir: Path | None
+    cfg: Mapping[Any, Any], labels: Sequence[str], models_dir: ModelsDir
 ) -> Path | None:
     value = _section(cfg, "trainer_config").get("ckpt_dir")
     if isinstance(value, str) and value.strip() and value.strip() != "None":
@@ -285,7 +291,11 @@ def _ckpt_dir(
         if labels:
             return Path(labels[0]).parent / path
         return None
-    if models_dir is not None:
+    if callable(models_dir):
+        chosen = models_dir(labels[0]) if labels else None
+        if chosen is not None:
+            return chosen
+    elif models_dir is not None:
         return models_dir
     if labels:
         return Path(labels[0]).parent / "models"
@@ -400,7 +410,7 @@ def _plan_train(
     spec: TrainJobSpec,
     configs: Sequence[Mapping[Any, Any] | None],
     policy: PathPolicy,
-    models_dir: Path | None,
+    models_dir: ModelsDir,
     errors: list[FieldError],
     made: list[str],
 ) -> list[_ConfigPlan]:
@@ -440,9 +450,9 @@ def _plan_train(
         _check_new_folders(prefix, cfg, check_dir, errors, made)
         ckpt = _ckpt_dir(cfg, train, models_dir)
         # A folder derived from refused labels would only repeat their error.
-        derived = models_dir is None and not _section(cfg, "trainer_config").get(
-            "ckpt_dir"
-        )
+        derived = not isinstance(models_dir, Path) and not _section(
+            cfg, "trainer_config"
+        ).get("ckpt_dir")
         labels_refused = any(
             e.field == "labels_path"
             or e.field.startswith(f"{prefix}.data_config.train_labels_path")
@@ -461,7 +471,7 @@ def prepare_job(
     policy: PathPolicy,
     *,
     private_parent: Path | None = None,
-    models_dir: Path | None = None,
+    models_dir: ModelsDir = None,
 ) -> PreparedJob | list[FieldError]:
     """Map, validate and materialise a job spec (blocking; run it in a thread).
 
@@ -471,7 +481,9 @@ def prepare_job(
         private_parent: Where the job's private folder is made (default the
             system temp folder).
         models_dir: Where run folders go when the config names no
-            ``ckpt_dir`` (default ``models/`` beside the training labels).
+            ``ckpt_dir`` (default ``models/`` beside the training labels); a
+            function of the training labels path may choose per job (the
+            upload area's run folders for uploaded labels).
 
     Returns:
         The prepared job, or every field error (nothing is left on disk then).

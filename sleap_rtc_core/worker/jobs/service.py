@@ -87,6 +87,7 @@ from ..hardware import JobHardware
 from ..ledger import Action, JobLedger, SlotOutcome
 from .outbox import Sink
 from .prepare import (
+    ModelsDir,
     PathPolicy,
     PreparedJob,
     prepare_job,
@@ -202,7 +203,14 @@ class JobService:
     # -------------------------------------------------------------- handle
 
     async def handle(
-        self, msg: ChannelMessage, sink: Sink, peer_id: str, *, legacy: bool = False
+        self,
+        msg: ChannelMessage,
+        sink: Sink,
+        peer_id: str,
+        *,
+        legacy: bool = False,
+        policy: PathPolicy | None = None,
+        models_dir: Callable[[str], Path | None] | None = None,
     ) -> None:
         """Act on one job message received on a channel.
 
@@ -216,13 +224,17 @@ class JobService:
                 logs (and the ledger's reservations), never authority.
             legacy: The channel is a sleap-rtc 0.0.7 client's, which reads no
                 job secret in ``JOB_ACCEPTED``.
+            policy: The path policy of this channel's jobs (default the
+                service's), e.g. one that also admits the channel's uploads.
+            models_dir: Chooses the run folders' parent for given training
+                labels (``None`` from it: the service's default).
 
         Raises:
             Exception: whatever ``sink`` raises for a direct answer
                 (``JOB_ACCEPTED``, ``JOB_REJECTED``, an unknown ``JOB_STATE``).
         """
         if isinstance(msg, JobSubmitMsg):
-            await self._submit(msg, sink, peer_id, legacy)
+            await self._submit(msg, sink, peer_id, legacy, policy, models_dir)
         elif isinstance(msg, ControlCommandMsg | ZmqCtrlMsg):
             self._control(msg.raw, sink, peer_id)
         elif isinstance(msg, JobStopMsg):
@@ -274,7 +286,13 @@ class JobService:
         await sink(encode_text(msg))
 
     async def _submit(
-        self, msg: JobSubmitMsg, sink: Sink, peer_id: str, legacy: bool
+        self,
+        msg: JobSubmitMsg,
+        sink: Sink,
+        peer_id: str,
+        legacy: bool,
+        policy: PathPolicy | None = None,
+        models_dir: Callable[[str], Path | None] | None = None,
     ) -> None:
         cid = msg.client_job_id
         if self._closed:
@@ -318,9 +336,9 @@ class JobService:
             prepared = await asyncio.to_thread(
                 prepare_job,
                 spec,
-                self._policy,
+                policy or self._policy,
                 private_parent=self._work_dir,
-                models_dir=self._models_dir,
+                models_dir=self._models_dir_for(models_dir),
             )
         except Exception as exc:
             logger.exception("! preparing job %s failed", job_id)
@@ -422,6 +440,17 @@ class JobService:
         if isinstance(self._hardware, GpuPool):
             return self._hardware.take(job_id)
         return self._hardware
+
+    def _models_dir_for(self, choose: Callable[[str], Path | None] | None) -> ModelsDir:
+        """The service's models folder, or ``choose``'s pick where it has one."""
+        if choose is None:
+            return self._models_dir
+        default = self._models_dir
+
+        def pick(labels: str) -> Path | None:
+            return choose(labels) or default
+
+        return pick
 
     def _new_id(self) -> str:
         while True:
