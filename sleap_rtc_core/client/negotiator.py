@@ -53,6 +53,7 @@ from ..signaling.client import SignalingClient, Subscription
 from .selection import (
     ResponseCollector,
     rejection_error,
+    sees_path,
     supports_job,
     worker_filters,
 )
@@ -83,6 +84,19 @@ class Placement:
     response: JobResponse
     reasons: Mapping[str, str]
     legacy: bool = False
+
+
+def _seeing(workers: list[dict[str, Any]], data_path: str | None) -> frozenset[str]:
+    """The workers whose published mounts hold ``data_path``."""
+    if data_path is None:
+        return frozenset()
+    return frozenset(w["peer_id"] for w in workers if sees_path(w, data_path))
+
+
+def _display_name(peer: dict[str, Any]) -> str:
+    props = (peer.get("metadata") or {}).get("properties") or {}
+    name = props.get("worker_name") if isinstance(props, dict) else None
+    return f"{name} ({peer.get('peer_id')})" if name else str(peer.get("peer_id"))
 
 
 class JobClient:
@@ -171,6 +185,8 @@ class JobClient:
         request: JobRequest,
         inbox: Subscription,
         min_gpu_memory_mb: int | float | None = None,
+        data_path: str | None = None,
+        can_send_data: bool = False,
     ) -> Placement:
         """Ask every fitting worker, assign the job to the best, release the rest.
 
@@ -178,9 +194,16 @@ class JobClient:
             request: The ``job_request`` to send.
             inbox: An open subscription to ``peer_message`` and ``peer_left``.
             min_gpu_memory_mb: Discovery's memory bound.
+            data_path: The job's labels or data as the workers name it (after
+                the path mappings): workers whose mounts hold it are chosen
+                first, and when only a busy worker sees it the job goes to no
+                other (unless ``can_send_data``).
+            can_send_data: The caller uploads the data to a worker that cannot
+                see it, so any worker will do.
 
         Raises:
-            NoWorkersAvailableError: no worker fits.
+            NoWorkersAvailableError: no worker fits, or only busy ones see
+                ``data_path``.
             NoWorkersAcceptedError: every asked worker declined, left or timed
                 out (``reasons`` says which).
         """
@@ -200,15 +223,52 @@ class JobClient:
             )
         if not current:
             return _legacy_placement(request, legacy)
+        seeing = _seeing(current, data_path)
+        all_known = None not in (sees_path(w, data_path or "") for w in current)
+        if data_path is not None and not seeing and all_known and not can_send_data:
+            await self._say_who_sees(request, data_path, min_gpu_memory_mb)
         try:
-            return await self._negotiate(request, current, inbox)
+            return await self._negotiate(request, current, inbox, seeing)
         except NoWorkersAcceptedError:
             if not legacy or not self.accept_legacy:
                 raise
             return _legacy_placement(request, legacy)
 
+    async def _say_who_sees(
+        self,
+        request: JobRequest,
+        data_path: str,
+        min_gpu_memory_mb: int | float | None,
+    ) -> None:
+        """No available worker sees ``data_path``: if a busy one does, stop
+        here with its name rather than send the job where it cannot run.
+
+        Raises:
+            NoWorkersAvailableError: a worker sees the data but is busy.
+        """
+        filters = worker_filters(
+            min_gpu_memory_mb, request.job_type, request.config.get("model_type")
+        )
+        filters["properties"].pop("status", None)
+        try:
+            everyone = await self.signaling.discover(filters, self.discover_timeout)
+        except (ServerError, TimeoutError):
+            return
+        busy = sorted(
+            _display_name(w) for w in everyone if sees_path(w, data_path) is True
+        )
+        if busy:
+            raise NoWorkersAvailableError(
+                f"only {', '.join(busy)} can see {data_path}, and it is busy now: "
+                "try again when it is free, or send the data (--upload)"
+            )
+
     async def _negotiate(
-        self, request: JobRequest, workers: list[dict[str, Any]], inbox: Subscription
+        self,
+        request: JobRequest,
+        workers: list[dict[str, Any]],
+        inbox: Subscription,
+        seeing: frozenset[str] = frozenset(),
     ) -> Placement:
         asked = [w["peer_id"] for w in workers]
         collector = ResponseCollector(asked, request.job_id)
@@ -230,7 +290,7 @@ class JobClient:
             if isinstance(app, JobResponse) and isinstance(message, sig.PeerMessage):
                 collector.record(message.from_peer_id, app)
         collector.close()
-        best = collector.best()
+        best = collector.best(seeing)
         for peer_id in collector.to_release(best.peer_id if best else None):
             await self._send(
                 peer_id, JobCancel(job_id=request.job_id, reason="another worker")

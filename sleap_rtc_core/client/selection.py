@@ -14,7 +14,9 @@ seed's Tasks 6 and 7), with no I/O and no clock:
    waiting then instead of at a fixed deadline.
 3. :func:`choose_best` picks the accepted response with the shortest estimate;
    ties go to the most free GPU memory, then to the smallest peer id, so the
-   choice never depends on arrival order.
+   choice never depends on arrival order. Workers that see the job's data
+   (:func:`sees_path`, by their published mounts) come before any that do
+   not: a worker that cannot read the labels would only fail the job.
 4. :func:`rejection_error` turns the reasons into a
    :class:`~sleap_rtc_core.errors.NoWorkersAcceptedError`.
 5. :func:`worker_named` finds the worker a user named (``--worker``) by peer id
@@ -28,7 +30,7 @@ The three client exceptions of the issue already live in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -49,6 +51,7 @@ __all__ = [
     "ResponseCollector",
     "choose_best",
     "rejection_error",
+    "sees_path",
     "supports_job",
     "worker_filters",
     "worker_named",
@@ -193,22 +196,44 @@ def _finite(value: Any, default: float) -> float:
     return float(value) if math.isfinite(value) else default
 
 
-def _rank(c: Candidate) -> tuple[float, float, str]:
-    return (c.estimate_minutes, -c.free_memory_mb, c.peer_id)
+def _rank(c: Candidate, prefer: Collection[str] = ()) -> tuple[bool, float, float, str]:
+    return (c.peer_id not in prefer, c.estimate_minutes, -c.free_memory_mb, c.peer_id)
+
+
+def sees_path(peer: Mapping[str, Any], path: str) -> bool | None:
+    """Whether a worker's published mounts hold ``path`` (a worker path, after
+    the job's mappings): ``None`` when it publishes no mounts (a 0.0.7 worker,
+    the fallback), so nothing is known."""
+    mounts = _properties(peer).get("mounts")
+    if not isinstance(mounts, list) or not mounts:
+        return None
+    wanted = path.replace("\\", "/")
+    for mount in mounts:
+        root = mount.get("path") if isinstance(mount, Mapping) else None
+        if not isinstance(root, str) or not root:
+            continue
+        root = root.replace("\\", "/").rstrip("/") or "/"
+        if wanted == root or wanted.startswith(root if root == "/" else root + "/"):
+            return True
+    return False
 
 
 def choose_best(
     responses: Iterable[Candidate] | Mapping[str, JobResponse],
+    prefer: Collection[str] = (),
 ) -> Candidate | None:
     """The best accepting worker, or ``None`` when none accepted.
 
-    Shortest ``estimated_duration_minutes`` first; ties go to the most
-    ``worker_info.available_memory_mb``, then to the smallest peer id. Responses
-    that did not accept are skipped.
+    Workers in ``prefer`` (those that see the job's data) first; then the
+    shortest ``estimated_duration_minutes``; ties go to the most
+    ``worker_info.available_memory_mb``, then to the smallest peer id.
+    Responses that did not accept are skipped.
 
     Args:
         responses: Candidates, or a mapping peer id → ``job_response``.
+        prefer: Peer ids ranked before all others.
     """
+
     if isinstance(responses, Mapping):
         candidates: Iterable[Candidate] = (
             Candidate(peer_id, r) for peer_id, r in responses.items()
@@ -216,7 +241,7 @@ def choose_best(
     else:
         candidates = responses
     accepted = [c for c in candidates if c.response.accepted]
-    return min(accepted, key=_rank) if accepted else None
+    return min(accepted, key=lambda c: _rank(c, prefer)) if accepted else None
 
 
 class ResponseCollector:
@@ -306,18 +331,21 @@ class ResponseCollector:
         """The counted responses, by worker."""
         return dict(self._responses)
 
-    def candidates(self) -> list[Candidate]:
+    def candidates(self, prefer: Collection[str] = ()) -> list[Candidate]:
         """The accepting workers, best first (the order of :func:`choose_best`)."""
         accepted = [
             Candidate(peer_id, r)
             for peer_id, r in self._responses.items()
             if r.accepted
         ]
-        return sorted(accepted, key=_rank)
+        return sorted(accepted, key=lambda c: _rank(c, prefer))
 
-    def best(self) -> Candidate | None:
-        """The worker to assign the job to, or ``None`` when nobody accepted."""
-        return choose_best(Candidate(p, r) for p, r in self._responses.items())
+    def best(self, prefer: Collection[str] = ()) -> Candidate | None:
+        """The worker to assign the job to, or ``None`` when nobody accepted
+        (those in ``prefer`` first: see :func:`choose_best`)."""
+        return choose_best(
+            (Candidate(p, r) for p, r in self._responses.items()), prefer
+        )
 
     def to_release(self, chosen: str | None) -> list[str]:
         """Accepting workers other than ``chosen``, sorted: send each a

@@ -16,6 +16,7 @@ from ..errors import NoWorkersAvailableError
 from ..protocol.dialect import LEGACY_WORKER_LIMITS
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.negotiation import JobRequest, JobType
+from ..protocol.paths import map_path
 from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
@@ -47,6 +48,7 @@ async def run_remote_job(
     prepare: Callable[[Channel], Awaitable[JobSpec]] | None = None,
     finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
     accept_legacy: bool = True,
+    can_send_data: bool = False,
 ) -> dict[str, Any]:
     """Place ``spec`` on a worker and run it there; returns ``JOB_COMPLETE``'s data.
 
@@ -69,6 +71,9 @@ async def run_remote_job(
             bring the models home).
         accept_legacy: Whether a sleap-rtc 0.0.7 worker may run the job (it is
             said once what such a worker cannot do).
+        can_send_data: ``prepare`` uploads the data where the worker cannot
+            see it, so the choice need not stay with workers that see it
+            (workers that do still come first).
 
     Raises:
         NoWorkersAvailableError, NoWorkersAcceptedError: placement failed.
@@ -94,7 +99,13 @@ async def run_remote_job(
             ),
         )
         async with signaling.subscribe("peer_message", "peer_left") as inbox:
-            placement = await jobs.place(request, inbox, min_gpu_memory_mb)
+            placement = await jobs.place(
+                request,
+                inbox,
+                min_gpu_memory_mb,
+                data_path=_worker_data_path(spec),
+                can_send_data=can_send_data,
+            )
         worker_id = placement.worker_id
         legacy = placement.legacy
         job_id = request.job_id
@@ -137,3 +148,9 @@ async def run_remote_job(
             return result
     finally:
         await channel.close()
+
+
+def _worker_data_path(spec: JobSpec) -> str | None:
+    """The job's labels (training) or data (inference) as workers name it."""
+    path = spec.data_path if isinstance(spec, TrackJobSpec) else spec.labels_path
+    return map_path(path, spec.path_mappings) if path else None

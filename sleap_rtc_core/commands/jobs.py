@@ -605,6 +605,7 @@ def _run_job(
                             prepare=prepare,
                             finish=finish,
                             accept_legacy=not args.refuse_legacy_workers,
+                            can_send_data=upload is True,
                         ),
                         interactive,
                     )

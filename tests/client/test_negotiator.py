@@ -447,3 +447,39 @@ async def test_fallback_to_the_named_worker_on_an_old_server(
     runner.finish("old")
     assert (await asyncio.wait_for(task, scaled(10)))["model_path"] == "/models/old"
     assert FALLBACK_ENV in caplog.text
+
+
+async def test_the_worker_that_sees_the_data_wins_and_is_never_passed_over(
+    service: Service, room: RoomCreds, stack: AsyncExitStack
+) -> None:
+    """``lab`` mounts /data and is slower; ``fast`` mounts /scratch. The job on
+    /data/labels.slp goes to ``lab``; while ``lab`` is busy it goes nowhere
+    (naming ``lab``), unless the client can send the data."""
+    lab_runner = GatedRunner()
+    for name, mount, estimate in (("lab", "/data", 30.0), ("fast", "/scratch", 5.0)):
+        await stack.enter_async_context(
+            make_worker(
+                service,
+                room,
+                name,
+                runner=lab_runner if name == "lab" else GatedRunner(),
+                estimate=estimate,
+                mounts=[{"path": mount, "label": name}],
+                name=f"box-{name}",
+            )
+        )
+    client = await stack.enter_async_context(make_client(service.server.url, room))
+    jobs = JobClient(client, response_deadline=scaled(10))
+    data = "/data/proj/labels.slp"
+    async with client.subscribe("peer_message", "peer_left") as inbox:
+        placement = await jobs.place(JobRequest(job_id="j1"), inbox, data_path=data)
+        assert placement.worker_id == "lab"
+        await async_wait_until(lambda: lab_runner.started == ["j1"])
+        await async_wait_until(lambda: status_of(service, room, "lab") == "busy")
+        with pytest.raises(NoWorkersAvailableError, match=r"box-lab \(lab\).*busy"):
+            await jobs.place(JobRequest(job_id="j2"), inbox, data_path=data)
+        sent = await jobs.place(
+            JobRequest(job_id="j3"), inbox, data_path=data, can_send_data=True
+        )
+        assert sent.worker_id == "fast"
+    lab_runner.finish("j1")

@@ -18,6 +18,7 @@ from sleap_rtc_core.client.selection import (
     ResponseCollector,
     choose_best,
     rejection_error,
+    sees_path,
     supports_job,
     worker_filters,
     worker_named,
@@ -345,3 +346,35 @@ def test_a_worker_is_named_by_peer_id_or_by_its_name() -> None:
         worker_named(twins, "box")
     with pytest.raises(errors.NoWorkersAvailableError, match="no worker is here"):
         worker_named([], "box")
+
+
+def _mounting(*mounts: str) -> dict[str, Any]:
+    props = {"mounts": [{"path": m, "label": "x"} for m in mounts]}
+    return {"peer_id": "w", "metadata": {"properties": props}}
+
+
+@pytest.mark.parametrize(
+    ("mounts", "path", "seen"),
+    [
+        (("/data",), "/data/a.slp", True),
+        (("/data/",), "/data", True),
+        (("/data",), "/database/a.slp", False),
+        (("/",), "/anything", True),
+        (("D:\\lab",), "D:\\lab\\a.slp", True),
+        ((), "/data/a.slp", None),
+    ],
+)
+def test_sees_path_by_the_published_mounts(
+    mounts: tuple[str, ...], path: str, seen: bool | None
+) -> None:
+    assert sees_path(_mounting(*mounts), path) is seen
+
+
+def test_workers_that_see_the_data_come_first() -> None:
+    fast = JobResponse(job_id="j", accepted=True, estimated_duration_minutes=1)
+    slow = JobResponse(job_id="j", accepted=True, estimated_duration_minutes=9)
+    responses = {"fast": fast, "slow": slow}
+    best, preferred = choose_best(responses), choose_best(responses, {"slow"})
+    assert best is not None
+    assert preferred is not None
+    assert (best.peer_id, preferred.peer_id) == ("fast", "slow")
