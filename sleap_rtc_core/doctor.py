@@ -48,10 +48,19 @@ from websockets.exceptions import (
 )
 
 from .aio import wait_for
-from .errors import AuthError, ConnectionLost, ErrorCode, SleapRTCError
+from .errors import (
+    AuthError,
+    ChannelAuthFailed,
+    ConnectionLost,
+    ErrorCode,
+    SleapRTCError,
+)
 from .http_json import get_json
+from .protocol.dialect import Dialect, worker_dialect
 from .protocol.signaling import Register
 from .signaling.client import Backoff, SignalingClient
+from .transport.auth import ChannelAuth
+from .transport.peer import open_channel
 
 __all__ = [
     "CHECK_GROUPS",
@@ -61,6 +70,7 @@ __all__ = [
     "Verdict",
     "any_failed",
     "check_credentials",
+    "check_room_secret",
     "check_disk",
     "check_http",
     "check_importable",
@@ -81,7 +91,15 @@ logger = logging.getLogger(__name__)
 MIN_FREE_BYTES = 1 << 30
 """Free space below which a mount's disk check fails (1 GiB)."""
 
-CHECK_GROUPS = ("torch", "sleap-nn", "server", "credentials", "mounts", "zmq")
+CHECK_GROUPS = (
+    "torch",
+    "sleap-nn",
+    "server",
+    "credentials",
+    "room-secret",
+    "mounts",
+    "zmq",
+)
 """Names ``--skip`` accepts; ``server`` also skips ``credentials``."""
 
 _GIB = float(1 << 30)
@@ -687,6 +705,97 @@ async def check_credentials(
     )
 
 
+async def check_room_secret(
+    url: str,
+    credentials: Mapping[str, Any],
+    secret: str | None,
+    *,
+    worker: bool = False,
+    timeout: float = 10.0,
+) -> Check:
+    """Open a data channel to a worker of the room with ``secret``: both ends
+    must prove it (a mismatch fails either way), then close it.
+
+    Args:
+        url: The server.
+        credentials: ``register`` fields that the credentials check accepted.
+        secret: The room secret this machine would use (``None``: none found).
+        worker: This machine runs a worker (without a secret it refuses every
+            channel).
+        timeout: Seconds for registering, discovery and the channel each.
+    """
+    if secret is None:
+        if credentials.get("api_key"):
+            return Check(
+                "room secret",
+                None,
+                "no room secret: only clients that sign with a room member's key "
+                "can open a channel",
+                "give the room's secret too if its members use one",
+            )
+        who = "this worker refuses every channel" if worker else "no channel opens"
+        return Check(
+            "room secret",
+            False,
+            f"no room secret: {who}",
+            "give the secret `sleap-rtc room create` printed: --room-secret, "
+            "$SLEAP_ROOM_SECRET or ~/.sleap-rtc/room-secrets/ROOM",
+        )
+    try:
+        auth = ChannelAuth(secret=secret)
+    except SleapRTCError as exc:
+        return Check("room secret", False, f"unusable: {exc.message}", "")
+    register = Register(
+        peer_id=f"doctor-{secrets.token_hex(4)}",
+        role="client",
+        metadata={"tags": ["sleap-rtc", "doctor"], "properties": {}},
+        **dict(credentials),
+    )
+    client = SignalingClient(
+        _ws_url(url),
+        register,
+        backoff=Backoff(initial=0.2, cap=1.0),
+        give_up_after=timeout,
+        request_timeout=timeout,
+    )
+    try:
+        await client.start(timeout=timeout)
+        peers = await client.discover({"role": "worker"}, timeout=timeout)
+        current = [p for p in peers if worker_dialect(p) is Dialect.CURRENT]
+        if not current:
+            return Check(
+                "room secret",
+                None,
+                "not tried: no sleap-rtc worker of this version is in the room",
+                "run the check again while a worker runs",
+            )
+        target = str(current[0]["peer_id"])
+        try:
+            channel = await open_channel(client, target, auth=auth, timeout=timeout)
+        except ChannelAuthFailed as exc:
+            return Check(
+                "room secret",
+                False,
+                f"worker {target}: {exc.message}",
+                "this machine's room secret is not the worker's: give both the "
+                "one `sleap-rtc room create` printed",
+            )
+        except (SleapRTCError, TimeoutError) as exc:
+            return Check(
+                "room secret", None, f"not tried: no channel to {target}: {exc}", ""
+            )
+        await channel.close()
+    except (SleapRTCError, TimeoutError) as exc:
+        return Check("room secret", None, f"not tried: {exc}", "")
+    finally:
+        await client.close()
+    return Check(
+        "room secret",
+        True,
+        f"worker {target} accepted it and proved it holds the same secret",
+    )
+
+
 # --- all of them
 
 
@@ -699,6 +808,8 @@ class DoctorOptions:
         credentials: ``register`` fields to try; a :class:`Check` reports why
             there are none (or why they are unusable); ``None`` skips.
         credentials_described: How the credentials were found (no secret).
+        room_secret: The room secret this machine would use, tried against a
+            worker of the room once the credentials pass.
         mounts: Worker folders to check.
         worker: This machine runs a worker (torch and sleap-nn required).
         gpu: The CUDA device the worker uses.
@@ -714,6 +825,7 @@ class DoctorOptions:
     server: str | None = None
     credentials: Mapping[str, Any] | Check | None = None
     credentials_described: str = "credentials"
+    room_secret: str | None = field(default=None, repr=False)
     mounts: Sequence[str | os.PathLike[str]] = ()
     worker: bool = False
     gpu: int | tuple[int, ...] | str = 0
@@ -736,6 +848,7 @@ async def _server_checks(opts: DoctorOptions) -> list[Check]:
             Check("websocket", None, reason),
             Check("http", None, reason),
             Check("credentials", None, reason),
+            Check("room secret", None, reason),
         ]
     ws, http = await asyncio.gather(
         check_websocket(opts.server, timeout=opts.timeout),
@@ -763,7 +876,19 @@ async def _server_checks(opts: DoctorOptions) -> list[Check]:
             described=opts.credentials_described,
             timeout=opts.timeout,
         )
-    return [ws, http, cred]
+    if "room-secret" in opts.skip:
+        room = _skipped("room secret")
+    elif cred.ok is not True or not isinstance(creds, Mapping):
+        room = Check("room secret", None, "not tried: no accepted credentials")
+    else:
+        room = await check_room_secret(
+            opts.server,
+            creds,
+            opts.room_secret,
+            worker=opts.worker,
+            timeout=opts.timeout,
+        )
+    return [ws, http, cred, room]
 
 
 async def _local_checks(opts: DoctorOptions) -> list[Check]:

@@ -36,6 +36,7 @@ from sleap_rtc_core.doctor import (
     check_mount,
     check_packages,
     check_python,
+    check_room_secret,
     check_torch,
     check_websocket,
     check_zmq_ports,
@@ -46,6 +47,7 @@ from sleap_rtc_core.doctor import (
 from sleap_rtc_core.signaling.service import Service
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import scaled
+from tests.fixtures.transport import stated_worker
 
 FAST = ("--skip", "torch", "--skip", "sleap-nn")
 """Flags that leave out the two slow checks (each tested on its own)."""
@@ -309,6 +311,7 @@ async def test_run_checks_all_green(
         DoctorOptions(
             server=service.server.url,
             credentials={"room_id": room.room_id, "token": room.token},
+            room_secret="the room's secret",
             mounts=[tmp_path],
             worker=True,
             timeout=scaled(5),
@@ -324,6 +327,7 @@ async def test_run_checks_all_green(
         "websocket",
         "http",
         "credentials",
+        "room secret",
         "mount",
         "disk",
         "zmq",
@@ -360,6 +364,8 @@ async def test_command_json_all_green(
         room.room_id,
         "--token",
         room.token,
+        "--room-secret",
+        "the room's secret",
         "--mount",
         str(tmp_path),
         "--json",
@@ -442,7 +448,7 @@ async def test_command_read_only_mount_exit_1(service: Service, tmp_path: Path) 
 
 
 async def test_command_from_worker_config(
-    service: Service, room: RoomCreds, tmp_path: Path
+    service: Service, room: RoomCreds, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "token").write_text(room.token + "\n", encoding="utf-8")
     (tmp_path / "data").mkdir()
@@ -452,6 +458,11 @@ async def test_command_from_worker_config(
         'token_file = "token"\n\n[[mounts]]\npath = "data"\n',
         encoding="utf-8",
     )
+    code, out, err = await doctor("--config", str(config), "--json", *FAST)
+    named = by_name(json.loads(out))
+    assert named["room secret"]["ok"] is False  # a worker without one is useless
+    assert code == 1
+    monkeypatch.setenv("SLEAP_ROOM_SECRET", "the room's secret")
     code, out, err = await doctor("--config", str(config), "--json", *FAST)
     named = by_name(json.loads(out))
     assert named["config"]["ok"] is True
@@ -471,3 +482,30 @@ async def test_command_bad_worker_config(tmp_path: Path, free_port: int) -> None
     assert str(config) in line
     assert "api_key_file" in line
     assert "slp_secret" not in out
+
+
+async def test_the_room_secret_is_tried_against_a_worker(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> None:
+    """A real worker (stated GPU) in the room: its secret passes both ways, another
+    fails and says so, none fails; no worker: not tried."""
+    creds = {"room_id": room.room_id, "token": room.token}
+
+    async def check(secret: str | None) -> Check:
+        return await check_room_secret(
+            service.server.url, creds, secret, timeout=scaled(10)
+        )
+
+    alone = await check(room_secret)
+    assert alone.ok is None
+    assert "no sleap-rtc worker" in alone.detail
+    async with stated_worker(service.server.url, room, tmp_path, room_secret):
+        good = await check(room_secret)
+        assert good.ok is True, good
+        assert "proved" in good.detail
+        bad = await check("not the room's secret")
+        assert bad.ok is False
+        assert "not the worker's" in bad.advice
+    missing = await check(None)
+    assert missing.ok is False
+    assert "room create" in missing.advice

@@ -38,6 +38,7 @@ from ..worker.config import (
     load_worker_config,
     merge_flags,
 )
+from ._connect import room_secret
 
 __all__ = ["DEFAULT_SERVER", "register", "run"]
 
@@ -85,6 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     creds.add_argument("--api-key", default=None, help="worker key slp_…")
     creds.add_argument(
         "--account-key", default=None, help="account key slp_acct_… (with --room)"
+    )
+    parser.add_argument(
+        "--room-secret",
+        default=None,
+        help="the room secret to try against a worker of the room (default: "
+        "$SLEAP_ROOM_SECRET or ~/.sleap-rtc/room-secrets/ROOM)",
     )
     parser.add_argument(
         "--config",
@@ -219,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         server=server,
         credentials=credentials,
         credentials_described=described or "credentials",
+        room_secret=room_secret(args),
         mounts=[m.path for m in config.mounts],
         worker=bool(args.worker or args.config or config.mounts),
         gpu=config.gpu,
