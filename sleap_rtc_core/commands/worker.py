@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import platform
+import re
 import signal
 import sys
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SleapRTCError
@@ -90,7 +94,11 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
         help="the CUDA device(s) this worker owns, one job on each (default 0)",
     )
     parser.add_argument("--name", help="name shown by `sleap-rtc workers`")
-    parser.add_argument("--peer-id", help="peer id (default: the server picks)")
+    parser.add_argument(
+        "--peer-id",
+        help="peer id (default: NAME-<8 hex>, the same at every restart of this "
+        "worker with these credentials, name and GPUs)",
+    )
     parser.add_argument(
         "--mount",
         action="append",
@@ -141,6 +149,31 @@ def _fail(message: str, status: int = 1) -> int:
     return status
 
 
+def stable_worker_id(
+    credentials: Mapping[str, Any],
+    name: str | None,
+    gpus: object,
+    hostname: str | None = None,
+) -> str:
+    """The worker's peer id when none is given: the same at every restart of
+    the same worker (credential, room, machine, name, GPUs), so that
+    ``--worker``, scripts and the tray keep finding it; different for two
+    workers that differ in any of those. Readable: ``<name>-<8 hex>``.
+
+    The credential enters only through a one-way hash, never as text.
+    """
+    host = hostname if hostname is not None else platform.node()
+    # A key or room token is the same at every start; a login's JWT is not
+    # (the room, machine and name tell such workers apart).
+    keys = ("api_key", "token")
+    credential = next((str(credentials[k]) for k in keys if credentials.get(k)), "")
+    room = str(credentials.get("room_id") or "")
+    material = "\x00".join((room, credential, host, name or "", repr(gpus)))
+    digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+    words = re.sub(r"[^a-z0-9]+", "-", (name or host or "worker").lower()).strip("-")
+    return f"{words[:24].strip('-') or 'worker'}-{digest[:8]}"
+
+
 def _worker_settings(args: argparse.Namespace) -> tuple[WorkerConfig, dict[str, Any]]:
     """The merged config and the ``register`` credentials."""
     config = merge_flags(apply_env(load_worker_config(args.config)), args)
@@ -186,7 +219,7 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
         capabilities,
         policy,
         auth=ChannelAuth(secret=secret),
-        peer_id=args.peer_id,
+        peer_id=args.peer_id or stable_worker_id(credentials, config.name, config.gpu),
         **slots,
         name=config.name,
         accept_legacy_clients=config.accept_legacy_clients,

@@ -17,6 +17,7 @@ import pytest
 
 from sleap_rtc_core.cli import build_parser
 from sleap_rtc_core.commands import worker as worker_command
+from sleap_rtc_core.commands.worker import stable_worker_id
 from sleap_rtc_core.errors import ConfigError
 from sleap_rtc_core.worker.capabilities import CPU_GPU_MODEL, StatedGpu
 from sleap_rtc_core.worker.files.slp_write import SlpWriteQuota
@@ -78,6 +79,8 @@ def test_worker_is_listed_with_its_facts_and_leaves_cleanly(tmp_path: Path) -> N
 
         listed = json.loads(run_cli("workers", *creds, "--json").stdout)
         assert len(listed) == 1
+        first_id = listed[0]["peer_id"]
+        assert first_id.startswith("gpu-box-")  # NAME-<8 hex>, kept on restart
         props = listed[0]["metadata"]["properties"]
         assert props["gpu_model"] == "CPU"
         assert props["gpu_memory_mb"] == 0
@@ -91,6 +94,26 @@ def test_worker_is_listed_with_its_facts_and_leaves_cleanly(tmp_path: Path) -> N
             return json.loads(run_cli("workers", *creds, "--json").stdout) == []
 
         wait_until(gone, timeout=scaled(10), interval=0.2)
+
+        # The same worker started again comes back under the same peer id.
+        worker = start_worker(
+            "--server",
+            url,
+            "--api-key",
+            key,
+            "--name",
+            "gpu-box",
+            "--mount",
+            f"{shared}:lab-data",
+        )
+
+        def back() -> bool:
+            peers = json.loads(run_cli("workers", *creds, "--json").stdout)
+            return [p["peer_id"] for p in peers] == [first_id]
+
+        wait_until(back, timeout=scaled(30), interval=0.3)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=scaled(15)) == 0
     finally:
         for proc in (worker, server):
             if proc is not None:
@@ -179,3 +202,24 @@ def test_the_slp_write_quota_reaches_the_worker(
     args = build_parser().parse_args([*base, "--slp-write-bytes-per-peer", "-5"])
     with pytest.raises(ConfigError, match="--slp-write-bytes-per-peer"):
         worker_command.worker_service_from_args(args)
+
+
+def test_a_worker_id_is_stable_readable_and_tells_workers_apart() -> None:
+    creds = {"api_key": "slp_abc"}
+    one = stable_worker_id(creds, "GPU Box #1", (0,), hostname="h")
+    assert one == stable_worker_id(creds, "GPU Box #1", (0,), hostname="h")
+    assert one.startswith("gpu-box-1-")
+    assert "slp_abc" not in one
+    others = {
+        stable_worker_id({"api_key": "slp_other"}, "GPU Box #1", (0,), hostname="h"),
+        stable_worker_id(creds, "GPU Box #1", (1,), hostname="h"),
+        stable_worker_id(creds, "GPU Box #1", (0,), hostname="h2"),
+        stable_worker_id(creds, "GPU Box #2", (0,), hostname="h"),
+    }
+    assert one not in others
+    assert len(others) == 4
+    unnamed = stable_worker_id({"room_id": "r", "jwt": "j1"}, None, "all", "Lab-PC")
+    assert unnamed == stable_worker_id(
+        {"room_id": "r", "jwt": "j2"}, None, "all", "Lab-PC"
+    )
+    assert unnamed.startswith("lab-pc-")
