@@ -107,7 +107,7 @@ def resolve_room(store: Store, ref: str) -> Room:
     room = store.get_room(ref)
     if room is not None:
         return room
-    named = [r for r in store.list_rooms() if r.name == ref]
+    named = store.rooms_named(ref)
     if len(named) == 1:
         return named[0]
     if not named:

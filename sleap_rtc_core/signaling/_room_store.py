@@ -80,6 +80,13 @@ class RoomTables(KeyTables):
         row = self.query_one("SELECT * FROM rooms WHERE room_id = ?", (room_id,))
         return Room.from_row(row) if row else None
 
+    def rooms_named(self, name: str) -> list[Room]:
+        """The rooms whose display name is exactly ``name``, oldest first."""
+        rows = self.query(
+            "SELECT * FROM rooms WHERE name = ? ORDER BY created_at, room_id", (name,)
+        )
+        return [Room.from_row(r) for r in rows]
+
     def list_rooms(self) -> list[Room]:
         """Every room, oldest first."""
         rows = self.query("SELECT * FROM rooms ORDER BY created_at, room_id")

@@ -121,17 +121,37 @@ class Authenticator:
                 ``ROOM_EXPIRED``, with the reference's reason as the message.
         """
         api_key = register.api_key
+        room_id = self._room_ref(register.room_id)
         if api_key and api_key.startswith(ACCOUNT_KEY_PREFIX):
-            return self._account_key(api_key, register.room_id)
+            return self._account_key(api_key, room_id)
         if api_key and api_key.startswith(WORKER_KEY_PREFIX):
-            return self._worker_key(api_key, register.room_id)
+            return self._worker_key(api_key, room_id)
         if register.jwt:
-            return self._jwt(register.jwt, register.room_id)
+            return self._jwt(register.jwt, room_id)
         if register.id_token:
             raise AuthError("Cognito tokens are not supported")
-        if register.room_id and register.token:
-            return self._room_token(register.room_id, register.token)
+        if room_id and register.token:
+            return self._room_token(room_id, register.token)
         raise AuthError(NO_AUTH)
+
+    def _room_ref(self, ref: str | None) -> str | None:
+        """The room id ``ref`` names: itself, else the id of the one room with
+        that display name (as the admin commands accept), so ``--room "Lab A"``
+        works; an unknown name stays as given (``ROOM_NOT_FOUND`` follows).
+
+        Raises:
+            AuthError: several rooms have that name (``ROOM_NOT_FOUND``, with
+                what to do).
+        """
+        if not ref or self.store.get_room(ref) is not None:
+            return ref
+        named = self.store.rooms_named(ref)
+        if len(named) > 1:
+            raise AuthError(
+                f"several rooms are named {ref!r}: use the room id",
+                code=ErrorCode.ROOM_NOT_FOUND,
+            )
+        return named[0].room_id if named else ref
 
     # --- the paths
 

@@ -115,6 +115,18 @@ def test_room_token_refusals(w: World) -> None:
     )
 
 
+def test_a_room_is_named_by_id_or_by_its_one_name(w: World) -> None:
+    """``--room "lab"`` works as the admin commands do; the identity carries the
+    room's id; a name two rooms share is refused with what to do."""
+    ident = w.register(room_id="lab", token=w.room.token)
+    assert ident.room_id == w.room.room_id
+    member = w.register(room_id="lab", jwt=w.jwt(w.alice))
+    assert member.room_id == w.room.room_id
+    _refused(w, "Invalid token", room_id="lab", token=w.other.token)
+    w.store.create_room("lab")
+    _refused(w, "several rooms", ErrorCode.ROOM_NOT_FOUND, room_id="lab", token="x")
+
+
 def test_no_credentials(w: World) -> None:
     _refused(w, NO_AUTH)
     _refused(w, NO_AUTH, room_id=w.room.room_id)
