@@ -66,6 +66,7 @@ from .wire import (
     LOOKUP_SCRIPT,
     MAX_FRAMES_BYTES,
     PUT_SCRIPT,
+    RENEW_SCRIPT,
     Keys,
     Kind,
     decode_record,
@@ -425,6 +426,7 @@ class RedisBackend:
             self._ttl_ms,
             self.keys.events,
             join_message([kind, self.node], record),
+            self.keys.node_prefix,
         )
         self._queue.put_nowait(lambda pipe: pipe.eval(PUT_SCRIPT, 1, *args))
 
@@ -639,11 +641,13 @@ class RedisBackend:
         local = self.replica.local_records()
         pipe = self._client.pipeline(transaction=False)
         for rec in local:
-            pipe.pexpire(self.keys.peer(rec.room_id, rec.peer_id), self._ttl_ms)
+            key = self.keys.peer(rec.room_id, rec.peer_id)
+            pipe.eval(RENEW_SCRIPT, 1, key, self.node, self._ttl_ms)
         results = await pipe.execute() if local else []
         for rec, renewed in zip(local, results, strict=True):
             if not renewed and self.replica.is_current(rec) and self._up:
-                self._put(rec, Kind.JOIN)  # lost from Redis: write it again
+                # Lost from Redis, or still a dead node's: write it again.
+                self._put(rec, Kind.JOIN)
         nodes = sorted({rec.node for rec in self.replica.remote_records()})
         alive = await self._alive(nodes)
         for node in nodes:

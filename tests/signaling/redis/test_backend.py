@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -354,6 +355,35 @@ async def test_a_silent_node_expires_within_the_ttl(
     await asyncio.wait_for(next_event(watcher, "peer_left", "w"), TTL * 3)
     assert loop.time() - started <= TTL * 1.2 + scaled(0.5)
     await watcher.close()
+
+
+async def test_a_dead_nodes_peer_is_taken_over_whatever_the_clocks_say(
+    cluster: Cluster, room: RoomCreds
+) -> None:
+    """A peer of a dead process registers again on another whose clock is
+    behind: its older ``connected_at`` must not lose to the dead one's record
+    (renewing that record would keep a dead node's peer findable for ever)."""
+    a, b, o = await cluster.add(), await cluster.add(), await cluster.add()
+    watcher = await WsPeer.joined(o, room, "watcher", "client")
+    await WsPeer.joined(a, room, "w", metadata=WORKER_MD)
+    await async_wait_until(lambda: knows(b, room, "w") and knows(o, room, "w"))
+    b.server.router.clock = lambda: time.time() - 3600.0
+    for task in backend(a)._tasks:  # a dies: no beats, no refreshes
+        task.cancel()
+    moved = await WsPeer.joined(b, room, "w", metadata=WORKER_MD)
+
+    def held_by_b() -> bool:
+        rec = o.server.router.registry.get(room.room_id, "w")
+        return rec is not None and rec.node == backend(b).node
+
+    await async_wait_until(held_by_b, timeout=TTL * 5)
+    await watcher.send(
+        {"type": "peer_message", "from_peer_id": "watcher", "to_peer_id": "w"}
+        | {"payload": {"n": 1}}
+    )
+    assert (await moved.expect("peer_message"))["payload"] == {"n": 1}
+    await watcher.close()
+    await moved.close()
 
 
 async def test_a_node_presumed_dead_announces_its_peers_again(
