@@ -9,6 +9,8 @@ without a server. The layout, for a key prefix ``P``:
   refreshes it.
 * ``P:node:<node>``: a string per live process, with the same expiry; a peer
   whose node key is gone belongs to a dead process.
+* ``P:metrics:<node>``: a process's last ``/metrics`` body (JSON), with the same
+  expiry, for the sum over processes.
 * ``P:inbox:<node>``: the one pub/sub channel of a process; frames for its peers.
 * ``P:events``: the pub/sub channel every process reads for registry changes
   (join, update, leave, node down), from which each process tells its own peers.
@@ -105,6 +107,15 @@ class Keys:
     def node_prefix(self) -> str:
         """What every liveness key starts with (for :data:`LOOKUP_SCRIPT`)."""
         return f"{self.prefix}:node:"
+
+    def metrics(self, node: str) -> str:
+        """The last ``/metrics`` body one process published (JSON)."""
+        return f"{self.prefix}:metrics:{node}"
+
+    @property
+    def metrics_prefix(self) -> str:
+        """What every metrics key starts with."""
+        return f"{self.prefix}:metrics:"
 
     def inbox(self, node: str) -> str:
         """The pub/sub channel of one process."""
