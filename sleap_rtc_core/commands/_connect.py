@@ -5,6 +5,11 @@ Credentials come from exactly one flag (``--token`` with ``--room``, a worker ke
 ``sleap-rtc login`` saved for that server. Secrets may also come from the
 environment (``SLEAP_RTC_TOKEN``, ``SLEAP_RTC_API_KEY``, ``SLEAP_RTC_ACCOUNT_KEY``)
 so that they never appear in a process list.
+
+``--server`` (and ``$SLEAP_RTC_SERVER``) may name several processes of one
+deployment, comma-separated or with the flag repeated; the connection moves to
+the next when one is lost (:class:`~sleap_rtc_core.signaling.client.
+SignalingClient`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 from ..client.credentials import load_credentials, normalize_server
 from ..errors import CredentialsError
+from ..signaling.client import split_urls
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -24,17 +30,39 @@ __all__ = [
     "credentials_from_args",
     "room_secret",
     "server_url",
+    "server_urls",
 ]
 
 DEFAULT_SERVER = "ws://127.0.0.1:8080"
+
+
+class _ServerList(argparse.Action):
+    """``--server`` given again adds URLs to the list (kept comma-separated,
+    so ``args.server`` stays one string); the first one replaces the default."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given = getattr(namespace, "_servers_given", False)
+        current = getattr(namespace, self.dest, None) if given else None
+        value = str(values)
+        setattr(namespace, self.dest, f"{current},{value}" if current else value)
+        namespace._servers_given = True
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
     """``--server``, ``--room`` and the credential flags."""
     parser.add_argument(
         "--server",
+        action=_ServerList,
         default=os.environ.get("SLEAP_RTC_SERVER", DEFAULT_SERVER),
-        help="signaling server URL (default: $SLEAP_RTC_SERVER or %(default)s)",
+        help="signaling server URL; several processes of one deployment "
+        "comma-separated or with the flag repeated, tried in turn "
+        "(default: $SLEAP_RTC_SERVER or %(default)s)",
     )
     parser.add_argument("--room", help="room id")
     creds = parser.add_mutually_exclusive_group()
@@ -71,14 +99,31 @@ def room_secret(args: argparse.Namespace) -> str | None:
         return None
 
 
-def server_url(args: argparse.Namespace) -> str:
-    """The ``ws://``/``wss://`` URL of ``--server`` (``http`` becomes ``ws``)."""
-    url: str = args.server.strip()
+def _ws_url(url: str) -> str:
     if url.startswith("http://"):
         return "ws://" + url.removeprefix("http://")
     if url.startswith("https://"):
         return "wss://" + url.removeprefix("https://")
     return url
+
+
+def server_urls(args: argparse.Namespace) -> list[str]:
+    """Every ``ws://``/``wss://`` URL ``--server`` names (``http`` becomes
+    ``ws``), in order.
+
+    Raises:
+        ValueError: ``--server`` names none.
+    """
+    return [_ws_url(url) for url in split_urls(args.server)]
+
+
+def server_url(args: argparse.Namespace) -> str:
+    """The first URL of ``--server`` (the one saved logins are keyed by).
+
+    Raises:
+        ValueError: ``--server`` names none.
+    """
+    return server_urls(args)[0]
 
 
 def credentials_from_args(args: argparse.Namespace) -> dict[str, Any]:

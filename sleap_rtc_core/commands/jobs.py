@@ -62,7 +62,7 @@ from ._connect import (
     add_connection_args,
     credentials_from_args,
     room_secret,
-    server_url,
+    server_urls,
 )
 
 __all__ = ["parse_map", "register"]
@@ -229,7 +229,7 @@ they say so and exit (a lab user should not wait on a silent prompt)."""
 
 def _signaling(args: argparse.Namespace, register: Any) -> SignalingClient:
     """The command's signaling client, giving up after :data:`CONNECT_GIVE_UP`."""
-    return SignalingClient(server_url(args), register, give_up_after=CONNECT_GIVE_UP)
+    return SignalingClient(server_urls(args), register, give_up_after=CONNECT_GIVE_UP)
 
 
 async def _worker(client: SignalingClient, wanted: str | None) -> str:

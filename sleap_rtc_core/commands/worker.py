@@ -42,7 +42,7 @@ from ._connect import (
     add_connection_args,
     credentials_from_args,
     room_secret,
-    server_url,
+    server_urls,
 )
 
 __all__ = ["add_worker_args", "register", "worker_service_from_args"]
@@ -214,7 +214,7 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
     if config.max_concurrent_jobs is not None:
         slots["max_concurrent_jobs"] = config.max_concurrent_jobs
     return WorkerService(
-        server_url(args),
+        server_urls(args),
         credentials,
         capabilities,
         policy,
@@ -328,7 +328,7 @@ def run_workers(args: argparse.Namespace) -> int:
         **credentials,
     )
     try:
-        peers = asyncio.run(_discover(server_url(args), register_msg))
+        peers = asyncio.run(_discover(server_urls(args), register_msg))
     except (SleapRTCError, TimeoutError) as exc:
         return _fail(str(exc) or "the server did not answer")
     if args.json:
@@ -338,7 +338,7 @@ def run_workers(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _discover(url: str, register_msg: sig.Register) -> list[dict[str, Any]]:
+async def _discover(url: list[str], register_msg: sig.Register) -> list[dict[str, Any]]:
     client = SignalingClient(url, register_msg, give_up_after=10.0)
     await client.start(timeout=15.0)
     try:

@@ -8,6 +8,11 @@ registers again with the same peer id and the current metadata, and re-sends the
 requests still unanswered; callers only see :class:`~sleap_rtc_core.errors.
 ConnectionLost` once ``give_up_after`` seconds pass without a connection.
 
+Given several URLs (processes of one deployment sharing a Redis), the loop
+moves to the next one, round-robin, whenever a connection is lost or cannot be
+made, with the same backoff: a peer whose process died registers again, with
+the same id, on another one.
+
     async with SignalingClient(url, Register(...)) as client:
         workers = await client.discover({"role": "worker"})
         async with client.subscribe("peer_message") as inbox:
@@ -22,7 +27,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +47,7 @@ from .client_session import (
     RequestFailed,
 )
 
-__all__ = ["Backoff", "SignalingClient", "Subscription"]
+__all__ = ["Backoff", "SignalingClient", "Subscription", "split_urls"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +107,27 @@ class Subscription:
 Connector = Callable[[], Awaitable[ClientConnection]]
 
 
+def split_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
+    """Server URLs from one URL, a comma-separated list, or a sequence of
+    either (so flags, environment and config files may all name several).
+
+    Raises:
+        ValueError: No URL at all.
+    """
+    items = [urls] if isinstance(urls, str) else list(urls)
+    out = tuple(u.strip() for item in items for u in item.split(",") if u.strip())
+    if not out:
+        raise ValueError("no signaling server URL given")
+    return out
+
+
 class SignalingClient:
     """A registered peer of a signaling server that survives disconnects.
 
     Args:
-        url: ``ws://`` or ``wss://`` address of the server.
+        url: ``ws://`` or ``wss://`` address of the server, or several (a
+            sequence, or one comma-separated string): processes of one
+            deployment, tried in turn when a connection is lost.
         register: The ``register`` message (credentials, role, metadata).
         backoff: Reconnect delays.
         give_up_after: Seconds without a connection after which every waiter
@@ -117,7 +138,7 @@ class SignalingClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         register: sig.Register,
         *,
         backoff: Backoff | None = None,
@@ -125,7 +146,8 @@ class SignalingClient:
         request_timeout: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.url = url
+        self.urls = split_urls(url)
+        self._index = 0
         self.session = ClientSession(register)
         self.backoff = backoff or Backoff()
         self.give_up_after = give_up_after
@@ -143,6 +165,15 @@ class SignalingClient:
         self._send_lock = asyncio.Lock()
 
     # --- lifecycle
+
+    @property
+    def url(self) -> str:
+        """The URL in use (or tried next)."""
+        return self.urls[self._index]
+
+    def _next_url(self) -> None:
+        """Move to the next URL, round-robin (a no-op with one)."""
+        self._index = (self._index + 1) % len(self.urls)
 
     @property
     def peer_id(self) -> str:
@@ -307,12 +338,18 @@ class SignalingClient:
                 ws = await self._connect()
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 if self._give_up(down_since):
-                    self._lost(f"cannot reach {self.url}: {exc}")
+                    self._lost(f"cannot reach {', '.join(self.urls)}: {exc}")
                     return
                 delay = self._within_give_up(self.backoff.delay(attempt), down_since)
                 attempt += 1
+                failed = self.url
+                self._next_url()
                 logger.info(
-                    "! cannot reach %s (%s); retry in %.1fs", self.url, exc, delay
+                    "! cannot reach %s (%s); trying %s in %.1fs",
+                    failed,
+                    exc,
+                    self.url,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -340,7 +377,12 @@ class SignalingClient:
             self.reconnects += 1
             delay = self.backoff.delay(attempt)
             attempt += 1
-            logger.info("! signaling connection lost; reconnecting in %.1fs", delay)
+            self._next_url()  # the process may have died: another one may not
+            logger.info(
+                "! signaling connection lost; reconnecting to %s in %.1fs",
+                self.url,
+                delay,
+            )
             await asyncio.sleep(delay)
 
     async def _connect(self) -> ClientConnection:

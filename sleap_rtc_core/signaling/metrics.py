@@ -2,23 +2,79 @@
 
 The JSON keeps every key of the reference server (PROTOCOL.md B §1.8) so that
 existing dashboards keep working, and adds ours (errors by code, limit crossings,
-open connections, uptime).
+open connections, uptime). Those top-level keys always describe *this* process.
+
+Several processes on one Redis: each publishes its body there every refresh
+interval (the backend's task), and the body gains ``cluster``, the sum over the
+live processes (this one's figures fresh, the others' as last published)::
+
+    "cluster": {"processes": 3, "nodes": ["host-12-ab", ...],
+                "active_connections": 812, "total_messages": 91234,
+                "errors": {"PEER_NOT_FOUND": 4}, ...}
+
+Every number is summed, nested objects key by key; ``timestamp`` and
+``uptime_seconds`` are left out. Peers are held by one process each, so the
+connection and peer counts are exact; ``active_rooms`` counts a room once per
+process that serves one of its peers. A process that dies leaves the sum
+within the Redis TTL. Without Redis there is no ``cluster`` key.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .server import SignalingServer
 
-__all__ = ["metrics_json", "metrics_prometheus"]
+__all__ = ["local_metrics", "metrics_json", "metrics_prometheus", "sum_metrics"]
+
+NOT_SUMMED = frozenset({"timestamp", "uptime_seconds"})
+"""Keys of a process's body that mean nothing summed."""
+
+
+def sum_metrics(bodies: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several processes' bodies: numbers added, objects merged key
+    by key, anything else (and :data:`NOT_SUMMED`) left out."""
+    out: dict[str, Any] = {}
+    for body in bodies:
+        for key, value in body.items():
+            if key in NOT_SUMMED:
+                continue
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int | float):
+                current = out.get(key, 0)
+                if isinstance(current, int | float):
+                    out[key] = current + value
+            elif isinstance(value, Mapping):
+                current = out.get(key)
+                merged = sum_metrics([current, value] if current else [value])
+                out[key] = merged
+    return out
 
 
 def metrics_json(server: SignalingServer) -> dict[str, Any]:
-    """The JSON ``/metrics`` body."""
+    """The JSON ``/metrics`` body: this process, and the sum over the live
+    processes when a backend shares them."""
+    body = local_metrics(server)
+    others: Callable[[], dict[str, dict[str, Any]]] | None = getattr(
+        server.backend, "cluster_metrics", None
+    )
+    if others is not None:
+        bodies = {**others(), getattr(server.backend, "node", "local"): body}
+        body["cluster"] = {
+            "processes": len(bodies),
+            "nodes": sorted(bodies),
+            **sum_metrics(list(bodies.values())),
+        }
+    return body
+
+
+def local_metrics(server: SignalingServer) -> dict[str, Any]:
+    """This process's figures (what it publishes for the cluster's sum)."""
     router = server.router
     counters = router.counters
     local_rooms = {s.peer.room_id for s in router.sessions if s.peer is not None}
@@ -88,4 +144,18 @@ def metrics_prometheus(server: SignalingServer) -> str:
         m["limits_exceeded"],
     )
     gauge("uptime_seconds", "Seconds since start.", m["uptime_seconds"])
+    cluster = m.get("cluster")
+    if cluster is not None:
+        gauge("cluster_processes", "Live server processes.", cluster["processes"])
+        gauge(
+            "cluster_active_connections",
+            "Registered peers, all processes.",
+            cluster.get("active_connections", 0),
+        )
+        gauge(
+            "cluster_messages_total",
+            "Messages relayed, all processes.",
+            cluster.get("total_messages", 0),
+            "counter",
+        )
     return "\n".join(lines) + "\n"

@@ -43,7 +43,7 @@ from .http.wire import (
     serialize_response,
 )
 from .limits import Limits
-from .metrics import metrics_json, metrics_prometheus
+from .metrics import local_metrics, metrics_json, metrics_prometheus
 from .registry import PeerRecord
 from .router import CLOSE_POLICY, Commit, RegisterRequest, Router, Session
 
@@ -176,6 +176,8 @@ class SignalingServer:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         if self.backend is not None:
+            if hasattr(self.backend, "metrics_source"):
+                self.backend.metrics_source = lambda: local_metrics(self)
             await self.backend.start(self.router)
         try:
             self._server = await loop.create_server(

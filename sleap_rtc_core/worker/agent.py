@@ -118,7 +118,8 @@ class SignalingWorker:
     """A worker registered with a signaling server.
 
     Args:
-        url: The server's ``ws://``/``wss://`` address.
+        url: The server's ``ws://``/``wss://`` address, or several processes
+            of one deployment (tried in turn when one is lost).
         credentials: ``register`` credential fields (``room_id`` + ``token``,
             ``api_key``, or ``jwt`` + ``room_id``).
         capabilities: GPU facts and what the worker supports.
@@ -147,7 +148,7 @@ class SignalingWorker:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         credentials: Mapping[str, Any],
         capabilities: WorkerCapabilities,
         *,

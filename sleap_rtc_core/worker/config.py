@@ -4,7 +4,7 @@ A worker that runs as a service (systemd, Docker) reads its settings from a file
 instead of a long command line, by default ``$XDG_CONFIG_HOME/sleap-rtc/worker.toml``
 (the platform's config folder), or the file ``--config FILE`` names::
 
-    server = "wss://signaling.example.org"
+    server = "wss://signaling.example.org"   # or a list of processes, tried in turn
     room = "lab-room"
     name = "gpu-box-1"              # shown by `sleap-rtc workers`
     gpu = 0                         # CUDA device(s): 0, [0, 1] or "all"
@@ -291,7 +291,9 @@ class WorkerConfig:
     what it overrides; the worker command picks its own defaults for those.
 
     Attributes:
-        server: Signaling server URL (``ws(s)://`` or ``http(s)://``).
+        server: Signaling server URL (``ws(s)://`` or ``http(s)://``), or
+            several processes of one deployment, comma-separated (the file
+            may give a list).
         room: Room id (needed for room tokens, account keys and JWTs).
         credential: Where the secret is; ``None`` falls back to the
             ``SLEAP_RTC_*`` secrets or the JWT of ``sleap-rtc login``.
@@ -418,13 +420,7 @@ def _from_mapping(data: Mapping[str, Any], file: Path) -> WorkerConfig:
             )
         if key not in _KNOWN_KEYS:
             raise ConfigError(_unknown(key, _KNOWN_KEYS), path=file, key=key)
-    server = _opt_str(data, "server", file)
-    if server is not None and not server.startswith(_SERVER_SCHEMES):
-        raise ConfigError(
-            f"expected a ws://, wss://, http:// or https:// URL, got {server!r}",
-            path=file,
-            key="server",
-        )
+    server = _servers(data, file)
     gpu = _gpus(data.get("gpu", 0), key="gpu", path=file)
     jobs = (
         _int(data, "max_concurrent_jobs", file, minimum=1, default=1)
@@ -485,6 +481,26 @@ def _type_name(value: Any) -> str:
         list: "an array",
         dict: "a table",
     }.get(type(value), type(value).__name__)
+
+
+def _servers(data: Mapping[str, Any], file: Path) -> str | None:
+    """``server``: one URL or a list of them (processes of one deployment),
+    kept comma-separated as ``--server`` and ``$SLEAP_RTC_SERVER`` give them."""
+    value = data.get("server")
+    if isinstance(value, list):
+        urls = [_opt_str({"server": v}, "server", file) for v in value]
+        if not urls:
+            raise ConfigError("expected at least one URL", path=file, key="server")
+    else:
+        urls = [_opt_str(data, "server", file)]
+    for url in urls:
+        if url is not None and (not url.startswith(_SERVER_SCHEMES) or "," in url):
+            raise ConfigError(
+                f"expected a ws://, wss://, http:// or https:// URL, got {url!r}",
+                path=file,
+                key="server",
+            )
+    return ",".join(u for u in urls if u is not None) or None
 
 
 def _opt_str(

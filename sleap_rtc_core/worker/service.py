@@ -33,7 +33,7 @@ import dataclasses
 import functools
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..protocol.channel_transfer import FileDownloadRequestMsg
@@ -64,7 +64,7 @@ class WorkerService:
     """A worker serving jobs (see module docstring).
 
     Args:
-        url: The signaling server.
+        url: The signaling server (or several processes of one deployment).
         credentials: ``register`` credential fields.
         capabilities: GPU facts and supported jobs.
         policy: The folders jobs and file checks may touch.
@@ -90,7 +90,7 @@ class WorkerService:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         credentials: Mapping[str, Any],
         capabilities: WorkerCapabilities,
         policy: MountPolicy,
@@ -151,7 +151,7 @@ class WorkerService:
         if auth.authorized_keys is None and isinstance(api_key, str) and api_key:
             # A worker key may read the room members' public keys: accept
             # channels signed with them (no room secret needed for those).
-            keys = room_key_cache(url, api_key, self._room_id)
+            keys = room_key_cache(self.worker.client.urls[0], api_key, self._room_id)
             auth = dataclasses.replace(auth, authorized_keys=keys)
         self.auth = auth
         self.acceptor = ChannelAcceptor(

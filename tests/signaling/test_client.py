@@ -8,7 +8,7 @@ import pytest
 
 from sleap_rtc_core.errors import AuthError, ConnectionLost, ServerError
 from sleap_rtc_core.protocol import signaling as sig
-from sleap_rtc_core.signaling.client import Backoff, SignalingClient
+from sleap_rtc_core.signaling.client import Backoff, SignalingClient, split_urls
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
@@ -20,7 +20,11 @@ FAST = Backoff(initial=0.05, factor=2.0, cap=0.2)
 
 
 def client_for(
-    url: str, room: RoomCreds, peer_id: str, role: str = "worker", **kwargs: object
+    url: str | list[str],
+    room: RoomCreds,
+    peer_id: str,
+    role: str = "worker",
+    **kwargs: object,
 ) -> SignalingClient:
     register = sig.Register(
         peer_id=peer_id,
@@ -130,3 +134,54 @@ async def test_unreachable_server_is_connection_lost() -> None:
     )
     with pytest.raises(ConnectionLost):
         await client.start(timeout=scaled(10))
+
+
+def test_split_urls_takes_one_a_list_or_comma_separated() -> None:
+    assert split_urls("ws://a") == ("ws://a",)
+    assert split_urls(" ws://a , ws://b,") == ("ws://a", "ws://b")
+    assert split_urls(["ws://a,ws://b", "ws://c"]) == ("ws://a", "ws://b", "ws://c")
+    with pytest.raises(ValueError, match="no signaling server"):
+        split_urls(" , ")
+
+
+async def test_an_unreachable_first_url_moves_on_to_the_next(
+    service: Service, room: RoomCreds
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens there in the test sandbox.
+    urls = ["ws://127.0.0.1:9", service.server.url]
+    async with client_for(urls, room, "w") as client:
+        assert client.url == service.server.url
+        assert service.server.router.registry.get(room.room_id, "w") is not None
+
+
+async def test_a_lost_server_moves_the_peer_to_the_next_url(
+    server_config: ServerConfig, store: Store, jwt_keys: JwtKeys, room: RoomCreds
+) -> None:
+    """Two servers on one store: when the first stops, the client registers on
+    the second with the same peer id and metadata, round-robin."""
+    services = []
+    for _ in range(2):
+        svc = build_service(server_config, store, jwt_keys)
+        await svc.server.start()
+        services.append(svc)
+    a, b = services
+    client = client_for([a.server.url, b.server.url], room, "w")
+    reconnected = asyncio.Event()
+    client.on_registered.append(
+        lambda _reply, again: reconnected.set() if again else None
+    )
+    try:
+        await client.start(timeout=scaled(5))
+        assert client.url == a.server.url
+        await client.update_metadata({"properties": {"status": "busy"}})
+        await a.server.stop()
+        await asyncio.wait_for(reconnected.wait(), scaled(10))
+        assert client.url == b.server.url
+        record = b.server.router.registry.get(room.room_id, "w")
+        assert record is not None
+        assert record.metadata["properties"]["status"] == "busy"
+        assert await client.discover(timeout=scaled(5)) == []
+    finally:
+        await client.close()
+        for svc in services:
+            await svc.server.stop()

@@ -139,6 +139,9 @@ def test_inline_secret_is_refused(tmp_path: Path, key: str) -> None:
         ("room = 7\n", "room", "expected a non-empty string"),
         ('room = "  "\n', "room", "expected a non-empty string"),
         ('server = "signal.lab:8080"\n', "server", "ws://"),
+        ('server = ["ws://a:1", "b:2"]\n', "server", "ws://"),
+        ("server = []\n", "server", "at least one URL"),
+        ("server = [7]\n", "server", "expected a non-empty string"),
         ('mounts = "/data"\n', "mounts", "array of tables"),
         ("mounts = [3]\n", "mounts[0]", "expected a table"),
         ('[[mounts]]\nlabel = "x"\n', "mounts[0]", "needs a `path`"),
@@ -166,6 +169,13 @@ def test_bad_values_name_file_and_key(
     assert str(info.value).startswith(f"{path}: {key}: ")
     assert fragment in str(info.value)
     assert info.value.code == "INVALID_CONFIG"
+
+
+def test_server_may_be_a_list_of_processes(tmp_path: Path) -> None:
+    text = 'server = ["ws://127.0.0.1:8080", "ws://127.0.0.1:8081"]\n'
+    cfg = load_worker_config(write(tmp_path, text))
+    # Kept comma-separated, as --server and $SLEAP_RTC_SERVER give several.
+    assert cfg.server == "ws://127.0.0.1:8080,ws://127.0.0.1:8081"
 
 
 def test_not_toml(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ replica of every process's peers:
   frame for a peer this process does not know yet is parked by the router while
   the hash is looked up (the router's ``lookup_remote``), then delivered to the
   process named there or answered with the router's typed "not found".
+* Every refresh interval a metrics task publishes this process's ``/metrics``
+  body and reads the other live processes' (:meth:`RedisBackend.cluster_metrics`).
 * Every ``refresh_interval`` a heartbeat task, on a connection of its own,
   renews this process's liveness key (and, if it finds the key had vanished,
   announces its peers again); a refresh task renews the peers' hashes and drops
@@ -34,7 +36,8 @@ else's. Nothing here raises into the router: its callbacks only queue work.
 Tasks: one reads the pub/sub connection (and reconnects) and applies what it
 finds in batches, one writes queued changes and frames in pipelined batches (so
 they reach Redis in order), one looks peers up, one beats, one refreshes
-expiries. All belong to the backend and are cancelled by :meth:`stop`.
+expiries, one exchanges metrics. All belong to the backend and are cancelled
+by :meth:`stop`.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ...aio import wait_for
+from ...errors import SleapRTCError
+from ...protocol.json_text import dumps_bytes, loads_object
 from ..registry import PeerRecord
 from ..router import Router
 from .config import RedisConfig, RedisUnavailable, redact_url
@@ -66,6 +71,7 @@ from .wire import (
     LOOKUP_SCRIPT,
     MAX_FRAMES_BYTES,
     PUT_SCRIPT,
+    RENEW_SCRIPT,
     Keys,
     Kind,
     decode_record,
@@ -157,6 +163,8 @@ class RedisBackend:
     Attributes:
         node: This process's id (peers it holds carry it as ``PeerRecord.node``).
         router: The router it serves, once started.
+        metrics_source: This process's ``/metrics`` body (set by the server),
+            published for the other processes' sums.
     """
 
     def __init__(self, config: RedisConfig) -> None:
@@ -175,6 +183,8 @@ class RedisBackend:
         self._up = False
         self._stopping = False
         self._ttl_ms = max(1, int(config.ttl * 1000))
+        self.metrics_source: Callable[[], dict[str, Any]] | None = None
+        self._cluster: dict[str, dict[str, Any]] = {}
 
     @property
     def replica(self) -> Replica:
@@ -223,6 +233,7 @@ class RedisBackend:
             asyncio.create_task(self._lookup_loop(), name="redis-lookups"),
             asyncio.create_task(self._heartbeat_loop(), name="redis-heartbeat"),
             asyncio.create_task(self._refresh_loop(), name="redis-refresh"),
+            asyncio.create_task(self._metrics_loop(), name="redis-metrics"),
         ]
         logger.info("= node %s joined Redis at %s", self.node, self.url)
 
@@ -309,7 +320,7 @@ class RedisBackend:
                 self.keys.events,
                 join_message([Kind.LEAVE, self.node, rec.room_id, rec.peer_id]),
             )
-        pipe.delete(self.keys.node(self.node))
+        pipe.delete(self.keys.node(self.node), self.keys.metrics(self.node))
         pipe.publish(self.keys.events, join_message([Kind.DOWN, self.node]))
         await pipe.execute(raise_on_error=False)
 
@@ -425,6 +436,7 @@ class RedisBackend:
             self._ttl_ms,
             self.keys.events,
             join_message([kind, self.node], record),
+            self.keys.node_prefix,
         )
         self._queue.put_nowait(lambda pipe: pipe.eval(PUT_SCRIPT, 1, *args))
 
@@ -623,6 +635,44 @@ class RedisBackend:
                 for rec in self.replica.local_records():
                     self._put(rec, Kind.JOIN)
 
+    def cluster_metrics(self) -> dict[str, dict[str, Any]]:
+        """The other live processes' ``/metrics`` bodies by node, as last read
+        (none while Redis is down: the sum is then this process alone)."""
+        return dict(self._cluster) if self._up else {}
+
+    async def _metrics_loop(self) -> None:
+        """Publish this process's metrics and read the others', every refresh."""
+        while not self._stopping:
+            if self._up:
+                try:
+                    await self._exchange_metrics()
+                except Exception as exc:
+                    logger.debug("! could not exchange metrics: %r", exc)
+            await asyncio.sleep(self.config.refresh)
+
+    async def _exchange_metrics(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        if self.metrics_source is not None:
+            body = dumps_bytes(self.metrics_source())
+            await client.set(self.keys.metrics(self.node), body, px=self._ttl_ms)
+        prefix = self.keys.metrics_prefix
+        keys = [k async for k in client.scan_iter(prefix + "*", 500)]
+        raws = await client.mget(keys) if keys else []
+        found: dict[str, dict[str, Any]] = {}
+        for key, raw in zip(keys, raws, strict=True):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            node = name.removeprefix(prefix)
+            if raw is None or node == self.node:
+                continue
+            try:
+                found[node] = loads_object(raw)
+            except SleapRTCError:
+                logger.debug("! bad metrics of node %s in Redis", node)
+        alive = await self._alive(sorted(found))
+        self._cluster = {n: m for n, m in found.items() if n in alive}
+
     async def _refresh_loop(self) -> None:
         """Renew this node's expiries; drop the peers of nodes that expired."""
         while not self._stopping:
@@ -639,11 +689,13 @@ class RedisBackend:
         local = self.replica.local_records()
         pipe = self._client.pipeline(transaction=False)
         for rec in local:
-            pipe.pexpire(self.keys.peer(rec.room_id, rec.peer_id), self._ttl_ms)
+            key = self.keys.peer(rec.room_id, rec.peer_id)
+            pipe.eval(RENEW_SCRIPT, 1, key, self.node, self._ttl_ms)
         results = await pipe.execute() if local else []
         for rec, renewed in zip(local, results, strict=True):
             if not renewed and self.replica.is_current(rec) and self._up:
-                self._put(rec, Kind.JOIN)  # lost from Redis: write it again
+                # Lost from Redis, or still a dead node's: write it again.
+                self._put(rec, Kind.JOIN)
         nodes = sorted({rec.node for rec in self.replica.remote_records()})
         alive = await self._alive(nodes)
         for node in nodes:

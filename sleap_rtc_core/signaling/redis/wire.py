@@ -9,6 +9,8 @@ without a server. The layout, for a key prefix ``P``:
   refreshes it.
 * ``P:node:<node>``: a string per live process, with the same expiry; a peer
   whose node key is gone belongs to a dead process.
+* ``P:metrics:<node>``: a process's last ``/metrics`` body (JSON), with the same
+  expiry, for the sum over processes.
 * ``P:inbox:<node>``: the one pub/sub channel of a process; frames for its peers.
 * ``P:events``: the pub/sub channel every process reads for registry changes
   (join, update, leave, node down), from which each process tells its own peers.
@@ -44,6 +46,7 @@ __all__ = [
     "LOOKUP_SCRIPT",
     "MAX_FRAMES_BYTES",
     "PUT_SCRIPT",
+    "RENEW_SCRIPT",
     "Keys",
     "Kind",
     "decode_record",
@@ -104,6 +107,15 @@ class Keys:
     def node_prefix(self) -> str:
         """What every liveness key starts with (for :data:`LOOKUP_SCRIPT`)."""
         return f"{self.prefix}:node:"
+
+    def metrics(self, node: str) -> str:
+        """The last ``/metrics`` body one process published (JSON)."""
+        return f"{self.prefix}:metrics:{node}"
+
+    @property
+    def metrics_prefix(self) -> str:
+        """What every metrics key starts with."""
+        return f"{self.prefix}:metrics:"
 
     def inbox(self, node: str) -> str:
         """The pub/sub channel of one process."""
@@ -235,7 +247,7 @@ def decode_record(data: bytes | str) -> PeerRecord:
 
 PUT_SCRIPT = """
 local node = redis.call('HGET', KEYS[1], 'node')
-if node and node ~= ARGV[1] then
+if node and node ~= ARGV[1] and redis.call('EXISTS', ARGV[7] .. node) == 1 then
   local at = tonumber(redis.call('HGET', KEYS[1], 'connected_at'))
   if at and at > tonumber(ARGV[2]) then return 0 end
 end
@@ -245,10 +257,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
-"""Write a peer hash and announce it, unless another node holds a newer one.
+"""Write a peer hash and announce it, unless another live node holds a newer
+one (a dead node's peer is taken over whatever the clocks say).
 
 KEYS: the peer hash. ARGV: node, connected_at, record JSON, TTL in ms, events
-channel, event message. Returns 1 when written, 0 when refused.
+channel, event message, prefix of liveness keys. Returns 1 when written, 0 when
+refused.
+"""
+
+RENEW_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""Renew a peer hash's expiry if this node still holds it (else 0, and the
+node writes it again: :data:`PUT_SCRIPT` decides who wins).
+
+KEYS: the peer hash. ARGV: node, TTL in ms.
 """
 
 DELETE_SCRIPT = """

@@ -14,7 +14,9 @@ subset of ``test_server.py`` runs here again against a Redis-backed ``service``.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -354,6 +356,70 @@ async def test_a_silent_node_expires_within_the_ttl(
     await asyncio.wait_for(next_event(watcher, "peer_left", "w"), TTL * 3)
     assert loop.time() - started <= TTL * 1.2 + scaled(0.5)
     await watcher.close()
+
+
+async def test_a_dead_nodes_peer_is_taken_over_whatever_the_clocks_say(
+    cluster: Cluster, room: RoomCreds
+) -> None:
+    """A peer of a dead process registers again on another whose clock is
+    behind: its older ``connected_at`` must not lose to the dead one's record
+    (renewing that record would keep a dead node's peer findable for ever)."""
+    a, b, o = await cluster.add(), await cluster.add(), await cluster.add()
+    watcher = await WsPeer.joined(o, room, "watcher", "client")
+    await WsPeer.joined(a, room, "w", metadata=WORKER_MD)
+    await async_wait_until(lambda: knows(b, room, "w") and knows(o, room, "w"))
+    b.server.router.clock = lambda: time.time() - 3600.0
+    for task in backend(a)._tasks:  # a dies: no beats, no refreshes
+        task.cancel()
+    moved = await WsPeer.joined(b, room, "w", metadata=WORKER_MD)
+
+    def held_by_b() -> bool:
+        rec = o.server.router.registry.get(room.room_id, "w")
+        return rec is not None and rec.node == backend(b).node
+
+    await async_wait_until(held_by_b, timeout=TTL * 5)
+    await watcher.send(
+        {"type": "peer_message", "from_peer_id": "watcher", "to_peer_id": "w"}
+        | {"payload": {"n": 1}}
+    )
+    assert (await moved.expect("peer_message"))["payload"] == {"n": 1}
+    await watcher.close()
+    await moved.close()
+
+
+async def test_metrics_sum_the_live_processes(
+    cluster: Cluster, room: RoomCreds
+) -> None:
+    """Each ``/metrics`` keeps this process's figures at the top level and adds
+    ``cluster``, the sum over the live processes; a stopped one leaves it."""
+    a, b = await cluster.add(), await cluster.add()
+    await WsPeer.joined(a, room, "w", metadata=WORKER_MD)
+    await WsPeer.joined(b, room, "c1", "client")
+    await WsPeer.joined(b, room, "c2", "client")
+
+    async def seen(svc: Service) -> dict[str, Any]:
+        _, _, body = await test_server.http_get(svc, "/metrics")
+        return dict(json.loads(body))
+
+    async def summed() -> bool:
+        cluster_part = (await seen(a))["cluster"]
+        return cluster_part["processes"] == 2 and (
+            cluster_part["active_connections"] == 3
+        )
+
+    await async_wait_until(summed, timeout=TTL * 5)
+    m = await seen(a)
+    assert m["active_connections"] == 1  # this process alone, as before
+    assert m["cluster"]["nodes"] == sorted([backend(a).node, backend(b).node])
+    assert m["cluster"]["peers_by_role"] == {"worker": 1, "client": 2}
+    _, _, text = await test_server.http_get(a, "/metrics", {"Accept": "text/plain"})
+    assert b"sleap_rtc_cluster_processes 2" in text
+    await b.server.stop()
+
+    async def alone() -> bool:
+        return (await seen(a))["cluster"]["processes"] == 1
+
+    await async_wait_until(alone, timeout=TTL * 5)
 
 
 async def test_a_node_presumed_dead_announces_its_peers_again(
