@@ -16,18 +16,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ..client.credentials import load_credentials, normalize_server
-from ..errors import CredentialsError
-from ..signaling.client import split_urls
+from ..client.selection import worker_named
+from ..errors import CredentialsError, NoWorkersAvailableError
+from ..protocol import signaling as sig
+from ..signaling.client import SignalingClient, split_urls
+from ..transport.auth import ChannelAuth
 
 __all__ = [
+    "CONNECT_GIVE_UP",
     "DEFAULT_SERVER",
     "CredentialsError",
     "add_connection_args",
+    "channel_auth",
+    "client_register",
+    "client_signaling",
     "credentials_from_args",
+    "find_worker",
     "room_secret",
     "server_url",
     "server_urls",
@@ -160,3 +169,48 @@ def credentials_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "no credentials: pass --token, --api-key or --account-key, "
         f"or run `sleap-rtc login --server {args.server}` first"
     )
+
+
+# --- the client commands' connection (check, train, track, fetch)
+
+CONNECT_GIVE_UP = 20.0
+"""Seconds a client command keeps trying to reach the server before it says
+so and exits (a lab user should not wait on a silent prompt)."""
+
+
+def client_register(args: argparse.Namespace) -> sig.Register:
+    """The ``register`` of a one-off client command (a fresh peer id).
+
+    Raises:
+        CredentialsError: no usable credentials in the flags or saved login.
+    """
+    return sig.Register(
+        peer_id=f"cli-{uuid.uuid4().hex[:8]}",
+        role="client",
+        metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+        **credentials_from_args(args),
+    )
+
+
+def channel_auth(args: argparse.Namespace) -> ChannelAuth:
+    """The data-channel credentials of the flags (the room secret)."""
+    return ChannelAuth(secret=room_secret(args))
+
+
+def client_signaling(args: argparse.Namespace, register: Any) -> SignalingClient:
+    """The command's signaling client, giving up after :data:`CONNECT_GIVE_UP`."""
+    return SignalingClient(server_urls(args), register, give_up_after=CONNECT_GIVE_UP)
+
+
+async def find_worker(client: SignalingClient, wanted: str | None) -> str:
+    """The peer id of ``--worker`` (an id or a name), or of the first worker.
+
+    Raises:
+        NoWorkersAvailableError: no worker in the room, or none of that name.
+    """
+    peers = await client.discover({"role": "worker"})
+    if wanted is not None:
+        return worker_named(peers, wanted)
+    if not peers:
+        raise NoWorkersAvailableError("no worker in this room")
+    return str(peers[0]["peer_id"])

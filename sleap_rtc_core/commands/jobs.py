@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import tempfile
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from ..client.path_check import (
 )
 from ..client.progress_view import TrainingProgress
 from ..client.remote_job import JobCallbacks, RemoteJob
-from ..client.selection import worker_named
 from ..client.session import run_remote_job
 from ..client.upload import (
     UploadProgressLine,
@@ -49,27 +47,30 @@ from ..errors import (
     NoWorkersAvailableError,
     SleapRTCError,
 )
-from ..protocol import signaling as sig
 from ..protocol.channel import ChannelMessage
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
-from ..signaling.client import SignalingClient
-from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
 from ._connect import (
     CredentialsError,
     add_connection_args,
-    credentials_from_args,
-    room_secret,
-    server_urls,
+    channel_auth,
+    client_register,
+    client_signaling,
+    find_worker,
+)
+from ._output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_WORKER,
+    EXIT_REJECTED,
+    fail,
+    fetch_command,
+    say,
 )
 
 __all__ = ["parse_map", "register"]
-
-EXIT_FAILED, EXIT_NO_WORKER, EXIT_REJECTED = 1, 2, 3
-EXIT_INTERRUPTED = 130
-"""The user cancelled with Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -196,52 +197,6 @@ def parse_map(text: str) -> tuple[str, str]:
     return old, new
 
 
-def _fail(message: str, status: int) -> int:
-    sys.stderr.write(f"sleap-rtc: {message}\n")
-    return status
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-# --- connecting
-
-
-def _register(args: argparse.Namespace) -> sig.Register:
-    return sig.Register(
-        peer_id=f"cli-{uuid.uuid4().hex[:8]}",
-        role="client",
-        metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
-        **credentials_from_args(args),
-    )
-
-
-def _auth(args: argparse.Namespace) -> ChannelAuth:
-    return ChannelAuth(secret=room_secret(args))
-
-
-CONNECT_GIVE_UP = 20.0
-"""Seconds ``check``/``train``/``track`` keep trying to reach the server before
-they say so and exit (a lab user should not wait on a silent prompt)."""
-
-
-def _signaling(args: argparse.Namespace, register: Any) -> SignalingClient:
-    """The command's signaling client, giving up after :data:`CONNECT_GIVE_UP`."""
-    return SignalingClient(server_urls(args), register, give_up_after=CONNECT_GIVE_UP)
-
-
-async def _worker(client: SignalingClient, wanted: str | None) -> str:
-    """The peer id of ``--worker`` (an id or a name), or of the first worker."""
-    peers = await client.discover({"role": "worker"})
-    if wanted is not None:
-        return worker_named(peers, wanted)
-    if not peers:
-        raise NoWorkersAvailableError("no worker in this room")
-    return str(peers[0]["peer_id"])
-
-
 # --- path checks
 
 
@@ -280,7 +235,7 @@ async def _checked_paths(
     for video in report.missing:
         chosen = mappings.get(video.path)
         if chosen and chosen in video.suggestions and video.path not in choices:
-            _say(f"video {video.path}: using the worker's {chosen}")
+            say(f"video {video.path}: using the worker's {chosen}")
     if worker_labels != labels:
         mappings[labels] = worker_labels
     return report, mappings
@@ -318,11 +273,11 @@ async def _upload(channel: Channel, local: Path) -> UploadResult:
     if tty:
         sys.stderr.write("\n")
     if sent.cached:
-        _say(f"the worker has {local.name} already ({sent.size} bytes): not sent")
+        say(f"the worker has {local.name} already ({sent.size} bytes): not sent")
     elif sent.resumed_at:
-        _say(f"upload resumed at byte {sent.resumed_at}: {sent.path}")
+        say(f"upload resumed at byte {sent.resumed_at}: {sent.path}")
     else:
-        _say(f"uploaded {local.name} ({sent.size} bytes): {sent.path}")
+        say(f"uploaded {local.name} ({sent.size} bytes): {sent.path}")
     return sent
 
 
@@ -386,9 +341,9 @@ def _ask(prompt: str) -> asyncio.Future[str]:
 
 
 async def _ask_video(path: str, suggestions: tuple[str, ...]) -> str:
-    _say(f"video not found on the worker: {path}")
+    say(f"video not found on the worker: {path}")
     for i, candidate in enumerate(suggestions, 1):
-        _say(f"  {i}) {candidate}")
+        say(f"  {i}) {candidate}")
     answer = await _ask("use which (number, or a path)? [1] ")
     answer = answer.strip() or "1"
     if answer.isdigit() and 1 <= int(answer) <= len(suggestions):
@@ -398,12 +353,12 @@ async def _ask_video(path: str, suggestions: tuple[str, ...]) -> str:
 
 def _print_report(report: PathReport) -> None:
     found = "found" if report.labels_found else f"NOT FOUND ({report.error})"
-    _say(f"labels: {report.labels_path}: {found}")
+    say(f"labels: {report.labels_path}: {found}")
     for video in report.videos:
         moved = f"  (as {video.worker_path})" if video.worker_path else ""
-        _say(f"  {video.status.value:8}  {video.path}{moved}")
+        say(f"  {video.status.value:8}  {video.path}{moved}")
         for suggestion in video.suggestions:
-            _say(f"            suggestion: {suggestion}")
+            say(f"            suggestion: {suggestion}")
 
 
 # --- commands
@@ -413,18 +368,18 @@ def run_check(args: argparse.Namespace) -> int:
     """Print what the worker can see of a labels file."""
     try:
         maps = dict(parse_map(m) for m in args.map)
-        register = _register(args)
+        register = client_register(args)
     except (ValueError, CredentialsError) as exc:
-        return _fail(f"error: {exc}", 2)
+        return fail(f"error: {exc}", 2)
 
     async def main() -> PathReport:
-        async with _signaling(args, register) as client:
-            worker = await _worker(client, args.worker)
+        async with client_signaling(args, register) as client:
+            worker = await find_worker(client, args.worker)
             if args.worker is None:  # on stderr: --json keeps stdout clean
                 sys.stderr.write(f"asking worker {worker}\n")
             legacy = await is_legacy_worker(client, worker)
             channel = await open_channel(
-                client, worker, auth=_auth(args), legacy_worker=legacy
+                client, worker, auth=channel_auth(args), legacy_worker=legacy
             )
             async with channel:
                 report, _ = await _checked_paths(
@@ -435,13 +390,13 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(main())
     except NoWorkersAvailableError as exc:
-        return _fail(f"error: {exc}", EXIT_NO_WORKER)
+        return fail(f"error: {exc}", EXIT_NO_WORKER)
     except (SleapRTCError, TimeoutError) as exc:
-        return _fail(f"error: {exc}", EXIT_FAILED)
+        return fail(f"error: {exc}", EXIT_FAILED)
     if args.json:
         import json
 
-        _say(json.dumps(report.to_json(), indent=2))
+        say(json.dumps(report.to_json(), indent=2))
     else:
         _print_report(report)
     return 0 if report.ok else EXIT_FAILED
@@ -456,7 +411,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = Path(args.config).read_text(encoding="utf-8")
     except OSError as exc:
-        return _fail(f"error: cannot read --config: {exc}", 2)
+        return fail(f"error: cannot read --config: {exc}", 2)
     labels = _absolute(args.labels)
     view = TrainingProgress(total_epochs=args.epochs or _max_epochs(config))
 
@@ -472,7 +427,7 @@ def run_train(args: argparse.Namespace) -> int:
         if isinstance(event, dict):
             line = view.feed(event)
             if line:
-                _say(f"  {line}")
+                say(f"  {line}")
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
@@ -485,7 +440,7 @@ def run_train(args: argparse.Namespace) -> int:
             download=args.download,
         )
         for folder in folders:
-            _say(f"model here: {folder}")
+            say(f"model here: {folder}")
 
     return _run_job(
         args, labels, spec, JobCallbacks(on_progress=progress), finish=bring_home
@@ -514,7 +469,7 @@ def run_track(args: argparse.Namespace) -> int:
             path_mappings=sent.path_mappings,
             download=args.download,
         )
-        _say(f"predictions here: {local}")
+        say(f"predictions here: {local}")
 
     return _run_job(
         args, data, spec, JobCallbacks(on_log=lambda line: None), finish=bring_home
@@ -540,9 +495,9 @@ def _run_job(
 ) -> int:
     try:
         maps = dict(parse_map(m) for m in args.map)
-        register = _register(args)
+        register = client_register(args)
     except (ValueError, CredentialsError) as exc:
-        return _fail(f"error: {exc}", 2)
+        return fail(f"error: {exc}", 2)
     interactive = sys.stdin.isatty()
     accept_suggestions = bool(getattr(args, "accept_suggestions", False))
     min_memory = getattr(args, "min_gpu_memory", None)
@@ -551,6 +506,23 @@ def _run_job(
     upload = getattr(args, "upload", False)
     scratch = tempfile.TemporaryDirectory(prefix="sleap_rtc_upload_")
     dropped: list[str] = []  # the channel dropped during an upload: resume
+    copying: list[str] = []  # while the results come home: how to resume
+
+    async def bring_home(
+        channel: Channel, sent: JobSpec, result: dict[str, Any]
+    ) -> None:
+        if finish is None:
+            return
+        into = (
+            predictions_path_for(path)
+            if isinstance(sent, TrackJobSpec)
+            else (models_dir_for(path))
+        )
+        copying[:] = [fetch_command(str(result.get("job_id")), channel.peer_id, into)]
+        try:
+            await finish(channel, sent, result)
+        finally:
+            copying.clear()
 
     async def send(channel: Channel) -> JobSpec:
         if not await _agree_to_upload(path, upload, interactive):
@@ -586,8 +558,10 @@ def _run_job(
         return make_spec(mappings)
 
     async def main() -> dict[str, Any]:
-        async with _signaling(args, register) as client:
-            worker = None if args.worker is None else await _worker(client, args.worker)
+        async with client_signaling(args, register) as client:
+            worker = (
+                None if args.worker is None else await find_worker(client, args.worker)
+            )
             for attempt in range(1, UPLOAD_ATTEMPTS + 1):
                 dropped.clear()
                 try:
@@ -595,51 +569,55 @@ def _run_job(
                         lambda on_job: run_remote_job(
                             client,
                             make_spec({}),
-                            auth=_auth(args),
+                            auth=channel_auth(args),
                             worker_id=worker,
                             min_gpu_memory_mb=min_memory,
                             model_type=model_type,
                             callbacks=callbacks,
-                            say=_say,
+                            say=say,
                             on_job=on_job,
                             prepare=prepare,
-                            finish=finish,
+                            finish=bring_home,
                             accept_legacy=not args.refuse_legacy_workers,
                             can_send_data=upload is True,
                         ),
                         interactive,
+                        copying,
                     )
                 except ChannelClosed:
                     if not dropped or attempt == UPLOAD_ATTEMPTS:
                         raise
-                    _say("the connection dropped during the upload; resuming")
+                    say("the connection dropped during the upload; resuming")
             raise AssertionError("unreachable")  # the loop returns or raises
 
     try:
         with scratch:
             result = asyncio.run(main())
     except (NoWorkersAvailableError, NoWorkersAcceptedError) as exc:
-        return _fail(f"no worker: {exc}", EXIT_NO_WORKER)
+        return fail(f"no worker: {exc}", EXIT_NO_WORKER)
     except JobRejected as exc:
-        return _fail(f"rejected: {exc}", EXIT_REJECTED)
+        return fail(f"rejected: {exc}", EXIT_REJECTED)
     except (JobError, SleapRTCError, TimeoutError) as exc:
-        return _fail(f"failed: {exc}", EXIT_FAILED)
+        return fail(f"failed: {exc}", EXIT_FAILED)
     except asyncio.CancelledError:
-        return _fail("cancelled", EXIT_INTERRUPTED)
+        return fail("cancelled", EXIT_INTERRUPTED)
     duration = result.get("duration_seconds")
     if duration is not None:
-        _say(f"duration: {float(duration):.1f} s")
+        say(f"duration: {float(duration):.1f} s")
     where = result.get("output_path") or result.get("predictions_path")
-    _say(f"result: {where}")
+    say(f"result: {where}")
     return 0
 
 
 async def _with_interrupts(
     run: Callable[[Callable[[RemoteJob], None]], Awaitable[dict[str, Any]]],
     interactive: bool,
+    copying: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the job; Ctrl-C asks "stop (keep model) or cancel?" on a terminal,
-    cancels otherwise; a second Ctrl-C cancels at once."""
+    cancels otherwise; a second Ctrl-C cancels at once. Once the job is done
+    and its results come home (``copying`` holds the command that resumes
+    the copy), Ctrl-C stops the copy and says how to go on."""
     jobs: list[RemoteJob] = []
     task = asyncio.ensure_future(run(jobs.append))
     interrupts = asyncio.Queue[None]()
@@ -652,6 +630,10 @@ async def _with_interrupts(
         if not jobs:
             task.cancel()
             return
+        if copying:
+            say(f"\ncopy stopped; what arrived is kept. To go on: {copying[0]}")
+            task.cancel()
+            return
         if interactive:
             answer = _ask("\nstop (keep the model) or cancel? [s/c] ")
             again: asyncio.Future[None] = asyncio.ensure_future(interrupts.get())
@@ -661,10 +643,10 @@ async def _with_interrupts(
             if not answer.done():
                 answer.cancel()  # stops reading the terminal
             if answer in done and answer.result().strip().lower().startswith("s"):
-                _say("stopping: the model so far is kept")
+                say("stopping: the model so far is kept")
                 await jobs[0].stop()
                 return
-        _say("cancelling")
+        say("cancelling")
         task.cancel()
 
     watcher = asyncio.ensure_future(watch())

@@ -217,6 +217,22 @@ def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
     # The worker's folder is visible here (same path): nothing is copied.
     assert f"model here: {model_dir}" in out
 
+    # A new process fetches the models by the job's id (its secret was kept
+    # when it was accepted), naming the worker by its name.
+    job_id = out.split("job ", 1)[1].split(" accepted", 1)[0]
+    fetched = tmp_path / "fetched"
+    got = run_cli(
+        "fetch", job_id, "--worker", "lab-gpu", "--to", str(fetched), *lab.flags
+    )
+    assert got.returncode == 0, got.stdout + got.stderr
+    (copy,) = fetched.iterdir()
+    assert sorted(p.name for p in copy.glob("*.ckpt")) == sorted(
+        p.name for p in model_dir.glob("*.ckpt")
+    )
+    nobody = run_cli("fetch", "job_00000000", "--worker", "gpu1", *lab.flags)
+    assert nobody.returncode == 1
+    assert "no job" in nobody.stderr
+
     predictions = lab.shared / "predictions.slp"
     result = run_cli(
         "track",
