@@ -81,7 +81,6 @@ from sleap_rtc_gui.presubmit.events import (
     SubmitJob,
     TimedOut,
     TrainingDone,
-    UploadCancelled,
     UploadFailed,
     UploadFinished,
     UploadLabels,
