@@ -111,9 +111,8 @@ UPLOAD_REFUSALS: Mapping[str, str] = {
 def upload_failed(code: str | None) -> str:
     """Why the labels could not be sent (the worker's refusal, or a failure
     here)."""
-    if code in UPLOAD_REFUSALS:
-        return UPLOAD_REFUSALS[code]
-    return "The labels file could not be sent to the worker. Try again."
+    known = UPLOAD_REFUSALS.get(code) if code is not None else None
+    return known or "The labels file could not be sent to the worker. Try again."
 
 
 TIMED_OUT_TITLE = "Timed out"
