@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,12 @@ from PySide6.QtWidgets import QWidget
 
 from sleap_rtc_core.aio import wait_for
 from sleap_rtc_core.client.model_download import models_dir_for
-from sleap_rtc_core.errors import LocalProtocolError
+from sleap_rtc_core.errors import (
+    ChannelClosed,
+    LocalProtocolError,
+    TransferError,
+    UploadRefused,
+)
 from sleap_rtc_core.progress.zmq_bridge import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_PUBLISH_PORT,
@@ -42,6 +48,7 @@ from sleap_rtc_gui.bridge import AsyncBridge
 from sleap_rtc_gui.dialogs.error_popup import ErrorPopup, show_error
 from sleap_rtc_gui.dialogs.loss_plot import LossPlotWindow
 from sleap_rtc_gui.dialogs.path_resolution import PathResolutionDialog
+from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
 from sleap_rtc_gui.presubmit import (
     PRE_ACCEPT_STATES,
     AuthChecked,
@@ -77,8 +84,14 @@ from sleap_rtc_gui.presubmit import (
     ShowError,
     ShowPathResolution,
     StartProgressFeed,
+    StopUpload,
     SubmitJob,
     TrainingDone,
+    UploadCancelled,
+    UploadFailed,
+    UploadFinished,
+    UploadLabels,
+    UploadRequested,
     UserCancelled,
 )
 from sleap_rtc_gui.session import (
@@ -87,6 +100,7 @@ from sleap_rtc_gui.session import (
     SessionFactory,
     SessionUpdate,
     UpdateKind,
+    UploadingSession,
     classify_error,
 )
 
@@ -215,6 +229,7 @@ _STATUS = {
     PresubmitState.CONNECTING: "Connecting to the worker…",
     PresubmitState.CHECKING_PATHS: "Checking files on the worker…",
     PresubmitState.RESOLVING_LABELS: "Waiting for the labels file's worker path…",
+    PresubmitState.UPLOADING: "Sending the labels to the worker…",
     PresubmitState.RESOLVING_VIDEOS: "Waiting for the videos' worker paths…",
     PresubmitState.SUBMITTING: "Submitting the job…",
     PresubmitState.RUNNING: "Training on the worker…",
@@ -230,6 +245,7 @@ class RemoteRunController(QObject):
         session: The open session to the worker, if any.
         popups: Every error popup shown, oldest first.
         path_dialog: The open path resolution dialog, if any.
+        upload_dialog: The open upload progress dialog, if any.
         plot: Our loss plot, once the job runs (``FeedOptions.show_plot``).
         progress_bridge: The LossViewer feed, once the job runs.
         bridge: Runs the network steps.
@@ -264,6 +280,8 @@ class RemoteRunController(QObject):
         self.session: RemoteSession | None = None
         self.popups: list[ErrorPopup] = []
         self.path_dialog: PathResolutionDialog | None = None
+        self.upload_dialog: UploadProgressDialog | None = None
+        self._upload: asyncio.Task[Any] | None = None
         self.plot: LossPlotWindow | None = None
         self.progress_bridge: ProgressBridge | None = None
         self._generation = 0
@@ -430,6 +448,15 @@ class RemoteRunController(QObject):
             if self.path_dialog is not None:
                 self.path_dialog.dismiss()
                 self.path_dialog = None
+        elif isinstance(effect, UploadLabels):
+            self._start_upload(effect.labels_path)
+        elif isinstance(effect, StopUpload):
+            upload, self._upload = self._upload, None
+            if upload is not None:
+                upload.cancel()  # the worker is told; it keeps verified bytes
+            if self.upload_dialog is not None:
+                self.upload_dialog.dismiss()
+                self.upload_dialog = None
         elif isinstance(effect, SubmitJob):
             session = self._require_session()
             self._task(
@@ -500,9 +527,36 @@ class RemoteRunController(QObject):
         )
         dialog.resolved.connect(lambda m: self.receive(PathsResolved(mappings=m)))
         dialog.labels_entered.connect(lambda p: self.receive(LabelsPathEntered(path=p)))
+        dialog.upload_requested.connect(lambda: self.receive(UploadRequested()))
         dialog.cancelled.connect(lambda: self.receive(ResolutionCancelled()))
         dialog.finished.connect(lambda _r: self._forget_dialog(dialog))
         self.path_dialog = dialog
+        dialog.open()
+
+    def _start_upload(self, labels_path: str) -> None:
+        """Send the labels on the event loop, progress in a dialog; no step
+        timeout: each answer of the upload has its own."""
+        session = self._require_session()
+        if not isinstance(session, UploadingSession):
+            self.receive(UploadFailed("this connection cannot send files"))
+            return
+        dialog = UploadProgressDialog(
+            os.path.basename(labels_path), self._parent_widget()
+        )
+        dialog.cancelled.connect(lambda: self.receive(UploadCancelled()))
+        self.upload_dialog = dialog
+        feed = self._later(self._generation)
+
+        def done(result: tuple[str, bool]) -> None:
+            self._upload = None
+            feed(UploadFinished(worker_path=result[0], cached=result[1]))
+
+        self._upload = self.bridge.start(
+            session.upload_labels(labels_path, dialog.set_progress),
+            done,
+            lambda exc: feed(_upload_failed(exc)),
+            name="upload",
+        )
         dialog.open()
 
     def _forget_dialog(self, dialog: PathResolutionDialog) -> None:
@@ -620,6 +674,18 @@ class RemoteRunController(QObject):
 
     def _log_error(self, exc: BaseException) -> None:
         logger.info("! %s", exc)
+
+
+def _upload_failed(exc: BaseException) -> Event:
+    """The event for an upload that raised: the channel's loss, or why."""
+    if isinstance(exc, ChannelClosed):
+        return ChannelLost(reason=str(exc))
+    if isinstance(exc, UploadRefused):
+        return UploadFailed(reason=exc.message, code=exc.code)
+    if isinstance(exc, TransferError | OSError) or hasattr(exc, "message"):
+        return UploadFailed(reason=str(exc))
+    logger.error("upload failed", exc_info=exc)
+    return UploadFailed(reason=type(exc).__name__)
 
 
 def _config_built(built: str | TrainingConfigs | PredictionJob) -> ConfigBuilt:

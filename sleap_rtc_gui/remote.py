@@ -37,6 +37,8 @@ import contextlib
 import logging
 import os
 import posixpath
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -49,6 +51,7 @@ from sleap_rtc_core.client.model_download import (
     download_predictions,
 )
 from sleap_rtc_core.client.remote_job import JobCallbacks, RemoteJob
+from sleap_rtc_core.client.upload import labels_to_send, upload_file
 from sleap_rtc_core.errors import (
     ChannelClosed,
     InvalidState,
@@ -236,6 +239,22 @@ class ChannelSession:
         raise SleapRTCError(message_text, code=getattr(reply, "code", None))
 
     # ------------------------------------------------------------ the job
+
+    async def upload_labels(
+        self, labels_path: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[str, bool]:
+        """Send ``labels_path`` to the worker's upload area (see
+        :class:`~sleap_rtc_gui.session.UploadingSession`); a package is
+        made in a temporary folder (in a thread) and removed after."""
+        scratch = await asyncio.to_thread(tempfile.mkdtemp, prefix="sleap_rtc_up_")
+        try:
+            local = await asyncio.to_thread(labels_to_send, labels_path, scratch)
+            sent = await upload_file(self.channel, local, on_progress=on_progress)
+        finally:
+            await asyncio.shield(
+                asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
+            )
+        return sent.path, sent.cached
 
     async def submit(self, spec: Mapping[str, Any]) -> str:
         """Send ``JOB_SUBMIT`` with a train (or track) spec; the worker's job id.

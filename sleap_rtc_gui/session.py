@@ -52,6 +52,7 @@ __all__ = [
     "SessionFactory",
     "SessionUpdate",
     "UpdateKind",
+    "UploadingSession",
     "classify_error",
     "no_data_channel",
 ]
@@ -128,6 +129,29 @@ class RemoteSession(Protocol):
 
     async def close(self) -> None:
         """Close the channel."""
+        ...
+
+
+@runtime_checkable
+class UploadingSession(Protocol):
+    """A session that can send the labels file to a worker that cannot see it
+    (its own Protocol: a session without it answers the upload with a
+    refusal)."""
+
+    async def upload_labels(
+        self, labels_path: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[str, bool]:
+        """Make the worker hold ``labels_path`` (a package of its labeled
+        frames when its videos are outside it), reporting (bytes held, size).
+
+        Returns:
+            The stored file on the worker, and whether it was there already.
+
+        Raises:
+            UploadRefused: the worker refused (``code`` says why).
+            LabelsUnreadable, OSError: the file cannot be read or packaged.
+            ChannelClosed: the channel dropped.
+        """
         ...
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "UPLOAD_CHUNK",
     "UploadProgressLine",
     "UploadResult",
+    "is_package",
     "labels_to_send",
     "upload_file",
 ]
@@ -280,6 +281,25 @@ def _all_embedded(labels: object) -> bool:
     return True
 
 
+def is_package(path: str | os.PathLike[str]) -> bool:
+    """Whether the labels file ``path`` carries its frames (a ``.pkg.slp``, or
+    a ``.slp`` whose videos are all embedded); blocking (sleap-io).
+
+    Raises:
+        LabelsUnreadable: sleap-io cannot read it.
+    """
+    source = Path(path)
+    if source.name.lower().endswith(".pkg.slp"):
+        return True
+    import sleap_io as sio
+
+    try:
+        labels = sio.load_slp(str(source), open_videos=False)
+    except Exception as exc:  # sleap-io and h5py raise many kinds
+        raise LabelsUnreadable(f"cannot read {source.name}: {exc}") from exc
+    return _all_embedded(labels)
+
+
 def labels_to_send(
     path: str | os.PathLike[str], scratch: str | os.PathLike[str]
 ) -> Path:
@@ -291,16 +311,10 @@ def labels_to_send(
         LabelsUnreadable: sleap-io cannot read or write it.
     """
     source = Path(path)
-    if source.name.lower().endswith(".pkg.slp"):
+    if is_package(source):
         return source
     import sleap_io as sio
 
-    try:
-        labels = sio.load_slp(str(source), open_videos=False)
-    except Exception as exc:  # sleap-io and h5py raise many kinds
-        raise LabelsUnreadable(f"cannot read {source.name}: {exc}") from exc
-    if _all_embedded(labels):
-        return source
     stem = (
         source.name[: -len(".slp")] if source.suffix.lower() == ".slp" else source.stem
     )

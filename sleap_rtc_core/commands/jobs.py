@@ -36,6 +36,7 @@ from ..client.session import run_remote_job
 from ..client.upload import (
     UploadProgressLine,
     UploadResult,
+    is_package,
     labels_to_send,
     upload_file,
 )
@@ -124,6 +125,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", action="append", required=True, help="trained model folder"
     )
     track.add_argument("--output", help="predictions path (on the worker)")
+    track.add_argument(
+        "--upload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the data to a worker that cannot see it: a package "
+        "(.pkg.slp) when the worker cannot see it, a video always (the "
+        "worker keeps it by content: sent once); the predictions come home "
+        "(default: ask on a terminal for a package, else no)",
+    )
     track.add_argument(
         "--download",
         action=argparse.BooleanOptionalAction,
@@ -472,8 +482,30 @@ def run_track(args: argparse.Namespace) -> int:
         say(f"predictions here: {local}")
 
     return _run_job(
-        args, data, spec, JobCallbacks(on_log=lambda line: None), finish=bring_home
+        args,
+        data,
+        spec,
+        JobCallbacks(on_log=lambda line: None),
+        finish=bring_home,
+        to_send=_data_to_send,
     )
+
+
+def _data_to_send(path: str, scratch: str) -> Path:
+    """What ``track --upload`` sends for ``path``: a video or a package as it
+    is. A ``.slp`` whose videos are outside it is refused: a package of its
+    labeled frames would predict on those frames only (blocking: sleap-io).
+
+    Raises:
+        JobRejected: a ``.slp`` without its frames.
+        LabelsUnreadable: sleap-io cannot read it.
+    """
+    if path.lower().endswith(".slp") and not is_package(path):
+        raise JobRejected(
+            f"{path} names videos the worker cannot see; send a video "
+            "(sleap-rtc track VIDEO --upload) or a .pkg.slp"
+        )
+    return Path(path)
 
 
 def _max_epochs(config: str) -> int | None:
@@ -492,6 +524,7 @@ def _run_job(
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
     finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
+    to_send: Callable[[str, str], Path] = labels_to_send,
 ) -> int:
     try:
         maps = dict(parse_map(m) for m in args.map)
@@ -530,7 +563,7 @@ def _run_job(
                 f"the worker cannot see {path}; use --map OLD=NEW to say where "
                 "it is on the worker, or --upload to send it"
             )
-        local = await asyncio.to_thread(labels_to_send, path, scratch.name)
+        local = await asyncio.to_thread(to_send, path, scratch.name)
         try:
             sent = await _upload(channel, local)
         except ChannelClosed:
@@ -540,6 +573,8 @@ def _run_job(
 
     async def prepare(channel: Channel) -> JobSpec:
         if not path.lower().endswith(".slp"):
+            if upload and path not in maps:
+                return await send(channel)  # a video: no check says it is there
             return make_spec(dict(maps))  # the worker maps it by the same rule
         report, mappings = await _checked_paths(
             channel, path, maps, interactive, accept_suggestions

@@ -35,6 +35,10 @@ slot is held by one job, owned by the client that asked for it::
 * A reservation lasts ``reservation_timeout`` seconds unless its owner assigns
   the job; an assignment lasts ``submit_timeout`` seconds unless its owner
   submits it (``None``: a runner of the adapter runs assigned jobs itself).
+  While the owner uploads the job's data to this worker, the adapter calls
+  :meth:`JobLedger.keep_assignments` at each verified step of the upload,
+  which moves the deadline to ``submit_timeout`` from then: a long upload
+  keeps its slot, a stalled one loses it as a silent client does.
   ``job_assignment``, ``job_cancel`` and a submission naming a held job are
   honoured only from the owner.
 * A submission is admitted into the owner's reserved or assigned slot when it
@@ -658,6 +662,39 @@ class JobLedger:
         self._slots[job_id] = slot
         self._note()
         return SlotOutcome(Action.ASSIGNED, job_id, peer_id, slot=slot)
+
+    def keep_assignments(self, peer_id: str) -> tuple[str, ...]:
+        """``peer_id`` is still at work on its assigned jobs (uploading their
+        data): each waits ``submit_timeout`` from now for its ``JOB_SUBMIT``.
+
+        Deadlines only move later, reservations are untouched (an upload
+        follows the assignment), and a lapsed assignment is not revived: the
+        bound is the upload's own (its bytes count against a quota, and a
+        sender quiet for the upload's frame timeout is cut off), so the slot
+        is held no longer than the upload moves plus ``submit_timeout``.
+
+        Returns:
+            The ids of the assignments kept.
+        """
+        if self.submit_timeout is None:
+            return ()
+        now = self._clock()
+        until = now + self.submit_timeout
+        kept = []
+        for job_id, slot in self._slots.items():
+            if (
+                slot.owner != peer_id
+                or slot.state is not SlotState.ASSIGNED
+                or slot.expires_at is None
+                or now >= slot.expires_at
+            ):
+                continue
+            if until > slot.expires_at:
+                self._slots[job_id] = replace(slot, expires_at=until)
+            kept.append(job_id)
+        if kept:
+            logger.debug("= assignments %s of %s kept until %.1f", kept, peer_id, until)
+        return tuple(kept)
 
     def handle_cancel(self, peer_id: str, cancel: JobCancel) -> SlotOutcome:
         """Take a ``job_cancel``; honoured only from the job's owner.

@@ -14,8 +14,12 @@
 With an upload area (a folder inside a mount), the area is hidden from every
 FS request, job path and download (:meth:`.files.mounts.MountPolicy.hiding`);
 a channel's jobs may use the stored files that channel uploaded or asked for
-by hash (:class:`.files.uploads.UploadJobPolicy`), and their models go to the
-uploader's folder ``<area>/models/<uploader>/``.
+by hash (:class:`.files.uploads.UploadJobPolicy`), and their models (and a
+track job's default predictions) go to the uploader's folder
+``<area>/models/<uploader>/``. While a client uploads, each verified step
+keeps its assigned (negotiated, not yet submitted) slots for another
+``submit_timeout`` (:meth:`.ledger.JobLedger.keep_assignments`), so a long
+upload does not lose the slot it was negotiated for.
 
 One :class:`.ledger.JobLedger` (the signaling worker's) holds every job: a
 negotiated job (``job_request`` → ``job_assignment``) keeps its slot and its id
@@ -117,7 +121,9 @@ class WorkerService:
             policy = policy.hiding(area.root)
         self.policy = policy
         self._channel_uploads: dict[Channel, ChannelUploads] = {}
-        self.uploads = UploadService(area, in_use=self._uploads_in_use)
+        self.uploads = UploadService(
+            area, in_use=self._uploads_in_use, on_activity=self._uploading
+        )
         self.fs = FsService(policy, slp_write_quota=slp_write_quota)
         indices = [g.index for g in capabilities.gpus if g.index is not None]
         if gpu_facts is None and indices:
@@ -233,6 +239,11 @@ class WorkerService:
         finally:
             self._channel_uploads.pop(channel, None)
             self.jobs.detach(sink)
+
+    def _uploading(self, peer_id: str) -> None:
+        """An upload of ``peer_id`` moved on: its assigned slots wait on (the
+        data of a negotiated job comes between assignment and submit)."""
+        self.worker.ledger.keep_assignments(peer_id)
 
     def _uploads_in_use(self) -> list[str]:
         """The stored files open channels may use (the sweep keeps them)."""

@@ -13,7 +13,9 @@ from .loss_plot import *  # noqa: F403
 from .loss_plot import __all__ as _plot_all
 from .path_resolution import *  # noqa: F403
 from .path_resolution import __all__ as _path_all
+from .upload_progress import *  # noqa: F403
+from .upload_progress import __all__ as _upload_all
 from .worker_panel import *  # noqa: F403
 from .worker_panel import __all__ as _panel_all
 
-__all__ = [*_error_all, *_plot_all, *_path_all, *_panel_all]
+__all__ = [*_error_all, *_plot_all, *_path_all, *_upload_all, *_panel_all]

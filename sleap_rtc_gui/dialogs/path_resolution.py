@@ -13,11 +13,13 @@ Opened by the ``ShowPathResolution`` effect with the worker's
   worker path. When *all* videos are missing, a hint says that the worker
   probably sees the same storage under another prefix.
 * **labels missing**: one field for the labels file's worker path (suggestions
-  offered) and how many tries are left.
+  offered) and how many tries are left, or **Send it to the worker** for a
+  worker that shares no storage with the labeler (its upload area takes it).
 
 The dialog answers through signals and closes itself: ``resolved(mappings)``,
-``labels_entered(path)`` or ``cancelled()``; the controller turns them into
-``PathsResolved``, ``LabelsPathEntered`` and ``ResolutionCancelled``.
+``labels_entered(path)``, ``upload_requested()`` or ``cancelled()``; the
+controller turns them into ``PathsResolved``, ``LabelsPathEntered``,
+``UploadRequested`` and ``ResolutionCancelled``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class PathResolutionDialog(QDialog):
 
     resolved = Signal(dict)
     labels_entered = Signal(str)
+    upload_requested = Signal()
     cancelled = Signal()
 
     def __init__(
@@ -118,6 +121,12 @@ class PathResolutionDialog(QDialog):
         self.prefix_button = QPushButton("Apply to all missing", self)
         self.browse_button = QPushButton("Browse worker…", self)
         self.browse_list = QListWidget(self)
+        self.upload_button = QPushButton("Send it to the worker", self)
+        self.upload_button.setToolTip(
+            "Copy the labels (with their labeled frames) into the worker's "
+            "upload area; sent once: the worker keeps it by content."
+        )
+        self.upload_button.clicked.connect(self._upload)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
             self,
@@ -129,6 +138,7 @@ class PathResolutionDialog(QDialog):
             self._build_labels_mode(layout, corrections_left)
         else:
             self._build_videos_mode(layout)
+            self.upload_button.hide()
         layout.addWidget(self.buttons)
         self._update_ok()
 
@@ -157,6 +167,10 @@ class PathResolutionDialog(QDialog):
         for widget in hidden:
             widget.hide()
         self._add_browser(layout)
+        layout.addWidget(
+            QLabel("No shared storage? Send the file to the worker instead.", self)
+        )
+        layout.addWidget(self.upload_button)
 
     def _build_videos_mode(self, layout: QVBoxLayout) -> None:
         self.labels_box.hide()
@@ -319,6 +333,13 @@ class PathResolutionDialog(QDialog):
             self.labels_entered.emit(self.labels_path())
         else:
             self.resolved.emit(self.mappings())
+        self.accept()
+
+    def _upload(self) -> None:
+        if self._answered or not self.labels_mode:
+            return
+        self._answered = True
+        self.upload_requested.emit()
         self.accept()
 
     def reject(self) -> None:

@@ -60,9 +60,15 @@ __all__ = [
     "ShowError",
     "ShowPathResolution",
     "StartProgressFeed",
+    "StopUpload",
     "SubmitJob",
     "TimedOut",
     "TrainingDone",
+    "UploadCancelled",
+    "UploadFailed",
+    "UploadFinished",
+    "UploadLabels",
+    "UploadRequested",
     "UserCancelled",
     "VideoCheck",
     "VideoStatus",
@@ -309,6 +315,49 @@ class ResolutionCancelled(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class UploadRequested(Event):
+    """The labeler chose to send the labels file to the worker (which cannot
+    see it) instead of naming where it is there."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadFinished(Event):
+    """The worker holds the labels file (sent now, or it had it already).
+
+    Attributes:
+        worker_path: The stored file on the worker; the job's labels map to it.
+        cached: The worker had it: nothing was sent.
+    """
+
+    worker_path: str
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        _require_text(self.worker_path, "worker_path")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadFailed(Event):
+    """The upload failed: the worker refused it (no upload area, quota) or
+    it could not be read or sent.
+
+    Attributes:
+        reason: What went wrong, for the popup's details.
+        code: The worker's refusal code (``NO_UPLOAD_AREA``, ``QUOTA_EXCEEDED``
+            …), or ``None`` when the failure was here.
+    """
+
+    reason: str = ""
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadCancelled(Event):
+    """The labeler stopped the upload (the worker keeps what it verified, so
+    the next try resumes)."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobAccepted(Event):
     """The worker answered ``JOB_ACCEPTED``.
 
@@ -428,6 +477,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     LabelsPathEntered,
     PathsResolved,
     ResolutionCancelled,
+    UploadRequested,
+    UploadFinished,
+    UploadFailed,
+    UploadCancelled,
     JobAccepted,
     JobRejected,
     ChannelLost,
@@ -509,8 +562,9 @@ class CheckPaths(Effect):
 class ShowPathResolution(Effect):
     """Open the path resolution dialog.
 
-    It answers ``LabelsPathEntered`` (labels missing), ``PathsResolved`` (videos
-    missing) or ``ResolutionCancelled``, and closes itself on any of them.
+    It answers ``LabelsPathEntered`` or ``UploadRequested`` (labels missing),
+    ``PathsResolved`` (videos missing) or ``ResolutionCancelled``, and closes
+    itself on any of them.
 
     Attributes:
         report: What is missing, with suggestions.
@@ -524,6 +578,25 @@ class ShowPathResolution(Effect):
 @dataclass(frozen=True, slots=True)
 class HidePathResolution(Effect):
     """Close the path resolution dialog: something else ended the flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLabels(Effect):
+    """Send the labels file to the worker's upload area, showing progress
+    with a Cancel; answer ``UploadFinished``, ``UploadFailed`` or
+    ``UploadCancelled``.
+
+    Attributes:
+        labels_path: The labels file here (a ``.slp`` with external videos
+            goes as a package of its labeled frames).
+    """
+
+    labels_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopUpload(Effect):
+    """The flow left the upload: stop it if it still runs, hide its progress."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -616,6 +689,8 @@ EFFECT_TYPES: tuple[type[Effect], ...] = (
     CheckPaths,
     ShowPathResolution,
     HidePathResolution,
+    UploadLabels,
+    StopUpload,
     SubmitJob,
     ShowError,
     CloseDialog,

@@ -15,12 +15,14 @@ no entry raises :class:`~sleap_rtc_core.errors.LocalProtocolError` and changes
 nothing (no state, no context, no effects). Effects follow from the transition:
 
 * entering a state starts its step (``BuildConfig``, ``CheckAuth``, ``OpenLogin``,
-  ``ConnectWorker``, ``CheckPaths``, ``ShowPathResolution``, ``SubmitJob``;
+  ``ConnectWorker``, ``CheckPaths``, ``ShowPathResolution``, ``UploadLabels``,
+  ``SubmitJob``;
   ``CloseDialog`` + ``StartProgressFeed`` on acceptance; ``TrainingDone``);
 * leaving a connected state for the dialog, the login or an abort closes the channel
   (``Disconnect``); leaving the path resolution dialog for any reason but its own
   answer hides it (``HidePathResolution``); leaving the login for any reason but its
-  own answer stops it (``CancelLogin``);
+  own answer stops it (``CancelLogin``); leaving the upload for any reason stops
+  it and hides its progress (``StopUpload``);
 * returning to the dialog shows why (``ShowError``, except after the labeler
   cancelled the path resolution, which is silent) and ends with ``ReturnToDialog``.
 
@@ -75,9 +77,14 @@ from sleap_rtc_gui.presubmit.events import (
     ShowError,
     ShowPathResolution,
     StartProgressFeed,
+    StopUpload,
     SubmitJob,
     TimedOut,
     TrainingDone,
+    UploadFailed,
+    UploadFinished,
+    UploadLabels,
+    UploadRequested,
 )
 from sleap_rtc_gui.presubmit.states import (
     CONNECTED_STATES,
@@ -103,7 +110,12 @@ def _empty_mapping() -> Mapping[str, Any]:
 _RESOLVING = frozenset(
     {PresubmitState.RESOLVING_LABELS, PresubmitState.RESOLVING_VIDEOS}
 )
-_RESOLUTION_ANSWERS = (LabelsPathEntered, PathsResolved, ResolutionCancelled)
+_RESOLUTION_ANSWERS = (
+    LabelsPathEntered,
+    UploadRequested,
+    PathsResolved,
+    ResolutionCancelled,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,8 @@ class RunContext:
             labeler's path, or the last worker path the labeler typed.
         corrections_used: How many worker paths for the labels were typed.
         path_mappings: Client path → worker path, sent in the job spec.
+        uploaded: The labels file was sent to the worker (its stored path is
+            the mapping of ``labels_path``).
         report: The worker's last path report.
         job_id: The worker's job id once accepted.
         result: The worker's ``JOB_COMPLETE`` payload once done.
@@ -138,6 +152,7 @@ class RunContext:
     checked_labels_path: str | None = None
     corrections_used: int = 0
     path_mappings: Mapping[str, str] = field(default_factory=_empty_mapping)
+    uploaded: bool = False
     report: PathReport | None = None
     job_id: str | None = None
     result: Mapping[str, Any] = field(default_factory=_empty_mapping)
@@ -313,6 +328,10 @@ class PresubmitMachine:
                 # The labeler's path is what the spec names; the worker swaps it.
                 mappings[run.labels_path or ""] = report.labels_path
             return replace(run, report=report, path_mappings=MappingProxyType(mappings))
+        if isinstance(event, UploadFinished):
+            # The package sent holds the frames: no video is left to find.
+            mappings = {**run.path_mappings, run.labels_path or "": event.worker_path}
+            return replace(run, uploaded=True, path_mappings=MappingProxyType(mappings))
         if isinstance(event, PathsResolved):
             mappings = {**run.path_mappings, **event.mappings}
             return replace(run, path_mappings=MappingProxyType(mappings))
@@ -339,6 +358,8 @@ class PresubmitMachine:
             out.append(HidePathResolution())
         if source is S.LOGGING_IN and not isinstance(event, LoginFinished):
             out.append(CancelLogin())
+        if source is S.UPLOADING:
+            out.append(StopUpload())
         if (
             source in CONNECTED_STATES
             and target not in CONNECTED_STATES
@@ -369,6 +390,8 @@ class PresubmitMachine:
         elif target in _RESOLVING and run.report is not None:
             left = max(0, self.max_labels_corrections - run.corrections_used)
             out.append(ShowPathResolution(report=run.report, corrections_left=left))
+        elif target is S.UPLOADING:
+            out.append(UploadLabels(labels_path=run.labels_path or ""))
         elif target is S.SUBMITTING:
             out.append(SubmitJob(spec=self._spec(run)))
         elif target is S.RUNNING:
@@ -448,6 +471,10 @@ class PresubmitMachine:
             else:
                 text = m.CONNECTION_LOST
             return ShowError(m.CONNECTION_LOST_TITLE, text, event.reason)
+        if isinstance(event, UploadFailed):
+            return ShowError(
+                m.UPLOAD_FAILED_TITLE, m.upload_failed(event.code), event.reason
+            )
         if isinstance(event, JobRejected):
             return ShowError(m.JOB_REJECTED_TITLE, m.job_rejected(event.errors))
         if isinstance(event, JobFailed):
@@ -458,5 +485,6 @@ class PresubmitMachine:
             )
         if isinstance(event, TimedOut):
             return ShowError(m.TIMED_OUT_TITLE, m.timed_out(source), event.step)
-        # ResolutionCancelled: the labeler chose to stop; no popup.
+        # ResolutionCancelled, UploadCancelled: the labeler chose to stop; no
+        # popup.
         return None

@@ -37,12 +37,15 @@ __all__ = [
     "NO_WORKER_TITLE",
     "TIMED_OUT_TITLE",
     "TIMEOUT_STEPS",
+    "UPLOAD_FAILED_TITLE",
+    "UPLOAD_REFUSALS",
     "config_failed",
     "format_details",
     "job_failed",
     "job_rejected",
     "labels_not_found",
     "timed_out",
+    "upload_failed",
 ]
 
 LOGIN_PROMPT = "Log in to run training remotely."
@@ -93,6 +96,24 @@ JOB_REJECTED_HEADER = "The worker rejected the job:"
 JOB_FAILED_TITLE = "Training failed"
 JOB_FAILED_DEFAULT = "Training failed on the worker."
 """Used when the worker's ``JOB_FAILED`` carries no message."""
+
+UPLOAD_FAILED_TITLE = "Could not send the labels"
+UPLOAD_REFUSALS: Mapping[str, str] = {
+    "NO_UPLOAD_AREA": "This worker takes no uploads: its owner can give it an "
+    "upload folder (--upload-dir), or put the labels where it can see them.",
+    "QUOTA_EXCEEDED": "The worker has no room left for your uploads. Ask its "
+    "owner to raise the quota, or remove old uploads.",
+    "ACCESS_DENIED": "The worker refused the upload.",
+}
+"""What a refusal code means, per ``FILE_UPLOAD_ERROR`` code."""
+
+
+def upload_failed(code: str | None) -> str:
+    """Why the labels could not be sent (the worker's refusal, or a failure
+    here)."""
+    known = UPLOAD_REFUSALS.get(code) if code is not None else None
+    return known or "The labels file could not be sent to the worker. Try again."
+
 
 TIMED_OUT_TITLE = "Timed out"
 TIMEOUT_STEPS: Mapping[PresubmitState, str] = {

@@ -42,6 +42,10 @@ from sleap_rtc_gui.presubmit.events import (
     ResolutionCancelled,
     RunRequested,
     TimedOut,
+    UploadCancelled,
+    UploadFailed,
+    UploadFinished,
+    UploadRequested,
     UserCancelled,
 )
 
@@ -82,6 +86,9 @@ class PresubmitState(StrEnum):
     """Asking the worker whether it sees the labels file and every video."""
     RESOLVING_LABELS = "resolving_labels"
     """The worker cannot see the labels file; the labeler may type its path."""
+    UPLOADING = "uploading"
+    """Sending the labels file to the worker's upload area (it shares no
+    storage with the labeler), with progress and a Cancel."""
     RESOLVING_VIDEOS = "resolving_videos"
     """Some videos are missing on the worker; the labeler points at them."""
     SUBMITTING = "submitting"
@@ -193,7 +200,15 @@ _TABLE: dict[PresubmitState, dict[Trigger, PresubmitState]] = {
     },
     S.RESOLVING_LABELS: {
         LabelsPathEntered: S.CHECKING_PATHS,
+        UploadRequested: S.UPLOADING,
         ResolutionCancelled: S.IDLE,
+        ChannelLost: S.IDLE,
+        UserCancelled: S.ABORTED,
+    },
+    S.UPLOADING: {
+        UploadFinished: S.SUBMITTING,
+        UploadFailed: S.IDLE,
+        UploadCancelled: S.IDLE,
         ChannelLost: S.IDLE,
         UserCancelled: S.ABORTED,
     },
@@ -237,6 +252,7 @@ PRE_ACCEPT_STATES: frozenset[PresubmitState] = frozenset(
         PresubmitState.CONNECTING,
         PresubmitState.CHECKING_PATHS,
         PresubmitState.RESOLVING_LABELS,
+        PresubmitState.UPLOADING,
         PresubmitState.RESOLVING_VIDEOS,
         PresubmitState.SUBMITTING,
     }
@@ -248,6 +264,7 @@ CONNECTED_STATES: frozenset[PresubmitState] = frozenset(
         PresubmitState.CONNECTING,
         PresubmitState.CHECKING_PATHS,
         PresubmitState.RESOLVING_LABELS,
+        PresubmitState.UPLOADING,
         PresubmitState.RESOLVING_VIDEOS,
         PresubmitState.SUBMITTING,
     }

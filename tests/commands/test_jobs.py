@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,3 +331,55 @@ def test_a_slp_with_external_videos_goes_as_a_package(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "uploaded labels.pkg.slp" in result.stdout
     assert list((island / "uploads" / "sha256").glob("*/labels.pkg.slp"))
+
+
+@pytest.mark.slow
+def test_track_sends_the_video_and_the_predictions_come_home(
+    lab: Lab, island: Path, tmp_path: Path
+) -> None:
+    labels = write_tiny_labels(tmp_path / "home" / "train.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = run_cli(
+        "train",
+        str(labels),
+        "--config",
+        str(config),
+        *lab.flags,
+        "--worker",
+        "island",
+        "--upload",
+        "--no-download",
+    )
+    assert train.returncode == 0, train.stdout + train.stderr
+    # The owner keeps the model where jobs may name it (a run folder in the
+    # upload area belongs to the connection that trained it).
+    model = island / "kept" / "model"
+    shutil.copytree(Path(train.stdout.split("result: ")[-1].strip()), model)
+    _labels, video = write_tiny_video_labels(tmp_path / "clips" / "labels.slp")
+    track = ("track", str(video), "--model", str(model), *lab.flags)
+    # --download: on this one machine the worker's file is visible here too.
+    result = run_cli(*track, "--worker", "island", "--upload", "--download")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"uploaded {video.name}" in result.stdout
+    stored = list((island / "uploads" / "sha256").glob(f"*/{video.name}"))
+    assert [p.read_bytes() for p in stored] == [video.read_bytes()]
+    home = video.with_name(f"{video.stem}.predictions.slp")
+    assert f"predictions here: {home}" in result.stdout
+    assert home.exists()
+    # The predictions were written in the uploader's folder, not beside the
+    # stored video (where nothing but the file may be).
+    assert not list(stored[0].parent.glob("*.predictions.slp"))
+    # A .slp whose videos are elsewhere is not sent as its labeled frames.
+    refused = run_cli(
+        "track",
+        str(_labels),
+        "--model",
+        str(model),
+        *lab.flags,
+        "--worker",
+        "island",
+        "--upload",
+    )
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert ".pkg.slp" in refused.stderr

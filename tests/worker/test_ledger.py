@@ -515,6 +515,40 @@ def test_an_assignment_without_submission_expires_with_a_typed_failure() -> None
     assert slots.status is WorkerStatus.AVAILABLE
 
 
+def test_an_owner_at_work_on_its_upload_keeps_its_assignment() -> None:
+    slots, clock = _slots(2, submit_timeout=60.0)
+    _negotiated(slots)
+    for _ in range(5):  # five minutes of upload, a step every 50 s
+        clock.advance(50.0)
+        assert slots.keep_assignments("alice") == ("j1",)
+        assert slots.expire() == []
+    # Strangers, and reservations not yet assigned, keep nothing.
+    assert slots.handle_request("bob", _request("j2")).action is Action.ACCEPTED
+    assert slots.keep_assignments("mallory") == ()
+    assert slots.keep_assignments("bob") == ()
+    held = slots.job("j1")
+    assert held is not None
+    assert held.expires_at == clock() + 60.0
+    # The upload stalls: the assignment lapses as a silent client's does,
+    # and a late step does not revive it.
+    clock.advance(60.0)
+    assert slots.keep_assignments("alice") == ()
+    assert sorted(o.reason or "" for o in slots.expire()) == ["expired", "no_submit"]
+
+
+def test_keeping_never_shortens_nor_applies_to_running_jobs() -> None:
+    slots, clock = _slots(1, submit_timeout=60.0)
+    _negotiated(slots)
+    held = slots.job("j1")
+    assert held is not None
+    slots.submit_timeout = 10.0  # a shorter step than the assignment had
+    assert slots.keep_assignments("alice") == ("j1",)
+    assert slots.job("j1") == held
+    slots.submit("alice", "j1", JobType.TRAINING, "job_x")
+    assert slots.keep_assignments("alice") == ()
+    assert JobLedger(1, CAPS, clock, TIMEOUT).keep_assignments("alice") == ()
+
+
 def test_an_assigned_job_is_released_when_its_owner_leaves_or_cancels() -> None:
     slots, _ = _slots(1, submit_timeout=60.0)
     _negotiated(slots)

@@ -18,7 +18,9 @@ import pytest
 
 from sleap_rtc_core.client.remote_job import RemoteJob
 from sleap_rtc_core.client.session import run_remote_job
+from sleap_rtc_core.client.upload import upload_file
 from sleap_rtc_core.errors import JobRejected
+from sleap_rtc_core.protocol.channel_transfer import FileUploadSegmentMsg
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.protocol.negotiation import (
     AppMessage,
@@ -34,6 +36,7 @@ from sleap_rtc_core.signaling.client import SignalingClient, Subscription
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
+from sleap_rtc_core.worker.files import upload_service
 from sleap_rtc_core.worker.ledger import NO_SUBMIT_CODE, SlotState
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds, peer_status
@@ -220,3 +223,59 @@ async def test_a_negotiation_cannot_take_over_a_finished_jobs_id(
     await async_wait_until(
         lambda: peer_status(service, room) == "available", timeout=scaled(10)
     )
+
+
+async def test_a_long_upload_keeps_the_slot_it_was_negotiated_for(
+    service: Service,
+    room: RoomCreds,
+    room_secret: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The labels go up between assignment and submit, for longer than the
+    assignment waits: each verified segment keeps the slot."""
+    monkeypatch.setattr(upload_service, "SEGMENT_SIZE", 8 << 10)  # ten segments
+    island = tmp_path / "island"
+    island.mkdir()
+    labels = await asyncio.to_thread(
+        write_tiny_labels, tmp_path / "home" / "labels.pkg.slp"
+    )
+    auth = ChannelAuth(secret=room_secret)
+    pause = scaled(SUBMIT_TIMEOUT) / 4  # the whole upload outlasts the wait
+    svc = stated_worker(
+        service.server.url,
+        room,
+        island,
+        room_secret,
+        "w",
+        submit_timeout=scaled(SUBMIT_TIMEOUT),
+        upload_dir=island / "uploads",
+    )
+    async with svc, client_of(service, room, "c") as client:
+        async with client.subscribe("peer_message") as inbox:
+            await negotiate(client, inbox, "job-up")
+            async with await open_channel(client, "w", auth=auth) as channel:
+                send = channel.send
+
+                async def slow(message: Any) -> None:
+                    if isinstance(message, FileUploadSegmentMsg):
+                        await asyncio.sleep(pause)
+                    await send(message)
+
+                monkeypatch.setattr(channel, "send", slow)
+                sent = await upload_file(channel, labels)
+                monkeypatch.setattr(channel, "send", send)
+                assert not sent.cached
+                held = svc.worker.ledger.job("job-up")
+                assert held is not None
+                assert held.state is SlotState.ASSIGNED
+                spec = TrainJobSpec(
+                    config_content=tiny_training_config(max_epochs=1000),
+                    labels_path=sent.path,
+                )
+                job = RemoteJob(channel, spec, client_job_id="job-up")
+                assert await job.submit(scaled(20)) == "job-up"
+                await job.cancel()
+                await async_wait_until(
+                    lambda: svc.jobs.running == 0, timeout=scaled(30)
+                )

@@ -26,6 +26,11 @@ verified bytes for a resume (ours) or removes them (0.0.7 uploads, which cannot
 resume); a file that fails its checksum is removed. Nothing incomplete is ever
 found under ``sha256/``.
 
+Each verified step of an upload (its start, every segment, its end) calls
+``on_activity`` with the uploader's peer id: the worker keeps that peer's
+assigned job slots while the data for them arrives
+(:meth:`~...ledger.JobLedger.keep_assignments`).
+
 File I/O runs in threads, in blocks of about 1 MiB; :meth:`UploadService.start`
 opens the area and sweeps expired files at start and every
 ``sweep_interval`` seconds in a task it owns (:meth:`UploadService.close`
@@ -137,6 +142,8 @@ class UploadService:
         in_use: The hashes the expiry sweep must keep (live channels' grants).
         sweep_interval: Seconds between sweeps.
         frame_timeout: Seconds the sender may stay quiet during a transfer.
+        on_activity: Called with the uploader's peer id at each verified step
+            of an upload (start, segment, end).
     """
 
     def __init__(
@@ -146,6 +153,7 @@ class UploadService:
         in_use: Callable[[], Iterable[str]] = tuple,
         sweep_interval: float = SWEEP_INTERVAL,
         frame_timeout: float = FRAME_TIMEOUT,
+        on_activity: Callable[[str], object] = lambda _peer_id: None,
     ) -> None:
         if sweep_interval <= 0 or frame_timeout <= 0:
             raise ValueError("intervals must be positive")
@@ -153,6 +161,7 @@ class UploadService:
         self._in_use = in_use
         self._sweep_interval = sweep_interval
         self._timeout = frame_timeout
+        self._on_activity = on_activity
         self._sweeper: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -323,6 +332,7 @@ class UploadService:
         """Send ``go``, then take the bytes into ``partial`` until END."""
         done = False
         try:
+            self._on_activity(channel.peer_id)
             await channel.send(go)
             path = await self._receive_bytes(channel, partial)
             done = True
@@ -334,6 +344,7 @@ class UploadService:
                 )
             raise
         state.grants.add(partial.sha256)
+        self._on_activity(channel.peer_id)
         await channel.send(FileUploadCompleteMsg(str(path)))
 
     async def _receive_bytes(self, channel: Channel, partial: Partial) -> Path:
@@ -371,6 +382,7 @@ class UploadService:
             elif isinstance(item, FileUploadSegmentMsg):
                 await flush()
                 await asyncio.to_thread(partial.segment, item.end, item.sha256)
+                self._on_activity(channel.peer_id)
             elif isinstance(item, FileUploadEndMsg):
                 await flush()
                 return await asyncio.to_thread(partial.finish)

@@ -472,6 +472,7 @@ def prepare_job(
     *,
     private_parent: Path | None = None,
     models_dir: ModelsDir = None,
+    predictions_dir: Callable[[str], Path | None] | None = None,
 ) -> PreparedJob | list[FieldError]:
     """Map, validate and materialise a job spec (blocking; run it in a thread).
 
@@ -484,6 +485,10 @@ def prepare_job(
             ``ckpt_dir`` (default ``models/`` beside the training labels); a
             function of the training labels path may choose per job (the
             upload area's run folders for uploaded labels).
+        predictions_dir: Chooses the folder of a track job's default
+            predictions from its data path (``None`` from it: beside the
+            data): an uploaded file's folder is the upload area's, where
+            nothing but the file may be.
 
     Returns:
         The prepared job, or every field error (nothing is left on disk then).
@@ -508,11 +513,11 @@ def prepare_job(
     )
     output: Path | None = None
     if isinstance(spec, TrackJobSpec):
-        output = (
-            Path(spec.output_path)
-            if spec.output_path
-            else Path(predictions_path_for(spec.data_path))
-        )
+        output = Path(spec.output_path or predictions_path_for(spec.data_path))
+        if not spec.output_path and predictions_dir is not None:
+            folder = predictions_dir(spec.data_path)
+            if folder is not None:
+                output = folder / output.name
         if not spec.output_path:
             error = policy_check(policy, must_exist=False)("output_path", str(output))
             if error is not None:

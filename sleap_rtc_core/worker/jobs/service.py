@@ -227,7 +227,8 @@ class JobService:
             policy: The path policy of this channel's jobs (default the
                 service's), e.g. one that also admits the channel's uploads.
             models_dir: Chooses the run folders' parent for given training
-                labels (``None`` from it: the service's default).
+                labels (``None`` from it: the service's default), and the
+                folder of a track job's default predictions for its data.
 
         Raises:
             Exception: whatever ``sink`` raises for a direct answer
@@ -339,6 +340,7 @@ class JobService:
                 policy or self._policy,
                 private_parent=self._work_dir,
                 models_dir=self._models_dir_for(models_dir),
+                predictions_dir=models_dir,
             )
         except Exception as exc:
             logger.exception("! preparing job %s failed", job_id)

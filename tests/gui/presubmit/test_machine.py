@@ -59,9 +59,15 @@ from sleap_rtc_gui.presubmit.events import (
     ShowError,
     ShowPathResolution,
     StartProgressFeed,
+    StopUpload,
     SubmitJob,
     TimedOut,
     TrainingDone,
+    UploadCancelled,
+    UploadFailed,
+    UploadFinished,
+    UploadLabels,
+    UploadRequested,
     UserCancelled,
     VideoCheck,
     VideoStatus,
@@ -94,6 +100,7 @@ VIDEO_1 = "/home/me/proj/cam1.mp4"
 VIDEO_2 = "/home/me/proj/cam2.mp4"
 WORKER_VIDEO_1 = "/mnt/lab/proj/cam1.mp4"
 JOB_ID = "job_0123abcd"
+STORED = "/srv/uploads/sha256/" + "ab" * 32 + "/labels.pkg.slp"
 
 ALL_FOUND = PathReport(
     labels_path=LABELS,
@@ -175,6 +182,10 @@ SAMPLES: dict[Trigger, Event] = {
     LabelsPathEntered: LabelsPathEntered(WORKER_LABELS),
     PathsResolved: PathsResolved({VIDEO_1: WORKER_VIDEO_1}),
     ResolutionCancelled: ResolutionCancelled(),
+    UploadRequested: UploadRequested(),
+    UploadFinished: UploadFinished(STORED),
+    UploadFailed: UploadFailed("no upload area", "NO_UPLOAD_AREA"),
+    UploadCancelled: UploadCancelled(),
     JobAccepted: JobAccepted(JOB_ID),
     JobRejected: JobRejected(REJECTIONS),
     ChannelLost: ChannelLost("data channel closed"),
@@ -199,6 +210,7 @@ ROUTES: dict[PresubmitState, list[Event]] = {
     S.CONNECTING: [*_TO_AUTH, AuthChecked(ok=True)],
     S.CHECKING_PATHS: _TO_PATHS,
     S.RESOLVING_LABELS: [*_TO_PATHS, PathsChecked(LABELS_MISSING)],
+    S.UPLOADING: [*_TO_PATHS, PathsChecked(LABELS_MISSING), UploadRequested()],
     S.RESOLVING_VIDEOS: [*_TO_PATHS, PathsChecked(VIDEOS_MISSING)],
     S.SUBMITTING: _TO_SUBMIT,
     S.RUNNING: _TO_RUNNING,
@@ -337,13 +349,15 @@ def test_transition(
     # Rules every transition obeys.
     if target is S.IDLE:
         assert effects[-1] == ReturnToDialog()
-        assert len(errors_of(effects)) == (0 if trigger is ResolutionCancelled else 1)
+        silent = trigger in (ResolutionCancelled, UploadCancelled)
+        assert len(errors_of(effects)) == (0 if silent else 1)
     leaves_channel = state in CONNECTED_STATES and target not in CONNECTED_STATES
     closes = leaves_channel and target is not S.RUNNING
     assert (Disconnect() in effects) == closes
     assert (CancelLogin() in effects) == (
         state is S.LOGGING_IN and trigger_event_type(trigger) is not LoginFinished
     )
+    assert (StopUpload() in effects) == (state is S.UPLOADING)
     if target is S.RUNNING and state is S.SUBMITTING:
         assert effects == [CloseDialog(), StartProgressFeed(JOB_ID)]
     if target is S.ABORTED:
@@ -813,6 +827,8 @@ def test_user_cancel_aborts_cleanly(state: PresubmitState) -> None:
         expected.append(HidePathResolution())
     if state is S.LOGGING_IN:
         expected.append(CancelLogin())
+    if state is S.UPLOADING:
+        expected.append(StopUpload())
     if state in CONNECTED_STATES:
         expected.append(Disconnect())
     assert machine.effects() == expected
@@ -930,3 +946,66 @@ def test_module_exports(name: str) -> None:
         and not attr.startswith("_")
     }
     assert public_classes <= set(module.__all__)
+
+
+# ----------------------------------------------------------------- uploads
+
+
+def test_labels_the_worker_cannot_see_are_sent_then_submitted() -> None:
+    machine = at(S.RESOLVING_LABELS)
+    assert machine.receive(UploadRequested()) is S.UPLOADING
+    # The resolution dialog answered (it closes itself); the upload starts.
+    assert machine.effects() == [UploadLabels(LABELS)]
+    assert machine.receive(UploadFinished(STORED)) is S.SUBMITTING
+    assert machine.effects() == [
+        StopUpload(),
+        SubmitJob(
+            {
+                "type": "train",
+                "config_content": YAML,
+                "labels_path": LABELS,
+                "path_mappings": {LABELS: STORED},
+            }
+        ),
+    ]
+    assert machine.run.uploaded
+    machine.receive(JobAccepted(JOB_ID))
+    assert machine.effects() == [CloseDialog(), StartProgressFeed(JOB_ID)]
+
+
+def test_a_track_job_maps_its_uploaded_data_too() -> None:
+    machine = drive(
+        [
+            run_requested(),
+            ConfigBuilt("", track={"model_paths": ["/srv/models/m"]}),
+            AuthChecked(ok=True),
+            Connected(),
+            PathsChecked(LABELS_MISSING),
+            UploadRequested(),
+            UploadFinished(STORED, cached=True),
+        ]
+    )
+    assert machine.state is S.SUBMITTING
+    assert machine.run.path_mappings == {LABELS: STORED}
+
+
+def test_a_refused_upload_says_why_and_returns_to_the_dialog() -> None:
+    machine = at(S.UPLOADING)
+    machine.receive(UploadFailed("FILE_UPLOAD_ERROR::QUOTA_EXCEEDED", "QUOTA_EXCEEDED"))
+    effects = machine.effects()
+    assert effects[:2] == [StopUpload(), Disconnect()]
+    (error,) = errors_of(effects)
+    assert "room" in error.message
+    assert error.details == "FILE_UPLOAD_ERROR::QUOTA_EXCEEDED"
+    assert effects[-1] == ReturnToDialog()
+    assert machine.state is S.IDLE
+
+
+def test_cancelling_the_upload_is_silent_and_closing_the_dialog_stops_it() -> None:
+    machine = at(S.UPLOADING)
+    machine.receive(UploadCancelled())
+    assert machine.effects() == [StopUpload(), Disconnect(), ReturnToDialog()]
+    machine = at(S.UPLOADING)
+    machine.receive(UserCancelled())
+    assert machine.effects() == [StopUpload(), Disconnect()]
+    assert machine.state is S.ABORTED

@@ -1,0 +1,128 @@
+"""Sending the labels from the training dialog: the path resolution dialog's
+**Send it to the worker**, the progress dialog, its Cancel, a refusal.
+
+The training dialog, its controller and every dialog are real widgets; the
+session is a :class:`tests.gui.sessions.ScriptedSession` that also uploads
+(the channel's upload itself is tested in ``tests/client/test_upload.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pytestqt.qtbot import QtBot
+
+from sleap_rtc_core.errors import UploadRefused
+from sleap_rtc_gui.dialogs.path_resolution import PathResolutionDialog
+from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
+from sleap_rtc_gui.presubmit import PresubmitState, messages
+from sleap_rtc_gui.session import UploadingSession
+from tests.fixtures.timing import async_wait_until
+from tests.gui.sessions import ScriptedSession, report
+from tests.gui.test_controller import LABELS, make_dialog, run_and_wait
+
+STORED = "/srv/uploads/sha256/" + "ab" * 32 + "/labels.pkg.slp"
+SIZE = 40_000_000
+
+
+class UploadingScripted(ScriptedSession):
+    """Also uploads: reports half the file, then waits for ``go`` (or fails
+    with ``error``)."""
+
+    def __init__(self) -> None:
+        super().__init__(report(LABELS, found=False))
+        self.go = asyncio.Event()
+        self.error: BaseException | None = None
+        self.uploads: list[str] = []
+        self.cancelled_uploads = 0
+
+    async def upload_labels(
+        self, labels_path: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[str, bool]:
+        self.uploads.append(labels_path)
+        on_progress(0, SIZE)
+        on_progress(SIZE // 2, SIZE)
+        try:
+            await self.go.wait()
+        except asyncio.CancelledError:
+            self.cancelled_uploads += 1
+            raise
+        if self.error is not None:
+            raise self.error
+        on_progress(SIZE, SIZE)
+        return STORED, False
+
+
+def test_the_labels_dialog_offers_to_send_the_file(qtbot: QtBot) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.upload_requested):
+        dialog.upload_button.click()
+    assert not dialog.isVisible()
+    videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)))
+    qtbot.addWidget(videos)
+    assert videos.upload_button.isHidden()
+
+
+def test_progress_shows_bytes_rate_and_eta_and_cancel_says_so(qtbot: QtBot) -> None:
+    now = [0.0]
+    dialog = UploadProgressDialog("labels.pkg.slp", clock=lambda: now[0])
+    qtbot.addWidget(dialog)
+    dialog.set_progress(0, SIZE)
+    now[0] = 4.0
+    dialog.set_progress(SIZE // 4, SIZE)
+    assert dialog.bar.value() == 25
+    assert dialog.status_label.text() == "10.0/40.0 MB  2.5 MB/s  ETA 12 s"
+    with qtbot.waitSignal(dialog.cancelled):
+        dialog.cancel_button.click()
+
+
+async def _uploading(qtbot: QtBot) -> tuple[object, UploadingScripted]:
+    session = UploadingScripted()
+    assert isinstance(session, UploadingSession)
+    dialog = make_dialog(qtbot, session)
+    await run_and_wait(dialog, PresubmitState.RESOLVING_LABELS)
+    path_dialog = dialog.controller.path_dialog
+    assert path_dialog is not None
+    path_dialog.upload_button.click()
+    assert dialog.controller.state is PresubmitState.UPLOADING
+    await async_wait_until(lambda: bool(session.uploads))
+    progress = dialog.controller.upload_dialog
+    assert progress is not None
+    assert progress.bar.value() == 50
+    return dialog, session
+
+
+async def test_sent_labels_are_submitted_by_their_stored_path(qtbot: QtBot) -> None:
+    dialog, session = await _uploading(qtbot)
+    session.go.set()
+    await async_wait_until(lambda: dialog.controller.state is PresubmitState.RUNNING)
+    (spec,) = session.submitted
+    assert spec["labels_path"] == LABELS
+    assert spec["path_mappings"] == {LABELS: STORED}
+    assert dialog.controller.upload_dialog is None
+    assert session.uploads == [LABELS]
+
+
+async def test_cancel_stops_the_upload_and_returns_silently(qtbot: QtBot) -> None:
+    dialog, session = await _uploading(qtbot)
+    progress = dialog.controller.upload_dialog
+    progress.cancel_button.click()
+    assert dialog.controller.state is PresubmitState.IDLE
+    await async_wait_until(lambda: session.cancelled_uploads == 1)
+    await async_wait_until(lambda: session.closed)
+    assert dialog.controller.popups == []
+    assert session.submitted == []
+    assert dialog.controller.upload_dialog is None
+
+
+async def test_a_refusal_says_what_it_means(qtbot: QtBot) -> None:
+    dialog, session = await _uploading(qtbot)
+    session.error = UploadRefused("no upload area here", code="NO_UPLOAD_AREA")
+    session.go.set()
+    await async_wait_until(lambda: dialog.controller.state is PresubmitState.IDLE)
+    (popup,) = dialog.controller.popups
+    assert popup.windowTitle() == messages.UPLOAD_FAILED_TITLE
+    assert popup.text() == messages.UPLOAD_REFUSALS["NO_UPLOAD_AREA"]
+    assert session.submitted == []
