@@ -36,7 +36,7 @@ class Limits:
 
     metadata_updates_per_second: float = 2.0
     """Sustained ``update_metadata`` one connection may send: each is announced
-    to the whole room, so they have a budget of their own (``RATE_LIMITED``
+    to the room's subscribers, so they have a budget of their own (``RATE_LIMITED``
     beyond, the stored metadata unchanged)."""
 
     metadata_burst: int = 20
@@ -55,6 +55,14 @@ class Limits:
 
     max_connections: int = 20_000
     """Open WebSocket connections (``SERVER_FULL`` beyond)."""
+
+    announce_backlog_bytes: int = 256 * 1024
+    """Unsent output beyond which a peer's room announcements wait (coalesced)
+    for a later tick instead of piling up behind it."""
+
+    max_pending_announcements: int = 4_096
+    """Peers a backed-up peer may have announcements waiting about; beyond, it
+    is closed (1008) as too slow, and re-registers to a fresh snapshot."""
 
     max_http_body_bytes: int = 1 << 20
     """Largest HTTP request body accepted (413 beyond)."""

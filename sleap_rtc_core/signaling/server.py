@@ -114,6 +114,10 @@ class ServerConfig:
     revocation_poll: float = 5.0
     """Seconds between checks for credentials revoked by another process."""
 
+    announce_interval: float = 0.05
+    """Seconds between flushes of the coalesced room announcements: changes
+    within one tick reach a subscriber as at most one frame per peer."""
+
 
 class SignalingServer:
     """A running (or startable) signaling server.
@@ -190,6 +194,7 @@ class SignalingServer:
                 await self.backend.stop()
             raise
         self._timers.append(asyncio.create_task(self._ping_loop()))
+        self._timers.append(asyncio.create_task(self._announce_loop()))
         if self.revocations is not None:
             self._timers.append(asyncio.create_task(self._revocation_loop()))
         logger.info("listening on %s", self.url)
@@ -242,6 +247,12 @@ class SignalingServer:
             for conn in list(self.connections):
                 conn.send_ws_ping()
             self.router.drop_silent(2 * interval + 1)
+
+    async def _announce_loop(self) -> None:
+        interval = self.config.announce_interval
+        while True:
+            await asyncio.sleep(interval)
+            self.router.flush_announcements()
 
     async def _revocation_loop(self) -> None:
         assert self.revocations is not None
@@ -505,7 +516,8 @@ class _Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         assert self.protocol is not None
         server = self.server
-        if len(server.router.sessions) >= server.config.limits.max_connections:
+        limits = server.config.limits
+        if len(server.router.sessions) >= limits.max_connections:
             server.router.counters["limit_connections"] += 1
             response = self.protocol.reject(503, "server is full, try again later\n")
         else:
@@ -513,7 +525,7 @@ class _Connection(asyncio.Protocol):
         self.protocol.send_response(response)
         if response.status_code == 101:
             self.session = server.router.open(
-                self.send_text, self.shutdown, self.remote
+                self.send_text, self.shutdown, self.remote, self.backlog
             )
             self._set_deadline(
                 server.config.limits.register_timeout, self._register_late
@@ -567,6 +579,11 @@ class _Connection(asyncio.Protocol):
         protocol.send_text(data)
         self._flush()
         return True
+
+    def backlog(self) -> int:
+        """Bytes written and not yet taken by the kernel (0 once closed)."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     def send_ws_ping(self) -> None:
         """A protocol-level ping; clients answer with a pong frame."""
