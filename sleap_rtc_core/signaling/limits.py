@@ -1,7 +1,8 @@
 """The bounds a signaling server enforces, and the per-peer rate budget.
 
 Every crossing is answered with a typed error (``MESSAGE_TOO_LARGE``,
-``RATE_LIMITED``, ``ROOM_FULL``, ``SERVER_FULL``) and counted in ``/metrics``;
+``RATE_LIMITED``, ``ROOM_FULL``, ``SERVER_FULL``, HTTP 503 for too many
+connections from one address) and counted in ``/metrics``;
 only sustained abuse past the rate limit closes a connection.
 """
 
@@ -55,6 +56,10 @@ class Limits:
 
     max_connections: int = 20_000
     """Open WebSocket connections (``SERVER_FULL`` beyond)."""
+
+    max_connections_per_address: int = 2_000
+    """Open WebSocket connections from one IP address, loopback included
+    (HTTP 503 beyond), so one host cannot take every connection slot."""
 
     announce_backlog_bytes: int = 256 * 1024
     """Unsent output beyond which a peer's room announcements wait (coalesced)

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,6 +154,8 @@ class SignalingServer:
         )
         self.started_at = time.time()
         self.connections: set[_Connection] = set()
+        self.per_address: Counter[str] = Counter()
+        """Open WebSocket connections per IP address."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: list[asyncio.Task[None]] = []
@@ -322,11 +325,13 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_abort_timer",
+        "_address",
         "_buf",
         "_deadline",
         "_resume",
         "_fragments",
         "_http_task",
+        "host",
         "protocol",
         "remote",
         "server",
@@ -345,7 +350,10 @@ class _Connection(asyncio.Protocol):
         self._abort_timer: asyncio.TimerHandle | None = None
         self._resume: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._address: str | None = None
+        """The IP address counted in ``server.per_address`` while open."""
         self.remote = "?"
+        self.host = "?"
 
     # --- asyncio.Protocol
 
@@ -354,6 +362,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.host = str(peer[0]) if peer else "?"
         self.server.connections.add(self)
         self._set_deadline(self.server.config.limits.head_timeout, self._head_late)
 
@@ -372,6 +381,12 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if self._address is not None:
+            per_address = self.server.per_address
+            per_address[self._address] -= 1
+            if per_address[self._address] <= 0:
+                del per_address[self._address]
+            self._address = None
         if self.session is not None:
             self.server.router.closed(self.session)
             self.session = None
@@ -520,10 +535,17 @@ class _Connection(asyncio.Protocol):
         if len(server.router.sessions) >= limits.max_connections:
             server.router.counters["limit_connections"] += 1
             response = self.protocol.reject(503, "server is full, try again later\n")
+        elif server.per_address[self.host] >= limits.max_connections_per_address:
+            server.router.counters["limit_connections_per_address"] += 1
+            response = self.protocol.reject(
+                503, "too many connections from this address, try again later\n"
+            )
         else:
             response = self.protocol.accept(request)
         self.protocol.send_response(response)
         if response.status_code == 101:
+            self._address = self.host
+            server.per_address[self.host] += 1
             self.session = server.router.open(
                 self.send_text, self.shutdown, self.remote, self.backlog
             )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from sleap_rtc_core.signaling.announce import MERGE, Event
-from sleap_rtc_core.signaling.limits import Limits
+from sleap_rtc_core.signaling.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.limits import Limits, limits_from, parse_limit
 from sleap_rtc_core.signaling.server import ServerConfig
-from sleap_rtc_core.signaling.service import Service
+from sleap_rtc_core.signaling.service import Service, build_service
+from sleap_rtc_core.signaling.store import Store
 from tests.fixtures.router import FakeConn, RouterHarness
 from tests.fixtures.signaling import RoomCreds, WsPeer
+from tests.fixtures.timing import async_wait_until
 
 NONE: dict[str, list[str]] = {"roles": []}
 WORKERS = {"roles": ["worker"]}
@@ -190,7 +195,7 @@ def test_room_fill_costs_linear_frames(n: int) -> None:
 @pytest.fixture
 def server_config() -> ServerConfig:
     """Room-token peers up to 5,000 per room; slow pings (no stray frames)."""
-    limits = Limits(max_peers_per_credential=5000)
+    limits = Limits(max_peers_per_credential=5000, max_connections_per_address=5000)
     return ServerConfig(host="127.0.0.1", port=0, ping_interval=60.0, limits=limits)
 
 
@@ -246,3 +251,26 @@ async def test_room_of_idle_peers_costs_linear_frames(
         assert router.counters["announce_sent"] <= 2 * n + 4
     finally:
         await asyncio.gather(*(p.close() for p in [gui, legacy, *peers]))
+
+
+async def test_connections_per_address_are_capped(
+    server_config: ServerConfig, store: Store, jwt_keys: JwtKeys
+) -> None:
+    name, value = parse_limit("max_connections_per_address=2")  # as --limit
+    config = replace(server_config, limits=limits_from({name: value}))
+    svc = build_service(config, store, jwt_keys)
+    await svc.server.start()
+    try:
+        url = svc.server.url
+        a = await WsPeer.connect(url)
+        b = await WsPeer.connect(url)
+        with pytest.raises(InvalidStatus) as refused:
+            await WsPeer.connect(url)
+        assert refused.value.response.status_code == 503
+        assert svc.server.router.counters["limit_connections_per_address"] == 1
+        await a.close()
+        await async_wait_until(lambda: svc.server.per_address["127.0.0.1"] == 1)
+        c = await WsPeer.connect(url)
+        await asyncio.gather(b.close(), c.close())
+    finally:
+        await svc.server.stop()
