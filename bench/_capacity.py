@@ -102,6 +102,37 @@ async def _connect_idle_peers(
     return peers, time.perf_counter() - t0
 
 
+async def run_fill(child: Child, n: int) -> float:
+    """Seconds for ``n`` peers to connect and register into one room, each
+    subscribed to no announcements (as our workers are; the bare relay ignores
+    the key and sends none anyway)."""
+    sem = asyncio.Semaphore(64)
+    peers: list[RawWS] = []
+
+    async def one(i: int) -> None:
+        async with sem:
+            ws = await connect(child.port, timeout=30)
+            peers.append(ws)
+            await register(
+                ws,
+                f"fill-{i:05d}",
+                "fill-room",
+                "worker",
+                timeout=60,
+                subscribe={"roles": []},
+            )
+            ws.inbox.clear()
+            ws.on_count = discard
+
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - t0
+    finally:
+        for ws in peers:
+            ws.abort()
+
+
 async def run_memory(
     child: Child, n: int, room_size: int, settle: float
 ) -> tuple[MemoryResult, list[RawWS]]:

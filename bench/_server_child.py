@@ -19,7 +19,8 @@ real deployment has:
   the server process.
 
 The rate limit is lifted (the bench saturates on purpose) and so is the room
-size limit (one more peer joins a room of 10,000, the default limit); every
+size limit (one more peer joins a room of 10,000, the default limit) and the
+per-address connection cap (every bench peer comes from 127.0.0.1); every
 other limit is the default.
 """
 
@@ -145,6 +146,7 @@ def serve_ours(loop_kind: str, ping_interval: float) -> int:
             burst=1_000_000_000,
             max_peers_per_room=100_000,
             max_peers_per_credential=100_000,
+            max_connections_per_address=100_000,  # every bench peer is loopback
         )
         config = ServerConfig(
             host="127.0.0.1", port=0, ping_interval=ping_interval, limits=limits

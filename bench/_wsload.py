@@ -258,6 +258,7 @@ async def register(
     role: str = "peer",
     metadata: dict[str, Any] | None = None,
     timeout: float = 15.0,
+    subscribe: dict[str, Any] | None = None,
 ) -> bytes:
     """Register and wait for ``registered_auth``; returns its payload.
 
@@ -272,6 +273,7 @@ async def register(
             "room_id": room_id,
             "token": TOKEN,
             "metadata": metadata or {},
+            **({} if subscribe is None else {"subscribe": subscribe}),
         }
     )
     while True:

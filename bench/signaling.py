@@ -36,6 +36,7 @@ from _capacity import (
     MemoryResult,
     RegisterResult,
     run_discovery,
+    run_fill,
     run_memory,
 )
 from _cprofile import print_profile, run_profile
@@ -154,6 +155,23 @@ async def amain(args: argparse.Namespace, load: LoadSettings) -> int:
         print_memory(memory)
         print_discovery(disc, regs)
 
+    with phase("4. filling one room: ours vs the bare relay", 300):
+        for n in args.fill_sizes:
+            took: dict[str, float] = {}
+            for target in ("bare", MAIN_TARGET):
+                child = await start_target(target, ping_interval=20)
+                try:
+                    took[target] = await bounded(
+                        run_fill(child, n), 120, f"fill {n} on {target}"
+                    )
+                finally:
+                    await child.stop()
+            ratio = took[MAIN_TARGET] / max(took["bare"], 1e-9)
+            print(
+                f"room fill {n:>6,}: bare {took['bare']:.2f} s, "
+                f"{MAIN_TARGET} {took[MAIN_TARGET]:.2f} s ({ratio:.2f}x; target <= 2x)"
+            )
+
     if args.profile:
         with phase(f"profile: {MAIN_TARGET} under cProfile at saturation", 60):
             path = await bounded(run_profile(MAIN_TARGET, load, 3.0), 60, "profile")
@@ -208,6 +226,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, LoadSettings
     args.bare_memory = not quick
     args.settle = 0.5 if quick else 1.5
     args.discovery_sizes = [1000, 5000, 10000]
+    args.fill_sizes = [1000, 5000]
     load = LoadSettings(
         pairs=args.pairs,
         window=args.window,

@@ -94,6 +94,7 @@ async def run_demo(
                     peer_id="demo-client",
                     role="client",
                     metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+                    subscribe={"roles": ["worker"]},
                     room_id=room.room_id,
                     token=room.token,
                 )

@@ -110,6 +110,7 @@ def _client_register(args: argparse.Namespace) -> Any:
     return sig.Register(
         role="client",
         metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+        subscribe={"roles": ["worker"]},  # the worker directory's updates
         **credentials_from_args(args),
     )
 

@@ -188,6 +188,7 @@ def client_register(args: argparse.Namespace) -> sig.Register:
         peer_id=f"cli-{uuid.uuid4().hex[:8]}",
         role="client",
         metadata={"tags": ["sleap-rtc", "client"], "properties": {}},
+        subscribe={"roles": ["worker"]},  # presence of the workers it may use
         **credentials_from_args(args),
     )
 

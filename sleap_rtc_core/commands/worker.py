@@ -325,6 +325,7 @@ def run_workers(args: argparse.Namespace) -> int:
         peer_id=f"cli-{uuid.uuid4().hex[:8]}",
         role="client",
         metadata={"tags": ["sleap-rtc", "cli"], "properties": {}},
+        subscribe={"roles": []},  # one discovery, no announcements
         **credentials,
     )
     try:

@@ -13,6 +13,9 @@ Extension (ours): ``register``, ``discover_peers`` and ``update_metadata`` may
 carry a ``request_id``; our server echoes it in the reply or in the ``error`` it
 causes, so a client can tell which request an error answers. Reference servers
 ignore it, and our client then falls back to matching replies in order.
+
+Extension (ours): ``register`` may carry ``subscribe`` (``{"roles": [...]}``),
+the roles whose room announcements the peer wants; see :class:`Register`.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ __all__ = [
     "WorkerJoined",
     "WorkerPathError",
     "WorkerPathOk",
+    "subscription_roles",
 ]
 
 
@@ -143,6 +147,11 @@ class Register(Message):
         id_token: Legacy Cognito token (not supported; refused with a reason).
         room_id: The room to join (JWT, account key and room-token paths).
         token: The room token (password).
+        subscribe: Which room announcements (``peer_joined``/``peer_left``/
+            ``peer_updated``) to receive, and which peers ``registered_auth``
+            lists: ``{"roles": ["worker"]}`` (``"*"`` for every role, ``[]`` for
+            none). Absent, the peer is a legacy one and hears about every peer
+            (extension; reference servers ignore the key).
     """
 
     TYPE = MessageType.REGISTER
@@ -156,6 +165,46 @@ class Register(Message):
     room_id: str | None = None
     token: str | None = None
     request_id: str | None = None
+    subscribe: JSONObject | None = None
+
+    def __post_init__(self) -> None:
+        if self.subscribe is not None:
+            subscription_roles(self.subscribe)  # raises ValueError when malformed
+
+    @property
+    def subscribed_roles(self) -> frozenset[str] | None:
+        """The roles whose announcements this peer wants (``"*"``: all);
+        ``None`` for a legacy peer that sent no ``subscribe`` (it gets all)."""
+        if self.subscribe is None:
+            return None
+        return subscription_roles(self.subscribe)
+
+
+MAX_SUBSCRIBED_ROLES = 32
+"""Roles one ``subscribe`` may name."""
+
+
+def subscription_roles(subscribe: JSONObject) -> frozenset[str]:
+    """The roles of a ``subscribe`` object (``{"roles": [str, ...]}``).
+
+    Raises:
+        ValueError: another key, or ``roles`` not a short list of non-empty
+            strings.
+    """
+    unknown = subscribe.keys() - {"roles"}
+    if unknown:
+        raise ValueError(f"subscribe: unknown key {sorted(unknown)[0]!r}")
+    roles = subscribe.get("roles", [])
+    if (
+        not isinstance(roles, list)
+        or len(roles) > MAX_SUBSCRIBED_ROLES
+        or not all(isinstance(r, str) and r for r in roles)
+    ):
+        raise ValueError(
+            "subscribe.roles must be a list of at most "
+            f"{MAX_SUBSCRIBED_ROLES} non-empty strings"
+        )
+    return frozenset(roles)
 
 
 @dataclass(frozen=True, slots=True)

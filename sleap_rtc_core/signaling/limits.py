@@ -1,7 +1,8 @@
 """The bounds a signaling server enforces, and the per-peer rate budget.
 
 Every crossing is answered with a typed error (``MESSAGE_TOO_LARGE``,
-``RATE_LIMITED``, ``ROOM_FULL``, ``SERVER_FULL``) and counted in ``/metrics``;
+``RATE_LIMITED``, ``ROOM_FULL``, ``SERVER_FULL``, HTTP 503 for too many
+connections from one address) and counted in ``/metrics``;
 only sustained abuse past the rate limit closes a connection.
 """
 
@@ -36,7 +37,7 @@ class Limits:
 
     metadata_updates_per_second: float = 2.0
     """Sustained ``update_metadata`` one connection may send: each is announced
-    to the whole room, so they have a budget of their own (``RATE_LIMITED``
+    to the room's subscribers, so they have a budget of their own (``RATE_LIMITED``
     beyond, the stored metadata unchanged)."""
 
     metadata_burst: int = 20
@@ -55,6 +56,18 @@ class Limits:
 
     max_connections: int = 20_000
     """Open WebSocket connections (``SERVER_FULL`` beyond)."""
+
+    max_connections_per_address: int = 2_000
+    """Open WebSocket connections from one IP address, loopback included
+    (HTTP 503 beyond), so one host cannot take every connection slot."""
+
+    announce_backlog_bytes: int = 256 * 1024
+    """Unsent output beyond which a peer's room announcements wait (coalesced)
+    for a later tick instead of piling up behind it."""
+
+    max_pending_announcements: int = 4_096
+    """Peers a backed-up peer may have announcements waiting about; beyond, it
+    is closed (1008) as too slow, and re-registers to a fresh snapshot."""
 
     max_http_body_bytes: int = 1 << 20
     """Largest HTTP request body accepted (413 beyond)."""

@@ -99,6 +99,11 @@ def local_metrics(server: SignalingServer) -> dict[str, Any]:
         "dropped_silent": counters["dropped_silent"],
         "closed_for_abuse": counters["closed_for_abuse"],
         "remote_lookups": counters["remote_lookups"],
+        "announcements": {
+            k.removeprefix("announce_"): v
+            for k, v in counters.items()
+            if k.startswith("announce_")
+        },
         "redis": {
             k.removeprefix("redis_"): v
             for k, v in counters.items()
@@ -136,6 +141,12 @@ def metrics_prometheus(server: SignalingServer) -> str:
     )
     gauge("messages_total", "Messages relayed.", m["total_messages"], "counter")
     gauge("frames_total", "Frames received.", m["frames_received"], "counter")
+    labelled(
+        "announcements_total",
+        "Room announcements by outcome.",
+        "outcome",
+        m["announcements"],
+    )
     labelled("errors_total", "Error replies by code.", "code", m["errors"])
     labelled(
         "limits_exceeded_total",

@@ -47,6 +47,8 @@ class PeerRecord:
         node: The server process that holds the connection.
         public: ``{peer_id, role, metadata(public), connected_at}`` as sent to others.
         public_json: ``public`` encoded once, reused by every ``peer_list``.
+        contacts: Ids of the peers of its room it exchanged frames with (they
+            hear its ``peer_left`` whatever they subscribed to).
     """
 
     peer_id: str
@@ -61,6 +63,7 @@ class PeerRecord:
     node: str = "local"
     public: dict[str, Any] = field(default_factory=dict)
     public_json: bytes = b""
+    contacts: set[str] = field(default_factory=set)
 
     def refresh_public(self) -> None:
         """Recompute the public view after a metadata change."""

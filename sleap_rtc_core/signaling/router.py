@@ -20,6 +20,9 @@ answered with a typed error, never lost to a replica that is a moment behind.
 Rules (PROTOCOL.md A.1): a peer id is bound to its socket at ``register``; a
 claimed sender field naming someone else is ``IDENTITY_MISMATCH``; a bad frame is
 answered with a typed error and changes nothing; crossing a limit is a typed error.
+Room announcements go only to the peers that subscribed to them and are
+coalesced per tick (:mod:`.announce`; the adapter's timer calls
+:meth:`Router.flush_announcements`).
 Frames over a peer's rate are held in order and handled as its budget refills
 (the adapter stops reading meanwhile: back-pressure), never dropped; only
 sustained abuse past the rate limit closes the connection.
@@ -49,6 +52,7 @@ from ..protocol.metadata import (
     merge_metadata,
     validate_metadata,
 )
+from .announce import ALL_ROLES, Announcer, Event
 from .limits import Limits, TokenBucket
 from .registry import PeerRecord, Registry
 from .unresolved import Unresolved, Waiting
@@ -115,6 +119,10 @@ class Session:
         commit: Its ``registered_auth``, held while the backend commits the
             registration (see :class:`Commit`).
         outbox: Frames for it that arrived meanwhile, sent after the reply.
+        backlog: Bytes of output queued and not yet written (a peer whose
+            output is backed up gets its announcements later, coalesced).
+        subscription: ``(room_id, roles)`` whose announcements it hears.
+        news: Announcements waiting for the next tick, by subject peer id.
     """
 
     send: Callable[[bytes], bool]
@@ -132,6 +140,9 @@ class Session:
     metadata_bucket: TokenBucket | None = None
     commit: bytes | None = None
     outbox: list[bytes] | None = None
+    backlog: Callable[[], int] = field(default=lambda: 0)
+    subscription: tuple[str, frozenset[str]] | None = None
+    news: dict[str, tuple[Event, PeerRecord]] | None = None
 
     def push(self, data: bytes) -> bool:
         """Send a frame, or hold it behind a ``registered_auth`` not yet sent
@@ -211,6 +222,7 @@ class Router:
         self.commit_register: Callable[[PeerRecord], bool] | None = None
         self.lookup_remote: Callable[[str, str], bool] | None = None
         self.unresolved = Unresolved()
+        self.announcer = Announcer(self.counters, self._local_session)
 
     # --- connections
 
@@ -219,10 +231,14 @@ class Router:
         send: Callable[[bytes], bool],
         close: Callable[[int, str], None],
         remote: str = "?",
+        backlog: Callable[[], int] | None = None,
     ) -> Session:
-        """Start tracking a new connection."""
+        """Start tracking a new connection (``backlog``: its unsent output
+        in bytes, so announcements can skip a peer that does not read)."""
         bucket = TokenBucket(self.limits.messages_per_second, self.limits.burst)
         session = Session(send=send, close=close, bucket=bucket, remote=remote)
+        if backlog is not None:
+            session.backlog = backlog
         self.sessions.add(session)
         self.counters["connections_opened"] += 1
         return session
@@ -235,6 +251,7 @@ class Router:
         session.peer = None
         if rec is not None and self.registry.remove(rec.room_id, rec.peer_id, session):
             self._announce_leave(rec)
+        self.announcer.unsubscribe(session)
 
     # --- frames
 
@@ -465,6 +482,12 @@ class Router:
         )
         replaced = self.registry.add(rec)
         session.peer = rec
+        if replaced is not None:
+            rec.contacts = replaced.contacts
+        roles = msg.subscribed_roles
+        self.announcer.subscribe(
+            session, room_id, (ALL_ROLES,) if roles is None else roles
+        )
         if replaced is not None and replaced.conn is not session:
             stale = replaced.conn
             if isinstance(stale, Session):
@@ -480,7 +503,7 @@ class Router:
                 )
             else:
                 room.admin_peer_id = peer_id
-        others = [p for p in room.peers.values() if p.peer_id != peer_id]
+        others = _listed(room.peers, room.by_role, roles, peer_id)
         reply = sig.RegisteredAuth(
             room_id=room_id,
             peer_id=peer_id,
@@ -499,15 +522,7 @@ class Router:
             self._send(session, reply)
         self.counters["total_connections"] += 1
         logger.debug("= %s registered in %s as %s", peer_id, room_id, msg.role)
-        joined = dumps_bytes(
-            {
-                "type": "peer_joined",
-                "peer_id": peer_id,
-                "role": rec.role,
-                "metadata": rec.public["metadata"],
-            }
-        )
-        self._broadcast(room_id, joined, exclude=peer_id)
+        self.announcer.announce(rec, Event.JOINED)
         if self.on_change is not None:
             self.on_change("join", rec)
 
@@ -550,6 +565,9 @@ class Router:
         target = self.registry.get(rec.room_id, target_id)
         if target is not None:
             self._deliver(target, data)
+            # Either hears the other leave, whatever it subscribed to.
+            target.contacts.add(rec.peer_id)
+            rec.contacts.add(target_id)
             return
         if self.lookup_remote is not None:
             self._park(session, key, data, miss, request_id)
@@ -620,6 +638,10 @@ class Router:
                     entry.miss()
                 else:
                     self._deliver(target, entry.data)
+                    sender = session.peer
+                    if sender is not None:
+                        target.contacts.add(sender.peer_id)
+                        sender.contacts.add(peer_id)
             except SleapRTCError as exc:
                 self._reply_error(session, exc, request_id=entry.request_id)
 
@@ -722,10 +744,7 @@ class Router:
                 peer_id=rec.peer_id, metadata=public, request_id=msg.request_id
             ),
         )
-        update = dumps_bytes(
-            {"type": "peer_updated", "peer_id": rec.peer_id, "metadata": public}
-        )
-        self._broadcast(rec.room_id, update, exclude=rec.peer_id)
+        self.announcer.announce(rec, Event.UPDATED)
         if self.on_change is not None:
             self.on_change("update", rec)
 
@@ -788,19 +807,27 @@ class Router:
             return False
         return rec.conn.push(data)
 
-    def _broadcast(self, room_id: str, data: bytes, exclude: str | None = None) -> None:
-        for rec in self.registry.peers(room_id):
-            if rec.peer_id != exclude and isinstance(rec.conn, Session):
-                rec.conn.push(data)
+    def announce(self, rec: PeerRecord, event: Event) -> None:
+        """Queue a room event about a peer (one held by another node, too) for
+        this node's peers that should hear it (sent at the next tick)."""
+        self.announcer.announce(rec, event)
 
-    def broadcast_local(self, room_id: str, data: bytes, exclude: str | None) -> None:
-        """Send a room event (from another node) to this node's peers of a room."""
-        self._broadcast(room_id, data, exclude)
+    def flush_announcements(self) -> int:
+        """Send the coalesced announcements (the adapter calls this every
+        tick); returns the frames sent."""
+        limits = self.limits
+        return self.announcer.flush(
+            limits.announce_backlog_bytes, limits.max_pending_announcements
+        )
+
+    def _local_session(self, room_id: str, peer_id: str) -> Session | None:
+        rec = self.registry.get(room_id, peer_id)
+        conn = None if rec is None else rec.conn
+        return conn if isinstance(conn, Session) else None
 
     def _announce_leave(self, rec: PeerRecord) -> None:
         logger.debug("= %s left %s", rec.peer_id, rec.room_id)
-        left = dumps_bytes({"type": "peer_left", "peer_id": rec.peer_id})
-        self._broadcast(rec.room_id, left, exclude=rec.peer_id)
+        self.announcer.announce(rec, Event.LEFT)
         if self.on_change is not None:
             self.on_change("leave", rec)
 
@@ -846,6 +873,24 @@ _RELAY_REPLIES = (
     sig.JobProgressRelay,
     sig.EncryptedRelay,
 )
+
+
+def _listed(
+    peers: dict[str, PeerRecord],
+    by_role: dict[str, set[str]],
+    roles: frozenset[str] | None,
+    exclude: str,
+) -> list[PeerRecord]:
+    """The peers a registrant's ``registered_auth`` lists: those of the roles
+    it subscribed to (every peer for a legacy one), found by the role index."""
+    if roles is None or ALL_ROLES in roles:
+        return [p for p in peers.values() if p.peer_id != exclude]
+    return [
+        peers[pid]
+        for role in sorted(roles)
+        for pid in by_role.get(role, ())
+        if pid != exclude
+    ]
 
 
 def _request_id(msg: sig.Message | None) -> str | None:

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,6 +115,10 @@ class ServerConfig:
     revocation_poll: float = 5.0
     """Seconds between checks for credentials revoked by another process."""
 
+    announce_interval: float = 0.05
+    """Seconds between flushes of the coalesced room announcements: changes
+    within one tick reach a subscriber as at most one frame per peer."""
+
 
 class SignalingServer:
     """A running (or startable) signaling server.
@@ -149,6 +154,8 @@ class SignalingServer:
         )
         self.started_at = time.time()
         self.connections: set[_Connection] = set()
+        self.per_address: Counter[str] = Counter()
+        """Open WebSocket connections per IP address."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: list[asyncio.Task[None]] = []
@@ -192,6 +199,7 @@ class SignalingServer:
                 await self.backend.stop()
             raise
         self._timers.append(asyncio.create_task(self._ping_loop()))
+        self._timers.append(asyncio.create_task(self._announce_loop()))
         if self.revocations is not None:
             self._timers.append(asyncio.create_task(self._revocation_loop()))
         logger.info("listening on %s", self.url)
@@ -244,6 +252,12 @@ class SignalingServer:
             for conn in list(self.connections):
                 conn.send_ws_ping()
             self.router.drop_silent(2 * interval + 1)
+
+    async def _announce_loop(self) -> None:
+        interval = self.config.announce_interval
+        while True:
+            await asyncio.sleep(interval)
+            self.router.flush_announcements()
 
     async def _revocation_loop(self) -> None:
         assert self.revocations is not None
@@ -313,11 +327,13 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_abort_timer",
+        "_address",
         "_buf",
         "_deadline",
         "_resume",
         "_fragments",
         "_http_task",
+        "host",
         "protocol",
         "remote",
         "server",
@@ -336,7 +352,10 @@ class _Connection(asyncio.Protocol):
         self._abort_timer: asyncio.TimerHandle | None = None
         self._resume: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._address: str | None = None
+        """The IP address counted in ``server.per_address`` while open."""
         self.remote = "?"
+        self.host = "?"
 
     # --- asyncio.Protocol
 
@@ -345,6 +364,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.host = str(peer[0]) if peer else "?"
         self.server.connections.add(self)
         self._set_deadline(self.server.config.limits.head_timeout, self._head_late)
 
@@ -363,6 +383,12 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if self._address is not None:
+            per_address = self.server.per_address
+            per_address[self._address] -= 1
+            if per_address[self._address] <= 0:
+                del per_address[self._address]
+            self._address = None
         if self.session is not None:
             self.server.router.closed(self.session)
             self.session = None
@@ -507,15 +533,23 @@ class _Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         assert self.protocol is not None
         server = self.server
-        if len(server.router.sessions) >= server.config.limits.max_connections:
+        limits = server.config.limits
+        if len(server.router.sessions) >= limits.max_connections:
             server.router.counters["limit_connections"] += 1
             response = self.protocol.reject(503, "server is full, try again later\n")
+        elif server.per_address[self.host] >= limits.max_connections_per_address:
+            server.router.counters["limit_connections_per_address"] += 1
+            response = self.protocol.reject(
+                503, "too many connections from this address, try again later\n"
+            )
         else:
             response = self.protocol.accept(request)
         self.protocol.send_response(response)
         if response.status_code == 101:
+            self._address = self.host
+            server.per_address[self.host] += 1
             self.session = server.router.open(
-                self.send_text, self.shutdown, self.remote
+                self.send_text, self.shutdown, self.remote, self.backlog
             )
             self._set_deadline(
                 server.config.limits.register_timeout, self._register_late
@@ -569,6 +603,11 @@ class _Connection(asyncio.Protocol):
         protocol.send_text(data)
         self._flush()
         return True
+
+    def backlog(self) -> int:
+        """Bytes written and not yet taken by the kernel (0 once closed)."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     def send_ws_ping(self) -> None:
         """A protocol-level ping; clients answer with a pong frame."""

@@ -184,8 +184,14 @@ class SignalingWorker:
             worker_name=name,
             extra_properties=self.ledger.status_properties(),
         )
+        # A worker needs no other peer's joins: it hears the clients it talks
+        # with leave (contacts) whatever it subscribed to.
         register = sig.Register(
-            peer_id=peer_id, role="worker", metadata=metadata, **dict(credentials)
+            peer_id=peer_id,
+            role="worker",
+            metadata=metadata,
+            subscribe={"roles": []},
+            **dict(credentials),
         )
         self.client = SignalingClient(
             url, register, backoff=backoff, give_up_after=give_up_after

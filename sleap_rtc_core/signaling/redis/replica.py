@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from ...protocol.json_text import dumps_bytes
+from ..announce import Event
 from ..registry import PeerRecord
 from ..router import CLOSE_REPLACED, Router, Session
 from .wire import Kind, decode_record, split_frames, split_message
@@ -147,10 +146,6 @@ class Replica:
                 self.upsert(rec, Kind.JOIN)
 
     def _tell_room(self, rec: PeerRecord, event: str) -> None:
-        """Send a room event about a remote peer to this node's peers."""
-        obj: dict[str, Any] = {"type": event, "peer_id": rec.peer_id}
-        if event == "peer_joined":
-            obj["role"] = rec.role
-        if event != "peer_left":
-            obj["metadata"] = rec.public["metadata"]
-        self.router.broadcast_local(rec.room_id, dumps_bytes(obj), rec.peer_id)
+        """Announce a remote peer's change to this node's peers that
+        subscribed to it (coalesced with the rest, :mod:`..announce`)."""
+        self.router.announce(rec, Event(event))

@@ -664,13 +664,16 @@ def test_replica_applies_joins_updates_and_leaves(
     local.pop()
 
     replica.apply(wire.join_message(["join", "n2"], _remote("w", tags=["x"])))
+    h.tick()
     assert local.pop() == [
         {"type": "peer_joined", "peer_id": "w", "role": "worker"}
         | {"metadata": {"tags": ["x"]}}
     ]
     replica.apply(wire.join_message(["join", "n2"], _remote("w", tags=["x"])))
+    h.tick()
     assert local.pop() == []  # a re-publish of the same registration
     replica.apply(wire.join_message(["update", "n2"], _remote("w", tags=["y"])))
+    h.tick()
     assert local.pop() == [
         {"type": "peer_updated", "peer_id": "w", "metadata": {"tags": ["y"]}}
     ]
@@ -678,8 +681,10 @@ def test_replica_applies_joins_updates_and_leaves(
     assert [p["peer_id"] for p in local.pop()[-1]["peers"]] == ["w"]
 
     replica.apply(wire.join_message(["leave", "n3", "room", "w"]))  # not its node
+    h.tick()
     assert local.pop() == []
     replica.apply(wire.join_message(["leave", "n2", "room", "w"]))
+    h.tick()
     assert local.pop() == [{"type": "peer_left", "peer_id": "w"}]
     replica.apply(wire.join_message(["join", "n1"], _remote("echo", node="n1")))
     assert h.router.registry.get("room", "echo") is None  # our own echo
