@@ -633,6 +633,29 @@ _AUTH_ADVICE: Mapping[str, str] = {
 }
 
 
+def _probe_client(
+    url: str, role: str, credentials: Mapping[str, Any], timeout: float
+) -> SignalingClient:
+    """A throwaway signaling client for one check (a fresh peer id).
+
+    Raises:
+        SleapRTCError, TypeError: credentials ``register`` cannot carry.
+    """
+    register = Register(
+        peer_id=f"doctor-{secrets.token_hex(4)}",
+        role=role,
+        metadata={"tags": ["sleap-rtc", "doctor"], "properties": {}},
+        **dict(credentials),
+    )
+    return SignalingClient(
+        _ws_url(url),
+        register,
+        backoff=Backoff(initial=0.2, cap=1.0),
+        give_up_after=timeout,
+        request_timeout=timeout,
+    )
+
+
 async def check_credentials(
     url: str,
     credentials: Mapping[str, Any],
@@ -650,21 +673,9 @@ async def check_credentials(
         timeout: Seconds for the whole attempt.
     """
     try:
-        register = Register(
-            peer_id=f"doctor-{secrets.token_hex(4)}",
-            role="doctor",
-            metadata={"tags": ["sleap-rtc", "doctor"], "properties": {}},
-            **dict(credentials),
-        )
+        client = _probe_client(url, "doctor", credentials, timeout)
     except (SleapRTCError, TypeError) as exc:
         return Check("credentials", False, f"{described}: unusable: {exc}", "")
-    client = SignalingClient(
-        _ws_url(url),
-        register,
-        backoff=Backoff(initial=0.2, cap=1.0),
-        give_up_after=timeout,
-        request_timeout=timeout,
-    )
     try:
         reply = await client.start(timeout=timeout)
     except AuthError as exc:
@@ -745,19 +756,7 @@ async def check_room_secret(
         auth = ChannelAuth(secret=secret)
     except SleapRTCError as exc:
         return Check("room secret", False, f"unusable: {exc.message}", "")
-    register = Register(
-        peer_id=f"doctor-{secrets.token_hex(4)}",
-        role="client",
-        metadata={"tags": ["sleap-rtc", "doctor"], "properties": {}},
-        **dict(credentials),
-    )
-    client = SignalingClient(
-        _ws_url(url),
-        register,
-        backoff=Backoff(initial=0.2, cap=1.0),
-        give_up_after=timeout,
-        request_timeout=timeout,
-    )
+    client = _probe_client(url, "client", credentials, timeout)
     try:
         await client.start(timeout=timeout)
         peers = await client.discover({"role": "worker"}, timeout=timeout)
