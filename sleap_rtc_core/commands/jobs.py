@@ -603,7 +603,7 @@ def _run_job(
                     return await _with_interrupts(
                         lambda on_job: run_remote_job(
                             client,
-                            make_spec({}),
+                            make_spec(dict(maps)),  # the choice sees --map
                             auth=channel_auth(args),
                             worker_id=worker,
                             min_gpu_memory_mb=min_memory,
