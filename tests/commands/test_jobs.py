@@ -211,7 +211,11 @@ def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
     result = run_cli("train", str(labels), "--config", str(config), *lab.flags)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "selected worker gpu1" in out
+    # The workers asked, each with its answer, then the choice and why.
+    assert "found 1 available worker:" in out
+    assert "  - lab-gpu (gpu1): " in out
+    assert ": estimate " in out
+    assert "selected lab-gpu (gpu1) (reason: only one)" in out
     assert "epoch 2/2" in out
     model_dir = Path(out.split("result: ")[-1].strip())
     assert list(model_dir.glob("*.ckpt"))
