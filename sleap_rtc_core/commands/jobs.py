@@ -23,6 +23,7 @@ from ..client.model_download import (
     download_predictions,
     models_dir_for,
 )
+from ..client.negotiator import FALLBACK_ENV
 from ..client.path_check import (
     PathReport,
     check_mapped_videos,
@@ -52,6 +53,7 @@ from ..protocol.channel import ChannelMessage
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
 from ..transport.channel import Channel
+from ..transport.loopback import LOOPBACK_ENV
 from ..transport.peer import open_channel
 from ._connect import (
     CredentialsError,
@@ -61,6 +63,7 @@ from ._connect import (
     client_signaling,
     find_worker,
 )
+from ._env_help import add_env_help
 from ._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -92,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-gpu-memory",
         type=int,
         metavar="MB",
-        help="only workers with at least this much GPU memory",
+        help="only workers with at least this much GPU memory, in MiB (e.g. 8000)",
     )
     train.add_argument("--model-type", help="only workers supporting this model")
     train.add_argument(
@@ -158,6 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _map_arg(check)
     check.add_argument("--json", action="store_true", help="print JSON")
     add_connection_args(check)
+    add_env_help(check, LOOPBACK_ENV)
     check.set_defaults(handler=run_check)
 
 
@@ -193,6 +197,7 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
         f"and cannot send models back (env {REFUSE_LEGACY_ENV}=1)",
     )
     add_connection_args(parser)
+    add_env_help(parser, REFUSE_LEGACY_ENV, FALLBACK_ENV, LOOPBACK_ENV)
 
 
 def parse_map(text: str) -> tuple[str, str]:
