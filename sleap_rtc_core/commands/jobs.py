@@ -76,6 +76,9 @@ from ._output import (
 
 __all__ = ["parse_map", "register"]
 
+Finish = Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[list[Path]]]
+"""Brings a finished job's results here; returns the local paths it told."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train``, ``track`` and ``check`` to the CLI."""
@@ -446,7 +449,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
-    ) -> None:
+    ) -> list[Path]:
         folders = await download_models(
             channel,
             result,
@@ -456,6 +459,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
         for folder in folders:
             say(f"model here: {folder}")
+        return folders
 
     return _run_job(
         args, labels, spec, JobCallbacks(on_progress=progress), finish=bring_home
@@ -476,7 +480,7 @@ def run_track(args: argparse.Namespace) -> int:
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
-    ) -> None:
+    ) -> list[Path]:
         local = await download_predictions(
             channel,
             result,
@@ -485,6 +489,7 @@ def run_track(args: argparse.Namespace) -> int:
             download=args.download,
         )
         say(f"predictions here: {local}")
+        return [Path(local)]
 
     return _run_job(
         args,
@@ -528,9 +533,11 @@ def _run_job(
     path: str,
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
-    finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
+    finish: Finish | None = None,
     to_send: Callable[[str, str], Path] = labels_to_send,
 ) -> int:
+    """Place and run the job, then say where its result is (once: not again
+    when ``finish`` already said it is here)."""
     try:
         maps = dict(parse_map(m) for m in args.map)
         register = client_register(args)
@@ -545,6 +552,7 @@ def _run_job(
     scratch = tempfile.TemporaryDirectory(prefix="sleap_rtc_upload_")
     dropped: list[str] = []  # the channel dropped during an upload: resume
     copying: list[str] = []  # while the results come home: how to resume
+    shown: list[Path] = []  # the local paths finish told
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
@@ -558,7 +566,7 @@ def _run_job(
         )
         copying[:] = [fetch_command(str(result.get("job_id")), channel.peer_id, into)]
         try:
-            await finish(channel, sent, result)
+            shown[:] = await finish(channel, sent, result)
         finally:
             copying.clear()
 
@@ -645,7 +653,8 @@ def _run_job(
     if duration is not None:
         say(f"duration: {float(duration):.1f} s")
     where = result.get("output_path") or result.get("predictions_path")
-    say(f"result: {where}")
+    if where and Path(str(where)) not in shown:  # the worker's own path
+        say(f"result: {where}")
     return 0
 
 
