@@ -99,8 +99,6 @@ async def run_demo(
                     token=room.token,
                 )
                 async with SignalingClient(url, register) as client:
-                    workers = await client.discover({"role": "worker"})
-                    say(f"workers found: {len(workers)}")
                     view = TrainingProgress(total_epochs=epochs)
 
                     def progress(event: Any) -> None:

@@ -53,8 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     gui.add_argument("labels", help="the labels file (.slp / .pkg.slp)")
     add_connection_args(gui)
-    gui.add_argument("--publish-port", type=int, default=DEFAULT_PUBLISH_PORT)
-    gui.add_argument("--controller-port", type=int, default=DEFAULT_CONTROLLER_PORT)
+    gui.add_argument(
+        "--publish-port",
+        type=int,
+        default=DEFAULT_PUBLISH_PORT,
+        help="the loopback ZMQ port progress is published on, as SLEAP's "
+        "LossViewer reads it (default %(default)s)",
+    )
+    gui.add_argument(
+        "--controller-port",
+        type=int,
+        default=DEFAULT_CONTROLLER_PORT,
+        help="the loopback ZMQ port SLEAP's stop and cancel buttons send to "
+        "(default %(default)s)",
+    )
     gui.add_argument(
         "--plot",
         action=argparse.BooleanOptionalAction,
@@ -64,14 +76,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     gui.set_defaults(handler=run_gui)
 
     tray = sub.add_parser(
-        "tray", help="run a worker with a tray icon (pause, resume, quit)"
+        "tray",
+        help="run a worker with a tray icon (pause, resume, quit)",
+        description="Run `sleap-rtc worker` with a tray icon whose menu pauses "
+        "and resumes taking jobs, opens the log and quits; the same settings "
+        "as `sleap-rtc worker`.",
     )
     add_worker_args(tray)  # the same settings as `sleap-rtc worker`
     tray.add_argument("--log-file", help="the log the menu's Open log shows")
     tray.set_defaults(handler=run_tray)
 
     label = sub.add_parser(
-        "label", help="start SLEAP with Run Remotely in its training dialog"
+        "label",
+        help="start SLEAP with Run Remotely in its training dialog",
+        description="Start SLEAP's labeling GUI with a Run Remotely button in "
+        "its training dialog, connected to the room these flags name.",
     )
     add_connection_args(label)
     label.add_argument("labels", nargs="?", help="a labels file to open in SLEAP")

@@ -14,7 +14,8 @@ def test_demo_trains_a_model_remotely(tmp_path: Path) -> None:
     result = run_cli("demo", "--epochs", "1", "--workdir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "workers found: 1" in out
+    assert "found 1 available worker:" in out  # the placement says it once
+    assert "selected demo (demo-worker) (reason: only one)" in out
     assert "accepted by demo-worker" in out
     assert "epoch 1/1" in out
     model_line = next(line for line in out.splitlines() if line.startswith("model: "))

@@ -23,7 +23,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import (
@@ -78,12 +78,19 @@ class Placement:
             for a 0.0.7 worker, which is not asked).
         reasons: Why each other asked worker is not running it.
         legacy: The worker runs sleap-rtc 0.0.7.
+        asked: The ``peer_list`` entries of the workers asked (for a 0.0.7
+            worker: the ones it was chosen from).
+        responses: Every counted ``job_response``, by worker.
+        prefer: The asked workers that see the job's data.
     """
 
     worker_id: str
     response: JobResponse
     reasons: Mapping[str, str]
     legacy: bool = False
+    asked: tuple[Mapping[str, Any], ...] = ()
+    responses: Mapping[str, JobResponse] = field(default_factory=dict)
+    prefer: frozenset[str] = frozenset()
 
 
 def _seeing(workers: list[dict[str, Any]], data_path: str | None) -> frozenset[str]:
@@ -304,7 +311,14 @@ class JobClient:
             best.peer_id,
             best.response.estimated_duration_minutes,
         )
-        return Placement(best.peer_id, best.response, collector.reasons())
+        return Placement(
+            best.peer_id,
+            best.response,
+            collector.reasons(),
+            asked=tuple(workers),
+            responses=collector.responses,
+            prefer=seeing,
+        )
 
     async def monitor(
         self,
@@ -409,7 +423,7 @@ def _legacy_placement(request: JobRequest, workers: list[dict[str, Any]]) -> Pla
     info = {k: props[k] for k in ("gpu_model", "gpu_memory_mb") if k in props}
     logger.info("job %s goes to the 0.0.7 worker %s", request.job_id, best["peer_id"])
     response = JobResponse(job_id=request.job_id, accepted=True, worker_info=info)
-    return Placement(best["peer_id"], response, {}, legacy=True)
+    return Placement(best["peer_id"], response, {}, legacy=True, asked=tuple(workers))
 
 
 def _app_message(message: sig.Message) -> AppMessage | None:

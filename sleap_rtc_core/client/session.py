@@ -22,9 +22,10 @@ from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
 from .legacy_job import LegacyJob, is_legacy_worker
-from .negotiator import JobClient
+from .negotiator import JobClient, Placement
 from .presence import close_when_peer_leaves
 from .remote_job import JobCallbacks, RemoteJob
+from .selection_report import ONLY_ONE, choice_reason, selected_line, worker_lines
 
 __all__ = ["run_remote_job"]
 
@@ -109,12 +110,8 @@ async def run_remote_job(
         worker_id = placement.worker_id
         legacy = placement.legacy
         job_id = request.job_id
-        info = placement.response.worker_info or {}
-        estimate = placement.response.estimated_duration_minutes
-        say(
-            f"selected worker {worker_id} ({info.get('gpu_model', '?')}, "
-            f"estimate {estimate} min)"
-        )
+        for line in _placement_lines(placement, job_type):
+            say(line)
     else:
         legacy = await is_legacy_worker(signaling, worker_id)
     if legacy:
@@ -148,6 +145,27 @@ async def run_remote_job(
             return result
     finally:
         await channel.close()
+
+
+def _placement_lines(placement: Placement, job_type: JobType) -> list[str]:
+    """The workers asked with their answers, then which one was chosen and why."""
+    chosen = next(
+        (p for p in placement.asked if p.get("peer_id") == placement.worker_id),
+        {"peer_id": placement.worker_id},
+    )
+    if placement.legacy:
+        reason = "sleap-rtc 0.0.7 worker with the most GPU memory"
+        if len(placement.asked) <= 1:
+            reason = ONLY_ONE
+        return [selected_line(chosen, reason)]
+    data = "data" if job_type is JobType.INFERENCE else "labels"
+    reason = choice_reason(
+        placement.responses, placement.worker_id, placement.prefer, data
+    )
+    lines = worker_lines(
+        placement.asked, placement.responses, placement.reasons, placement.prefer
+    )
+    return [*lines, selected_line(chosen, reason)]
 
 
 def _worker_data_path(spec: JobSpec) -> str | None:

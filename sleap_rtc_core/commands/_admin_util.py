@@ -20,8 +20,10 @@ from typing import Any
 from ..errors import AdminError
 from ..signaling.records import Room, User
 from ..signaling.store import AlreadyExists, Store, default_data_dir, open_store
+from ._env_help import DATA_DIR_ENV, add_env_help
 
 __all__ = [
+    "DATA_DIR_NOTE",
     "AdminError",
     "StoreHandler",
     "add_data_dir",
@@ -41,10 +43,16 @@ _DAY = 24 * 3600.0
 
 StoreHandler = Callable[[argparse.Namespace, Store], int]
 
+DATA_DIR_NOTE = (
+    "Works on the server's data folder (--data-dir), also while the server runs."
+)
+"""The admin groups' descriptions end with this."""
+
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     """Add ``--data-dir`` (default: ``$SLEAP_RTC_DATA_DIR`` or the user data
     folder, read when the command runs)."""
+    add_env_help(parser, *DATA_DIR_ENV)
     parser.add_argument(
         "--data-dir",
         metavar="DIR",

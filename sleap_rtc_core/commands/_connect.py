@@ -26,6 +26,7 @@ from ..errors import CredentialsError, NoWorkersAvailableError
 from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient, split_urls
 from ..transport.auth import ChannelAuth
+from ._env_help import CONNECTION_ENV, add_env_help
 
 __all__ = [
     "CONNECT_GIVE_UP",
@@ -64,7 +65,9 @@ class _ServerList(argparse.Action):
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
-    """``--server``, ``--room`` and the credential flags."""
+    """``--server``, ``--room`` and the credential flags (and the variables
+    they default to, in the ``--help`` epilog)."""
+    add_env_help(parser, *CONNECTION_ENV)
     parser.add_argument(
         "--server",
         action=_ServerList,

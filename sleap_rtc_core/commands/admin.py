@@ -23,6 +23,7 @@ import secrets
 from ..signaling.records import MemberRole, iso_time
 from ..signaling.store import Store
 from ._admin_util import (
+    DATA_DIR_NOTE,
     AdminError,
     add_data_dir,
     add_json,
@@ -50,11 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_room(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("room", help="create, list and delete rooms")
+    parser = sub.add_parser(
+        "room",
+        help="create, list and delete rooms",
+        description="Rooms group a lab's workers and clients; each has a token "
+        "(to join) and members (users who join with a JWT). " + DATA_DIR_NOTE,
+    )
     actions = parser.add_subparsers(dest="room_action", metavar="ACTION", required=True)
 
     p = actions.add_parser(
-        "create", help="create a room and print its token and a fresh room secret"
+        "create",
+        help="create a room and print its token and a fresh room secret",
+        description="Create a room; print its id, its token and a fresh room "
+        "secret (shown once: the server never keeps it; hand it to the room's "
+        "workers and clients for data-channel authentication).",
     )
     p.add_argument("--name", required=True, help="display name")
     p.add_argument(
@@ -70,25 +80,39 @@ def _register_room(sub: argparse._SubParsersAction) -> None:
     add_json(p)
     p.set_defaults(handler=with_store(_room_create))
 
-    p = actions.add_parser("list", help="list rooms")
+    p = actions.add_parser(
+        "list", help="list rooms", description="List the rooms, with their expiry."
+    )
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_room_list))
 
-    p = actions.add_parser("show", help="a room with its token and members")
+    p = actions.add_parser(
+        "show",
+        help="a room with its token and members",
+        description="Show a room: its token, its members and their roles.",
+    )
     p.add_argument("room", metavar="ROOM", help="room id or name")
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_room_show))
 
     p = actions.add_parser(
-        "delete", help="delete a room, its memberships and worker keys"
+        "delete",
+        help="delete a room, its memberships and worker keys",
+        description="Delete a room with its memberships and worker keys; its "
+        "peers are disconnected from a running server.",
     )
     p.add_argument("room", metavar="ROOM", help="room id or name")
     add_data_dir(p)
     p.set_defaults(handler=with_store(_room_delete))
 
-    p = actions.add_parser("add-member", help="let a user join a room with a JWT")
+    p = actions.add_parser(
+        "add-member",
+        help="let a user join a room with a JWT",
+        description="Make a user a member of a room, so that the user's JWT "
+        "(sleap-rtc login) or account key joins it.",
+    )
     p.add_argument("room", metavar="ROOM", help="room id or name")
     p.add_argument("user", metavar="USER", help="username or user id")
     p.add_argument(
@@ -100,7 +124,11 @@ def _register_room(sub: argparse._SubParsersAction) -> None:
     add_data_dir(p)
     p.set_defaults(handler=with_store(_room_add_member))
 
-    p = actions.add_parser("remove-member", help="end a user's membership")
+    p = actions.add_parser(
+        "remove-member",
+        help="end a user's membership",
+        description="End a user's membership of a room (disconnects the user).",
+    )
     p.add_argument("room", metavar="ROOM", help="room id or name")
     p.add_argument("user", metavar="USER", help="username or user id")
     add_data_dir(p)
@@ -248,14 +276,29 @@ def _room_remove_member(args: argparse.Namespace, store: Store) -> int:
 
 
 def _register_token(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("token", help="per-room worker keys (slp_…)")
+    parser = sub.add_parser(
+        "token",
+        help="per-room worker keys (slp_…)",
+        description="Worker keys (slp_…) let a worker join one room without a "
+        "room token. " + DATA_DIR_NOTE,
+    )
     actions = parser.add_subparsers(
         dest="token_action", metavar="ACTION", required=True
     )
 
-    p = actions.add_parser("create", help="make a worker key for a room")
+    p = actions.add_parser(
+        "create",
+        help="make a worker key for a room",
+        description="Make a worker key; it is shown once (--json: as "
+        '"secret"), afterwards only its id (wk_…).',
+    )
     p.add_argument("--room", required=True, help="room id or name")
-    p.add_argument("--worker-name", required=True, metavar="NAME")
+    p.add_argument(
+        "--worker-name",
+        required=True,
+        metavar="NAME",
+        help="the worker the key is for (shown by `token list`)",
+    )
     p.add_argument(
         "--expires-days",
         type=positive_int,
@@ -266,14 +309,24 @@ def _register_token(sub: argparse._SubParsersAction) -> None:
     add_json(p)
     p.set_defaults(handler=with_store(_token_create))
 
-    p = actions.add_parser("list", help="list worker keys (never the keys themselves)")
+    p = actions.add_parser(
+        "list",
+        help="list worker keys (never the keys themselves)",
+        description="List worker keys by id (wk_…), room and worker name; "
+        "the keys themselves are never shown again.",
+    )
     p.add_argument("--room", help="only this room (id or name)")
     p.add_argument("--active", action="store_true", help="hide revoked and expired")
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_token_list))
 
-    p = actions.add_parser("revoke", help="revoke a worker key (disconnects it)")
+    p = actions.add_parser(
+        "revoke",
+        help="revoke a worker key (disconnects it)",
+        description="Revoke a worker key; a worker using it is disconnected "
+        "from a running server.",
+    )
     p.add_argument("token", metavar="TOKEN", help="its id (wk_…) or the key (slp_…)")
     add_data_dir(p)
     p.set_defaults(handler=with_store(_token_revoke))

@@ -39,6 +39,7 @@ from ..worker.config import (
     merge_flags,
 )
 from ._connect import room_secret
+from ._env_help import CONNECTION_ENV, add_env_help
 
 __all__ = ["DEFAULT_SERVER", "register", "run"]
 
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"signaling server URL (default: the config, $SLEAP_RTC_SERVER, "
         f"or {DEFAULT_SERVER})",
     )
+    add_env_help(parser, *CONNECTION_ENV)
     parser.add_argument("--room", default=None, help="room id")
     creds = parser.add_mutually_exclusive_group()
     creds.add_argument("--token", default=None, help="room token (with --room)")

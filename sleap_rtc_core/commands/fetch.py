@@ -20,6 +20,7 @@ from ..client.model_download import download_models, download_predictions
 from ..client.remote_job import RemoteJob
 from ..errors import CredentialsError, JobError, SleapRTCError
 from ..protocol.channel_transfer import model_run_dirs
+from ..transport.loopback import LOOPBACK_ENV
 from ..transport.peer import open_channel
 from ._connect import (
     add_connection_args,
@@ -28,6 +29,7 @@ from ._connect import (
     client_signaling,
     find_worker,
 )
+from ._env_help import add_env_help
 from ._output import EXIT_FAILED, EXIT_INTERRUPTED, fail, say
 
 __all__ = ["register", "run_fetch"]
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predictions file's path (default: its name on the worker, here)",
     )
     add_connection_args(parser)
+    add_env_help(parser, LOOPBACK_ENV)
     parser.set_defaults(handler=run_fetch)
 
 

@@ -23,6 +23,7 @@ from ..client.model_download import (
     download_predictions,
     models_dir_for,
 )
+from ..client.negotiator import FALLBACK_ENV
 from ..client.path_check import (
     PathReport,
     check_mapped_videos,
@@ -52,6 +53,7 @@ from ..protocol.channel import ChannelMessage
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
 from ..transport.channel import Channel
+from ..transport.loopback import LOOPBACK_ENV
 from ..transport.peer import open_channel
 from ._connect import (
     CredentialsError,
@@ -61,6 +63,7 @@ from ._connect import (
     client_signaling,
     find_worker,
 )
+from ._env_help import add_env_help
 from ._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -72,6 +75,9 @@ from ._output import (
 )
 
 __all__ = ["parse_map", "register"]
+
+Finish = Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[list[Path]]]
+"""Brings a finished job's results here; returns the local paths it told."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-gpu-memory",
         type=int,
         metavar="MB",
-        help="only workers with at least this much GPU memory",
+        help="only workers with at least this much GPU memory, in MiB (e.g. 8000)",
     )
     train.add_argument("--model-type", help="only workers supporting this model")
     train.add_argument(
@@ -158,6 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _map_arg(check)
     check.add_argument("--json", action="store_true", help="print JSON")
     add_connection_args(check)
+    add_env_help(check, LOOPBACK_ENV)
     check.set_defaults(handler=run_check)
 
 
@@ -193,6 +200,7 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
         f"and cannot send models back (env {REFUSE_LEGACY_ENV}=1)",
     )
     add_connection_args(parser)
+    add_env_help(parser, REFUSE_LEGACY_ENV, FALLBACK_ENV, LOOPBACK_ENV)
 
 
 def parse_map(text: str) -> tuple[str, str]:
@@ -441,7 +449,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
-    ) -> None:
+    ) -> list[Path]:
         folders = await download_models(
             channel,
             result,
@@ -451,6 +459,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
         for folder in folders:
             say(f"model here: {folder}")
+        return folders
 
     return _run_job(
         args, labels, spec, JobCallbacks(on_progress=progress), finish=bring_home
@@ -471,7 +480,7 @@ def run_track(args: argparse.Namespace) -> int:
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
-    ) -> None:
+    ) -> list[Path]:
         local = await download_predictions(
             channel,
             result,
@@ -480,6 +489,7 @@ def run_track(args: argparse.Namespace) -> int:
             download=args.download,
         )
         say(f"predictions here: {local}")
+        return [Path(local)]
 
     return _run_job(
         args,
@@ -523,9 +533,11 @@ def _run_job(
     path: str,
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
-    finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
+    finish: Finish | None = None,
     to_send: Callable[[str, str], Path] = labels_to_send,
 ) -> int:
+    """Place and run the job, then say where its result is (once: not again
+    when ``finish`` already said it is here)."""
     try:
         maps = dict(parse_map(m) for m in args.map)
         register = client_register(args)
@@ -540,6 +552,7 @@ def _run_job(
     scratch = tempfile.TemporaryDirectory(prefix="sleap_rtc_upload_")
     dropped: list[str] = []  # the channel dropped during an upload: resume
     copying: list[str] = []  # while the results come home: how to resume
+    shown: list[Path] = []  # the local paths finish told
 
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
@@ -553,7 +566,7 @@ def _run_job(
         )
         copying[:] = [fetch_command(str(result.get("job_id")), channel.peer_id, into)]
         try:
-            await finish(channel, sent, result)
+            shown[:] = await finish(channel, sent, result)
         finally:
             copying.clear()
 
@@ -640,7 +653,8 @@ def _run_job(
     if duration is not None:
         say(f"duration: {float(duration):.1f} s")
     where = result.get("output_path") or result.get("predictions_path")
-    say(f"result: {where}")
+    if where and Path(str(where)) not in shown:  # the worker's own path
+        say(f"result: {where}")
     return 0
 
 

@@ -24,6 +24,7 @@ import sys
 from ..client.credentials import login, save_credentials
 from ..errors import AuthError
 from ..http_json import normalize_server
+from ._env_help import add_env_help
 
 __all__ = ["register", "run"]
 
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "http://HOST:PORT (default: $SLEAP_RTC_SERVER, or the older "
         "$SLEAP_RTC_SIGNALING_HTTP)",
     )
+    add_env_help(parser, "SLEAP_RTC_SERVER", "SLEAP_RTC_SIGNALING_HTTP")
     parser.add_argument(
         "--no-browser",
         action="store_true",

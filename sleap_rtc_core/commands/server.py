@@ -20,6 +20,7 @@ from ..signaling.redis.config import RedisConfig
 from ..signaling.server import ServerConfig
 from ..signaling.service import open_service
 from ..signaling.store import default_data_dir
+from ._env_help import DATA_DIR_ENV, JWT_KEY_ENV, add_env_help
 
 __all__ = ["register"]
 
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="seconds between pings; peers silent for two are dropped (default 20)",
     )
+    add_env_help(parser, *DATA_DIR_ENV, "SLEAP_RTC_REDIS_URL", *JWT_KEY_ENV)
     defaults = Limits()
     parser.add_argument(
         "--limit",

@@ -29,6 +29,7 @@ from ..signaling.passwords import check_password_policy, hash_password
 from ..signaling.records import iso_time
 from ..signaling.store import Store, check_username, default_data_dir
 from ._admin_util import (
+    DATA_DIR_NOTE,
     AdminError,
     add_data_dir,
     add_json,
@@ -39,6 +40,7 @@ from ._admin_util import (
     resolve_user,
     with_store,
 )
+from ._env_help import JWT_KEY_ENV, add_env_help
 
 __all__ = ["read_password", "register"]
 
@@ -77,27 +79,46 @@ def read_password(*, confirm: bool = True) -> str:
 
 
 def _register_user(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("user", help="local users (password login)")
+    parser = sub.add_parser(
+        "user",
+        help="local users (password login)",
+        description="Local users, who log in with a password (sleap-rtc login) "
+        "and join the rooms they are members of. " + DATA_DIR_NOTE,
+    )
     actions = parser.add_subparsers(dest="user_action", metavar="ACTION", required=True)
 
-    p = actions.add_parser("add", help="add a user; the password is read from stdin")
+    p = actions.add_parser(
+        "add",
+        help="add a user; the password is read from stdin",
+        description="Add a user; the password is read from stdin (asked for "
+        "twice on a terminal).",
+    )
     p.add_argument("name", metavar="NAME", help="username")
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_user_add))
 
-    p = actions.add_parser("list", help="list users")
+    p = actions.add_parser(
+        "list", help="list users", description="List the users, with their ids."
+    )
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_user_list))
 
-    p = actions.add_parser("passwd", help="set a user's password (from stdin)")
+    p = actions.add_parser(
+        "passwd",
+        help="set a user's password (from stdin)",
+        description="Set a user's password, read from stdin.",
+    )
     p.add_argument("name", metavar="NAME", help="username or user id")
     add_data_dir(p)
     p.set_defaults(handler=with_store(_user_passwd))
 
     p = actions.add_parser(
-        "delete", help="delete a user, their memberships and keys (disconnects them)"
+        "delete",
+        help="delete a user, their memberships and keys (disconnects them)",
+        description="Delete a user with their memberships and account keys; "
+        "their connections to a running server end.",
     )
     p.add_argument("name", metavar="NAME", help="username or user id")
     add_data_dir(p)
@@ -175,10 +196,20 @@ def _user_delete(args: argparse.Namespace, store: Store) -> int:
 
 
 def _register_jwt(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("jwt", help="issue JWTs signed with the server's key")
+    parser = sub.add_parser(
+        "jwt",
+        help="issue JWTs signed with the server's key",
+        description="JWTs signed with the server's key, for users who do not "
+        "log in with a password. " + DATA_DIR_NOTE,
+    )
     actions = parser.add_subparsers(dest="jwt_action", metavar="ACTION", required=True)
 
-    p = actions.add_parser("issue", help="print a JWT for a user (last line)")
+    p = actions.add_parser(
+        "issue",
+        help="print a JWT for a user (last line)",
+        description="Print a JWT for a user, signed with the key in the data "
+        "folder (the last line of the output).",
+    )
     p.add_argument("--user", required=True, help="username or user id")
     p.add_argument(
         "--days",
@@ -187,6 +218,7 @@ def _register_jwt(sub: argparse._SubParsersAction) -> None:
         help=f"valid for N days (default: {int(DEFAULT_TTL / _DAY)})",
     )
     add_data_dir(p)
+    add_env_help(p, *JWT_KEY_ENV)
     p.set_defaults(handler=with_store(_jwt_issue))
 
 
@@ -208,23 +240,42 @@ def _jwt_issue(args: argparse.Namespace, store: Store) -> int:
 
 
 def _register_account_key(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("account-key", help="per-user account keys (slp_acct_…)")
+    parser = sub.add_parser(
+        "account-key",
+        help="per-user account keys (slp_acct_…)",
+        description="Account keys (slp_acct_…) let a user's scripts join the "
+        "user's rooms without a password. " + DATA_DIR_NOTE,
+    )
     actions = parser.add_subparsers(dest="key_action", metavar="ACTION", required=True)
 
-    p = actions.add_parser("create", help="make an account key for a user")
+    p = actions.add_parser(
+        "create",
+        help="make an account key for a user",
+        description="Make an account key; it is shown once (--json: as "
+        '"secret"), afterwards only its id (ak_…).',
+    )
     p.add_argument("--user", required=True, help="username or user id")
     p.add_argument("--name", required=True, help="a label, e.g. the machine")
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_key_create))
 
-    p = actions.add_parser("list", help="list account keys (never the keys)")
+    p = actions.add_parser(
+        "list",
+        help="list account keys (never the keys)",
+        description="List account keys by id (ak_…), user and label; the keys "
+        "themselves are never shown again.",
+    )
     p.add_argument("--user", help="only this user's")
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=with_store(_key_list))
 
-    p = actions.add_parser("revoke", help="revoke an account key (disconnects it)")
+    p = actions.add_parser(
+        "revoke",
+        help="revoke an account key (disconnects it)",
+        description="Revoke an account key; a connection using it ends.",
+    )
     p.add_argument("key", metavar="KEY", help="its id (ak_…) or the key (slp_acct_…)")
     add_data_dir(p)
     p.set_defaults(handler=with_store(_key_revoke))

@@ -44,6 +44,7 @@ from ._connect import (
     room_secret,
     server_urls,
 )
+from ._env_help import WORKER_ENV, add_env_help
 
 __all__ = ["add_worker_args", "register", "worker_service_from_args"]
 
@@ -86,6 +87,7 @@ def add_worker_args(parser: argparse.ArgumentParser) -> None:
     """The flags of a worker (``sleap-rtc worker`` and ``sleap-rtc tray``):
     connection, ``--config`` and what it may set."""
     add_connection_args(parser)
+    add_env_help(parser, *WORKER_ENV)
     parser.set_defaults(server=None)  # let --config supply it
     parser.add_argument("--config", help="worker config file (TOML)")
     parser.add_argument(

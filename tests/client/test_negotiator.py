@@ -474,6 +474,10 @@ async def test_the_worker_that_sees_the_data_wins_and_is_never_passed_over(
     async with client.subscribe("peer_message", "peer_left") as inbox:
         placement = await jobs.place(JobRequest(job_id="j1"), inbox, data_path=data)
         assert placement.worker_id == "lab"
+        # What the user is told: everyone asked, the answers, who sees the data.
+        assert sorted(p["peer_id"] for p in placement.asked) == ["fast", "lab"]
+        assert sorted(placement.responses) == ["fast", "lab"]
+        assert placement.prefer == {"lab"}
         await async_wait_until(lambda: lab_runner.started == ["j1"])
         await async_wait_until(lambda: status_of(service, room, "lab") == "busy")
         with pytest.raises(NoWorkersAvailableError, match=r"box-lab \(lab\).*busy"):

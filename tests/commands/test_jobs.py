@@ -67,6 +67,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             proc.wait(timeout=30)
 
 
+def model_here(out: str) -> Path:
+    """The model folder ``train`` said is here (its last ``model here:``)."""
+    lines = [x for x in out.splitlines() if x.startswith("model here: ")]
+    assert lines, out
+    return Path(lines[-1].removeprefix("model here: "))
+
+
 def test_map_flags() -> None:
     assert parse_map("/home/me=/data") == ("/home/me", "/data")
     with pytest.raises(ValueError, match="OLD=NEW"):
@@ -211,12 +218,18 @@ def test_train_then_track_remotely(lab: Lab, tmp_path: Path) -> None:
     result = run_cli("train", str(labels), "--config", str(config), *lab.flags)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "selected worker gpu1" in out
+    # The workers asked, each with its answer, then the choice and why.
+    assert "found 1 available worker:" in out
+    assert "  - lab-gpu (gpu1): " in out
+    assert ": estimate " in out
+    assert "selected lab-gpu (gpu1) (reason: only one)" in out
     assert "epoch 2/2" in out
-    model_dir = Path(out.split("result: ")[-1].strip())
+    model_dir = model_here(out)
     assert list(model_dir.glob("*.ckpt"))
-    # The worker's folder is visible here (same path): nothing is copied.
-    assert f"model here: {model_dir}" in out
+    # The worker's folder is visible here (same path): nothing is copied, and
+    # the path is said once.
+    assert out.count(str(model_dir)) == 1
+    assert "result: " not in out
 
     # A new process fetches the models by the job's id (its secret was kept
     # when it was accepted), naming the worker by its name.
@@ -300,7 +313,7 @@ def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
     stored = list((island / "uploads" / "sha256").glob("*/train.pkg.slp"))
     assert len(stored) == 1
     assert stored[0].read_bytes() == labels.read_bytes()
-    model_dir = Path(first.stdout.split("result: ")[-1].strip())
+    model_dir = model_here(first.stdout)
     assert model_dir.is_relative_to(island / "uploads" / "models")
     assert list(model_dir.glob("*.ckpt"))
     # The second job on the same data: asked by hash, not sent again.
@@ -355,7 +368,7 @@ def test_track_sends_the_video_and_the_predictions_come_home(
     # The owner keeps the model where jobs may name it (a run folder in the
     # upload area belongs to the connection that trained it).
     model = island / "kept" / "model"
-    shutil.copytree(Path(train.stdout.split("result: ")[-1].strip()), model)
+    shutil.copytree(model_here(train.stdout), model)
     _labels, video = write_tiny_video_labels(tmp_path / "clips" / "labels.slp")
     track = ("track", str(video), "--model", str(model), *lab.flags)
     # --download: on this one machine the worker's file is visible here too.

@@ -308,7 +308,8 @@ def test_sigterm_wait_lets_the_job_finish(room: Room, tmp_path: Path) -> None:
         os.write(master, b"s\n")
         assert train.wait(60) == 0, train.output
         assert "stopping: the model so far is kept" in train.stdout
-        model = Path(train.stdout.split("result: ")[-1].strip())
+        (line,) = [x for x in train.stdout.splitlines() if "model here: " in x]
+        model = Path(line.split("model here: ", 1)[1])
         assert list(model.glob("*.ckpt")), train.output
         assert worker.wait(30) == 0, worker.output
     finally:
