@@ -14,7 +14,11 @@ from collections.abc import Callable
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.errors import UploadRefused
-from sleap_rtc_gui.dialogs.path_resolution import PathResolutionDialog
+from sleap_rtc_gui.dialogs.path_resolution import (
+    NO_UPLOAD_AREA_HINT,
+    SEND_INSTEAD_HINT,
+    PathResolutionDialog,
+)
 from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
 from sleap_rtc_gui.presubmit import PresubmitState, messages
 from sleap_rtc_gui.session import UploadingSession
@@ -55,14 +59,59 @@ class UploadingScripted(ScriptedSession):
 
 
 def test_the_labels_dialog_offers_to_send_the_file(qtbot: QtBot) -> None:
-    dialog = PathResolutionDialog(report(LABELS, found=False), 3)
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3, can_upload=True)
     qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_button.isVisible()
+    assert dialog.upload_label.text() == SEND_INSTEAD_HINT
     with qtbot.waitSignal(dialog.upload_requested):
         dialog.upload_button.click()
     assert not dialog.isVisible()
-    videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)))
+    videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)), can_upload=True)
     qtbot.addWidget(videos)
     assert videos.upload_button.isHidden()
+
+
+def test_a_worker_without_an_upload_area_is_not_offered_the_file(
+    qtbot: QtBot,
+) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_button.isHidden()
+    assert dialog.upload_label.isVisible()
+    assert dialog.upload_label.text() == NO_UPLOAD_AREA_HINT
+    requests: list[object] = []
+    dialog.upload_requested.connect(lambda: requests.append(None))
+    dialog.upload_button.click()  # hidden, and ignored if clicked anyway
+    assert requests == []
+    assert dialog.isVisible()
+
+
+async def test_the_published_upload_area_decides_what_the_dialog_offers(
+    qtbot: QtBot,
+) -> None:
+    """The worker panel's metadata reaches the path resolution dialog."""
+    for uploads in (False, True):
+        session = ScriptedSession(report(LABELS, found=False))
+        dialog = make_dialog(qtbot, session)
+        properties = {"status": "available", **({"uploads": True} if uploads else {})}
+        panel = dialog.worker_panel
+        metadata = {"properties": properties}
+        panel.directory.load(
+            [{"peer_id": "w-one", "role": "worker", "metadata": metadata}]
+        )
+        panel.set_workers(panel.directory.workers)
+        assert dialog.worker_panel.select_worker("w-one")
+        dialog.worker_panel.run_button.click()
+        await async_wait_until(
+            lambda d=dialog: d.controller.state is PresubmitState.RESOLVING_LABELS
+        )
+        path_dialog = dialog.controller.path_dialog
+        assert path_dialog is not None
+        assert path_dialog.upload_button.isVisible() is uploads
+        path_dialog.reject()  # Cancel: the run ends and closes its session
+        await async_wait_until(lambda s=session: s.closed)
 
 
 def test_progress_shows_bytes_rate_and_eta_and_cancel_says_so(qtbot: QtBot) -> None:
@@ -82,7 +131,7 @@ async def _uploading(qtbot: QtBot) -> tuple[object, UploadingScripted]:
     session = UploadingScripted()
     assert isinstance(session, UploadingSession)
     dialog = make_dialog(qtbot, session)
-    await run_and_wait(dialog, PresubmitState.RESOLVING_LABELS)
+    await run_and_wait(dialog, PresubmitState.RESOLVING_LABELS, uploads=True)
     path_dialog = dialog.controller.path_dialog
     assert path_dialog is not None
     path_dialog.upload_button.click()
