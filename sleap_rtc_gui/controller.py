@@ -297,15 +297,23 @@ class RemoteRunController(QObject):
         """Where the current run is."""
         return self.machine.state
 
-    def run(self, worker_id: str, room: str | None, labels_path: str | None) -> None:
-        """**Run Remotely** was pressed."""
+    def run(
+        self,
+        worker_id: str,
+        room: str | None,
+        labels_path: str | None,
+        *,
+        uploads: bool = False,
+    ) -> None:
+        """**Run Remotely** was pressed (``uploads``: the worker has an upload
+        area, so sending the labels is offered)."""
         if self.machine.state is not PresubmitState.IDLE:
             if self.machine.state in PRE_ACCEPT_STATES:
                 logger.debug("! run ignored: already %s", self.machine.state.value)
                 return
             self.machine = PresubmitMachine()  # a finished run: start afresh
         self.view.set_running(True)
-        self.receive(RunRequested(None, labels_path, worker_id or None, room))
+        self.receive(RunRequested(None, labels_path, worker_id or None, room, uploads))
 
     def cancel(self) -> None:
         """Cancel or close before the job was accepted (aborts the run)."""
@@ -524,6 +532,7 @@ class RemoteRunController(QObject):
             effect.corrections_left,
             self._parent_widget(),
             browse=session.list_dir if session is not None else None,
+            can_upload=effect.can_upload,
         )
         dialog.resolved.connect(lambda m: self.receive(PathsResolved(mappings=m)))
         dialog.labels_entered.connect(lambda p: self.receive(LabelsPathEntered(path=p)))

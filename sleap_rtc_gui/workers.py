@@ -20,6 +20,7 @@ from typing import Any
 
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.worker.capabilities import accepts_uploads
 
 __all__ = ["WorkerDirectory", "WorkerInfo", "watch_workers"]
 
@@ -51,6 +52,7 @@ class WorkerInfo:
         gpu_memory_mb: GPU memory in MiB (0 without CUDA).
         status: ``available``, ``reserved``, ``busy`` or ``maintenance``.
         current_job_id: The running job, if any.
+        accepts_uploads: It has an upload area (labels can be sent to it).
         metadata: Everything the worker published, for details.
     """
 
@@ -60,6 +62,7 @@ class WorkerInfo:
     gpu_memory_mb: int
     status: str
     current_job_id: str | None
+    accepts_uploads: bool
     metadata: Mapping[str, Any]
 
     @classmethod
@@ -79,6 +82,7 @@ class WorkerInfo:
             gpu_memory_mb=int(memory),
             status=str(props.get("status") or "unknown"),
             current_job_id=str(job) if job else None,
+            accepts_uploads=accepts_uploads(metadata),
             metadata=dict(metadata),
         )
 

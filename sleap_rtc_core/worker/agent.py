@@ -127,6 +127,8 @@ class SignalingWorker:
         max_concurrent_jobs: Job slots (one per GPU).
         mounts: Folders the worker exposes (``{"path", "label"}``).
         name: Shown by ``sleap-rtc workers``.
+        uploads: It has an upload area (published, so that clients offer to
+            send files only where that works).
         runner: Runs assigned jobs itself; ``None`` (the default): an assigned
             job waits for its owner's ``JOB_SUBMIT`` on a data channel.
         reservation_timeout: Seconds an accepted request waits for assignment.
@@ -156,6 +158,7 @@ class SignalingWorker:
         max_concurrent_jobs: int = 1,
         mounts: Sequence[Mapping[str, Any]] = (),
         name: str | None = None,
+        uploads: bool = False,
         runner: JobRunner | None = None,
         reservation_timeout: float = 30.0,
         submit_timeout: float = SUBMIT_TIMEOUT,
@@ -182,6 +185,7 @@ class SignalingWorker:
             max_concurrent_jobs=max_concurrent_jobs,
             mounts=mounts,
             worker_name=name,
+            uploads=uploads,
             extra_properties=self.ledger.status_properties(),
         )
         # A worker needs no other peer's joins: it hears the clients it talks

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_SUPPORTED_MODELS",
     "JOB_TYPE_TAGS",
     "NO_CUDA",
+    "UPLOADS_KEY",
     "WORKER_TAG",
     "ALL_GPUS",
     "GpuFacts",
@@ -62,6 +63,7 @@ __all__ = [
     "parse_gpu_selection",
     "probe_all",
     "WorkerCapabilities",
+    "accepts_uploads",
     "package_versions",
     "worker_metadata",
     "worker_tags",
@@ -77,6 +79,9 @@ NO_CUDA = "N/A"
 
 WORKER_TAG = "sleap-rtc"
 """The tag every sleap-rtc peer carries."""
+
+UPLOADS_KEY = "uploads"
+"""The property a worker with an upload area publishes as ``true``."""
 
 JOB_TYPE_TAGS: Mapping[JobType, str] = {
     JobType.TRAINING: "training-worker",
@@ -512,6 +517,7 @@ def worker_metadata(
     hostname: str | None = None,
     worker_name: str | None = None,
     versions: Mapping[str, str] | None = None,
+    uploads: bool = False,
     extra_properties: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``metadata`` of a worker's ``register`` message.
@@ -526,6 +532,8 @@ def worker_metadata(
         worker_name: Shown by ``sleap-rtc workers``; left out when ``None``.
         versions: ``sleap_version``/``sleap_nn_version``; defaults to
             :func:`package_versions`.
+        uploads: The worker has an upload area: published as
+            ``"uploads": true`` (see :func:`accepts_uploads`), left out otherwise.
         extra_properties: Merged last (e.g. the slot bookkeeping's
             ``current_job_id``); ``None`` values are left out.
 
@@ -564,9 +572,20 @@ def worker_metadata(
         ]
     if worker_name is not None:
         properties["worker_name"] = worker_name
+    if uploads:
+        properties[UPLOADS_KEY] = True
     if extra_properties:
         properties.update({k: v for k, v in extra_properties.items() if v is not None})
     return {
         "tags": worker_tags(capabilities.supported_job_types),
         "properties": properties,
     }
+
+
+def accepts_uploads(metadata: Mapping[str, Any]) -> bool:
+    """Whether a worker's published ``metadata`` says it has an upload area.
+
+    Lenient: an old worker, or anything but a literal ``true``, reads as no.
+    """
+    properties = metadata.get("properties")
+    return isinstance(properties, Mapping) and properties.get(UPLOADS_KEY) is True

@@ -82,8 +82,9 @@ class WorkerService:
         accept_legacy_clients: Whether sleap-rtc 0.0.7 clients may connect.
         slp_write_quota: What ``FS_WRITE_SLP`` may write per peer and in all
             (default :class:`.files.slp_write.SlpWriteQuota`).
-        upload_dir: The upload area (a folder inside a mount, made at start);
-            ``None``: uploads are refused (``NO_UPLOAD_AREA``).
+        upload_dir: The upload area (a folder inside a mount, made at start),
+            published as ``"uploads": true``; ``None``: uploads are refused
+            (``NO_UPLOAD_AREA``).
         upload_quota: The area's quotas and expiry.
         **worker_options: Passed to :class:`SignalingWorker` (``peer_id``,
             ``name``, ``max_concurrent_jobs``, ``backoff`` …).
@@ -138,6 +139,7 @@ class WorkerService:
             submit_timeout=submit_timeout,
             on_cancel=self._cancel,
             gpu_facts=gpu_facts,
+            uploads=area is not None,
             **worker_options,
         )
         self.jobs = JobService(

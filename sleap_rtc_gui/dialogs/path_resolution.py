@@ -13,8 +13,9 @@ Opened by the ``ShowPathResolution`` effect with the worker's
   worker path. When *all* videos are missing, a hint says that the worker
   probably sees the same storage under another prefix.
 * **labels missing**: one field for the labels file's worker path (suggestions
-  offered) and how many tries are left, or **Send it to the worker** for a
-  worker that shares no storage with the labeler (its upload area takes it).
+  offered) and how many tries are left, and **Send it to the worker** for a
+  worker that shares no storage with the labeler, offered only when the worker
+  published an upload area (``can_upload``); without one, a line says so.
 
 The dialog answers through signals and closes itself: ``resolved(mappings)``,
 ``labels_entered(path)``, ``upload_requested()`` or ``cancelled()``; the
@@ -51,7 +52,13 @@ from sleap_rtc_gui.bridge import AsyncBridge
 from sleap_rtc_gui.presubmit import PathReport, VideoStatus
 from sleap_rtc_gui.session import DirEntry
 
-__all__ = ["SHARED_STORAGE_HINT", "Browse", "PathResolutionDialog"]
+__all__ = [
+    "NO_UPLOAD_AREA_HINT",
+    "SEND_INSTEAD_HINT",
+    "SHARED_STORAGE_HINT",
+    "Browse",
+    "PathResolutionDialog",
+]
 
 SHARED_STORAGE_HINT = (
     "None of the videos are visible to the worker. If the worker reads the same "
@@ -59,6 +66,15 @@ SHARED_STORAGE_HINT = (
     "follows; otherwise copy the videos into one of the worker's folders."
 )
 """Shown when every video is missing."""
+
+SEND_INSTEAD_HINT = "No shared storage? Send the file to the worker instead."
+"""Above **Send it to the worker** (a worker with an upload area)."""
+
+NO_UPLOAD_AREA_HINT = (
+    "This worker has no upload area, so the file cannot be sent to it: copy it "
+    "into one of the worker's folders, or choose a worker that takes uploads."
+)
+"""Instead of **Send it to the worker**, for a worker without an upload area."""
 
 Browse = Callable[[str], Coroutine[Any, Any, list[DirEntry]]]
 """Lists a worker folder (``""``: the mounts)."""
@@ -82,6 +98,8 @@ class PathResolutionDialog(QDialog):
         browse_button: Lists the worker's mounts.
         browse_list: Entries of the worker folder being browsed.
         hint_label: The shared-storage hint (visible when all videos miss).
+        upload_button: **Send it to the worker** (labels mode, ``can_upload``).
+        upload_label: Above it, or why sending is not offered (labels mode).
         buttons: OK / Cancel.
     """
 
@@ -98,6 +116,7 @@ class PathResolutionDialog(QDialog):
         *,
         browse: Browse | None = None,
         bridge: AsyncBridge | None = None,
+        can_upload: bool = False,
     ) -> None:
         super().__init__(parent)
         self.report = report
@@ -127,6 +146,12 @@ class PathResolutionDialog(QDialog):
             "upload area; sent once: the worker keeps it by content."
         )
         self.upload_button.clicked.connect(self._upload)
+        self.upload_label = QLabel(
+            SEND_INSTEAD_HINT if can_upload else NO_UPLOAD_AREA_HINT, self
+        )
+        self.upload_label.setWordWrap(True)
+        self._can_upload = can_upload and self.labels_mode
+        self.upload_button.setVisible(self._can_upload)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
             self,
@@ -138,7 +163,7 @@ class PathResolutionDialog(QDialog):
             self._build_labels_mode(layout, corrections_left)
         else:
             self._build_videos_mode(layout)
-            self.upload_button.hide()
+            self.upload_label.hide()
         layout.addWidget(self.buttons)
         self._update_ok()
 
@@ -167,10 +192,9 @@ class PathResolutionDialog(QDialog):
         for widget in hidden:
             widget.hide()
         self._add_browser(layout)
-        layout.addWidget(
-            QLabel("No shared storage? Send the file to the worker instead.", self)
-        )
-        layout.addWidget(self.upload_button)
+        layout.addWidget(self.upload_label)
+        if self._can_upload:
+            layout.addWidget(self.upload_button)
 
     def _build_videos_mode(self, layout: QVBoxLayout) -> None:
         self.labels_box.hide()
@@ -336,7 +360,7 @@ class PathResolutionDialog(QDialog):
         self.accept()
 
     def _upload(self) -> None:
-        if self._answered or not self.labels_mode:
+        if self._answered or not self._can_upload:
             return
         self._answered = True
         self.upload_requested.emit()

@@ -194,7 +194,9 @@ class TrainingDialog(QDialog):
     # ------------------------------------------------------------------ intents
 
     def _run_requested(self, worker_id: str, room: str) -> None:
-        self.controller.run(worker_id, room or None, self.labels_path)
+        worker = self.worker_panel.directory.get(worker_id)
+        uploads = worker is not None and worker.accepts_uploads
+        self.controller.run(worker_id, room or None, self.labels_path, uploads=uploads)
 
     def join_room(self, room: str) -> None:
         """Connect to ``room`` and list its workers live (``connect_room``)."""

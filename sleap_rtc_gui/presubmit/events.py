@@ -158,12 +158,15 @@ class RunRequested(Event):
         worker_id: The chosen worker's peer id; ``None`` or empty when none was
             chosen (or none is available to choose).
         room: The room the worker is in.
+        worker_uploads: The worker published an upload area
+            (``accepts_uploads``): only then is sending the labels offered.
     """
 
     config_yaml: str | None = field(repr=False)
     labels_path: str | None
     worker_id: str | None
     room: str | None = None
+    worker_uploads: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,17 +565,20 @@ class CheckPaths(Effect):
 class ShowPathResolution(Effect):
     """Open the path resolution dialog.
 
-    It answers ``LabelsPathEntered`` or ``UploadRequested`` (labels missing),
+    It answers ``LabelsPathEntered`` or (with ``can_upload``)
+    ``UploadRequested`` (labels missing),
     ``PathsResolved`` (videos missing) or ``ResolutionCancelled``, and closes
     itself on any of them.
 
     Attributes:
         report: What is missing, with suggestions.
         corrections_left: How many more labels paths the labeler may try.
+        can_upload: The worker has an upload area: offer to send the labels.
     """
 
     report: PathReport
     corrections_left: int
+    can_upload: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,7 @@ class RunContext:
         labels_path: The labels file on the labeler's machine.
         worker_id: The chosen worker.
         room: The worker's room.
+        worker_uploads: The worker has an upload area (sending is offered).
         checked_labels_path: The labels path the worker is asked about next: the
             labeler's path, or the last worker path the labeler typed.
         corrections_used: How many worker paths for the labels were typed.
@@ -149,6 +150,7 @@ class RunContext:
     labels_path: str | None = None
     worker_id: str | None = None
     room: str | None = None
+    worker_uploads: bool = False
     checked_labels_path: str | None = None
     corrections_used: int = 0
     path_mappings: Mapping[str, str] = field(default_factory=_empty_mapping)
@@ -304,6 +306,7 @@ class PresubmitMachine:
                     labels_path=event.labels_path,
                     worker_id=event.worker_id,
                     room=event.room,
+                    worker_uploads=event.worker_uploads,
                     checked_labels_path=event.labels_path,
                 )
             return run
@@ -389,7 +392,13 @@ class PresubmitMachine:
             out.append(CheckPaths(labels_path=run.checked_labels_path or ""))
         elif target in _RESOLVING and run.report is not None:
             left = max(0, self.max_labels_corrections - run.corrections_used)
-            out.append(ShowPathResolution(report=run.report, corrections_left=left))
+            out.append(
+                ShowPathResolution(
+                    report=run.report,
+                    corrections_left=left,
+                    can_upload=run.worker_uploads,
+                )
+            )
         elif target is S.UPLOADING:
             out.append(UploadLabels(labels_path=run.labels_path or ""))
         elif target is S.SUBMITTING:

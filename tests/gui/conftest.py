@@ -99,3 +99,16 @@ async def rig(
 
     async for opened in open_rig(service, room, tmp_path, room_secret):
         yield opened
+
+
+@pytest.fixture
+async def upload_rig(
+    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+) -> AsyncIterator[Rig]:
+    """The :func:`rig` worker with an upload area (``<mount>/uploads``)."""
+    from tests.gui.rig import open_rig  # it imports this module
+
+    async for opened in open_rig(
+        service, room, tmp_path, room_secret, upload_area="uploads"
+    ):
+        yield opened

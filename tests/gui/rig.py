@@ -4,6 +4,8 @@ The rig for the GUI tests that talk to a real worker (``test_remote``,
 ``test_sleap_plugin``): the signaling server, a :class:`WorkerService` whose mount
 is a temporary folder (the GPU is stated, the one boundary tests cannot reach;
 its jobs run on this CPU) and a labels file whose second video was moved.
+:func:`open_rig` passes worker options on (``upload_area`` makes an upload
+area inside the mount).
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class Rig:
         service: The signaling service.
         room: The room of the worker and the clients.
         secret: The room secret the worker checks.
+        upload_dir: The worker's upload area, if it has one.
     """
 
     stack: AsyncExitStack
@@ -177,6 +180,7 @@ class Rig:
     service: Service
     room: RoomCreds
     secret: str
+    upload_dir: Path | None = None
 
     def factory(self, secret: str | None = None) -> ChannelSessionFactory:
         """The dialog's session factory, with the room secret (or ``secret``)."""
@@ -203,10 +207,20 @@ class Rig:
 
 
 async def open_rig(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+    service: Service,
+    room: RoomCreds,
+    tmp_path: Path,
+    room_secret: str,
+    *,
+    upload_area: str | None = None,
+    **worker_options: Any,
 ) -> AsyncIterator[Rig]:
     """A complete worker whose only mount is ``tmp_path/shared`` holding
     :func:`write_half_missing`'s project.
+
+    ``upload_area`` (a folder name inside the mount) gives the worker an
+    upload area there; ``worker_options`` go to :func:`stated_worker`
+    (``submit_timeout`` …).
 
     The cyclic garbage collector is paused while the rig lives (and run on this
     thread before and after): otherwise a collection triggered in another
@@ -216,7 +230,9 @@ async def open_rig(
     gc.collect()
     gc.disable()
     try:
-        async for rig in _rig(service, room, tmp_path, room_secret):
+        async for rig in _rig(
+            service, room, tmp_path, room_secret, upload_area, worker_options
+        ):
             yield rig
     finally:
         gc.enable()
@@ -224,18 +240,35 @@ async def open_rig(
 
 
 async def _rig(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
+    service: Service,
+    room: RoomCreds,
+    tmp_path: Path,
+    room_secret: str,
+    upload_area: str | None,
+    worker_options: dict[str, Any],
 ) -> AsyncIterator[Rig]:
     mount = tmp_path / "shared"
     mount.mkdir()
     project = await asyncio.to_thread(write_half_missing, mount)
+    upload_dir = mount / upload_area if upload_area is not None else None
+    if upload_dir is not None:
+        worker_options["upload_dir"] = upload_dir
+    worker_options.setdefault("backoff", FAST)
     thread = WorkerThread(
         lambda: stated_worker(
-            service.server.url, room, mount, room_secret, WORKER, backoff=FAST
+            service.server.url, room, mount, room_secret, WORKER, **worker_options
         )
     )
     async with AsyncExitStack() as stack:
-        rig = Rig(stack, await thread.start(), project, service, room, room_secret)
+        rig = Rig(
+            stack,
+            await thread.start(),
+            project,
+            service,
+            room,
+            room_secret,
+            upload_dir,
+        )
 
         async def stop_worker() -> None:
             await thread.stop()

@@ -59,8 +59,10 @@ def popup_texts(dialog: TrainingDialog) -> list[tuple[str, str]]:
     return [(p.windowTitle(), p.text()) for p in dialog.controller.popups]
 
 
-async def run_and_wait(dialog: TrainingDialog, state: PresubmitState) -> None:
-    dialog.controller.run("w-one", "lab", dialog.labels_path)
+async def run_and_wait(
+    dialog: TrainingDialog, state: PresubmitState, *, uploads: bool = False
+) -> None:
+    dialog.controller.run("w-one", "lab", dialog.labels_path, uploads=uploads)
     await async_wait_until(lambda: dialog.controller.state is state)
 
 

@@ -3,23 +3,38 @@
 
 The training dialog, its controller and every dialog are real widgets; the
 session is a :class:`tests.gui.sessions.ScriptedSession` that also uploads
-(the channel's upload itself is tested in ``tests/client/test_upload.py``).
+(the channel's upload itself is tested in ``tests/client/test_upload.py``),
+except at the end, where a real worker with an upload area (the
+``upload_rig``) takes the labels over a real channel and trains on them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.errors import UploadRefused
-from sleap_rtc_gui.dialogs.path_resolution import PathResolutionDialog
+from sleap_rtc_core.sample_data import write_tiny_video_labels
+from sleap_rtc_core.worker.files import upload_service
+from sleap_rtc_gui.controller import FeedOptions, StepTimeouts
+from sleap_rtc_gui.dialogs.path_resolution import (
+    NO_UPLOAD_AREA_HINT,
+    SEND_INSTEAD_HINT,
+    PathResolutionDialog,
+)
+from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
 from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
 from sleap_rtc_gui.presubmit import PresubmitState, messages
 from sleap_rtc_gui.session import UploadingSession
-from tests.fixtures.timing import async_wait_until
-from tests.gui.sessions import ScriptedSession, report
+from tests.fixtures.timing import async_wait_until, scaled
+from tests.gui.conftest import make_client
+from tests.gui.rig import WORKER, Rig
+from tests.gui.sessions import ScriptedSession, StaticAuth, report
 from tests.gui.test_controller import LABELS, make_dialog, run_and_wait
 
 STORED = "/srv/uploads/sha256/" + "ab" * 32 + "/labels.pkg.slp"
@@ -55,14 +70,59 @@ class UploadingScripted(ScriptedSession):
 
 
 def test_the_labels_dialog_offers_to_send_the_file(qtbot: QtBot) -> None:
-    dialog = PathResolutionDialog(report(LABELS, found=False), 3)
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3, can_upload=True)
     qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_button.isVisible()
+    assert dialog.upload_label.text() == SEND_INSTEAD_HINT
     with qtbot.waitSignal(dialog.upload_requested):
         dialog.upload_button.click()
     assert not dialog.isVisible()
-    videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)))
+    videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)), can_upload=True)
     qtbot.addWidget(videos)
     assert videos.upload_button.isHidden()
+
+
+def test_a_worker_without_an_upload_area_is_not_offered_the_file(
+    qtbot: QtBot,
+) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_button.isHidden()
+    assert dialog.upload_label.isVisible()
+    assert dialog.upload_label.text() == NO_UPLOAD_AREA_HINT
+    requests: list[object] = []
+    dialog.upload_requested.connect(lambda: requests.append(None))
+    dialog.upload_button.click()  # hidden, and ignored if clicked anyway
+    assert requests == []
+    assert dialog.isVisible()
+
+
+async def test_the_published_upload_area_decides_what_the_dialog_offers(
+    qtbot: QtBot,
+) -> None:
+    """The worker panel's metadata reaches the path resolution dialog."""
+    for uploads in (False, True):
+        session = ScriptedSession(report(LABELS, found=False))
+        dialog = make_dialog(qtbot, session)
+        properties = {"status": "available", **({"uploads": True} if uploads else {})}
+        panel = dialog.worker_panel
+        metadata = {"properties": properties}
+        panel.directory.load(
+            [{"peer_id": "w-one", "role": "worker", "metadata": metadata}]
+        )
+        panel.set_workers(panel.directory.workers)
+        assert dialog.worker_panel.select_worker("w-one")
+        dialog.worker_panel.run_button.click()
+        await async_wait_until(
+            lambda d=dialog: d.controller.state is PresubmitState.RESOLVING_LABELS
+        )
+        path_dialog = dialog.controller.path_dialog
+        assert path_dialog is not None
+        assert path_dialog.upload_button.isVisible() is uploads
+        path_dialog.reject()  # Cancel: the run ends and closes its session
+        await async_wait_until(lambda s=session: s.closed)
 
 
 def test_progress_shows_bytes_rate_and_eta_and_cancel_says_so(qtbot: QtBot) -> None:
@@ -82,7 +142,7 @@ async def _uploading(qtbot: QtBot) -> tuple[object, UploadingScripted]:
     session = UploadingScripted()
     assert isinstance(session, UploadingSession)
     dialog = make_dialog(qtbot, session)
-    await run_and_wait(dialog, PresubmitState.RESOLVING_LABELS)
+    await run_and_wait(dialog, PresubmitState.RESOLVING_LABELS, uploads=True)
     path_dialog = dialog.controller.path_dialog
     assert path_dialog is not None
     path_dialog.upload_button.click()
@@ -126,3 +186,87 @@ async def test_a_refusal_says_what_it_means(qtbot: QtBot) -> None:
     assert popup.windowTitle() == messages.UPLOAD_FAILED_TITLE
     assert popup.text() == messages.UPLOAD_REFUSALS["NO_UPLOAD_AREA"]
     assert session.submitted == []
+
+
+# ------------------------------------------------------------------ a real worker
+
+
+@pytest.mark.slow
+async def test_labels_sent_to_a_real_worker_train_there(
+    qtbot: QtBot,
+    upload_rig: Rig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's mount does not hold the labels: the dialog offers to send
+    them, shows the upload, and the job trains on the stored package."""
+    rig = upload_rig
+    assert rig.upload_dir is not None
+    monkeypatch.setattr(upload_service, "SEGMENT_SIZE", 8 << 10)  # several steps
+    labels, _video = await asyncio.to_thread(
+        write_tiny_video_labels, tmp_path / "home" / "labels.slp", n_frames=6
+    )
+    assert not labels.is_relative_to(rig.project.mount)
+    progress: list[tuple[int, int]] = []
+    shown = UploadProgressDialog.set_progress
+
+    def record(self: UploadProgressDialog, done: int, total: int) -> None:
+        progress.append((done, total))
+        shown(self, done, total)
+
+    monkeypatch.setattr(UploadProgressDialog, "set_progress", record)
+
+    panel_client = make_client(rig.service, rig.room)
+    await rig.stack.enter_async_context(panel_client)
+    dialog = TrainingDialog(
+        str(labels),
+        rig.factory(),
+        StaticAuth(),
+        rooms=[rig.room.room_id],
+        feed=FeedOptions(publish_port=None, controller_port=None),
+        timeouts=StepTimeouts(connect=scaled(20), check_paths=scaled(20)),
+    )
+    qtbot.addWidget(dialog)
+    rig.stack.push_async_callback(dialog.worker_panel.bridge.aclose)
+    rig.stack.push_async_callback(dialog.controller.aclose)
+    done: list[Any] = []
+    dialog.controller.training_done.connect(done.append)
+    dialog.epochs_box.setValue(1)
+    dialog.show()
+    dialog.worker_panel.watch(panel_client)
+    await async_wait_until(lambda: dialog.worker_panel.select_worker(WORKER))
+    chosen = dialog.worker_panel.selected_worker()
+    assert chosen is not None
+    assert chosen.accepts_uploads
+    dialog.worker_panel.run_button.click()
+
+    await async_wait_until(
+        lambda: dialog.controller.path_dialog is not None, scaled(20)
+    )
+    paths = dialog.controller.path_dialog
+    assert paths is not None
+    assert dialog.controller.state is PresubmitState.RESOLVING_LABELS
+    assert paths.upload_button.isVisible()
+    paths.upload_button.click()
+    assert dialog.controller.upload_dialog is not None
+
+    await async_wait_until(lambda: not dialog.isVisible(), scaled(30))
+    assert dialog.controller.upload_dialog is None
+    assert len(progress) > 2  # one per verified step
+    total = progress[-1][1]
+    assert progress[-1] == (total, total)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    stored = Path(dialog.controller.machine.run.path_mappings[str(labels)])
+    assert stored.is_relative_to(rig.upload_dir)
+    assert stored.name == "labels.pkg.slp"
+
+    # Generous: sleap-nn starts, trains and exports on a CPU that may be busy.
+    await async_wait_until(lambda: dialog.controller.machine.finished, scaled(300))
+    assert dialog.controller.state is PresubmitState.DONE, dialog.controller.machine.run
+    [model_path] = done
+    model_dir = Path(model_path)
+    assert model_dir.is_relative_to(rig.upload_dir / "models")
+    assert await asyncio.to_thread(lambda: list(model_dir.glob("*.ckpt")))
+    assert dialog.controller.popups == []
+    await async_wait_until(lambda: dialog.controller.session is None)
+    await rig.settle("gui")  # the session's client left, the panel's stays

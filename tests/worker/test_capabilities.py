@@ -249,6 +249,17 @@ def test_versions_come_from_installed_packages() -> None:
     assert {k: props[k] for k in versions} == versions
 
 
+def test_an_upload_area_is_published_and_read_leniently() -> None:
+    with_area = worker_metadata(WorkerCapabilities(CPU_INFO), uploads=True)
+    without = worker_metadata(WorkerCapabilities(CPU_INFO))
+    assert with_area["properties"][caps.UPLOADS_KEY] is True
+    assert caps.UPLOADS_KEY not in without["properties"]
+    assert caps.accepts_uploads(with_area)
+    assert not caps.accepts_uploads(without)
+    for odd in ({}, {"properties": None}, {"properties": {"uploads": "yes"}}):
+        assert not caps.accepts_uploads(odd)
+
+
 def test_metadata_status_slots_and_extras() -> None:
     md = worker_metadata(
         WorkerCapabilities(A100.probe()),

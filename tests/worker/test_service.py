@@ -24,6 +24,7 @@ from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
+from sleap_rtc_core.worker.capabilities import accepts_uploads
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
@@ -59,6 +60,30 @@ async def test_file_checks_travel_over_the_channel(
         reply = await channel.request(FsGetMountsMsg(), (FsMountsResponseMsg,), 10)
     assert isinstance(reply, FsMountsResponseMsg)
     assert str(mount_of(worker)) in str(reply)
+
+
+async def test_only_a_worker_with_an_upload_area_says_so(
+    worker: WorkerService,
+    service: Service,
+    room: RoomCreds,
+    client: SignalingClient,
+    room_secret: str,
+    tmp_path: Path,
+) -> None:
+    island = tmp_path / "island"
+    island.mkdir()
+    svc = stated_worker(
+        service.server.url,
+        room,
+        island,
+        room_secret,
+        "w-up",
+        upload_dir=island / "uploads",
+    )
+    async with svc:
+        peers = await client.discover({"role": "worker"})
+    says = {p["peer_id"]: accepts_uploads(p["metadata"]) for p in peers}
+    assert says == {"w": False, "w-up": True}
 
 
 async def test_a_rejected_spec_lists_every_error_and_frees_nothing(

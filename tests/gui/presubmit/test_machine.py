@@ -147,9 +147,10 @@ def run_requested(
     labels_path: str | None = LABELS,
     worker_id: str | None = "worker-1",
     room: str | None = "lab",
+    worker_uploads: bool = False,
 ) -> RunRequested:
     """A **Run Remotely** press; by default one that needs the config built."""
-    return RunRequested(config_yaml, labels_path, worker_id, room)
+    return RunRequested(config_yaml, labels_path, worker_id, room, worker_uploads)
 
 
 def labels_missing_at(path: str) -> PathReport:
@@ -971,6 +972,22 @@ def test_labels_the_worker_cannot_see_are_sent_then_submitted() -> None:
     assert machine.run.uploaded
     machine.receive(JobAccepted(JOB_ID))
     assert machine.effects() == [CloseDialog(), StartProgressFeed(JOB_ID)]
+
+
+def test_sending_is_offered_only_for_a_worker_with_an_upload_area() -> None:
+    for uploads in (False, True):
+        machine = drive([run_requested(worker_uploads=uploads), *_TO_PATHS[1:]])
+        assert machine.run.worker_uploads is uploads
+        machine.receive(PathsChecked(LABELS_MISSING))
+        assert machine.effects() == [
+            ShowPathResolution(LABELS_MISSING, corrections_left=3, can_upload=uploads)
+        ]
+        machine.receive(LabelsPathEntered(WORKER_LABELS))
+        machine.effects()
+        machine.receive(PathsChecked(LABELS_MISSING))
+        (shown,) = machine.effects()
+        assert isinstance(shown, ShowPathResolution)
+        assert shown.can_upload is uploads  # every time the dialog opens
 
 
 def test_a_track_job_maps_its_uploaded_data_too() -> None:
