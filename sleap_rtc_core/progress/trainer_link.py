@@ -10,9 +10,9 @@ sleap-nn's trainer *connects* two sockets to ports it is given in its config:
 
 :class:`TrainerLink` binds the other ends on 127.0.0.1 with ports the system
 picks (so concurrent jobs never collide): a SUB for progress and an XPUB for
-control. XPUB is a PUB that also tells us when a subscriber joins or leaves, so a
-command sent before the trainer has connected is held back and delivered when it
-subscribes, instead of being lost to ZMQ's "slow joiner" gap::
+control (a :class:`~.held_xpub.HeldXPub`), so a command sent before the trainer
+has connected is held back and delivered when it subscribes, instead of being
+lost to ZMQ's "slow joiner" gap::
 
     async with TrainerLink() as link:
         argv = train_argv(..., publish_port=link.publish_port,
@@ -45,6 +45,7 @@ import zmq.asyncio
 
 from ..errors import ConcurrencyError, ErrorCode, InvalidState, RemoteProtocolError
 from ..protocol.json_text import loads_object
+from .held_xpub import HeldXPub, bound_port
 
 __all__ = ["LOOPBACK", "TrainerLink", "check_command"]
 
@@ -97,11 +98,6 @@ def _ready(socket: zmq.asyncio.Socket) -> bool:
     return isinstance(events, int) and bool(events & zmq.POLLIN)
 
 
-def _bound_port(socket: zmq.asyncio.Socket) -> int:
-    endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
-    return int(endpoint.rsplit(":", 1)[1])
-
-
 class TrainerLink:
     """Progress SUB and control XPUB bound on loopback for one job.
 
@@ -131,16 +127,10 @@ class TrainerLink:
         self._max_buffered = max_buffered
         self._progress: zmq.asyncio.Socket | None = None
         self._control: zmq.asyncio.Socket | None = None
-        # A blocking shadow of the control socket for sends: a PUB never blocks,
-        # and a synchronous send raises at once instead of leaving an error in
-        # a future nobody awaits.
-        self._control_sender: zmq.Socket[bytes] | None = None
+        self._commands: HeldXPub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._buffer: deque[str] = deque()
         self._readable = asyncio.Event()
-        self._pending: deque[str] = deque(maxlen=_MAX_PENDING_COMMANDS)
-        self._subscribers = 0
-        self._subscribed = asyncio.Event()
         self._closed = False
         self._reading = False
         self._iterating = False
@@ -163,12 +153,12 @@ class TrainerLink:
         progress = self._context.socket(zmq.SUB)
         control = self._context.socket(zmq.XPUB)
         try:
-            for sock in (progress, control):
-                sock.setsockopt(zmq.LINGER, 0)
+            progress.setsockopt(zmq.LINGER, 0)
             progress.setsockopt(zmq.MAXMSGSIZE, _MAX_MESSAGE_BYTES)
             progress.setsockopt(zmq.SUBSCRIBE, b"")
-            # Report every (un)subscription so that we can count subscribers.
-            control.setsockopt(zmq.XPUB_VERBOSER, 1)
+            commands = HeldXPub(
+                control, max_held=_MAX_PENDING_COMMANDS, name="trainer control"
+            )
             progress.bind(f"tcp://{LOOPBACK}:0")
             control.bind(f"tcp://{LOOPBACK}:0")
         except BaseException:
@@ -176,9 +166,10 @@ class TrainerLink:
             control.close(linger=0)
             raise
         self._progress, self._control = progress, control
-        self._control_sender = zmq.Socket.shadow(control.underlying)
-        self.publish_port = _bound_port(progress)
-        self.controller_port = _bound_port(control)
+        self.publish_port = bound_port(progress)
+        self.controller_port = bound_port(control)
+        commands.name = f"trainer control :{self.controller_port}"
+        self._commands = commands
         self._reading = True
         self._reader = asyncio.get_running_loop().create_task(
             self._read(), name=f"trainer-link-{self.publish_port}"
@@ -212,7 +203,8 @@ class TrainerLink:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        self._control_sender = None  # a shadow: closing the original is enough
+        if self._commands is not None:
+            self._commands.discard()
         for sock in (self._progress, self._control):
             if sock is not None:
                 sock.close(linger=0)
@@ -227,13 +219,13 @@ class TrainerLink:
     @property
     def controller_connected(self) -> bool:
         """Whether a trainer's control SUB is subscribed right now."""
-        return self._subscribers > 0
+        return self._commands is not None and self._commands.subscribed
 
     # ---------------------------------------------------------------- reader
 
     async def _read(self) -> None:
-        progress, control = self._progress, self._control
-        if progress is None or control is None:  # pragma: no cover - see open()
+        progress, control, commands = self._progress, self._control, self._commands
+        if progress is None or control is None or commands is None:  # pragma: no cover
             return
         poller = zmq.asyncio.Poller()
         poller.register(progress, zmq.POLLIN)
@@ -246,7 +238,7 @@ class TrainerLink:
                     for frame in await progress.recv_multipart():
                         self._push(frame.decode("utf-8", errors="replace"))
                 while _ready(control):
-                    self._on_subscription(await control.recv())
+                    commands.on_subscription(await control.recv())
         except zmq.ZMQError as exc:
             logger.error("! trainer link :%d stopped: %s", self.publish_port, exc)
         finally:
@@ -264,31 +256,6 @@ class TrainerLink:
                     "! progress of :%d is read too slowly", self.publish_port
                 )
         self._readable.set()
-
-    def _on_subscription(self, frame: bytes) -> None:
-        if not frame:
-            return
-        if frame[0] == 1:
-            self._subscribers += 1
-            logger.debug("= controller subscribed on :%d", self.controller_port)
-            self._subscribed.set()
-            self._flush_pending()
-        elif frame[0] == 0:
-            self._subscribers = max(0, self._subscribers - 1)
-            logger.debug("= controller left :%d", self.controller_port)
-            if not self._subscribers:
-                self._subscribed.clear()
-
-    def _flush_pending(self) -> None:
-        while self._pending and not self._closed:
-            self._publish(self._pending.popleft())
-
-    def _publish(self, raw: str) -> None:
-        sender = self._control_sender
-        if sender is None:  # pragma: no cover - open() sets it
-            return
-        sender.send_string(raw, zmq.NOBLOCK)
-        logger.debug("> command %s", raw)
 
     # --------------------------------------------------------------- public
 
@@ -342,14 +309,9 @@ class TrainerLink:
             InvalidState: The link is not open.
         """
         check_command(raw)
-        if self._control is None or self._closed:
+        if self._commands is None or self._closed:
             raise InvalidState("TrainerLink is not open")
-        if self._subscribers:
-            self._publish(raw)
-            return True
-        self._pending.append(raw)
-        logger.debug("= command held until a controller subscribes: %s", raw)
-        return False
+        return self._commands.publish(raw)
 
     async def settle(self, quiet: float = 0.2, timeout: float = 5.0) -> None:
         """Wait until no progress message has arrived for ``quiet`` seconds.
@@ -371,6 +333,6 @@ class TrainerLink:
         Raises:
             InvalidState: The link is not open.
         """
-        if self._control is None or self._closed:
+        if self._commands is None or self._closed:
             raise InvalidState("TrainerLink is not open")
-        await self._subscribed.wait()
+        await self._commands.wait_subscribed()

@@ -15,10 +15,11 @@ on the labeler's machine:
   :func:`~.trainer_link.check_command` and handed to ``on_command``, which sends
   them to the worker.
 
-The progress socket is an XPUB connected to the LossViewer's SUB. XPUB tells us
-when the LossViewer has subscribed; until then events are held (bounded, the
-oldest dropped first) instead of being lost to ZMQ's slow-joiner gap, so
-``train_begin`` reaches a LossViewer that opened a moment late. One reader task
+The progress socket is an XPUB connected to the LossViewer's SUB, sent through a
+:class:`~.held_xpub.HeldXPub`: until the LossViewer has subscribed, events are
+held (bounded, the oldest dropped first) instead of being lost to ZMQ's
+slow-joiner gap, so ``train_begin`` reaches a LossViewer that opened a moment
+late. One reader task
 watches both sockets; it is created by :meth:`ProgressBridge.open` and cancelled
 by :meth:`ProgressBridge.close`. Nothing here blocks: sends never wait (a full
 socket drops and counts).
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -42,6 +42,7 @@ import zmq.asyncio
 
 from ..errors import InvalidState, RemoteProtocolError
 from ..protocol.json_text import dumps, loads_object
+from .held_xpub import HeldXPub
 from .trainer_link import LOOPBACK, check_command
 
 __all__ = [
@@ -103,8 +104,6 @@ class ProgressBridge:
         context: The ZMQ context; default the process-wide asyncio instance.
 
     Attributes:
-        published: Events handed to ZMQ so far.
-        dropped: Events dropped (held too long, or the socket was full).
         commands: Commands accepted so far.
         rejected: Command texts refused (not JSON objects, jsonpickle tags).
     """
@@ -129,16 +128,12 @@ class ProgressBridge:
         self.on_command = on_command
         self.host = host
         self._context = context or zmq.asyncio.Context.instance()
-        self._pending: deque[str] = deque()
         self._max_pending = max_pending
         self._progress: zmq.asyncio.Socket | None = None
         self._control: zmq.asyncio.Socket | None = None
-        self._sender: zmq.Socket[bytes] | None = None
+        self._out: HeldXPub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._subscribers = 0
         self._closed = False
-        self.published = 0
-        self.dropped = 0
         self.commands = 0
         self.rejected = 0
 
@@ -164,9 +159,12 @@ class ProgressBridge:
             self._context.socket(zmq.SUB) if self.controller_port is not None else None
         )
         try:
-            progress.setsockopt(zmq.LINGER, 0)
             progress.setsockopt(zmq.SNDHWM, _SEND_HWM)
-            progress.setsockopt(zmq.XPUB_VERBOSER, 1)
+            out = HeldXPub(
+                progress,
+                max_held=self._max_pending,
+                name=f"LossViewer on :{self.publish_port}",
+            )
             progress.connect(f"tcp://{self.host}:{self.publish_port}")
             if control is not None:
                 control.setsockopt(zmq.LINGER, 0)
@@ -178,10 +176,7 @@ class ProgressBridge:
             if control is not None:
                 control.close(linger=0)
             raise
-        self._progress, self._control = progress, control
-        # A blocking shadow for sends: an XPUB never blocks, and a synchronous
-        # send raises at once instead of leaving an error in an unawaited future.
-        self._sender = zmq.Socket.shadow(progress.underlying)
+        self._progress, self._control, self._out = progress, control, out
         self._reader = asyncio.get_running_loop().create_task(
             self._read(), name=f"progress-bridge-{self.publish_port}"
         )
@@ -202,12 +197,11 @@ class ProgressBridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
-        self._sender = None
+        if self._out is not None:
+            self._out.discard()
         for sock in (self._progress, self._control):
             if sock is not None:
                 sock.close(linger=0)
-        self.dropped += len(self._pending)
-        self._pending.clear()
         logger.debug("= progress bridge :%d closed", self.publish_port)
 
     async def __aenter__(self) -> ProgressBridge:
@@ -231,7 +225,18 @@ class ProgressBridge:
     @property
     def viewer_connected(self) -> bool:
         """Whether a LossViewer is subscribed to the progress right now."""
-        return self._subscribers > 0
+        return self._out is not None and self._out.subscribed
+
+    @property
+    def published(self) -> int:
+        """Events handed to ZMQ so far."""
+        return self._out.sent if self._out is not None else 0
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped (held too long, the socket was full, or still held
+        when the bridge closed)."""
+        return self._out.dropped if self._out is not None else 0
 
     # ------------------------------------------------------------------ publishing
 
@@ -249,43 +254,15 @@ class ProgressBridge:
             InvalidState: The bridge is not open.
             RemoteProtocolError: A text that is not a JSON object.
         """
-        if self._progress is None or self._closed:
+        if self._out is None or self._closed:
             raise InvalidState("ProgressBridge is not open")
-        text = encode_event(event)
-        if not self._subscribers:
-            self._hold(text)
-            return False
-        return self._send(text)
-
-    def _hold(self, text: str) -> None:
-        self._pending.append(text)
-        if len(self._pending) > self._max_pending:
-            self._pending.popleft()
-            self.dropped += 1
-            if self.dropped == 1:
-                logger.warning("! no LossViewer on :%d; dropping", self.publish_port)
-
-    def _send(self, text: str) -> bool:
-        sender = self._sender
-        if sender is None:  # pragma: no cover - open() sets it
-            return False
-        try:
-            sender.send_string(text, zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
-            return False
-        self.published += 1
-        return True
-
-    def _flush_pending(self) -> None:
-        while self._pending and self._subscribers and not self._closed:
-            self._send(self._pending.popleft())
+        return self._out.publish(encode_event(event))
 
     # ------------------------------------------------------------------ reader
 
     async def _read(self) -> None:
-        progress, control = self._progress, self._control
-        if progress is None:  # pragma: no cover - see open()
+        progress, control, out = self._progress, self._control, self._out
+        if progress is None or out is None:  # pragma: no cover - see open()
             return
         poller = zmq.asyncio.Poller()
         poller.register(progress, zmq.POLLIN)
@@ -295,24 +272,13 @@ class ProgressBridge:
             while True:
                 ready = dict(await poller.poll())
                 if progress in ready:
-                    self._on_subscription(await progress.recv())
+                    out.on_subscription(await progress.recv())
                 if control is not None and control in ready:
                     frames = await control.recv_multipart()
                     for frame in frames:
                         await self._on_command(frame)
         except zmq.ZMQError as exc:
             logger.error("! progress bridge :%d stopped: %s", self.publish_port, exc)
-
-    def _on_subscription(self, frame: bytes) -> None:
-        if not frame:
-            return
-        if frame[0] == 1:
-            self._subscribers += 1
-            logger.debug("= LossViewer subscribed on :%d", self.publish_port)
-            self._flush_pending()
-        elif frame[0] == 0:
-            self._subscribers = max(0, self._subscribers - 1)
-            logger.debug("= LossViewer left :%d", self.publish_port)
 
     async def _on_command(self, frame: bytes) -> None:
         text = frame.decode("utf-8", errors="replace")
