@@ -11,9 +11,8 @@ client API, and :class:`ChannelSessionFactory` opens one per **Run Remotely**:
   sees "Could not connect to worker" (with the reason in the details), not a
   browser login: the refusal is about the room secret, not the server login.
 * **check_paths**: :func:`~sleap_rtc_core.client.path_check.check_paths` over
-  :meth:`Channel.request`, turned into the presubmission machine's
-  :class:`~sleap_rtc_gui.presubmit.PathReport`; a labels file the worker cannot
-  see gets ``FS_RESOLVE`` suggestions for its name.
+  :meth:`Channel.request`; its report is the presubmission machine's. A labels
+  file the worker cannot see gets ``FS_RESOLVE`` suggestions for its name.
 * **list_dir**: ``FS_GET_MOUNTS`` for ``""``, else ``FS_LIST_DIR`` page by page.
 * **submit**: a :class:`~sleap_rtc_core.protocol.jobspec.TrainJobSpec` through
   :class:`~sleap_rtc_core.client.remote_job.RemoteJob`; **updates** relays
@@ -70,8 +69,6 @@ from sleap_rtc_core.protocol.channel_fs import (
     FsListDirMsg,
     FsListResponseMsg,
     FsMountsResponseMsg,
-    FsResolveMsg,
-    FsResolveResponseMsg,
 )
 from sleap_rtc_core.protocol.dialect import LEGACY_WORKER_LIMITS
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec, spec_from_dict
@@ -165,37 +162,14 @@ class ChannelSession:
             ChannelClosed: The channel closed.
         """
         report = await path_check.check_paths(
-            self.channel.request, labels_path, timeout=self.request_timeout
+            self.channel.request,
+            labels_path,
+            timeout=self.request_timeout,
+            suggest_labels=True,
         )
         if report.error:
             logger.info("! %s: %s", labels_path, report.error)
-        suggestions: tuple[str, ...] = ()
-        if not report.labels_found:
-            suggestions = await self._find(posixpath.basename(_posix(labels_path)))
-        return PathReport(
-            labels_path=report.labels_path,
-            labels_found=report.labels_found,
-            videos=report.videos,
-            labels_suggestions=suggestions,
-        )
-
-    async def _find(self, name: str) -> tuple[str, ...]:
-        """Worker paths of files called ``name`` (``FS_RESOLVE``), best first."""
-        if not name:
-            return ()
-        try:
-            reply = await self.channel.request(
-                FsResolveMsg(name),
-                (FsResolveResponseMsg, FsErrorMsg),
-                self.request_timeout,
-            )
-        except (TimeoutError, RemoteProtocolError) as exc:
-            logger.debug("! no suggestions for %s: %s", name, exc)
-            return ()
-        if not isinstance(reply, FsResolveResponseMsg):
-            return ()
-        paths = (c.get("path") for c in reply.candidates)
-        return tuple(p for p in paths if isinstance(p, str) and p)
+        return report
 
     async def list_dir(self, path: str) -> list[DirEntry]:
         """The entries of a worker folder; ``""`` lists the worker's mounts.

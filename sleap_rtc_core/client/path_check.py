@@ -126,6 +126,8 @@ class PathReport:
         accessible: Videos the worker can read (a reference worker only
             counts them).
         embedded: Videos stored inside the labels file.
+        labels_suggestions: Worker paths that may be the labels file, best
+            first, when it was refused (asked for with ``suggest_labels``).
     """
 
     labels_path: str
@@ -134,11 +136,18 @@ class PathReport:
     error: str | None = None
     accessible: int = 0
     embedded: int = 0
+    labels_suggestions: tuple[str, ...] = ()
 
     @property
     def missing(self) -> tuple[VideoCheck, ...]:
         """The videos the worker cannot read."""
         return tuple(v for v in self.videos if v.status is VideoStatus.MISSING)
+
+    @property
+    def labels_unreadable(self) -> bool:
+        """Whether the worker has the labels file but could not read it (so
+        it listed no videos): neither a mapping nor a video pick helps."""
+        return self.labels_found and self.error is not None
 
     @property
     def ok(self) -> bool:
@@ -196,23 +205,40 @@ def _videos_of(msg: FsCheckVideosResponseMsg) -> tuple[list[VideoCheck], bool]:
     return out, need
 
 
-async def _suggest(request: Requester, video: VideoCheck, timeout: float) -> VideoCheck:
-    name = _basename(video.path)
+async def _resolve(request: Requester, path: str, timeout: float) -> tuple[str, ...]:
+    """Worker paths of files named as ``path`` is (``FS_RESOLVE``), best first;
+    none when the worker refuses the search."""
+    name = _basename(path)
     if not name:
-        return video
+        return ()
     try:
         reply = await request(
             FsResolveMsg(name), (FsResolveResponseMsg, FsErrorMsg), timeout
         )
     except ProtocolError as exc:
         logger.debug("! no suggestions for %s: %s", name, exc)
-        return video
+        return ()
     if not isinstance(reply, FsResolveResponseMsg):
-        return video
-    paths = [c.get("path") for c in reply.candidates]
-    return VideoCheck(
-        video.path, video.status, tuple(p for p in paths if isinstance(p, str) and p)
-    )
+        return ()
+    paths = (c.get("path") for c in reply.candidates)
+    return tuple(p for p in paths if isinstance(p, str) and p)
+
+
+async def _suggest(request: Requester, video: VideoCheck, timeout: float) -> VideoCheck:
+    suggestions = await _resolve(request, video.path, timeout)
+    return VideoCheck(video.path, video.status, suggestions) if suggestions else video
+
+
+async def _labels_refused(
+    request: Requester, labels_path: str, error: str, timeout: float, suggest: bool
+) -> PathReport:
+    suggestions: tuple[str, ...] = ()
+    if suggest:
+        try:
+            suggestions = await _resolve(request, labels_path, timeout)
+        except TimeoutError:
+            logger.debug("! no suggestions for %s: timed out", labels_path)
+    return PathReport(labels_path, False, error=error, labels_suggestions=suggestions)
 
 
 async def check_paths(
@@ -221,6 +247,7 @@ async def check_paths(
     *,
     timeout: float = DEFAULT_CHECK_TIMEOUT,
     resolve_missing: bool = True,
+    suggest_labels: bool = False,
 ) -> PathReport:
     """Ask the worker whether it can use ``labels_path`` and its videos.
 
@@ -230,6 +257,8 @@ async def check_paths(
         timeout: Seconds to wait for each answer.
         resolve_missing: Ask ``FS_RESOLVE`` for suggestions when the worker
             did not send any (reference workers).
+        suggest_labels: When the labels path is refused, ask ``FS_RESOLVE``
+            for files of its name (``labels_suggestions``), for a user to pick.
 
     Returns:
         The report; a refused labels path gives ``labels_found=False`` and no
@@ -245,10 +274,15 @@ async def check_paths(
         else (WorkerPathOkMsg, WorkerPathErrorMsg, FsErrorMsg)
     )
     reply = await request(UseWorkerPathMsg(labels_path), wanted, timeout)
-    if isinstance(reply, WorkerPathErrorMsg):
-        return PathReport(labels_path, False, error=reply.message)
-    if isinstance(reply, FsErrorMsg):
-        return PathReport(labels_path, False, error=f"{reply.code}: {reply.message}")
+    if isinstance(reply, WorkerPathErrorMsg | FsErrorMsg):
+        error = (
+            reply.message
+            if isinstance(reply, WorkerPathErrorMsg)
+            else f"{reply.code}: {reply.message}"
+        )
+        return await _labels_refused(
+            request, labels_path, error, timeout, suggest_labels
+        )
     if not isinstance(reply, FsCheckVideosResponseMsg):
         return PathReport(labels_path, True)
     if reply.error is not None:

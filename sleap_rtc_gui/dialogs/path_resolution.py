@@ -198,7 +198,7 @@ class PathResolutionDialog(QDialog):
 
     def _build_videos_mode(self, layout: QVBoxLayout) -> None:
         self.labels_box.hide()
-        missing = self.report.missing_videos
+        missing = self.report.missing
         self.hint_label.setVisible(
             bool(missing) and len(missing) == len(self.report.videos)
         )

@@ -8,8 +8,9 @@ that the transition table in :mod:`.states` can be keyed by event *type*.
 Events that carry secrets or large texts (a JWT, the training YAML) keep them out
 of ``repr`` so that logging an event never leaks them.
 
-The path report (:class:`PathReport`) is plain data too: what the worker said
-about the labels file and each video, with suggestions for what is missing.
+The path report (:class:`PathReport`) is the core client's, plain data too: what
+the worker said about the labels file and each video, with suggestions for what
+is missing (the CLI's ``check`` reads the same report).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# One type for a video's verdict, the core client's (pure, no I/O here).
-from sleap_rtc_core.client.path_check import VideoCheck, VideoStatus
+# One report type, the core client's (pure data, no I/O here).
+from sleap_rtc_core.client.path_check import PathReport, VideoCheck, VideoStatus
 
 __all__ = [
     "EFFECT_TYPES",
@@ -98,43 +99,6 @@ def _frozen_mapping(data: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise TypeError(f"{name} must be a mapping, not {type(data).__name__}")
     return dict(data)
-
-
-# --------------------------------------------------------------------------- report
-
-
-@dataclass(frozen=True, slots=True)
-class PathReport:
-    """What the worker can see of the labels file and its videos, as the
-    machine needs it (the core's report plus suggestions for the labels file).
-
-    Attributes:
-        labels_path: The labels path that was checked on the worker (the client's
-            path, or the worker path the user typed in a correction).
-        labels_found: Whether the worker can read the labels file. When it cannot,
-            ``videos`` is empty: the worker lists videos by reading the file.
-        videos: One entry per video of the labels file.
-        labels_suggestions: Worker paths that may be the labels file, best first.
-    """
-
-    labels_path: str
-    labels_found: bool
-    videos: tuple[VideoCheck, ...] = ()
-    labels_suggestions: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "videos", tuple(self.videos))
-        object.__setattr__(self, "labels_suggestions", tuple(self.labels_suggestions))
-
-    @property
-    def missing_videos(self) -> tuple[VideoCheck, ...]:
-        """The videos the worker cannot see (embedded ones are never missing)."""
-        return tuple(v for v in self.videos if v.status is VideoStatus.MISSING)
-
-    @property
-    def complete(self) -> bool:
-        """True when nothing is left to resolve and the job can be submitted."""
-        return self.labels_found and not self.missing_videos
 
 
 # --------------------------------------------------------------------------- events

@@ -288,11 +288,13 @@ class PresubmitMachine:
             return Guard.OK if event.ok else Guard.FAILED
         if isinstance(event, PathsChecked):
             report = event.report
+            if report.labels_unreadable:
+                return Guard.LABELS_UNREADABLE
             if not report.labels_found:
                 if self.corrections_left > 0:
                     return Guard.LABELS_MISSING
                 return Guard.CORRECTIONS_EXHAUSTED
-            return Guard.VIDEOS_MISSING if report.missing_videos else Guard.ALL_FOUND
+            return Guard.VIDEOS_MISSING if report.missing else Guard.ALL_FOUND
         return None
 
     def _absorb(self, event: Event) -> RunContext:
@@ -468,6 +470,12 @@ class PresubmitMachine:
             return ShowError(m.CONNECT_FAILED_TITLE, m.CONNECT_FAILED, event.reason)
         if isinstance(event, NoWorkerAvailable):
             return ShowError(m.NO_WORKER_TITLE, m.NO_WORKER_AVAILABLE, event.reason)
+        if isinstance(event, PathsChecked) and event.report.labels_unreadable:
+            return ShowError(
+                m.LABELS_UNREADABLE_TITLE,
+                m.LABELS_UNREADABLE,
+                f"{event.report.labels_path}: {event.report.error}",
+            )
         if isinstance(event, PathsChecked):
             return ShowError(
                 m.LABELS_NOT_FOUND_TITLE,

@@ -26,6 +26,8 @@ __all__ = [
     "JOB_REJECTED_HEADER",
     "JOB_REJECTED_TITLE",
     "LABELS_NOT_FOUND_TITLE",
+    "LABELS_UNREADABLE",
+    "LABELS_UNREADABLE_TITLE",
     "LOGIN_EXPIRED",
     "LOGIN_PROMPT",
     "LOGIN_REQUIRED",
@@ -89,6 +91,13 @@ NO_LABELS = "Save your project first: the worker needs a labels file to train on
 CONFIG_FAILED_TITLE = "Invalid training options"
 
 LABELS_NOT_FOUND_TITLE = "Labels file not found"
+
+LABELS_UNREADABLE_TITLE = "Labels file unreadable"
+LABELS_UNREADABLE = (
+    "The worker found the labels file but could not read it, so it cannot "
+    "train on it. Save the project again (or check that the worker may read "
+    "the file) and try again."
+)
 
 JOB_REJECTED_TITLE = "Job rejected"
 JOB_REJECTED_HEADER = "The worker rejected the job:"

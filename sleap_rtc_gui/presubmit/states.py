@@ -131,6 +131,8 @@ class Guard(StrEnum):
     CORRECTIONS_EXHAUSTED = "corrections exhausted"
     """``PathsChecked``: the labels file is still not visible and no correction
     is left."""
+    LABELS_UNREADABLE = "labels unreadable"
+    """``PathsChecked``: the worker has the labels file but could not read it."""
 
 
 GUARDS: Mapping[type[Event], tuple[Guard, ...]] = {
@@ -147,6 +149,7 @@ GUARDS: Mapping[type[Event], tuple[Guard, ...]] = {
         Guard.VIDEOS_MISSING,
         Guard.LABELS_MISSING,
         Guard.CORRECTIONS_EXHAUSTED,
+        Guard.LABELS_UNREADABLE,
     ),
 }
 """The guarded event types and every branch each can take. A state that accepts
@@ -194,6 +197,7 @@ _TABLE: dict[PresubmitState, dict[Trigger, PresubmitState]] = {
         (PathsChecked, Guard.VIDEOS_MISSING): S.RESOLVING_VIDEOS,
         (PathsChecked, Guard.LABELS_MISSING): S.RESOLVING_LABELS,
         (PathsChecked, Guard.CORRECTIONS_EXHAUSTED): S.IDLE,
+        (PathsChecked, Guard.LABELS_UNREADABLE): S.IDLE,
         ChannelLost: S.IDLE,
         TimedOut: S.IDLE,
         UserCancelled: S.ABORTED,

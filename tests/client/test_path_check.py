@@ -120,6 +120,22 @@ async def test_labels_refused_or_missing(
     assert outside.error.startswith("ACCESS_DENIED")
 
 
+async def test_a_refused_labels_path_gets_suggestions_only_when_asked(
+    files: dict[str, Path], service: FsService
+) -> None:
+    log: list[str] = []
+    request = make_requester(service, log)
+    elsewhere = "/somewhere/else/labels.slp"
+    plain = await check_paths(request, elsewhere)
+    assert plain.labels_suggestions == ()
+    assert not any("FS_RESOLVE" in frame for frame in log)
+
+    report = await check_paths(request, elsewhere, suggest_labels=True)
+    assert not report.labels_found
+    assert report.labels_suggestions == (str(files["labels"]),)
+    assert not report.labels_unreadable
+
+
 async def test_all_present_and_non_labels(
     files: dict[str, Path], service: FsService
 ) -> None:
@@ -137,6 +153,7 @@ async def test_unreadable_labels(files: dict[str, Path], service: FsService) -> 
     assert report.labels_found
     assert report.error is not None
     assert not report.ok
+    assert report.labels_unreadable
 
 
 def _as_reference_worker(reply: ChannelMessage) -> ChannelMessage:

@@ -67,7 +67,9 @@ def test_cancel_answers_cancelled_once(qtbot: QtBot) -> None:
 
 def test_labels_mode_asks_for_the_worker_path(qtbot: QtBot) -> None:
     rep = report(found=False)
-    rep = type(rep)(rep.labels_path, False, (), ("/mnt/data/labels.slp",))
+    rep = type(rep)(
+        rep.labels_path, False, labels_suggestions=("/mnt/data/labels.slp",)
+    )
     dialog = PathResolutionDialog(rep, corrections_left=2)
     qtbot.addWidget(dialog)
     entered: list[str] = []

@@ -185,7 +185,7 @@ async def test_the_gui_command_wires_the_real_factory(rig: Rig) -> None:
     rig.stack.push_async_callback(session.close)
     assert isinstance(session, RemoteSession)
     report = await session.check_paths(str(rig.project.labels))
-    assert len(report.missing_videos) == 1
+    assert len(report.missing) == 1
 
 
 def test_the_session_module_never_imports_qt() -> None:

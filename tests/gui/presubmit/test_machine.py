@@ -121,6 +121,9 @@ VIDEOS_MISSING = PathReport(
 LABELS_MISSING = PathReport(
     labels_path=LABELS, labels_found=False, labels_suggestions=(WORKER_LABELS,)
 )
+LABELS_UNREADABLE = PathReport(
+    labels_path=LABELS, labels_found=True, error="not an HDF5 file"
+)
 REJECTIONS = [
     {
         "field": "labels_path",
@@ -180,6 +183,7 @@ SAMPLES: dict[Trigger, Event] = {
     (PathsChecked, Guard.CORRECTIONS_EXHAUSTED): PathsChecked(
         labels_missing_at("/mnt/try/3.slp")
     ),
+    (PathsChecked, Guard.LABELS_UNREADABLE): PathsChecked(LABELS_UNREADABLE),
     LabelsPathEntered: LabelsPathEntered(WORKER_LABELS),
     PathsResolved: PathsResolved({VIDEO_1: WORKER_VIDEO_1}),
     ResolutionCancelled: ResolutionCancelled(),
@@ -627,6 +631,23 @@ def test_up_to_three_labels_corrections() -> None:
     # A new run starts with every correction available again.
     drive(_TO_PATHS, machine)
     assert machine.corrections_left == 3
+
+
+def test_a_labels_file_the_worker_cannot_read_stops_with_the_reason() -> None:
+    machine = drive(_TO_PATHS)
+    machine.receive(PathsChecked(LABELS_UNREADABLE))
+    assert machine.state is S.IDLE
+    assert machine.effects() == [
+        Disconnect(),
+        ShowError(
+            "Labels file unreadable",
+            "The worker found the labels file but could not read it, so it "
+            "cannot train on it. Save the project again (or check that the "
+            "worker may read the file) and try again.",
+            f"{LABELS}: not an HDF5 file",
+        ),
+        ReturnToDialog(),
+    ]
 
 
 def test_labels_found_on_the_third_correction() -> None:
