@@ -1,29 +1,17 @@
-"""Small pieces: commands, login, popups, loss plot, error mapping, screenshots."""
+"""Small pieces: commands, popups, loss plot, screenshots (the login is
+tested in ``test_login.py``, the error mapping in ``test_session.py``)."""
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.cli import build_parser
-from sleap_rtc_core.client.credentials import save_credentials
-from sleap_rtc_core.errors import (
-    AuthError,
-    ChannelClosed,
-    IceFailed,
-    JobRejected,
-    NoWorkersAvailableError,
-)
 from sleap_rtc_gui import presubmit
 from sleap_rtc_gui.dialogs.error_popup import show_error
 from sleap_rtc_gui.dialogs.loss_plot import LossPlotWindow, losses_of
-from sleap_rtc_gui.login import GivenOrStoredLogin, StoredLogin, jwt_expiry
-from sleap_rtc_gui.session import classify_error, no_data_channel
 
 
 def test_gui_commands_are_registered() -> None:
@@ -36,29 +24,6 @@ def test_gui_commands_are_registered() -> None:
     )
     assert args.plot is False
     assert parser.parse_args(["tray", "--room", "r"]).handler.__name__ == "run_tray"
-
-
-def _jwt(exp: float) -> str:
-    body = base64.urlsafe_b64encode(json.dumps({"exp": exp}).encode()).rstrip(b"=")
-    return f"e30.{body.decode()}.sig"
-
-
-def test_stored_login_reads_the_saved_token() -> None:
-    login = StoredLogin("ws://127.0.0.1:9")
-    assert login.check() == (False, False)
-    save_credentials(login.server, _jwt(time.time() + 600), {})
-    assert login.check() == (True, False)
-    save_credentials(login.server, _jwt(time.time() - 1), {})
-    assert login.check() == (False, True)
-    assert jwt_expiry("garbage") is None
-
-
-def test_given_credentials_need_no_browser_login() -> None:
-    stored = StoredLogin("ws://127.0.0.1:9")
-    assert GivenOrStoredLogin(True, stored).check() == (True, False)
-    assert GivenOrStoredLogin(False, stored).check() == (False, False)
-    save_credentials(stored.server, _jwt(time.time() - 1), {})
-    assert GivenOrStoredLogin(False, stored).check() == (False, True)
 
 
 def test_the_flags_and_the_environment_count_as_given(
@@ -101,32 +66,6 @@ def test_loss_plot_reads_both_log_spellings(qtbot: QtBot) -> None:
     assert plot.finished
     assert not plot.stop_button.isEnabled()
     plot.grab()  # paints
-
-
-@pytest.mark.parametrize(
-    ("error", "event"),
-    [
-        (JobRejected("x", errors=[{"field": "a", "message": "b"}]), "JobRejected"),
-        (TimeoutError(), "TimedOut"),
-        (AuthError("expired"), "LoginExpired"),
-        (NoWorkersAvailableError("none"), "NoWorkerAvailable"),
-        (ChannelClosed("closed"), "ChannelLost"),
-        (IceFailed("ice"), "ConnectFailed"),
-    ],
-)
-def test_session_errors_map_to_machine_events(error: Exception, event: str) -> None:
-    assert type(classify_error(error)).__name__ == event
-
-
-def test_a_closed_channel_while_submitting_is_a_lost_connection() -> None:
-    assert isinstance(
-        classify_error(OSError("x"), submitting=True), presubmit.ChannelLost
-    )
-
-
-async def test_without_a_data_channel_client_connecting_fails() -> None:
-    with pytest.raises(Exception, match="no data-channel client"):
-        await no_data_channel("w", "r")
 
 
 def test_screenshots_script_writes_the_readme_images(tmp_path: Path) -> None:
