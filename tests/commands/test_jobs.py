@@ -314,7 +314,8 @@ def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
     assert len(stored) == 1
     assert stored[0].read_bytes() == labels.read_bytes()
     model_dir = model_here(first.stdout)
-    assert model_dir.is_relative_to(island / "uploads" / "models")
+    # Sent: the model comes home (the worker's copy is in its upload area).
+    assert model_dir.parent == labels.parent / "models"
     assert list(model_dir.glob("*.ckpt"))
     # The second job on the same data: asked by hash, not sent again.
     second = run_cli(*train, "--worker", "island", "--upload")
@@ -322,6 +323,46 @@ def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
     assert "already" in second.stdout
     assert "not sent" in second.stdout
     assert len(list((island / "uploads" / "sha256").iterdir())) == 1
+
+
+def test_a_worker_without_an_upload_area_is_not_sent_anything(
+    lab: Lab, tmp_path: Path
+) -> None:
+    labels = write_tiny_labels(tmp_path / "home.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = ("train", str(labels), "--config", str(config), *lab.flags)
+    for flags in ((), ("--upload",)):
+        result = run_cli(*train, "--worker", "gpu1", *flags)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "has no upload area" in result.stderr
+        assert "--upload-dir" in result.stderr
+        assert "or --upload to send it" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_slp_goes_with_its_videos_when_asked(
+    lab: Lab, island: Path, tmp_path: Path
+) -> None:
+    labels, video = write_tiny_video_labels(tmp_path / "vids" / "labels.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = ("train", str(labels), "--config", str(config), *lab.flags)
+    result = run_cli(*train, "--worker", "island", "--upload-with-videos")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"video {video}: on the worker at" in result.stdout
+    assert "uploaded labels.slp" in result.stdout
+    stored = island / "uploads" / "sha256"
+    assert [p.read_bytes() for p in stored.glob(f"*/{video.name}")] == [
+        video.read_bytes()
+    ]
+    assert [p.read_bytes() for p in stored.glob("*/labels.slp")] == [
+        labels.read_bytes()
+    ]
+    assert list(model_here(result.stdout).glob("*.ckpt"))
+    again = run_cli(*train, "--worker", "island", "--upload-with-videos")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "not sent" in again.stdout
 
 
 @pytest.mark.slow
