@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sleap_rtc_core.client.job_secrets import job_for_model, save_job_secret
+from sleap_rtc_core.client.job_secrets import (
+    job_for_model,
+    save_job_models,
+    save_job_secret,
+)
 from sleap_rtc_core.client.remote_job import RemoteJob, claim_models
 from sleap_rtc_core.client.upload import (
     UploadProgressLine,
@@ -340,6 +344,7 @@ async def test_a_model_trained_from_an_upload_serves_its_owner_elsewhere(
 
         # A wrong secret proves nothing.
         await asyncio.to_thread(save_job_secret, "w", job.job_id, "not-the-secret")
+        await asyncio.to_thread(save_job_models, "w", job.job_id, [model])
         async with await connect(other, room_secret) as channel:
             with pytest.raises(JobError) as unknown:
                 await claim_models(channel, [model])

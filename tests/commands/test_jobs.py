@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -344,7 +343,10 @@ def test_a_worker_without_an_upload_area_is_not_sent_anything(
 def test_a_slp_goes_with_its_videos_when_asked(
     lab: Lab, island: Path, tmp_path: Path
 ) -> None:
-    labels, video = write_tiny_video_labels(tmp_path / "vids" / "labels.slp")
+    # Its own bytes and name: the island is shared by this module's tests.
+    labels, video = write_tiny_video_labels(
+        tmp_path / "vids" / "labels.slp", video_path=tmp_path / "cam.mp4", seed=5
+    )
     config = tmp_path / "cfg.yaml"
     config.write_text(tiny_training_config(max_epochs=1))
     train = ("train", str(labels), "--config", str(config), *lab.flags)
@@ -406,16 +408,17 @@ def test_track_sends_the_video_and_the_predictions_come_home(
         "--no-download",
     )
     assert train.returncode == 0, train.stdout + train.stderr
-    # The owner keeps the model where jobs may name it (a run folder in the
-    # upload area belongs to the connection that trained it).
-    model = island / "kept" / "model"
-    shutil.copytree(model_here(train.stdout), model)
+    # A run folder in the upload area: this new process shows the kept
+    # secret of the job that trained it, and may name it.
+    model = model_here(train.stdout)
+    assert model.is_relative_to(island / "uploads" / "models")
     _labels, video = write_tiny_video_labels(tmp_path / "clips" / "labels.slp")
     track = ("track", str(video), "--model", str(model), *lab.flags)
     # --download: on this one machine the worker's file is visible here too.
     result = run_cli(*track, "--worker", "island", "--upload", "--download")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"uploaded {video.name}" in result.stdout
+    assert "showed the worker the secrets" in result.stdout
     stored = list((island / "uploads" / "sha256").glob(f"*/{video.name}"))
     assert [p.read_bytes() for p in stored] == [video.read_bytes()]
     home = video.with_name(f"{video.stem}.predictions.slp")
