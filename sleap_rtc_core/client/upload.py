@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import platformdirs
 
@@ -240,6 +240,13 @@ async def _give_up(channel: Channel, why: str) -> None:
             await asyncio.shield(channel.send(FileUploadErrorMsg(why)))
 
 
+def _read_hashed(f: IO[bytes], n: int, digest: Any) -> bytes:
+    """Up to ``n`` bytes of ``f``, fed to ``digest`` (blocking: a thread)."""
+    block = f.read(n)
+    digest.update(block)
+    return block
+
+
 async def _send_from(
     channel: Channel,
     source: Path,
@@ -261,10 +268,13 @@ async def _send_from(
         while pos < size:
             end = min(size, (pos // segment_size + 1) * segment_size)
             while pos < end:
-                block = await asyncio.to_thread(f.read, min(_BLOCK, end - pos))
+                # Read and hash off the event loop (hashlib drops the GIL), so
+                # the channel's own work goes on meanwhile.
+                block = await asyncio.to_thread(
+                    _read_hashed, f, min(_BLOCK, end - pos), segment
+                )
                 if not block:
                     raise TransferError(f"{source.name} shrank while being sent")
-                segment.update(block)
                 view = memoryview(block)
                 for i in range(0, len(block), chunk_size):
                     if abort.done():
