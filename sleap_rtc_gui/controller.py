@@ -101,6 +101,7 @@ from sleap_rtc_gui.session import (
     SessionUpdate,
     UpdateKind,
     UploadingSession,
+    VideoUploadingSession,
     classify_error,
 )
 
@@ -457,7 +458,7 @@ class RemoteRunController(QObject):
                 self.path_dialog.dismiss()
                 self.path_dialog = None
         elif isinstance(effect, UploadLabels):
-            self._start_upload(effect.labels_path)
+            self._start_upload(effect.labels_path, effect.with_videos)
         elif isinstance(effect, StopUpload):
             upload, self._upload = self._upload, None
             if upload is not None:
@@ -537,16 +538,22 @@ class RemoteRunController(QObject):
         dialog.resolved.connect(lambda m: self.receive(PathsResolved(mappings=m)))
         dialog.labels_entered.connect(lambda p: self.receive(LabelsPathEntered(path=p)))
         dialog.upload_requested.connect(lambda: self.receive(UploadRequested()))
+        dialog.upload_with_videos_requested.connect(
+            lambda: self.receive(UploadRequested(with_videos=True))
+        )
         dialog.cancelled.connect(lambda: self.receive(ResolutionCancelled()))
         dialog.finished.connect(lambda _r: self._forget_dialog(dialog))
         self.path_dialog = dialog
         dialog.open()
 
-    def _start_upload(self, labels_path: str) -> None:
-        """Send the labels on the event loop, progress in a dialog; no step
-        timeout: each answer of the upload has its own."""
+    def _start_upload(self, labels_path: str, with_videos: bool = False) -> None:
+        """Send the labels on the event loop (``with_videos``: as they are,
+        with their videos), progress in a dialog; no step timeout: each answer
+        of the upload has its own."""
         session = self._require_session()
-        if not isinstance(session, UploadingSession):
+        if not isinstance(session, UploadingSession) or (
+            with_videos and not isinstance(session, VideoUploadingSession)
+        ):
             self.receive(UploadFailed("this connection cannot send files"))
             return
         dialog = UploadProgressDialog(
@@ -556,12 +563,18 @@ class RemoteRunController(QObject):
         self.upload_dialog = dialog
         feed = self._later(self._generation)
 
-        def done(result: tuple[str, bool]) -> None:
+        def done(result: tuple[Any, ...]) -> None:
             self._upload = None
-            feed(UploadFinished(worker_path=result[0], cached=result[1]))
+            more = dict(result[2]) if len(result) > 2 else {}
+            feed(UploadFinished(worker_path=result[0], cached=result[1], mappings=more))
 
+        sending = (
+            session.upload_labels_with_videos(labels_path, dialog.set_progress)
+            if isinstance(session, VideoUploadingSession) and with_videos
+            else session.upload_labels(labels_path, dialog.set_progress)
+        )
         self._upload = self.bridge.start(
-            session.upload_labels(labels_path, dialog.set_progress),
+            sending,
             done,
             lambda exc: feed(_upload_failed(exc)),
             name="upload",

@@ -36,8 +36,6 @@ import contextlib
 import logging
 import os
 import posixpath
-import shutil
-import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -50,7 +48,11 @@ from sleap_rtc_core.client.model_download import (
     download_predictions,
 )
 from sleap_rtc_core.client.remote_job import JobCallbacks, RemoteJob
-from sleap_rtc_core.client.upload import labels_to_send, upload_file
+from sleap_rtc_core.client.upload import (
+    labels_to_send,
+    upload_file,
+    upload_with_videos,
+)
 from sleap_rtc_core.errors import (
     ChannelClosed,
     InvalidState,
@@ -143,6 +145,7 @@ class ChannelSession:
         self.submit_timeout = submit_timeout
         self.on_log = on_log
         self.job: RemoteJob | None = None
+        self.uploaded = False  # the labels went up: models come home always
         self.log_tail: deque[str] = deque(maxlen=LOG_TAIL)
         self._follow: asyncio.Task[dict[str, Any]] | None = None
         self._closed = False
@@ -219,16 +222,24 @@ class ChannelSession:
     ) -> tuple[str, bool]:
         """Send ``labels_path`` to the worker's upload area (see
         :class:`~sleap_rtc_gui.session.UploadingSession`); a package is
-        made in a temporary folder (in a thread) and removed after."""
-        scratch = await asyncio.to_thread(tempfile.mkdtemp, prefix="sleap_rtc_up_")
-        try:
-            local = await asyncio.to_thread(labels_to_send, labels_path, scratch)
-            sent = await upload_file(self.channel, local, on_progress=on_progress)
-        finally:
-            await asyncio.shield(
-                asyncio.to_thread(shutil.rmtree, scratch, ignore_errors=True)
-            )
+        made (in a thread) and kept, so the next run asks by the same hash
+        and sends nothing."""
+        local = await asyncio.to_thread(labels_to_send, labels_path)
+        sent = await upload_file(self.channel, local, on_progress=on_progress)
+        self.uploaded = True
         return sent.path, sent.cached
+
+    async def upload_labels_with_videos(
+        self, labels_path: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[str, bool, dict[str, str]]:
+        """Send ``labels_path`` as it is and each video it names (see
+        :class:`~sleap_rtc_gui.session.VideoUploadingSession`)."""
+        sent, mappings = await upload_with_videos(
+            self.channel, labels_path, on_progress=on_progress
+        )
+        self.uploaded = True
+        videos = {k: v for k, v in mappings.items() if k != labels_path}
+        return sent.path, sent.cached, videos
 
     async def submit(self, spec: Mapping[str, Any]) -> str:
         """Send ``JOB_SUBMIT`` with a train (or track) spec; the worker's job id.
@@ -346,14 +357,20 @@ class ChannelSession:
         path_mappings: Mapping[str, str] | None = None,
     ) -> list[Path]:
         """Bring the finished job's models into ``dest_root`` (SLEAP's
-        ``models/``), unless the worker's folders are visible here already.
+        ``models/``), unless the worker's folders are visible here already;
+        always after an upload (they lie in the worker's upload area, hidden
+        and swept).
 
         Raises:
             TransferError: The worker refused or a checksum failed twice.
             ChannelClosed: The channel closed.
         """
         return await download_models(
-            self.channel, result, dest_root, path_mappings=path_mappings
+            self.channel,
+            result,
+            dest_root,
+            path_mappings=path_mappings,
+            download=True if self.uploaded else None,
         )
 
     async def predict(self, spec: TrackJobSpec, dest: str | os.PathLike[str]) -> Path:

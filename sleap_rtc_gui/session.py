@@ -53,6 +53,7 @@ __all__ = [
     "SessionUpdate",
     "UpdateKind",
     "UploadingSession",
+    "VideoUploadingSession",
     "classify_error",
     "no_data_channel",
 ]
@@ -150,6 +151,29 @@ class UploadingSession(Protocol):
         Raises:
             UploadRefused: the worker refused (``code`` says why).
             LabelsUnreadable, OSError: the file cannot be read or packaged.
+            ChannelClosed: the channel dropped.
+        """
+        ...
+
+
+@runtime_checkable
+class VideoUploadingSession(Protocol):
+    """A session that can also send a ``.slp`` as it is with its videos."""
+
+    async def upload_labels_with_videos(
+        self, labels_path: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[str, bool, dict[str, str]]:
+        """Make the worker hold ``labels_path`` and each video it names,
+        reporting (bytes held, bytes in all).
+
+        Returns:
+            The stored labels, whether the worker had them already, and the
+            job's mappings of each video here to where it is stored.
+
+        Raises:
+            UploadRefused: the worker refused (``code`` says why).
+            LabelsUnreadable, OSError: a file cannot be read (a video missing
+                here, an image sequence: send a package instead).
             ChannelClosed: the channel dropped.
         """
         ...

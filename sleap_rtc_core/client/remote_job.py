@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,18 @@ from ..protocol.channel_messages import (
     ModelTypeMsg,
     ProgressReportMsg,
 )
+from ..protocol.channel_transfer import model_run_dirs
 from ..protocol.jobspec import JobSpec, TrainJobSpec
+from ..protocol.states import JobState
 from ..transport.channel import Channel
-from .job_secrets import load_job_secret, save_job_secret
+from .job_secrets import (
+    job_for_model,
+    load_job_secret,
+    save_job_models,
+    save_job_secret,
+)
 
-__all__ = ["JobCallbacks", "RemoteJob"]
+__all__ = ["JobCallbacks", "RemoteJob", "claim_models"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,68 @@ async def _keep_secret(worker_id: str, job_id: str, secret: str) -> None:
         await asyncio.to_thread(save_job_secret, worker_id, job_id, secret)
     except OSError as exc:
         logger.warning("! cannot keep the secret of job %s: %s", job_id, exc)
+
+
+async def _keep_models(
+    worker_id: str, job_id: str | None, data: dict[str, Any]
+) -> None:
+    """Note a finished job's run folders beside its kept secret."""
+    dirs = model_run_dirs(data)
+    if not job_id or not dirs:
+        return
+    try:
+        await asyncio.to_thread(save_job_models, worker_id, job_id, dirs)
+    except OSError as exc:
+        logger.warning("! cannot note the models of job %s: %s", job_id, exc)
+
+
+CLAIM_FRAMES = (
+    ProgressReportMsg,
+    JobLogMsg,
+    ModelTypeMsg,
+    JobCompleteMsg,
+    JobFailedMsg,
+)
+
+
+async def claim_models(
+    channel: Channel, model_paths: Sequence[str], timeout: float = 30.0
+) -> list[str]:
+    """Show the worker the secret of each finished job whose run folder one
+    of ``model_paths`` names (kept by :mod:`.job_secrets`), so that jobs of
+    this channel may use those models: a model trained from an upload lies
+    in the worker's upload area, which only its owner may name. The finished
+    job's replayed frames are drained (they belong to no job of ours).
+
+    Returns:
+        The job ids shown.
+
+    Raises:
+        JobError: (``UNKNOWN_JOB``) the worker does not know a job as ours.
+        TimeoutError: no answer in time.
+    """
+    shown: list[str] = []
+    for model in model_paths:
+        found = await asyncio.to_thread(job_for_model, channel.peer_id, model)
+        if found is None or found[0] in shown:
+            continue
+        job_id, secret = found
+        with channel.subscribe(*CLAIM_FRAMES) as replayed:
+            reply = await channel.request(
+                JobAttachMsg(job_id, secret), (JobStateMsg,), timeout
+            )
+            assert isinstance(reply, JobStateMsg)
+            if reply.job_state is not JobState.SUCCEEDED:
+                raise JobError(
+                    f"the worker has no finished job {job_id} of ours for {model}",
+                    code="UNKNOWN_JOB",
+                )
+            while True:  # up to the job's final frame
+                item = await replayed.get(timeout=timeout)
+                if isinstance(item, JobCompleteMsg | JobFailedMsg):
+                    break
+        shown.append(job_id)
+    return shown
 
 
 async def _report(callbacks: JobCallbacks, msg: ProgressReportMsg) -> None:
@@ -197,7 +266,9 @@ class RemoteJob:
             elif isinstance(item, ModelTypeMsg):
                 await _call(cb.on_model, item.model_type)
             elif isinstance(item, JobCompleteMsg):
-                return _message_data(item)
+                data = _message_data(item)
+                await _keep_models(self.channel.peer_id, self.job_id, data)
+                return data
             elif isinstance(item, JobFailedMsg):
                 data = _message_data(item)
                 raise TrainingFailed(

@@ -14,8 +14,10 @@ verified (never a file that looks complete).
 
 :func:`labels_to_send` picks what to send for a labels file: a ``.pkg.slp``
 (or a ``.slp`` whose frames are all embedded) as it is, otherwise a package
-with the labeled frames embedded, written by sleap-io into a folder of the
-caller's. :class:`UploadProgressLine` formats progress (bytes, rate, ETA).
+with the labeled frames embedded, written by sleap-io and kept (by what it is
+made of) so that the same labels make the same bytes: asked by hash, the
+worker that has them is not sent them again. :class:`UploadProgressLine`
+formats progress (bytes, rate, ETA).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import platformdirs
 
 from ..aio import wait_for
 from ..errors import ChannelClosed, LabelsUnreadable, TransferError, UploadRefused
@@ -55,7 +60,10 @@ __all__ = [
     "UploadResult",
     "is_package",
     "labels_to_send",
+    "package_cache_dir",
     "upload_file",
+    "upload_with_videos",
+    "videos_to_send",
 ]
 
 logger = logging.getLogger(__name__)
@@ -232,6 +240,13 @@ async def _give_up(channel: Channel, why: str) -> None:
             await asyncio.shield(channel.send(FileUploadErrorMsg(why)))
 
 
+def _read_hashed(f: IO[bytes], n: int, digest: Any) -> bytes:
+    """Up to ``n`` bytes of ``f``, fed to ``digest`` (blocking: a thread)."""
+    block = f.read(n)
+    digest.update(block)
+    return block
+
+
 async def _send_from(
     channel: Channel,
     source: Path,
@@ -253,10 +268,13 @@ async def _send_from(
         while pos < size:
             end = min(size, (pos // segment_size + 1) * segment_size)
             while pos < end:
-                block = await asyncio.to_thread(f.read, min(_BLOCK, end - pos))
+                # Read and hash off the event loop (hashlib drops the GIL), so
+                # the channel's own work goes on meanwhile.
+                block = await asyncio.to_thread(
+                    _read_hashed, f, min(_BLOCK, end - pos), segment
+                )
                 if not block:
                     raise TransferError(f"{source.name} shrank while being sent")
-                segment.update(block)
                 view = memoryview(block)
                 for i in range(0, len(block), chunk_size):
                     if abort.done():
@@ -300,33 +318,188 @@ def is_package(path: str | os.PathLike[str]) -> bool:
     return _all_embedded(labels)
 
 
+PACKAGES_KEPT = 8
+"""Packages :func:`labels_to_send` keeps in its folder (the newest; a package
+kept is what lets a second run be a cache hit instead of a second upload)."""
+
+
+def package_cache_dir() -> Path:
+    """Where packages of labels are kept between runs (the platform's cache
+    folder for ``sleap-rtc``)."""
+    return Path(platformdirs.user_cache_dir("sleap-rtc")) / "packages"
+
+
+def _package_key(source: Path, labels: object) -> str:
+    """What a package is made of: the labels' bytes and each video's path,
+    size and modification time (the frames are read from the videos)."""
+    digest = hashlib.sha256(_sha256(source).encode())
+    for video in getattr(labels, "videos", []):
+        filename = str(getattr(video, "filename", ""))
+        try:
+            info = os.stat(filename)
+            digest.update(f"{filename}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{filename}\0missing\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    """Keep the newest :data:`PACKAGES_KEPT` package folders (and ``keep``)."""
+    with contextlib.suppress(OSError):
+        entries = sorted(
+            (p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in entries[PACKAGES_KEPT:]:
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+
 def labels_to_send(
-    path: str | os.PathLike[str], scratch: str | os.PathLike[str]
+    path: str | os.PathLike[str], scratch: str | os.PathLike[str] | None = None
 ) -> Path:
     """The file to upload for the labels ``path``: itself when it is a
-    package (every video embedded), else a ``<stem>.pkg.slp`` written into
-    ``scratch`` with the labeled frames embedded (blocking: sleap-io).
+    package (every video embedded), else a ``<stem>.pkg.slp`` with the
+    labeled frames embedded, written by sleap-io into
+    ``<scratch>/<key>/`` (default :func:`package_cache_dir`) and kept.
+
+    The same labels and videos give the same ``key``, so the package is not
+    written again and its bytes (sleap-io records the path it was written to)
+    are the same: the worker that holds it answers the hash, nothing is sent
+    twice. Blocking: sleap-io.
 
     Raises:
         LabelsUnreadable: sleap-io cannot read or write it.
     """
     source = Path(path)
-    if is_package(source):
+    if source.name.lower().endswith(".pkg.slp"):
         return source
     import sleap_io as sio
 
+    try:
+        header = sio.load_slp(str(source), open_videos=False)
+    except Exception as exc:  # sleap-io and h5py raise many kinds
+        raise LabelsUnreadable(f"cannot read {source.name}: {exc}") from exc
+    if _all_embedded(header):
+        return source
     stem = (
         source.name[: -len(".slp")] if source.suffix.lower() == ".slp" else source.stem
     )
-    target = Path(scratch) / f"{stem}.pkg.slp"
-    try:
-        labels = sio.load_slp(str(source))  # the frames must be readable now
-        sio.save_slp(labels, str(target), embed="user", verbose=False)
-    except Exception as exc:
-        raise LabelsUnreadable(
-            f"cannot embed the labeled frames of {source.name}: {exc}"
-        ) from exc
+    root = Path(scratch) if scratch is not None else package_cache_dir()
+    folder = root / _package_key(source, header)
+    target = folder / f"{stem}.pkg.slp"
+    done = folder / ".complete"
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / ".lock"):
+        if done.is_file() and target.is_file():
+            os.utime(folder)
+            return target
+        try:
+            labels = sio.load_slp(str(source))  # the frames must be readable now
+            sio.save_slp(labels, str(target), embed="user", verbose=False)
+        except Exception as exc:
+            raise LabelsUnreadable(
+                f"cannot embed the labeled frames of {source.name}: {exc}"
+            ) from exc
+        done.touch()
+    _prune(root, folder)
     return target
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (two runs building the same package
+    wait for each other; no lock where ``fcntl`` is missing)."""
+    with path.open("a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one run at a time is the user's affair
+            yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def videos_to_send(path: str | os.PathLike[str]) -> list[Path]:
+    """The video files the labels ``path`` names outside itself, in order,
+    each once (embedded videos travel in the file); blocking (sleap-io).
+
+    Raises:
+        LabelsUnreadable: sleap-io cannot read it, a video is an image
+            sequence or is missing here (send the labels as a package).
+    """
+    import sleap_io as sio
+
+    source = Path(path)
+    try:
+        labels = sio.load_slp(str(source), open_videos=False)
+    except Exception as exc:  # sleap-io and h5py raise many kinds
+        raise LabelsUnreadable(f"cannot read {source.name}: {exc}") from exc
+    found: list[Path] = []
+    for video in labels.videos:
+        meta = getattr(video, "backend_metadata", None) or {}
+        if meta.get("has_embedded_images"):
+            continue
+        if not isinstance(video.filename, str):
+            raise LabelsUnreadable(
+                f"{source.name} names an image sequence; send it as a package"
+            )
+        local = Path(video.filename)
+        if not local.is_file():
+            raise LabelsUnreadable(
+                f"{source.name} names {video.filename}, which is not here; "
+                "send it as a package"
+            )
+        if local not in found:
+            found.append(local)
+    return found
+
+
+async def upload_with_videos(
+    channel: Channel,
+    path: str | os.PathLike[str],
+    *,
+    on_progress: Progress | None = None,
+    timeout: float = REPLY_TIMEOUT,
+) -> tuple[UploadResult, dict[str, str]]:
+    """Make the worker hold the labels ``path`` as it is and every video it
+    names (:func:`videos_to_send`), each by :func:`upload_file` (asked by
+    hash first, verified, resumable). The videos go first.
+
+    Returns:
+        The labels' upload, and the job's ``path_mappings``: the labels and
+        each video (their paths here) to where they are stored on the worker
+        (the worker rewrites the videos of its copy of the labels by them).
+
+    Raises:
+        LabelsUnreadable: see :func:`videos_to_send`.
+        UploadRefused, TransferError, ChannelClosed, OSError: as
+            :func:`upload_file`.
+    """
+    source = Path(path)
+    videos = await asyncio.to_thread(videos_to_send, source)
+    files = [*videos, source]
+    sizes = [(await asyncio.to_thread(f.stat)).st_size for f in files]
+    total = sum(sizes)
+    report = on_progress or (lambda done, size: None)
+    mappings: dict[str, str] = {}
+    before = 0
+    result: UploadResult | None = None
+    for local, size in zip(files, sizes, strict=True):
+
+        def step(done: int, _size: int, held: int = before) -> None:
+            report(held + done, total)
+
+        result = await upload_file(channel, local, on_progress=step, timeout=timeout)
+        mappings[str(local)] = result.path
+        before += size
+    assert result is not None
+    logger.info("= %s and %d video(s) on the worker", source.name, len(videos))
+    return result, mappings
 
 
 # ---------------------------------------------------------------- progress

@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from ..client.path_check import (
     unmapped,
 )
 from ..client.progress_view import TrainingProgress
-from ..client.remote_job import JobCallbacks, RemoteJob
+from ..client.remote_job import JobCallbacks, RemoteJob, claim_models
 from ..client.session import run_remote_job
 from ..client.upload import (
     UploadProgressLine,
@@ -40,6 +39,7 @@ from ..client.upload import (
     is_package,
     labels_to_send,
     upload_file,
+    upload_with_videos,
 )
 from ..errors import (
     ChannelClosed,
@@ -52,9 +52,11 @@ from ..errors import (
 from ..protocol.channel import ChannelMessage
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
+from ..signaling.client import SignalingClient
 from ..transport.channel import Channel
 from ..transport.loopback import LOOPBACK_ENV
 from ..transport.peer import open_channel
+from ..worker.capabilities import accepts_uploads
 from ._connect import (
     CredentialsError,
     add_connection_args,
@@ -108,6 +110,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="when the worker cannot see the labels, send them (a .pkg.slp as "
         "it is, a .slp as a package of its labeled frames); sent once: the "
         "worker keeps it by content (default: ask on a terminal, else no)",
+    )
+    train.add_argument(
+        "--upload-with-videos",
+        action="store_true",
+        help="with --upload (implied): send a .slp as it is and the videos it "
+        "names, each stored by content (sent once), instead of a package of "
+        "its labeled frames",
     )
     train.add_argument(
         "--download",
@@ -263,21 +272,56 @@ UPLOAD_ATTEMPTS = 3
 """Connections one upload may take (a dropped one resumes where it stopped)."""
 
 
-async def _agree_to_upload(path: str, upload: bool | None, interactive: bool) -> bool:
-    """``--upload``, or the user's yes on a terminal."""
+NO_UPLOAD_AREA = (
+    "the worker cannot see {path} and has no upload area to send it to (its "
+    "owner can give it one: [uploads] path in worker.toml, or --upload-dir); "
+    "use --map OLD=NEW to say where it is on the worker, or --worker to "
+    "choose one with an upload area"
+)
+
+
+async def _has_upload_area(client: SignalingClient, worker_id: str) -> bool | None:
+    """Whether ``worker_id`` publishes an upload area (``None``: unknown, e.g.
+    a server without discovery)."""
+    try:
+        peers = await client.discover({"role": "worker"})
+    except (SleapRTCError, TimeoutError):
+        return None
+    for peer in peers:
+        if peer.get("peer_id") == worker_id:
+            metadata = peer.get("metadata")
+            return accepts_uploads(metadata if isinstance(metadata, dict) else {})
+    return None
+
+
+async def _agree_to_upload(
+    path: str, upload: bool | None, interactive: bool, area: bool | None
+) -> bool:
+    """``--upload``, or the user's yes on a terminal, asked only of a worker
+    that has an upload area (``area``: what it publishes).
+
+    Raises:
+        JobRejected: the worker says it has no upload area.
+    """
+    if area is False and upload is not False:
+        raise JobRejected(NO_UPLOAD_AREA.format(path=path))
     if upload:
         return True
-    if upload is False or not interactive:
+    if upload is False or not interactive or area is not True:
         return False
     size = (await asyncio.to_thread(os.stat, path)).st_size
     answer = await _ask(
-        f"the worker cannot see {path}; send it ({size / 1e6:.1f} MB)? [Y/n] "
+        f"the worker cannot see {path}; it has an upload area: send it there "
+        f"({size / 1e6:.1f} MB, once: it is kept by content)? [Y/n] "
     )
     return answer.strip().lower() in ("", "y", "yes")
 
 
-async def _upload(channel: Channel, local: Path) -> UploadResult:
-    """Send ``local`` with a progress line on stderr."""
+async def _upload(
+    channel: Channel, local: Path, with_videos: bool = False
+) -> tuple[UploadResult, dict[str, str]]:
+    """Send ``local`` with a progress line on stderr (``with_videos``: a
+    ``.slp`` as it is and its videos); its upload and the job's mappings."""
     line = UploadProgressLine()
     tty = sys.stderr.isatty()
 
@@ -287,16 +331,24 @@ async def _upload(channel: Channel, local: Path) -> UploadResult:
             sys.stderr.write(f"\r{text}\033[K" if tty else f"{text}\n")
             sys.stderr.flush()
 
-    sent = await upload_file(channel, local, on_progress=show)
+    extra: dict[str, str] = {}
+    if with_videos and local.suffix.lower() == ".slp" and not is_package(local):
+        sent, extra = await upload_with_videos(channel, local, on_progress=show)
+    else:
+        sent = await upload_file(channel, local, on_progress=show)
     if tty:
         sys.stderr.write("\n")
+    if extra:
+        for source, stored in extra.items():
+            if source != str(local):
+                say(f"video {source}: on the worker at {stored}")
     if sent.cached:
         say(f"the worker has {local.name} already ({sent.size} bytes): not sent")
     elif sent.resumed_at:
         say(f"upload resumed at byte {sent.resumed_at}: {sent.path}")
     else:
         say(f"uploaded {local.name} ({sent.size} bytes): {sent.path}")
-    return sent
+    return sent, extra
 
 
 def _missing_videos(
@@ -431,6 +483,7 @@ def run_train(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"error: cannot read --config: {exc}", 2)
     labels = _absolute(args.labels)
+    uploaded: list[str] = []  # the worker paths of what was sent
     view = TrainingProgress(total_epochs=args.epochs or _max_epochs(config))
 
     def spec(mappings: dict[str, str]) -> JobSpec:
@@ -455,14 +508,20 @@ def run_train(args: argparse.Namespace) -> int:
             result,
             models_dir_for(labels),
             path_mappings=sent.path_mappings,
-            download=args.download,
+            # Sent: the models lie in the worker's (hidden, swept) upload area.
+            download=True if uploaded and args.download is None else args.download,
         )
         for folder in folders:
             say(f"model here: {folder}")
         return folders
 
     return _run_job(
-        args, labels, spec, JobCallbacks(on_progress=progress), finish=bring_home
+        args,
+        labels,
+        spec,
+        JobCallbacks(on_progress=progress),
+        finish=bring_home,
+        uploaded=uploaded,
     )
 
 
@@ -501,7 +560,7 @@ def run_track(args: argparse.Namespace) -> int:
     )
 
 
-def _data_to_send(path: str, scratch: str) -> Path:
+def _data_to_send(path: str) -> Path:
     """What ``track --upload`` sends for ``path``: a video or a package as it
     is. A ``.slp`` whose videos are outside it is refused: a package of its
     labeled frames would predict on those frames only (blocking: sleap-io).
@@ -534,10 +593,12 @@ def _run_job(
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
     finish: Finish | None = None,
-    to_send: Callable[[str, str], Path] = labels_to_send,
+    to_send: Callable[[str], Path] = labels_to_send,
+    uploaded: list[str] | None = None,
 ) -> int:
     """Place and run the job, then say where its result is (once: not again
-    when ``finish`` already said it is here)."""
+    when ``finish`` already said it is here); ``uploaded`` gets the worker
+    path of each file sent."""
     try:
         maps = dict(parse_map(m) for m in args.map)
         register = client_register(args)
@@ -548,8 +609,9 @@ def _run_job(
     min_memory = getattr(args, "min_gpu_memory", None)
     model_type = getattr(args, "model_type", None)
 
-    upload = getattr(args, "upload", False)
-    scratch = tempfile.TemporaryDirectory(prefix="sleap_rtc_upload_")
+    with_videos = bool(getattr(args, "upload_with_videos", False))
+    upload = True if with_videos else getattr(args, "upload", False)
+    signaling: list[SignalingClient] = []  # the one client of main()
     dropped: list[str] = []  # the channel dropped during an upload: resume
     copying: list[str] = []  # while the results come home: how to resume
     shown: list[Path] = []  # the local paths finish told
@@ -571,20 +633,28 @@ def _run_job(
             copying.clear()
 
     async def send(channel: Channel) -> JobSpec:
-        if not await _agree_to_upload(path, upload, interactive):
+        area = await _has_upload_area(signaling[0], channel.peer_id)
+        if not await _agree_to_upload(path, upload, interactive, area):
+            offer = " or --upload to send it" if area else ""
             raise JobRejected(
                 f"the worker cannot see {path}; use --map OLD=NEW to say where "
-                "it is on the worker, or --upload to send it"
+                f"it is on the worker{offer}"
             )
-        local = await asyncio.to_thread(to_send, path, scratch.name)
+        local = Path(path) if with_videos else await asyncio.to_thread(to_send, path)
         try:
-            sent = await _upload(channel, local)
+            sent, sent_maps = await _upload(channel, local, with_videos)
         except ChannelClosed:
             dropped.append(path)
             raise
-        return make_spec({**maps, path: sent.path})
+        if uploaded is not None:
+            uploaded.append(sent.path)
+        return make_spec({**maps, **{path: sent.path}, **sent_maps})
 
     async def prepare(channel: Channel) -> JobSpec:
+        # Models trained from an upload: show their jobs' kept secrets.
+        models = [map_path(m, maps) for m in getattr(args, "model", None) or ()]
+        if models and await claim_models(channel, models):
+            say("showed the worker the secrets of the jobs that trained the models")
         if not path.lower().endswith(".slp"):
             if upload and path not in maps:
                 return await send(channel)  # a video: no check says it is there
@@ -607,6 +677,7 @@ def _run_job(
 
     async def main() -> dict[str, Any]:
         async with client_signaling(args, register) as client:
+            signaling[:] = [client]
             worker = (
                 None if args.worker is None else await find_worker(client, args.worker)
             )
@@ -639,8 +710,7 @@ def _run_job(
             raise AssertionError("unreachable")  # the loop returns or raises
 
     try:
-        with scratch:
-            result = asyncio.run(main())
+        result = asyncio.run(main())
     except (NoWorkersAvailableError, NoWorkersAcceptedError) as exc:
         return fail(f"no worker: {exc}", EXIT_NO_WORKER)
     except JobRejected as exc:

@@ -40,7 +40,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..protocol.channel_transfer import FileDownloadRequestMsg
+from ..protocol.channel_messages import JobAttachMsg
+from ..protocol.channel_transfer import FileDownloadRequestMsg, model_run_dirs
 from ..protocol.states import JobState
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
@@ -216,7 +217,11 @@ class WorkerService:
         job_policy = None
         if self.uploads.area is not None:
             job_policy = UploadJobPolicy(
-                self.policy, self.uploads.area, uploads.grants, channel.peer_id
+                self.policy,
+                self.uploads.area,
+                uploads.grants,
+                channel.peer_id,
+                uploads.models,
             )
         try:
             async for item in channel:
@@ -230,6 +235,8 @@ class WorkerService:
                 elif UploadService.handles(item):
                     await self.uploads.handle(item, channel, uploads)
                 else:
+                    if isinstance(item, JobAttachMsg):
+                        self._claim_models(item, sink, uploads)
                     await self.jobs.handle(
                         item,
                         sink,
@@ -241,6 +248,18 @@ class WorkerService:
         finally:
             self._channel_uploads.pop(channel, None)
             self.jobs.detach(sink)
+
+    def _claim_models(
+        self, msg: JobAttachMsg, sink: Callable[..., Any], uploads: ChannelUploads
+    ) -> None:
+        """A channel that shows a finished job's secret owns its models: its
+        later jobs may name them, even inside the upload area (another
+        connection trained them)."""
+        info = self.jobs.authorized_job(msg.job_id, sink, msg.job_secret)
+        if info is None or info.state is not JobState.SUCCEEDED:
+            return
+        for run_dir in model_run_dirs(info.result or {}):
+            uploads.models.add(os.path.realpath(run_dir))
 
     def _uploading(self, peer_id: str) -> None:
         """An upload of ``peer_id`` moved on: its assigned slots wait on (the

@@ -98,7 +98,10 @@ class PathResolutionDialog(QDialog):
         browse_button: Lists the worker's mounts.
         browse_list: Entries of the worker folder being browsed.
         hint_label: The shared-storage hint (visible when all videos miss).
-        upload_button: **Send it to the worker** (labels mode, ``can_upload``).
+        upload_button: **Send it to the worker** (labels mode, ``can_upload``):
+            a package of the labeled frames.
+        upload_videos_button: **Send it with its videos** (the same, not for a
+            ``.pkg.slp``): the ``.slp`` as it is and every video it names.
         upload_label: Above it, or why sending is not offered (labels mode).
         buttons: OK / Cancel.
     """
@@ -106,6 +109,7 @@ class PathResolutionDialog(QDialog):
     resolved = Signal(dict)
     labels_entered = Signal(str)
     upload_requested = Signal()
+    upload_with_videos_requested = Signal()
     cancelled = Signal()
 
     def __init__(
@@ -146,12 +150,21 @@ class PathResolutionDialog(QDialog):
             "upload area; sent once: the worker keeps it by content."
         )
         self.upload_button.clicked.connect(self._upload)
+        self.upload_videos_button = QPushButton("Send it with its videos", self)
+        self.upload_videos_button.setToolTip(
+            "Copy the labels as they are and each video they name into the "
+            "worker's upload area (whole videos: more to send); each is sent "
+            "once: the worker keeps it by content."
+        )
+        self.upload_videos_button.clicked.connect(self._upload_with_videos)
         self.upload_label = QLabel(
             SEND_INSTEAD_HINT if can_upload else NO_UPLOAD_AREA_HINT, self
         )
         self.upload_label.setWordWrap(True)
         self._can_upload = can_upload and self.labels_mode
         self.upload_button.setVisible(self._can_upload)
+        package = self.report.labels_path.lower().endswith(".pkg.slp")
+        self.upload_videos_button.setVisible(self._can_upload and not package)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
             self,
@@ -195,6 +208,7 @@ class PathResolutionDialog(QDialog):
         layout.addWidget(self.upload_label)
         if self._can_upload:
             layout.addWidget(self.upload_button)
+            layout.addWidget(self.upload_videos_button)
 
     def _build_videos_mode(self, layout: QVBoxLayout) -> None:
         self.labels_box.hide()
@@ -364,6 +378,13 @@ class PathResolutionDialog(QDialog):
             return
         self._answered = True
         self.upload_requested.emit()
+        self.accept()
+
+    def _upload_with_videos(self) -> None:
+        if self._answered or not self.upload_videos_button.isVisibleTo(self):
+            return
+        self._answered = True
+        self.upload_with_videos_requested.emit()
         self.accept()
 
     def reject(self) -> None:

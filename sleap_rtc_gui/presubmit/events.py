@@ -284,7 +284,13 @@ class ResolutionCancelled(Event):
 @dataclass(frozen=True, slots=True)
 class UploadRequested(Event):
     """The labeler chose to send the labels file to the worker (which cannot
-    see it) instead of naming where it is there."""
+    see it) instead of naming where it is there.
+
+    Attributes:
+        with_videos: Send the ``.slp`` as it is and its videos, not a package.
+    """
+
+    with_videos: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +300,12 @@ class UploadFinished(Event):
     Attributes:
         worker_path: The stored file on the worker; the job's labels map to it.
         cached: The worker had it: nothing was sent.
+        mappings: More of the job's mappings (the videos sent with it).
     """
 
     worker_path: str
     cached: bool = False
+    mappings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require_text(self.worker_path, "worker_path")
@@ -558,10 +566,13 @@ class UploadLabels(Effect):
 
     Attributes:
         labels_path: The labels file here (a ``.slp`` with external videos
-            goes as a package of its labeled frames).
+            goes as a package of its labeled frames, or as it is with its
+            videos).
+        with_videos: Send it as it is, with its videos.
     """
 
     labels_path: str
+    with_videos: bool = False
 
 
 @dataclass(frozen=True, slots=True)

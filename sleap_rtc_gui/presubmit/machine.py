@@ -334,8 +334,13 @@ class PresubmitMachine:
                 mappings[run.labels_path or ""] = report.labels_path
             return replace(run, report=report, path_mappings=MappingProxyType(mappings))
         if isinstance(event, UploadFinished):
-            # The package sent holds the frames: no video is left to find.
-            mappings = {**run.path_mappings, run.labels_path or "": event.worker_path}
+            # The package holds the frames, or each video was sent with it:
+            # no video is left to find.
+            mappings = {
+                **run.path_mappings,
+                **event.mappings,
+                run.labels_path or "": event.worker_path,
+            }
             return replace(run, uploaded=True, path_mappings=MappingProxyType(mappings))
         if isinstance(event, PathsResolved):
             mappings = {**run.path_mappings, **event.mappings}
@@ -402,7 +407,13 @@ class PresubmitMachine:
                 )
             )
         elif target is S.UPLOADING:
-            out.append(UploadLabels(labels_path=run.labels_path or ""))
+            out.append(
+                UploadLabels(
+                    labels_path=run.labels_path or "",
+                    with_videos=isinstance(event, UploadRequested)
+                    and event.with_videos,
+                )
+            )
         elif target is S.SUBMITTING:
             out.append(SubmitJob(spec=self._spec(run)))
         elif target is S.RUNNING:

@@ -11,13 +11,34 @@ from pathlib import Path
 
 import pytest
 
+from sleap_rtc_core.client.job_secrets import (
+    job_for_model,
+    save_job_models,
+    save_job_secret,
+)
+from sleap_rtc_core.client.remote_job import RemoteJob, claim_models
 from sleap_rtc_core.client.upload import (
     UploadProgressLine,
     labels_to_send,
+    package_cache_dir,
     upload_file,
+    upload_with_videos,
+    videos_to_send,
 )
-from sleap_rtc_core.errors import ChannelClosed, UploadRefused
-from sleap_rtc_core.sample_data import write_tiny_labels, write_tiny_video_labels
+from sleap_rtc_core.errors import (
+    ChannelClosed,
+    JobError,
+    JobRejected,
+    LabelsUnreadable,
+    UploadRefused,
+)
+from sleap_rtc_core.protocol.channel_transfer import model_run_dirs
+from sleap_rtc_core.protocol.jobspec import TrackJobSpec, TrainJobSpec
+from sleap_rtc_core.sample_data import (
+    tiny_training_config,
+    write_tiny_labels,
+    write_tiny_video_labels,
+)
 from sleap_rtc_core.signaling.client import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
@@ -154,14 +175,29 @@ def test_what_is_sent_for_a_labels_file(tmp_path: Path) -> None:
     assert labels_to_send(package, tmp_path) == package
     labels, _video = write_tiny_video_labels(tmp_path / "v" / "labels.slp")
     scratch = tmp_path / "scratch"
-    scratch.mkdir()
     sent = labels_to_send(labels, scratch)
-    assert sent == scratch / "labels.pkg.slp"
+    assert sent.parent.parent == scratch
+    assert sent.name == "labels.pkg.slp"
     import sleap_io as sio
 
     embedded = sio.load_slp(str(sent))
     assert len(embedded.labeled_frames) == len(sio.load_slp(str(labels)))
     assert all(v.backend_metadata.get("has_embedded_images") for v in embedded.videos)
+
+
+def test_the_same_labels_make_the_same_package_once(tmp_path: Path) -> None:
+    """A package kept is what lets the next run ask by the same hash."""
+    labels, _video = write_tiny_video_labels(tmp_path / "v" / "labels.slp")
+    first = labels_to_send(labels)  # the cache folder (HOME is the test's)
+    assert first.is_relative_to(package_cache_dir())
+    written = first.stat().st_mtime_ns
+    again = labels_to_send(labels)
+    assert again == first
+    assert again.stat().st_mtime_ns == written  # not written again
+    write_tiny_video_labels(labels, n_frames=4)  # other labels: another package
+    other = labels_to_send(labels)
+    assert other != first
+    assert other.name == first.name
 
 
 def test_the_progress_line_says_bytes_rate_and_eta() -> None:
@@ -174,3 +210,144 @@ def test_the_progress_line_says_bytes_rate_and_eta() -> None:
     assert line.feed(4_000_000, 10_000_000) == "upload 4.0/10.0 MB  2.0 MB/s  ETA 3 s"
     now[0] = 2.1
     assert line.feed(10_000_000, 10_000_000) == "upload 10.0/10.0 MB  4.8 MB/s"
+
+
+# ------------------------------------------------------------ with its videos
+
+
+@pytest.mark.slow
+async def test_labels_go_with_their_videos_and_train_on_them(
+    worker: WorkerService, client: SignalingClient, room_secret: str, tmp_path: Path
+) -> None:
+    """The .slp as it is and its video, each stored by content; the job reads
+    the video where it landed (the worker's copy of the labels names it)."""
+    labels, video = await asyncio.to_thread(
+        write_tiny_video_labels, tmp_path / "laptop" / "labels.slp", n_frames=6
+    )
+    assert videos_to_send(labels) == [video]
+    seen: list[tuple[int, int]] = []
+    async with await connect(client, room_secret) as channel:
+        sent, mappings = await upload_with_videos(
+            channel, labels, on_progress=lambda d, t: seen.append((d, t))
+        )
+        assert set(mappings) == {str(labels), str(video)}
+        assert sent.path == mappings[str(labels)]
+        spec = TrainJobSpec(
+            config_content=tiny_training_config(max_epochs=1),
+            labels_path=str(labels),
+            path_mappings=mappings,
+        )
+        job = RemoteJob(channel, spec)
+        await job.submit(timeout=scaled(20))
+        result = await asyncio.wait_for(job.follow(), scaled(240))
+    total = labels.stat().st_size + video.stat().st_size
+    assert seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert {p.name for p in stored_files(worker)} == {"labels.slp", video.name}
+    model_dir = Path(result["output_path"])
+    assert worker.uploads.area is not None
+    assert model_dir.is_relative_to(worker.uploads.area.root / "models")
+    assert await asyncio.to_thread(lambda: list(model_dir.glob("*.ckpt")))
+    async with await connect(client, room_secret) as channel:  # sent once
+        again, _ = await upload_with_videos(channel, labels)
+    assert again.cached
+
+
+async def test_a_job_cannot_read_another_uploaders_video(
+    worker: WorkerService,
+    client: SignalingClient,
+    service: Service,
+    room: RoomCreds,
+    room_secret: str,
+    tmp_path: Path,
+) -> None:
+    """Mapping a video to a stored file the channel neither sent nor asked
+    for by hash is refused, typed, before anything runs."""
+    labels, video = await asyncio.to_thread(
+        write_tiny_video_labels, tmp_path / "laptop" / "labels.slp", n_frames=4
+    )
+    async with await connect(client, room_secret) as channel:
+        theirs = await upload_file(channel, video)
+    async with make_signaling(service.server.url, room, "d", "client") as other:
+        async with await connect(other, room_secret) as channel:
+            mine = await upload_file(channel, labels)
+            spec = TrainJobSpec(
+                config_content=tiny_training_config(max_epochs=1),
+                labels_path=str(labels),
+                path_mappings={str(labels): mine.path, str(video): theirs.path},
+            )
+            with pytest.raises(JobRejected) as rejected:
+                await RemoteJob(channel, spec).submit(timeout=scaled(20))
+    [error] = rejected.value.errors
+    assert error["code"] == "NOT_ALLOWED"
+    assert error["field"].endswith("videos[0]")
+
+
+def test_an_image_sequence_or_a_missing_video_goes_as_a_package(
+    tmp_path: Path,
+) -> None:
+    labels, video = write_tiny_video_labels(tmp_path / "v" / "labels.slp")
+    video.unlink()
+    with pytest.raises(LabelsUnreadable, match="package"):
+        videos_to_send(labels)
+    package = write_tiny_labels(tmp_path / "p.pkg.slp")
+    assert videos_to_send(package) == []
+
+
+# ------------------------------------------------ a model trained from an upload
+
+
+@pytest.mark.slow
+async def test_a_model_trained_from_an_upload_serves_its_owner_elsewhere(
+    worker: WorkerService,
+    client: SignalingClient,
+    service: Service,
+    room: RoomCreds,
+    room_secret: str,
+    tmp_path: Path,
+) -> None:
+    """A later connection (another peer id, as a new process has) may name
+    the model in the upload area once it shows the job's kept secret; without
+    it, or with a wrong one, it is refused, typed."""
+    labels = await asyncio.to_thread(write_tiny_labels, tmp_path / "l.pkg.slp")
+    async with await connect(client, room_secret) as channel:
+        sent = await upload_file(channel, labels)
+        job = RemoteJob(
+            channel,
+            TrainJobSpec(
+                config_content=tiny_training_config(max_epochs=1),
+                labels_path=sent.path,
+            ),
+        )
+        await job.submit(timeout=scaled(20))
+        result = await asyncio.wait_for(job.follow(), scaled(240))
+    [model] = model_run_dirs(result)
+    assert worker.uploads.area is not None
+    assert Path(model).is_relative_to(worker.uploads.area.root / "models")
+    assert job.job_id is not None
+    assert job_for_model("w", model) == (job.job_id, job.job_secret)
+
+    def track() -> TrackJobSpec:
+        return TrackJobSpec(data_path=sent.path, model_paths=(model,))
+
+    async with make_signaling(service.server.url, room, "later", "client") as other:
+        async with await connect(other, room_secret) as channel:
+            await upload_file(channel, labels)  # asked by hash: the data is ours
+            with pytest.raises(JobRejected) as rejected:
+                await RemoteJob(channel, track()).submit(timeout=scaled(20))
+            assert {e["code"] for e in rejected.value.errors} == {"NOT_ALLOWED"}
+            assert await claim_models(channel, [model]) == [job.job_id]
+            later = RemoteJob(channel, track())
+            await later.submit(timeout=scaled(20))
+            done = await asyncio.wait_for(later.follow(), scaled(180))
+        assert done.get("predictions_path")
+
+        # A wrong secret proves nothing.
+        await asyncio.to_thread(save_job_secret, "w", job.job_id, "not-the-secret")
+        await asyncio.to_thread(save_job_models, "w", job.job_id, [model])
+        async with await connect(other, room_secret) as channel:
+            with pytest.raises(JobError) as unknown:
+                await claim_models(channel, [model])
+            assert unknown.value.code == "UNKNOWN_JOB"
+            with pytest.raises(JobRejected):
+                await RemoteJob(channel, track()).submit(timeout=scaled(20))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -314,7 +313,8 @@ def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
     assert len(stored) == 1
     assert stored[0].read_bytes() == labels.read_bytes()
     model_dir = model_here(first.stdout)
-    assert model_dir.is_relative_to(island / "uploads" / "models")
+    # Sent: the model comes home (the worker's copy is in its upload area).
+    assert model_dir.parent == labels.parent / "models"
     assert list(model_dir.glob("*.ckpt"))
     # The second job on the same data: asked by hash, not sent again.
     second = run_cli(*train, "--worker", "island", "--upload")
@@ -322,6 +322,49 @@ def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
     assert "already" in second.stdout
     assert "not sent" in second.stdout
     assert len(list((island / "uploads" / "sha256").iterdir())) == 1
+
+
+def test_a_worker_without_an_upload_area_is_not_sent_anything(
+    lab: Lab, tmp_path: Path
+) -> None:
+    labels = write_tiny_labels(tmp_path / "home.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = ("train", str(labels), "--config", str(config), *lab.flags)
+    for flags in ((), ("--upload",)):
+        result = run_cli(*train, "--worker", "gpu1", *flags)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "has no upload area" in result.stderr
+        assert "--upload-dir" in result.stderr
+        assert "or --upload to send it" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_slp_goes_with_its_videos_when_asked(
+    lab: Lab, island: Path, tmp_path: Path
+) -> None:
+    # Its own bytes and name: the island is shared by this module's tests.
+    labels, video = write_tiny_video_labels(
+        tmp_path / "vids" / "labels.slp", video_path=tmp_path / "cam.mp4", seed=5
+    )
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    train = ("train", str(labels), "--config", str(config), *lab.flags)
+    result = run_cli(*train, "--worker", "island", "--upload-with-videos")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"video {video}: on the worker at" in result.stdout
+    assert "uploaded labels.slp" in result.stdout
+    stored = island / "uploads" / "sha256"
+    assert [p.read_bytes() for p in stored.glob(f"*/{video.name}")] == [
+        video.read_bytes()
+    ]
+    assert [p.read_bytes() for p in stored.glob("*/labels.slp")] == [
+        labels.read_bytes()
+    ]
+    assert list(model_here(result.stdout).glob("*.ckpt"))
+    again = run_cli(*train, "--worker", "island", "--upload-with-videos")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "not sent" in again.stdout
 
 
 @pytest.mark.slow
@@ -365,16 +408,17 @@ def test_track_sends_the_video_and_the_predictions_come_home(
         "--no-download",
     )
     assert train.returncode == 0, train.stdout + train.stderr
-    # The owner keeps the model where jobs may name it (a run folder in the
-    # upload area belongs to the connection that trained it).
-    model = island / "kept" / "model"
-    shutil.copytree(model_here(train.stdout), model)
+    # A run folder in the upload area: this new process shows the kept
+    # secret of the job that trained it, and may name it.
+    model = model_here(train.stdout)
+    assert model.is_relative_to(island / "uploads" / "models")
     _labels, video = write_tiny_video_labels(tmp_path / "clips" / "labels.slp")
     track = ("track", str(video), "--model", str(model), *lab.flags)
     # --download: on this one machine the worker's file is visible here too.
     result = run_cli(*track, "--worker", "island", "--upload", "--download")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"uploaded {video.name}" in result.stdout
+    assert "showed the worker the secrets" in result.stdout
     stored = list((island / "uploads" / "sha256").glob(f"*/{video.name}"))
     assert [p.read_bytes() for p in stored] == [video.read_bytes()]
     home = video.with_name(f"{video.stem}.predictions.slp")

@@ -490,3 +490,93 @@ def test_sleap_rtc_label_starts_sleap_with_the_plugin(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+async def test_labels_a_worker_cannot_see_are_sent_once_from_sleaps_dialog(
+    qtbot: QtBot, upload_rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that shares no storage with the labels (it has an upload
+    area): Run Remotely offers sending them, shows the upload, trains on the
+    package and feeds SLEAP's LossViewer; a second Run Remotely on the same
+    labels asks by hash and sends nothing."""
+    from sleap_rtc_core.sample_data import write_tiny_video_labels
+    from sleap_rtc_core.worker.files import upload_service
+    from sleap_rtc_core.worker.files.uploads import UploadArea
+    from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
+
+    rig = upload_rig
+    assert rig.upload_dir is not None
+    monkeypatch.setattr(upload_service, "SEGMENT_SIZE", 8 << 10)  # several steps
+    path, _video = await asyncio.to_thread(
+        write_tiny_video_labels, tmp_path / "laptop" / "labels.slp", n_frames=6
+    )
+    assert not path.is_relative_to(rig.project.mount)
+    begun: list[str] = []  # uploads the worker started receiving
+    begin = UploadArea.begin
+
+    def counted(self: UploadArea, uploader: str, sha256: str, *a: Any, **k: Any) -> Any:
+        begun.append(sha256)
+        return begin(self, uploader, sha256, *a, **k)
+
+    monkeypatch.setattr(UploadArea, "begin", counted)
+    progress: list[tuple[int, int]] = []
+    shown = UploadProgressDialog.set_progress
+
+    def record(self: UploadProgressDialog, done: int, total: int) -> None:
+        progress.append((done, total))
+        shown(self, done, total)
+
+    monkeypatch.setattr(UploadProgressDialog, "set_progress", record)
+    client = make_client(rig.service, rig.room, "gui-panel")
+    await rig.stack.enter_async_context(client)
+
+    async def run_remotely(epochs: int) -> Any:
+        dialog = learning_dialog(qtbot, path)
+        single(dialog)
+        set_epochs(dialog, epochs)
+        target(dialog, "nothing")
+        run = await start_remote_run(qtbot, rig, dialog, client, wait_viewer=False)
+        controller = run.controller
+        await async_wait_until(lambda: controller.path_dialog is not None, scaled(20))
+        paths = controller.path_dialog
+        assert controller.state is PresubmitState.RESOLVING_LABELS
+        assert paths.upload_button.isVisible()  # the worker has an upload area
+        assert dialog.isVisible()
+        paths.upload_button.click()
+        assert controller.state is PresubmitState.UPLOADING
+        assert controller.upload_dialog is not None
+        await async_wait_until(lambda: run.viewer is not None, scaled(60))
+        assert controller.upload_dialog is None
+        assert not dialog.isVisible()
+        return run
+
+    # First run: the package goes up in verified steps and trains there.
+    run = await run_remotely(1)
+    assert len(begun) == 1
+    assert len(progress) > 2
+    total = progress[-1][1]
+    assert progress[-1] == (total, total)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    stored = Path(run.controller.machine.run.path_mappings[str(path)])
+    assert stored.is_relative_to(rig.upload_dir / "sha256")
+    viewer = run.viewer
+    await async_wait_until(lambda: viewer.last_epoch_val_loss is not None, scaled(180))
+    await async_wait_until(lambda: run.message is not None, scaled(180))
+    assert run.controller.state is PresubmitState.DONE, run.controller.machine.run
+    assert run.controller.popups == []
+    [model] = run.models  # came home beside the labels, where SLEAP lists them
+    assert Path(model).parent == path.parent / "models"
+    assert (Path(model) / "best.ckpt").is_file()
+
+    # Second run on the same labels: asked by hash, nothing is sent again.
+    progress.clear()
+    run = await run_remotely(500)
+    assert begun == begun[:1]  # the worker received no second upload
+    assert Path(run.controller.machine.run.path_mappings[str(path)]) == stored
+    assert progress[-1] == (total, total)
+    viewer = run.viewer
+    viewer.cancel_button.click()
+    await async_wait_until(lambda: run.controller.machine.finished, scaled(60))
+    assert run.controller.state is not PresubmitState.DONE
+    await rig.settle("gui-panel")

@@ -30,7 +30,7 @@ from sleap_rtc_gui.dialogs.path_resolution import (
 from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
 from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
 from sleap_rtc_gui.presubmit import PresubmitState, messages
-from sleap_rtc_gui.session import UploadingSession
+from sleap_rtc_gui.session import UploadingSession, VideoUploadingSession
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.gui.conftest import make_client
 from tests.gui.rig import WORKER, Rig
@@ -81,6 +81,27 @@ def test_the_labels_dialog_offers_to_send_the_file(qtbot: QtBot) -> None:
     videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)), can_upload=True)
     qtbot.addWidget(videos)
     assert videos.upload_button.isHidden()
+
+
+def test_a_slp_may_go_with_its_videos_a_package_only_as_it_is(qtbot: QtBot) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3, can_upload=True)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_videos_button.isVisible()
+    with qtbot.waitSignal(dialog.upload_with_videos_requested):
+        dialog.upload_videos_button.click()
+    assert not dialog.isVisible()
+    package = PathResolutionDialog(
+        report("/home/me/p.pkg.slp", found=False), 3, can_upload=True
+    )
+    qtbot.addWidget(package)
+    package.show()
+    assert package.upload_button.isVisible()
+    assert package.upload_videos_button.isHidden()
+    none = PathResolutionDialog(report(LABELS, found=False), 3)
+    qtbot.addWidget(none)
+    none.show()
+    assert none.upload_videos_button.isHidden()
 
 
 def test_a_worker_without_an_upload_area_is_not_offered_the_file(
@@ -138,6 +159,35 @@ def test_progress_shows_bytes_rate_and_eta_and_cancel_says_so(qtbot: QtBot) -> N
         dialog.cancel_button.click()
 
 
+class VideoUploadingScripted(UploadingScripted):
+    """Also sends a ``.slp`` with its videos (at once)."""
+
+    async def upload_labels_with_videos(
+        self, labels_path: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[str, bool, dict[str, str]]:
+        self.uploads.append(f"videos:{labels_path}")
+        on_progress(SIZE, SIZE)
+        return STORED_SLP, False, {"/home/me/a.mp4": STORED_VIDEO}
+
+
+STORED_SLP = "/srv/uploads/sha256/" + "cd" * 32 + "/labels.slp"
+STORED_VIDEO = "/srv/uploads/sha256/" + "ef" * 32 + "/a.mp4"
+
+
+async def test_labels_sent_with_their_videos_map_each_video(qtbot: QtBot) -> None:
+    session = VideoUploadingScripted()
+    assert isinstance(session, VideoUploadingSession)
+    dialog = make_dialog(qtbot, session)
+    await run_and_wait(dialog, PresubmitState.RESOLVING_LABELS, uploads=True)
+    path_dialog = dialog.controller.path_dialog
+    assert path_dialog is not None
+    path_dialog.upload_videos_button.click()
+    await async_wait_until(lambda: dialog.controller.state is PresubmitState.RUNNING)
+    (spec,) = session.submitted
+    assert spec["path_mappings"] == {LABELS: STORED_SLP, "/home/me/a.mp4": STORED_VIDEO}
+    assert session.uploads == [f"videos:{LABELS}"]
+
+
 async def _uploading(qtbot: QtBot) -> tuple[object, UploadingScripted]:
     session = UploadingScripted()
     assert isinstance(session, UploadingSession)
@@ -192,18 +242,22 @@ async def test_a_refusal_says_what_it_means(qtbot: QtBot) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("with_videos", [False, True], ids=["package", "videos"])
 async def test_labels_sent_to_a_real_worker_train_there(
     qtbot: QtBot,
     upload_rig: Rig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    with_videos: bool,
 ) -> None:
     """The worker's mount does not hold the labels: the dialog offers to send
-    them, shows the upload, and the job trains on the stored package."""
+    them, shows the upload, and the job trains on the stored package (or on
+    the labels as they are and their video, stored where the job may read
+    them)."""
     rig = upload_rig
     assert rig.upload_dir is not None
     monkeypatch.setattr(upload_service, "SEGMENT_SIZE", 8 << 10)  # several steps
-    labels, _video = await asyncio.to_thread(
+    labels, video = await asyncio.to_thread(
         write_tiny_video_labels, tmp_path / "home" / "labels.slp", n_frames=6
     )
     assert not labels.is_relative_to(rig.project.mount)
@@ -247,7 +301,7 @@ async def test_labels_sent_to_a_real_worker_train_there(
     assert paths is not None
     assert dialog.controller.state is PresubmitState.RESOLVING_LABELS
     assert paths.upload_button.isVisible()
-    paths.upload_button.click()
+    (paths.upload_videos_button if with_videos else paths.upload_button).click()
     assert dialog.controller.upload_dialog is not None
 
     await async_wait_until(lambda: not dialog.isVisible(), scaled(30))
@@ -258,7 +312,17 @@ async def test_labels_sent_to_a_real_worker_train_there(
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
     stored = Path(dialog.controller.machine.run.path_mappings[str(labels)])
     assert stored.is_relative_to(rig.upload_dir)
-    assert stored.name == "labels.pkg.slp"
+    assert stored.name == ("labels.slp" if with_videos else "labels.pkg.slp")
+    mappings = dialog.controller.machine.run.path_mappings
+    if with_videos:
+        stored_video = Path(mappings[str(video)])
+        assert stored_video.is_relative_to(rig.upload_dir / "sha256")
+        same = await asyncio.to_thread(
+            lambda: stored_video.read_bytes() == video.read_bytes()
+        )
+        assert same
+    else:
+        assert str(video) not in mappings
 
     # Generous: sleap-nn starts, trains and exports on a CPU that may be busy.
     await async_wait_until(lambda: dialog.controller.machine.finished, scaled(300))

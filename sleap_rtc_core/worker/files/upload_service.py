@@ -107,10 +107,13 @@ class ChannelUploads:
         grants: The stored files it may use (see :class:`.uploads.UploadGrants`).
         announced: The SHA-256 of its last ``FILE_UPLOAD_CHECK`` that missed,
             which a 0.0.7 ``FILE_UPLOAD_START`` uploads.
+        models: Run folders (real paths) of finished jobs this channel showed
+            the secret of (``JOB_ATTACH``): its jobs may name them.
     """
 
     grants: UploadGrants = field(default_factory=UploadGrants)
     announced: str | None = None
+    models: set[str] = field(default_factory=set)
 
 
 class _Refused(SleapRTCError):

@@ -49,7 +49,7 @@ import shutil
 import stat as stat_module
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -742,8 +742,10 @@ class UploadGrants:
 
 class UploadJobPolicy:
     """The job path policy of one channel: the worker's mounts (the upload
-    area hidden), plus the stored files this channel holds grants for and the
-    run folders of its own uploader under ``<area>/models/``.
+    area hidden), plus the stored files this channel holds grants for, the
+    run folders of its own uploader under ``<area>/models/``, and the run
+    folders of jobs whose secret it showed (``models``: a model trained from
+    an upload, named from another connection or process).
 
     Fits :class:`~..jobs.paths.PathPolicy`.
     """
@@ -754,11 +756,13 @@ class UploadJobPolicy:
         area: UploadArea,
         grants: UploadGrants,
         uploader: str,
+        models: Collection[str] = (),
     ) -> None:
         self.base = base
         self.area = area
         self.grants = grants
         self.uploader = uploader
+        self.models = models
 
     def resolve(self, path: str) -> Path:
         """The real path of ``path`` if the job may use it.
@@ -777,9 +781,15 @@ class UploadJobPolicy:
                 mine = self.area.root / "models" / client_folder_name(self.uploader)
                 if real == str(mine) or real.startswith(str(mine) + os.sep):
                     return Path(real)
+                for run in self.models:
+                    if self.area.holds_models(run) and (
+                        real == run or real.startswith(run + os.sep)
+                    ):
+                        return Path(real)
                 raise PathNotAllowed(
                     f"not an upload of this connection: {text} (send it, or ask "
-                    "for it by its SHA-256, first)"
+                    "for it by its SHA-256, first; a model: show its job's "
+                    "secret)"
                 )
         return self.base.resolve(text)
 
