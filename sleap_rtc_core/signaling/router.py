@@ -57,7 +57,14 @@ from .limits import Limits, TokenBucket
 from .registry import PeerRecord, Registry
 from .unresolved import Unresolved, Waiting
 
-__all__ = ["Commit", "IdentityLike", "RegisterRequest", "Router", "Session"]
+__all__ = [
+    "ANNOUNCE_DEFAULTS",
+    "Commit",
+    "IdentityLike",
+    "RegisterRequest",
+    "Router",
+    "Session",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +98,12 @@ MAX_HELD_BYTES = 4 << 20
 abuse and the connection is closed."""
 
 _PEER_MESSAGE_MARK = '"peer_message"'
+
+ANNOUNCE_DEFAULTS: dict[str, frozenset[str]] = {
+    "all": frozenset({ALL_ROLES}),
+    "none": frozenset(),
+}
+"""``announce_default`` → the roles a peer that sends no ``subscribe`` hears."""
 
 MAX_OUTBOX = 1024
 """Frames for a peer whose ``register`` is being committed that may wait for
@@ -187,6 +200,8 @@ class Router:
         node: This process's id; peers held by other nodes are remote.
         forward_remote: Deliver a frame to a peer held by another node
             (returns False when it cannot); ``None`` in a single process.
+        announce_default: What a peer that sends no ``subscribe`` hears:
+            ``"all"`` (every role, as 0.0.7 peers expect) or ``"none"``.
 
     Attributes:
         commit_register: Set by a replicating backend: whether a new
@@ -208,7 +223,15 @@ class Router:
         clock: Callable[[], float] = time.time,
         node: str = "local",
         forward_remote: Callable[[PeerRecord, bytes], bool] | None = None,
+        announce_default: str = "all",
     ) -> None:
+        if announce_default not in ANNOUNCE_DEFAULTS:
+            raise ValueError(
+                f"announce_default must be one of {', '.join(ANNOUNCE_DEFAULTS)}, "
+                f"not {announce_default!r}"
+            )
+        self.default_roles = ANNOUNCE_DEFAULTS[announce_default]
+        """The roles a peer that sent no ``subscribe`` hears of."""
         self.registry = registry or Registry()
         self.limits = limits or Limits()
         self.ice_servers = list(ice_servers or [])
@@ -370,6 +393,8 @@ class Router:
             self._discover(session, msg)
         elif isinstance(msg, sig.UpdateMetadata):
             self._update_metadata(session, msg)
+        elif isinstance(msg, sig.Subscribe):
+            self._subscribe(session, msg)
         elif isinstance(msg, sig.MeshConnect | sig.MeshAnswer | sig.IceCandidate):
             self._relay_mesh(session, msg)
         elif isinstance(msg, sig.ErrorMessage):
@@ -498,9 +523,9 @@ class Router:
         if replaced is not None:
             rec.contacts = replaced.contacts
         roles = msg.subscribed_roles
-        self.announcer.subscribe(
-            session, room_id, (ALL_ROLES,) if roles is None else roles
-        )
+        if roles is None:
+            roles = self.default_roles
+        self.announcer.subscribe(session, room_id, roles)
         if replaced is not None and replaced.conn is not session:
             stale = replaced.conn
             if isinstance(stale, Session):
@@ -761,6 +786,25 @@ class Router:
         if self.on_change is not None:
             self.on_change("update", rec)
 
+    def _subscribe(self, session: Session, msg: sig.Subscribe) -> None:
+        """Change what the sender hears; reply with a snapshot of the peers of
+        its new roles (the announcements that follow are relative to it)."""
+        rec = self._require_peer(session, None)
+        roles = frozenset(msg.roles)
+        self.announcer.subscribe(session, rec.room_id, roles, keep_leaves=True)
+        room = self.registry.rooms[rec.room_id]
+        others = _listed(room.peers, room.by_role, roles, rec.peer_id)
+        self._send(
+            session,
+            sig.Subscribed(
+                roles=sorted(roles),
+                peer_list=[p.peer_id for p in others],
+                peer_metadata={p.peer_id: p.public["metadata"] for p in others},
+                request_id=msg.request_id,
+            ),
+        )
+        self.counters["subscriptions_changed"] += 1
+
     # --- housekeeping the adapter drives
 
     def ping_all(self) -> None:
@@ -891,12 +935,12 @@ _RELAY_REPLIES = (
 def _listed(
     peers: dict[str, PeerRecord],
     by_role: dict[str, set[str]],
-    roles: frozenset[str] | None,
+    roles: frozenset[str],
     exclude: str,
 ) -> list[PeerRecord]:
-    """The peers a registrant's ``registered_auth`` lists: those of the roles
-    it subscribed to (every peer for a legacy one), found by the role index."""
-    if roles is None or ALL_ROLES in roles:
+    """The peers a ``registered_auth`` or ``subscribed`` lists: those of the
+    roles subscribed to, found by the role index."""
+    if ALL_ROLES in roles:
         return [p for p in peers.values() if p.peer_id != exclude]
     return [
         peers[pid]

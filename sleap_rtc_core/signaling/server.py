@@ -115,6 +115,11 @@ class ServerConfig:
     revocation_poll: float = 5.0
     """Seconds between checks for credentials revoked by another process."""
 
+    announce_default: str = "all"
+    """What a peer that sends no ``subscribe`` hears: ``"all"`` (every role's
+    joins, leaves and updates, as 0.0.7 peers expect) or ``"none"`` (only the
+    ``peer_left`` of its contacts)."""
+
     announce_interval: float = 0.05
     """Seconds between flushes of the coalesced room announcements: changes
     within one tick reach a subscriber as at most one frame per peer."""
@@ -150,7 +155,9 @@ class SignalingServer:
         self.revocations = revocations
         self.backend = backend
         self.router = router or Router(
-            limits=config.limits, ice_servers=config.ice_servers
+            limits=config.limits,
+            ice_servers=config.ice_servers,
+            announce_default=config.announce_default,
         )
         self.started_at = time.time()
         self.connections: set[_Connection] = set()

@@ -51,6 +51,10 @@ SAMPLES: dict[MessageType, s.Message] = {
         from_peer_id="w1", target_peer_id="w2", candidate={"candidate": "c"}
     ),
     MessageType.PONG: s.Pong(),
+    MessageType.SUBSCRIBE: s.Subscribe(roles=["worker"], request_id="r1"),
+    MessageType.SUBSCRIBED: s.Subscribed(
+        roles=["worker"], peer_list=["w"], peer_metadata={"w": {}}, request_id="r1"
+    ),
     MessageType.REGISTERED_AUTH: s.RegisteredAuth(
         room_id="room",
         peer_id="w",
