@@ -286,6 +286,8 @@ class Router:
         Returns:
             A :class:`RegisterRequest` when the adapter must check credentials.
         """
+        if session.closed:
+            return None  # closed for abuse: what it sent after is not read
         session.last_seen = time.monotonic()
         self.counters["frames_received"] += 1
         if len(text) > self.limits.max_frame_bytes:
@@ -324,6 +326,7 @@ class Router:
             self.counters["closed_for_abuse"] += 1
             session.held.clear()
             session.held_bytes = 0
+            session.closed = True  # once: later frames are not handled
             session.close(CLOSE_POLICY, "rate limit exceeded repeatedly")
             return
         session.held.append(text)
