@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -248,6 +248,10 @@ class Router:
         self.lookup_remote: Callable[[str, str], bool] | None = None
         self.unresolved = Unresolved()
         self.announcer = Announcer(self.counters, self._local_session)
+        self.contact_index: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        """``(room_id, peer_id)`` → this node's peers that exchanged frames with
+        it: they hear it leave even when it was on another node (its record
+        here is a replica, which may be replaced)."""
 
     # --- connections
 
@@ -606,9 +610,7 @@ class Router:
         target = self.registry.get(rec.room_id, target_id)
         if target is not None:
             self._deliver(target, data)
-            # Either hears the other leave, whatever it subscribed to.
-            target.contacts.add(rec.peer_id)
-            rec.contacts.add(target_id)
+            self._contact(rec, target)
             return
         if self.lookup_remote is not None:
             self._park(session, key, data, miss, request_id)
@@ -681,8 +683,7 @@ class Router:
                     self._deliver(target, entry.data)
                     sender = session.peer
                     if sender is not None:
-                        target.contacts.add(sender.peer_id)
-                        sender.contacts.add(peer_id)
+                        self._contact(sender, target)
             except SleapRTCError as exc:
                 self._reply_error(session, exc, request_id=entry.request_id)
 
@@ -861,16 +862,53 @@ class Router:
         self.counters["total_messages"] += 1
 
     def deliver_local(self, room_id: str, peer_id: str, data: bytes) -> bool:
-        """Deliver a frame forwarded by another node to a local peer."""
+        """Deliver a frame forwarded by another node to a local peer (its
+        sender becomes a contact: the peer hears it leave, from any node)."""
         rec = self.registry.get(room_id, peer_id)
         if rec is None or not isinstance(rec.conn, Session):
             return False
-        return rec.conn.push(data)
+        if not rec.conn.push(data):
+            return False
+        sender = _sender_of(data)
+        if sender is not None and sender not in rec.contacts:
+            rec.contacts.add(sender)
+            self.contact_index[(room_id, sender)].add(peer_id)
+        return True
+
+    def _contact(self, local: PeerRecord, other: PeerRecord) -> None:
+        """``local`` (a peer of this node) exchanged a frame with ``other``:
+        either hears the other leave, whatever it subscribed to, even when
+        ``other`` is on another node and its record there is replaced."""
+        room_id = local.room_id
+        if other.peer_id not in local.contacts:
+            local.contacts.add(other.peer_id)
+            self.contact_index[(room_id, other.peer_id)].add(local.peer_id)
+        if local.peer_id not in other.contacts:
+            other.contacts.add(local.peer_id)
+            if isinstance(other.conn, Session):
+                self.contact_index[(room_id, local.peer_id)].add(other.peer_id)
 
     def announce(self, rec: PeerRecord, event: Event) -> None:
         """Queue a room event about a peer (one held by another node, too) for
         this node's peers that should hear it (sent at the next tick)."""
+        if event is Event.LEFT:
+            self._gather_contacts(rec)
         self.announcer.announce(rec, event)
+
+    def _gather_contacts(self, rec: PeerRecord) -> None:
+        """Before a leave is announced: every local peer that exchanged frames
+        with ``rec`` is among its contacts; a local leaver is forgotten from
+        the index of the peers it contacted."""
+        watchers = self.contact_index.pop((rec.room_id, rec.peer_id), None)
+        if watchers:
+            rec.contacts |= watchers
+        if isinstance(rec.conn, Session):
+            for other in rec.contacts:
+                local = self.contact_index.get((rec.room_id, other))
+                if local is not None:
+                    local.discard(rec.peer_id)
+                    if not local:
+                        del self.contact_index[(rec.room_id, other)]
 
     def flush_announcements(self) -> int:
         """Send the coalesced announcements (the adapter calls this every
@@ -887,6 +925,7 @@ class Router:
 
     def _announce_leave(self, rec: PeerRecord) -> None:
         logger.debug("= %s left %s", rec.peer_id, rec.room_id)
+        self._gather_contacts(rec)
         self.announcer.announce(rec, Event.LEFT)
         if self.on_change is not None:
             self.on_change("leave", rec)
@@ -951,6 +990,20 @@ def _listed(
         for pid in by_role.get(role, ())
         if pid != exclude
     ]
+
+
+def _sender_of(data: bytes) -> str | None:
+    """The verified sender a relayed frame names (the forwarding node set it):
+    ``from_peer_id`` or ``sender``."""
+    ends = peer_message_ends(data)
+    if ends is not None:
+        return ends[0]
+    try:
+        obj = loads_object(data)
+    except SleapRTCError:
+        return None
+    value = obj.get("from_peer_id", obj.get("sender"))
+    return value if isinstance(value, str) and value else None
 
 
 def _request_id(msg: sig.Message | None) -> str | None:

@@ -12,6 +12,7 @@ from websockets.exceptions import InvalidStatus
 from sleap_rtc_core.signaling.announce import MERGE, Event
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.limits import Limits, limits_from, parse_limit
+from sleap_rtc_core.signaling.registry import PeerRecord
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
 from sleap_rtc_core.signaling.store import Store
@@ -367,3 +368,40 @@ def test_announce_default_none_for_peers_that_send_no_subscribe() -> None:
     assert sorted(watcher.last()["peer_list"]) == ["w1", "w2"]
     with pytest.raises(ValueError, match="announce_default"):
         RouterHarness(announce_default="some")
+
+
+def test_a_frame_forwarded_from_another_node_makes_a_contact(
+    router_harness: RouterHarness,
+) -> None:
+    """A local worker that received a frame from a client on another node hears
+    that client leave, even though its record here was replaced meanwhile; the
+    index forgets a local peer once it leaves."""
+    h = router_harness
+    router = h.router
+    w = h.register("w", subscribe=NONE)
+    w.pop()
+
+    def remote(connected_at: float) -> PeerRecord:
+        return PeerRecord(
+            peer_id="c",
+            room_id="room",
+            role="client",
+            metadata={},
+            connected_at=connected_at,
+            principal="t",
+            node="other",
+        )
+
+    router.registry.add(remote(1.0))
+    frame = b'{"type":"peer_message","from_peer_id":"c","to_peer_id":"w","payload":1}'
+    assert router.deliver_local("room", "w", frame)
+    router.registry.add(remote(2.0))  # a re-publish replaces the replica
+    gone = router.registry.get("room", "c")
+    assert gone is not None
+    router.registry.remove("room", "c")
+    router.announce(gone, Event.LEFT)
+    h.tick()
+    assert types(w) == [("peer_message", ""), ("peer_left", "c")]
+    assert ("room", "c") not in router.contact_index
+    h.close(w)
+    assert not router.contact_index
