@@ -324,3 +324,30 @@ async def test_one_credential_cannot_fill_the_room(
         assert ratio < SLOWDOWN, ratio
     finally:
         await asyncio.gather(*(p.close() for p in peers))
+
+
+@pytest.mark.parametrize("good_and_svc", [Limits()], indirect=True)
+async def test_a_relayed_error_carries_its_verified_sender(
+    good_and_svc: tuple[Service, WsPeer], room: RoomCreds
+) -> None:
+    """A room member cannot pass off a refusal as the worker's: a claimed
+    ``sender`` that is not its own is refused, and an unsigned one is stamped."""
+    svc, good = good_and_svc
+    mallory = await WsPeer.joined(svc, room, "mallory", subscribe=NONE)
+    client = await WsPeer.joined(svc, room, "c", "client", subscribe=NONE)
+    refusal = {"type": "error", "target": "c", "code": "AUTH_FAILED", "message": "no"}
+
+    async def forge() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        for _ in range(20):
+            await mallory.send(refusal | {"sender": "w"})
+        refused = [await mallory.recv() for _ in range(20)]
+        await mallory.send(refusal)
+        return await client.recv(), refused
+
+    try:
+        ratio, (relayed, refused) = await under_attack(good, forge)
+        assert {r["code"] for r in refused} == {"IDENTITY_MISMATCH"}
+        assert relayed["sender"] == "mallory"
+        assert ratio < SLOWDOWN, ratio
+    finally:
+        await asyncio.gather(mallory.close(), client.close())
