@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -27,7 +28,7 @@ from sleap_rtc_core.signaling.store import Store
 from tests.fixtures.signaling import RoomCreds, WsPeer
 from tests.fixtures.timing import async_wait_until, scaled
 
-SLOWDOWN = 25.0
+SLOWDOWN = 50.0
 """How many times its idle round trip a well-behaved peer may take under attack
 (median of several; generous: everything shares one loop and a shared machine)."""
 
@@ -351,3 +352,76 @@ async def test_a_relayed_error_carries_its_verified_sender(
         assert ratio < SLOWDOWN, ratio
     finally:
         await asyncio.gather(mallory.close(), client.close())
+
+
+FLOODER = """
+import json, sys
+from websockets.sync.client import connect
+url, room_id, token, n, size = sys.argv[1:6]
+with connect(url, max_size=None, close_timeout=1) as ws:
+    ws.send(json.dumps({"type": "register", "peer_id": "tx", "room_id": room_id,
+                        "token": token, "subscribe": {"roles": []}}))
+    while json.loads(ws.recv(timeout=10))["type"] != "registered_auth":
+        pass
+    frame = json.dumps({"type": "peer_message", "from_peer_id": "tx",
+                        "to_peer_id": "slow", "payload": {"b": "x" * int(size)}})
+    for _ in range(int(n)):
+        ws.send(frame)
+    while True:
+        msg = json.loads(ws.recv(timeout=10))
+        if msg["type"] == "error" and msg["code"] != "RATE_LIMITED":
+            print(msg["code"])
+            break
+"""
+"""An attacker in a process of its own (its client's work is not the server's):
+registers as ``tx`` and sends ``n`` frames of ``size`` bytes to ``slow``."""
+
+
+@pytest.mark.parametrize("good_and_svc", [Limits()], indirect=True)
+async def test_a_peer_that_does_not_read_is_closed_as_slow(
+    good_and_svc: tuple[Service, WsPeer], room: RoomCreds
+) -> None:
+    """Frames for a peer that never reads its socket pile up only to the write
+    bound; then it is closed, and its sender gets ``DELIVERY_FAILED``."""
+    svc, good = good_and_svc
+    slow = await WsPeer.joined(svc, room, "slow", subscribe=NONE)  # never reads
+    argv = [svc.server.url, room.room_id, room.token, "390", "60000"]
+
+    async def flood() -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", FLOODER, *argv, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), scaled(30))
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return out.decode().strip()
+
+    router = svc.server.router
+    try:
+        idle = await round_trip(good)
+        task = asyncio.ensure_future(flood())
+        try:  # measure once the flood is under way (the process starts first)
+            await async_wait_until(
+                lambda: router.counters["total_messages"] > 50 or task.done(),
+                scaled(20),
+            )
+            ratio = await round_trip(good) / max(idle, 1e-6)
+            code = await asyncio.wait_for(task, scaled(30))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert code == "DELIVERY_FAILED"
+        await async_wait_until(
+            lambda: svc.server.router.registry.get(room.room_id, "slow") is None,
+            scaled(10),
+        )
+        # This attack is 24 MB sent at full speed within the rate (a burst of
+        # 390 frames of 60 KB): the server reads it 256 KB per loop turn, so the
+        # good peer waits about one such read per turn (1-5 ms here against an
+        # idle 0.08 ms), a larger multiple than the other attacks.
+        assert ratio < 4 * SLOWDOWN, ratio
+    finally:
+        abort(slow)
