@@ -232,11 +232,13 @@ async def test_room_of_idle_peers_costs_linear_frames(
                 )
             )
         for watcher in (gui, legacy):
-            seen = set()
+            seen: list[str] = []
             while len(seen) < n:
                 msg = await watcher.recv()
                 assert msg["type"] == "peer_joined"
-                seen.add(msg["peer_id"])
+                seen.append(msg["peer_id"])
+            # Each join exactly once: no duplicate, none missing.
+            assert sorted(seen) == sorted(f"w{i}" for i in range(n))
         assert router.counters["announce_sent"] == 2 * n
         # A subscribed client sees a worker update and leave.
         await peers[0].send({"type": "update_metadata", "metadata": {"tags": ["x"]}})

@@ -425,3 +425,39 @@ async def test_a_peer_that_does_not_read_is_closed_as_slow(
         assert ratio < 4 * SLOWDOWN, ratio
     finally:
         abort(slow)
+
+
+@pytest.mark.parametrize(
+    "good_and_svc", [Limits(head_timeout=0.3, register_timeout=0.5)], indirect=True
+)
+async def test_raw_sockets_that_send_no_request_are_closed(
+    good_and_svc: tuple[Service, WsPeer],
+) -> None:
+    """TCP connections that never send an HTTP head are closed at the head
+    timeout, all of them, while the room goes on."""
+    svc, good = good_and_svc
+    writers: list[asyncio.StreamWriter] = []
+
+    async def squat() -> int:
+        readers = []
+        for _ in range(200):
+            reader, writer = await asyncio.open_connection("127.0.0.1", svc.server.port)
+            readers.append(reader)
+            writers.append(writer)
+
+        async def closed(reader: asyncio.StreamReader) -> bool:
+            return await reader.read() == b""
+
+        done = await asyncio.wait_for(
+            asyncio.gather(*(closed(r) for r in readers)), scaled(10)
+        )
+        return sum(done)
+
+    try:
+        ratio, closed_count = await under_attack(good, squat)
+        assert closed_count == 200
+        assert svc.server.router.counters["timeout_head"] == 200
+        assert ratio < SLOWDOWN, ratio
+    finally:
+        for writer in writers:
+            writer.close()
