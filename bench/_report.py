@@ -27,6 +27,7 @@ __all__ = [
     "median_server_us",
     "phase",
     "print_discovery",
+    "print_goals",
     "print_memory",
     "print_round",
     "print_summary",
@@ -252,3 +253,50 @@ def print_summary(
     print("  |---|---|---|")
     for name, value, target in rows:
         print(f"  | {name} | {value} | {target} |")
+
+
+def print_goals(
+    throughput: list[ThroughputResult],
+    memory: list[MemoryResult],
+    fills: dict[int, dict[str, float]],
+    main_target: str,
+) -> None:
+    """The three figures the issue sets goals for, each beside its target."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    med = median_rates(throughput)
+    if "bare" in med and main_target in med:
+        ratio = med[main_target] / max(med["bare"], 1e-9)
+        rows.append(
+            (
+                "saturated peer_message deliveries/s, ours / bare relay",
+                f"{ratio:.2f}x",
+                ">= 1.4x",
+                ratio >= 1.4,
+            )
+        )
+    for n, took in sorted(fills.items()):
+        if "bare" in took and main_target in took:
+            ratio = took[main_target] / max(took["bare"], 1e-9)
+            rows.append(
+                (
+                    f"filling a room of {n:,} peers, ours / bare relay (time)",
+                    f"{ratio:.2f}x",
+                    "<= 2x" if n >= 5000 else "—",
+                    ratio <= 2.0 if n >= 5000 else None,
+                )
+            )
+    for m in memory:
+        if m.target == main_target:
+            rows.append(
+                (
+                    f"server RSS per idle registered peer ({m.peers:,} peers)",
+                    f"{m.per_peer_kb:.1f} KB",
+                    "<= 30 KB",
+                    m.per_peer_kb <= 30.0,
+                )
+            )
+    print(f"\n  Goals (one run; {machine_line()}):\n")
+    print(f"  {'figure':<58} {'this run':>10}  {'target':<8} verdict")
+    for name, value, target, met in rows:
+        verdict = "—" if met is None else ("met" if met else "NOT MET")
+        print(f"  {name:<58} {value:>10}  {target:<8} {verdict}")

@@ -17,6 +17,11 @@ means and how to read it):
 2. Server RSS per idle connected peer, and how many peers were connected.
 3. ``discover_peers`` round-trip latency with 1,000, 5,000 and 10,000 peers in
    one room, for several filters (``_capacity.py``).
+4. Filling one room with 1,000 and 5,000 peers, ours against the bare relay.
+
+It ends with the three goals of the room-scale issue beside their targets:
+throughput ours / bare relay (≥ 1.4x), filling 5,000 peers ours / bare relay
+(≤ 2x) and RSS per idle peer (≤ 30 KB).
 
 Servers run in child processes (``_servers.py``, ``_server_child.py``); the load
 generator runs here on uvloop (``_wsload.py``). The figures are printed per
@@ -44,6 +49,7 @@ from _report import (
     machine_line,
     phase,
     print_discovery,
+    print_goals,
     print_memory,
     print_round,
     print_summary,
@@ -155,9 +161,10 @@ async def amain(args: argparse.Namespace, load: LoadSettings) -> int:
         print_memory(memory)
         print_discovery(disc, regs)
 
+    fills: dict[int, dict[str, float]] = {}
     with phase("4. filling one room: ours vs the bare relay", 300):
         for n in args.fill_sizes:
-            took: dict[str, float] = {}
+            took = fills[n] = {}
             for target in ("bare", MAIN_TARGET):
                 child = await start_target(target, ping_interval=20)
                 try:
@@ -178,6 +185,7 @@ async def amain(args: argparse.Namespace, load: LoadSettings) -> int:
             print_profile(path)
 
     print_summary(throughput, memory, disc, load, MAIN_TARGET)
+    print_goals(throughput, memory, fills, MAIN_TARGET)
     return 0
 
 

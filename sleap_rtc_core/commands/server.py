@@ -17,6 +17,7 @@ from ..errors import SignalingError
 from ..signaling.http.api import http_api_factory
 from ..signaling.limits import LIMIT_NAMES, Limits, limits_from, parse_limit
 from ..signaling.redis.config import RedisConfig
+from ..signaling.router import ANNOUNCE_DEFAULTS
 from ..signaling.server import ServerConfig
 from ..signaling.service import open_service
 from ..signaling.store import default_data_dir
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config",
         type=Path,
         help="server config file (TOML): host, port, data_dir, ping_interval, "
-        "tls_cert, tls_key, redis, and a [limits] table",
+        "tls_cert, tls_key, redis, announce_default, and a [limits] table",
     )
     parser.add_argument(
         "--host", default=None, help="address to listen on (default 127.0.0.1)"
@@ -59,6 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="SECONDS",
         help="seconds between pings; peers silent for two are dropped (default 20)",
+    )
+    parser.add_argument(
+        "--announce-default",
+        choices=sorted(ANNOUNCE_DEFAULTS),
+        default=None,
+        help="what a peer that sends no 'subscribe' hears of its room's joins, "
+        "leaves and updates: all (default; as 0.0.7 peers expect) or none",
     )
     add_env_help(parser, *DATA_DIR_ENV, "SLEAP_RTC_REDIS_URL", *JWT_KEY_ENV)
     defaults = Limits()
@@ -84,7 +92,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 _FILE_KEYS = frozenset(
-    {"host", "port", "data_dir", "ping_interval", "tls_cert", "tls_key", "redis"}
+    {
+        "host",
+        "port",
+        "data_dir",
+        "ping_interval",
+        "tls_cert",
+        "tls_key",
+        "redis",
+        "announce_default",
+    }
 )
 
 
@@ -124,6 +141,12 @@ def run(args: argparse.Namespace) -> int:
         ping_interval = float(settings.get("ping_interval", 20.0))
         host = str(settings.get("host", "127.0.0.1"))
         port = int(settings.get("port", 8080))
+        announce_default = settings.get("announce_default", "all")
+        if announce_default not in ANNOUNCE_DEFAULTS:
+            raise ValueError(
+                "announce_default must be one of "
+                f"{', '.join(sorted(ANNOUNCE_DEFAULTS))}, not {announce_default!r}"
+            )
     except (ValueError, TypeError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -141,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         tls_cert=tls_cert,
         tls_key=tls_key,
         limits=settings["limits"],
+        announce_default=announce_default,
     )
     data_dir = Path(settings.get("data_dir") or default_data_dir())
     redis_url = settings.get("redis") or os.environ.get("SLEAP_RTC_REDIS_URL")

@@ -15,7 +15,9 @@ causes, so a client can tell which request an error answers. Reference servers
 ignore it, and our client then falls back to matching replies in order.
 
 Extension (ours): ``register`` may carry ``subscribe`` (``{"roles": [...]}``),
-the roles whose room announcements the peer wants; see :class:`Register`.
+the roles whose room announcements the peer wants; see :class:`Register`. A
+``subscribe`` message changes them later (:class:`Subscribe`, answered by
+:class:`Subscribed`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ __all__ = [
     "Quit",
     "Register",
     "RegisteredAuth",
+    "Subscribe",
+    "Subscribed",
     "UpdateMetadata",
     "UseWorkerPath",
     "WorkerJoined",
@@ -85,11 +89,13 @@ class MessageType(StrEnum):
     MESH_ANSWER = "mesh_answer"
     ICE_CANDIDATE = "ice_candidate"
     PONG = "pong"
+    SUBSCRIBE = "subscribe"
     # server -> peer
     REGISTERED_AUTH = "registered_auth"
     ADMIN_CONFLICT = "admin_conflict"
     PEER_LIST = "peer_list"
     METADATA_UPDATED = "metadata_updated"
+    SUBSCRIBED = "subscribed"
     MESH_OFFER = "mesh_offer"
     ERROR = "error"
     PING = "ping"
@@ -205,6 +211,20 @@ def subscription_roles(subscribe: JSONObject) -> frozenset[str]:
             f"{MAX_SUBSCRIBED_ROLES} non-empty strings"
         )
     return frozenset(roles)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Message):
+    """Change which room announcements the sender hears (peer → server;
+    extension): ``roles`` as in ``register``'s ``subscribe`` (``["*"]``: every
+    role, ``[]``: none). Answered by :class:`Subscribed`."""
+
+    TYPE = MessageType.SUBSCRIBE
+    roles: list[str] = wire_field()
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        subscription_roles({"roles": self.roles})  # raises ValueError when malformed
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +384,19 @@ class MetadataUpdated(Message):
     TYPE = MessageType.METADATA_UPDATED
     peer_id: str
     metadata: JSONObject
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed(Message):
+    """Reply to ``subscribe`` (server → peer): the roles now heard, and a
+    snapshot of the room's peers of those roles, as ``registered_auth`` lists
+    them; announcements from then on are relative to it."""
+
+    TYPE = MessageType.SUBSCRIBED
+    roles: list[str]
+    peer_list: list[str]
+    peer_metadata: JSONObject
     request_id: str | None = None
 
 

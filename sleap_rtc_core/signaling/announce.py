@@ -93,10 +93,24 @@ class Announcer:
 
     # --- subscriptions
 
-    def subscribe(self, session: Session, room_id: str, roles: Iterable[str]) -> None:
+    def subscribe(
+        self,
+        session: Session,
+        room_id: str,
+        roles: Iterable[str],
+        *,
+        keep_leaves: bool = False,
+    ) -> None:
         """Make ``session`` hear of ``roles`` in ``room_id`` (replacing what it
-        had)."""
+        had). Pending news is dropped (a fresh snapshot replaces it), except,
+        with ``keep_leaves``, the ``peer_left`` of peers already gone."""
+        news = session.news if keep_leaves else None
         self.unsubscribe(session)
+        if news:
+            left = {k: v for k, v in news.items() if v[0] is Event.LEFT}
+            if left:
+                session.news = left
+                self.dirty.add(session)
         roles = frozenset(roles)
         session.subscription = (room_id, roles)
         if not roles:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,7 +47,7 @@ from ..errors import (
 from ..protocol import signaling as sig
 from ..protocol.codec import decode_object, encode, error_for
 from ..protocol.filters import compile_filters
-from ..protocol.json_text import dumps_bytes, loads_object
+from ..protocol.json_text import dumps_bytes, loads_object, peer_message_ends
 from ..protocol.metadata import (
     merge_metadata,
     validate_metadata,
@@ -57,7 +57,14 @@ from .limits import Limits, TokenBucket
 from .registry import PeerRecord, Registry
 from .unresolved import Unresolved, Waiting
 
-__all__ = ["Commit", "IdentityLike", "RegisterRequest", "Router", "Session"]
+__all__ = [
+    "ANNOUNCE_DEFAULTS",
+    "Commit",
+    "IdentityLike",
+    "RegisterRequest",
+    "Router",
+    "Session",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +96,14 @@ class IdentityLike(Protocol):
 MAX_HELD_BYTES = 4 << 20
 """Bytes of over-rate frames one connection may have waiting; beyond, it is
 abuse and the connection is closed."""
+
+_PEER_MESSAGE_MARK = '"peer_message"'
+
+ANNOUNCE_DEFAULTS: dict[str, frozenset[str]] = {
+    "all": frozenset({ALL_ROLES}),
+    "none": frozenset(),
+}
+"""``announce_default`` → the roles a peer that sends no ``subscribe`` hears."""
 
 MAX_OUTBOX = 1024
 """Frames for a peer whose ``register`` is being committed that may wait for
@@ -185,6 +200,8 @@ class Router:
         node: This process's id; peers held by other nodes are remote.
         forward_remote: Deliver a frame to a peer held by another node
             (returns False when it cannot); ``None`` in a single process.
+        announce_default: What a peer that sends no ``subscribe`` hears:
+            ``"all"`` (every role, as 0.0.7 peers expect) or ``"none"``.
 
     Attributes:
         commit_register: Set by a replicating backend: whether a new
@@ -206,7 +223,15 @@ class Router:
         clock: Callable[[], float] = time.time,
         node: str = "local",
         forward_remote: Callable[[PeerRecord, bytes], bool] | None = None,
+        announce_default: str = "all",
     ) -> None:
+        if announce_default not in ANNOUNCE_DEFAULTS:
+            raise ValueError(
+                f"announce_default must be one of {', '.join(ANNOUNCE_DEFAULTS)}, "
+                f"not {announce_default!r}"
+            )
+        self.default_roles = ANNOUNCE_DEFAULTS[announce_default]
+        """The roles a peer that sent no ``subscribe`` hears of."""
         self.registry = registry or Registry()
         self.limits = limits or Limits()
         self.ice_servers = list(ice_servers or [])
@@ -223,6 +248,10 @@ class Router:
         self.lookup_remote: Callable[[str, str], bool] | None = None
         self.unresolved = Unresolved()
         self.announcer = Announcer(self.counters, self._local_session)
+        self.contact_index: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        """``(room_id, peer_id)`` → this node's peers that exchanged frames with
+        it: they hear it leave even when it was on another node (its record
+        here is a replica, which may be replaced)."""
 
     # --- connections
 
@@ -261,6 +290,8 @@ class Router:
         Returns:
             A :class:`RegisterRequest` when the adapter must check credentials.
         """
+        if session.closed:
+            return None  # closed for abuse: what it sent after is not read
         session.last_seen = time.monotonic()
         self.counters["frames_received"] += 1
         if len(text) > self.limits.max_frame_bytes:
@@ -299,6 +330,7 @@ class Router:
             self.counters["closed_for_abuse"] += 1
             session.held.clear()
             session.held_bytes = 0
+            session.closed = True  # once: later frames are not handled
             session.close(CLOSE_POLICY, "rate limit exceeded repeatedly")
             return
         session.held.append(text)
@@ -328,6 +360,17 @@ class Router:
         return min(1.0, max(0.1, wanted / bucket.rate if bucket.rate > 0 else 1.0))
 
     def _dispatch(self, session: Session, text: str) -> RegisterRequest | None:
+        if _PEER_MESSAGE_MARK in text[:64]:
+            ends = peer_message_ends(text)
+            if ends is not None:  # the relay's fast path: payload not decoded
+                try:
+                    rec = self._require_peer(session, ends[0])
+                    self._route(
+                        session, rec, ends[1], text.encode(), ErrorCode.PEER_NOT_IN_ROOM
+                    )
+                except SleapRTCError as exc:
+                    self._reply_error(session, exc)
+                return None
         msg: sig.Message | None = None
         try:
             msg = decode_object(loads_object(text))
@@ -357,6 +400,8 @@ class Router:
             self._discover(session, msg)
         elif isinstance(msg, sig.UpdateMetadata):
             self._update_metadata(session, msg)
+        elif isinstance(msg, sig.Subscribe):
+            self._subscribe(session, msg)
         elif isinstance(msg, sig.MeshConnect | sig.MeshAnswer | sig.IceCandidate):
             self._relay_mesh(session, msg)
         elif isinstance(msg, sig.ErrorMessage):
@@ -485,9 +530,9 @@ class Router:
         if replaced is not None:
             rec.contacts = replaced.contacts
         roles = msg.subscribed_roles
-        self.announcer.subscribe(
-            session, room_id, (ALL_ROLES,) if roles is None else roles
-        )
+        if roles is None:
+            roles = self.default_roles
+        self.announcer.subscribe(session, room_id, roles)
         if replaced is not None and replaced.conn is not session:
             stale = replaced.conn
             if isinstance(stale, Session):
@@ -565,9 +610,7 @@ class Router:
         target = self.registry.get(rec.room_id, target_id)
         if target is not None:
             self._deliver(target, data)
-            # Either hears the other leave, whatever it subscribed to.
-            target.contacts.add(rec.peer_id)
-            rec.contacts.add(target_id)
+            self._contact(rec, target)
             return
         if self.lookup_remote is not None:
             self._park(session, key, data, miss, request_id)
@@ -640,8 +683,7 @@ class Router:
                     self._deliver(target, entry.data)
                     sender = session.peer
                     if sender is not None:
-                        target.contacts.add(sender.peer_id)
-                        sender.contacts.add(peer_id)
+                        self._contact(sender, target)
             except SleapRTCError as exc:
                 self._reply_error(session, exc, request_id=entry.request_id)
 
@@ -748,6 +790,25 @@ class Router:
         if self.on_change is not None:
             self.on_change("update", rec)
 
+    def _subscribe(self, session: Session, msg: sig.Subscribe) -> None:
+        """Change what the sender hears; reply with a snapshot of the peers of
+        its new roles (the announcements that follow are relative to it)."""
+        rec = self._require_peer(session, None)
+        roles = frozenset(msg.roles)
+        self.announcer.subscribe(session, rec.room_id, roles, keep_leaves=True)
+        room = self.registry.rooms[rec.room_id]
+        others = _listed(room.peers, room.by_role, roles, rec.peer_id)
+        self._send(
+            session,
+            sig.Subscribed(
+                roles=sorted(roles),
+                peer_list=[p.peer_id for p in others],
+                peer_metadata={p.peer_id: p.public["metadata"] for p in others},
+                request_id=msg.request_id,
+            ),
+        )
+        self.counters["subscriptions_changed"] += 1
+
     # --- housekeeping the adapter drives
 
     def ping_all(self) -> None:
@@ -801,16 +862,53 @@ class Router:
         self.counters["total_messages"] += 1
 
     def deliver_local(self, room_id: str, peer_id: str, data: bytes) -> bool:
-        """Deliver a frame forwarded by another node to a local peer."""
+        """Deliver a frame forwarded by another node to a local peer (its
+        sender becomes a contact: the peer hears it leave, from any node)."""
         rec = self.registry.get(room_id, peer_id)
         if rec is None or not isinstance(rec.conn, Session):
             return False
-        return rec.conn.push(data)
+        if not rec.conn.push(data):
+            return False
+        sender = _sender_of(data)
+        if sender is not None and sender not in rec.contacts:
+            rec.contacts.add(sender)
+            self.contact_index[(room_id, sender)].add(peer_id)
+        return True
+
+    def _contact(self, local: PeerRecord, other: PeerRecord) -> None:
+        """``local`` (a peer of this node) exchanged a frame with ``other``:
+        either hears the other leave, whatever it subscribed to, even when
+        ``other`` is on another node and its record there is replaced."""
+        room_id = local.room_id
+        if other.peer_id not in local.contacts:
+            local.contacts.add(other.peer_id)
+            self.contact_index[(room_id, other.peer_id)].add(local.peer_id)
+        if local.peer_id not in other.contacts:
+            other.contacts.add(local.peer_id)
+            if isinstance(other.conn, Session):
+                self.contact_index[(room_id, local.peer_id)].add(other.peer_id)
 
     def announce(self, rec: PeerRecord, event: Event) -> None:
         """Queue a room event about a peer (one held by another node, too) for
         this node's peers that should hear it (sent at the next tick)."""
+        if event is Event.LEFT:
+            self._gather_contacts(rec)
         self.announcer.announce(rec, event)
+
+    def _gather_contacts(self, rec: PeerRecord) -> None:
+        """Before a leave is announced: every local peer that exchanged frames
+        with ``rec`` is among its contacts; a local leaver is forgotten from
+        the index of the peers it contacted."""
+        watchers = self.contact_index.pop((rec.room_id, rec.peer_id), None)
+        if watchers:
+            rec.contacts |= watchers
+        if isinstance(rec.conn, Session):
+            for other in rec.contacts:
+                local = self.contact_index.get((rec.room_id, other))
+                if local is not None:
+                    local.discard(rec.peer_id)
+                    if not local:
+                        del self.contact_index[(rec.room_id, other)]
 
     def flush_announcements(self) -> int:
         """Send the coalesced announcements (the adapter calls this every
@@ -827,6 +925,7 @@ class Router:
 
     def _announce_leave(self, rec: PeerRecord) -> None:
         logger.debug("= %s left %s", rec.peer_id, rec.room_id)
+        self._gather_contacts(rec)
         self.announcer.announce(rec, Event.LEFT)
         if self.on_change is not None:
             self.on_change("leave", rec)
@@ -878,12 +977,12 @@ _RELAY_REPLIES = (
 def _listed(
     peers: dict[str, PeerRecord],
     by_role: dict[str, set[str]],
-    roles: frozenset[str] | None,
+    roles: frozenset[str],
     exclude: str,
 ) -> list[PeerRecord]:
-    """The peers a registrant's ``registered_auth`` lists: those of the roles
-    it subscribed to (every peer for a legacy one), found by the role index."""
-    if roles is None or ALL_ROLES in roles:
+    """The peers a ``registered_auth`` or ``subscribed`` lists: those of the
+    roles subscribed to, found by the role index."""
+    if ALL_ROLES in roles:
         return [p for p in peers.values() if p.peer_id != exclude]
     return [
         peers[pid]
@@ -891,6 +990,20 @@ def _listed(
         for pid in by_role.get(role, ())
         if pid != exclude
     ]
+
+
+def _sender_of(data: bytes) -> str | None:
+    """The verified sender a relayed frame names (the forwarding node set it):
+    ``from_peer_id`` or ``sender``."""
+    ends = peer_message_ends(data)
+    if ends is not None:
+        return ends[0]
+    try:
+        obj = loads_object(data)
+    except SleapRTCError:
+        return None
+    value = obj.get("from_peer_id", obj.get("sender"))
+    return value if isinstance(value, str) and value else None
 
 
 def _request_id(msg: sig.Message | None) -> str | None:

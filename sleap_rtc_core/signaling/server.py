@@ -115,6 +115,11 @@ class ServerConfig:
     revocation_poll: float = 5.0
     """Seconds between checks for credentials revoked by another process."""
 
+    announce_default: str = "all"
+    """What a peer that sends no ``subscribe`` hears: ``"all"`` (every role's
+    joins, leaves and updates, as 0.0.7 peers expect) or ``"none"`` (only the
+    ``peer_left`` of its contacts)."""
+
     announce_interval: float = 0.05
     """Seconds between flushes of the coalesced room announcements: changes
     within one tick reach a subscriber as at most one frame per peer."""
@@ -150,7 +155,9 @@ class SignalingServer:
         self.revocations = revocations
         self.backend = backend
         self.router = router or Router(
-            limits=config.limits, ice_servers=config.ice_servers
+            limits=config.limits,
+            ice_servers=config.ice_servers,
+            announce_default=config.announce_default,
         )
         self.started_at = time.time()
         self.connections: set[_Connection] = set()
@@ -159,6 +166,9 @@ class SignalingServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: list[asyncio.Task[None]] = []
+        self._unflushed: list[_Connection] = []
+        """Connections with frames queued this loop turn (written together)."""
+        self._flush_handle: asyncio.Handle | None = None
 
     # --- lifecycle
 
@@ -241,6 +251,22 @@ class SignalingServer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("! server task failed", exc_info=task.exception())
+
+    # --- batched writes
+
+    def flush_later(self, conn: _Connection) -> None:
+        """Write ``conn``'s queued frames at the end of this loop turn, with
+        every other connection's: one ``send`` per peer per turn, not per frame."""
+        self._unflushed.append(conn)
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush_handle = None
+        conns, self._unflushed = self._unflushed, []
+        for conn in conns:
+            conn._flush()
 
     # --- timers
 
@@ -333,6 +359,7 @@ class _Connection(asyncio.Protocol):
         "_resume",
         "_fragments",
         "_http_task",
+        "_out",
         "host",
         "protocol",
         "remote",
@@ -348,6 +375,8 @@ class _Connection(asyncio.Protocol):
         self.session: Session | None = None
         self._buf: bytearray | None = bytearray()
         self._fragments: list[bytes] | None = None
+        self._out: list[bytes] | None = None
+        """Text frames queued and not yet written (see ``flush_later``)."""
         self._http_task: asyncio.Task[Any] | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
         self._resume: asyncio.TimerHandle | None = None
@@ -600,8 +629,14 @@ class _Connection(asyncio.Protocol):
         if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             self.shutdown(CLOSE_POLICY, "too slow to read its messages")
             return False
-        protocol.send_text(data)
-        self._flush()
+        # A server's frames are unmasked and we negotiate no extension, so the
+        # frame is a header and the data (what websockets would write).
+        out = self._out
+        if out is None:
+            out = self._out = []
+            self.server.flush_later(self)
+        out.append(_text_header(len(data)))
+        out.append(data)
         return True
 
     def backlog(self) -> int:
@@ -628,6 +663,11 @@ class _Connection(asyncio.Protocol):
         protocol, transport = self.protocol, self.transport
         if protocol is None or transport is None:
             return
+        out = self._out
+        if out is not None:
+            self._out = None
+            if not transport.is_closing():
+                transport.write(b"".join(out))
         for chunk in protocol.data_to_send():
             if chunk:
                 transport.write(chunk)
@@ -642,3 +682,12 @@ class _Connection(asyncio.Protocol):
         ):
             loop = asyncio.get_running_loop()
             self._abort_timer = loop.call_later(2.0, transport.abort)
+
+
+def _text_header(n: int) -> bytes:
+    """The header of an unmasked, final text frame of ``n`` bytes (RFC 6455)."""
+    if n < 126:
+        return bytes((0x81, n))
+    if n < 1 << 16:
+        return b"\x81\x7e" + n.to_bytes(2, "big")
+    return b"\x81\x7f" + n.to_bytes(8, "big")

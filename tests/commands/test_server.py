@@ -94,6 +94,41 @@ def test_limits_from_the_config_file_and_flags_take_effect(tmp_path: Path) -> No
         proc.wait(timeout=scaled(10))
 
 
+def test_the_config_file_alone_sets_room_bounds_and_announce_default(
+    tmp_path: Path,
+) -> None:
+    """Every bound of one file takes effect without flags: a room of at most
+    two peers, and peers that send no ``subscribe`` hear nothing."""
+    config = tmp_path / "server.toml"
+    config.write_text('announce_default = "none"\n[limits]\nmax_peers_per_room = 2\n')
+    proc, url = start_server(tmp_path, "--config", str(config))
+    try:
+        room = open_store(tmp_path).create_room("bounded")
+
+        async def fill() -> list[dict[str, object]]:
+            creds = {"room_id": room.room_id, "token": room.token}
+            first = await WsPeer.connect(url)
+            second = await WsPeer.connect(url)
+            third = await WsPeer.connect(url)
+            try:
+                replies = [await first.register("w1", **creds)]
+                replies.append(await second.register("w2", **creds))
+                replies.append(await third.register("w3", **creds))
+                with pytest.raises(TimeoutError):  # no peer_joined for w2
+                    await first.recv(timeout=0.3)
+                return replies
+            finally:
+                await asyncio.gather(first.close(), second.close(), third.close())
+
+        one, two, three = asyncio.run(fill())
+        assert one["type"] == two["type"] == "registered_auth"
+        assert two["peer_list"] == []  # announce_default = "none"
+        assert three["code"] == "ROOM_FULL"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=scaled(10))
+
+
 @pytest.mark.parametrize(
     ("content", "flags", "said"),
     [
@@ -102,6 +137,7 @@ def test_limits_from_the_config_file_and_flags_take_effect(tmp_path: Path) -> No
         ('colour = "red"\n', [], "unknown setting 'colour'"),
         ("", ["--limit", "burst"], "NAME=NUMBER"),
         ("not = [toml", [], "server.toml"),
+        ('announce_default = "some"\n', [], "announce_default must be one of"),
     ],
 )
 def test_bad_server_settings_are_clear_errors(

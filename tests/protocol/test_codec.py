@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sleap_rtc_core.errors import ErrorCode, RemoteProtocolError, SleapRTCError
 from sleap_rtc_core.protocol import codec
 from sleap_rtc_core.protocol import signaling as s
+from sleap_rtc_core.protocol.json_text import peer_message_ends
 from sleap_rtc_core.protocol.signaling import MessageType
 
 SAMPLES: dict[MessageType, s.Message] = {
@@ -50,6 +51,10 @@ SAMPLES: dict[MessageType, s.Message] = {
         from_peer_id="w1", target_peer_id="w2", candidate={"candidate": "c"}
     ),
     MessageType.PONG: s.Pong(),
+    MessageType.SUBSCRIBE: s.Subscribe(roles=["worker"], request_id="r1"),
+    MessageType.SUBSCRIBED: s.Subscribed(
+        roles=["worker"], peer_list=["w"], peer_metadata={"w": {}}, request_id="r1"
+    ),
     MessageType.REGISTERED_AUTH: s.RegisteredAuth(
         room_id="room",
         peer_id="w",
@@ -227,3 +232,48 @@ def test_mutated_valid_messages_never_crash(
     else:
         obj[key] = None
     _decode_or_typed_error(json.dumps(obj))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=JSON_VALUES,
+    sender=st.sampled_from(["a", "", 1, None]),
+    extra=st.dictionaries(
+        st.sampled_from(["x", "request_id"]), st.integers(), max_size=1
+    ),
+    spaces=st.booleans(),
+)
+def test_the_relay_fast_path_accepts_only_what_the_decoder_accepts(
+    payload: Any, sender: Any, extra: dict[str, int], spaces: bool
+) -> None:
+    obj = {"type": "peer_message", "from_peer_id": sender, "to_peer_id": "b"}
+    obj |= {"payload": payload, **extra}
+    text = json.dumps(obj, separators=(", ", ": ") if spaces else (",", ":"))
+    fast = peer_message_ends(text)
+    try:
+        msg = codec.decode(text)
+    except RemoteProtocolError:
+        assert fast is None
+        return
+    if fast is not None:  # else the full path answers: never a different result
+        assert isinstance(msg, s.PeerMessage)
+        assert fast == (msg.from_peer_id, msg.to_peer_id)
+
+
+@pytest.mark.parametrize("payload", ["{ }", "[ ]", '""', "0", "null", "false"])
+def test_the_relay_fast_path_leaves_empty_payloads_to_the_decoder(
+    payload: str,
+) -> None:
+    text = '{"type":"peer_message","from_peer_id":"a","to_peer_id":"b","payload":'
+    assert peer_message_ends(text + payload + "}") is None
+    assert peer_message_ends(text + '{"k":1}}') == ("a", "b")

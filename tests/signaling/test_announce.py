@@ -12,6 +12,7 @@ from websockets.exceptions import InvalidStatus
 from sleap_rtc_core.signaling.announce import MERGE, Event
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.limits import Limits, limits_from, parse_limit
+from sleap_rtc_core.signaling.registry import PeerRecord
 from sleap_rtc_core.signaling.server import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
 from sleap_rtc_core.signaling.store import Store
@@ -231,11 +232,13 @@ async def test_room_of_idle_peers_costs_linear_frames(
                 )
             )
         for watcher in (gui, legacy):
-            seen = set()
+            seen: list[str] = []
             while len(seen) < n:
                 msg = await watcher.recv()
                 assert msg["type"] == "peer_joined"
-                seen.add(msg["peer_id"])
+                seen.append(msg["peer_id"])
+            # Each join exactly once: no duplicate, none missing.
+            assert sorted(seen) == sorted(f"w{i}" for i in range(n))
         assert router.counters["announce_sent"] == 2 * n
         # A subscribed client sees a worker update and leave.
         await peers[0].send({"type": "update_metadata", "metadata": {"tags": ["x"]}})
@@ -274,3 +277,133 @@ async def test_connections_per_address_are_capped(
         await asyncio.gather(b.close(), c.close())
     finally:
         await svc.server.stop()
+
+
+def test_subscribe_message_changes_what_a_peer_hears(
+    router_harness: RouterHarness,
+) -> None:
+    """After register, ``subscribe`` replaces the roles a peer hears and answers
+    with a snapshot of the peers of its new roles."""
+    h = router_harness
+    w = h.register("w", subscribe=NONE)
+    h.register("c", role="client", subscribe=NONE)
+    h.register("w2", subscribe=NONE)
+    w.pop()
+    h.send(w, {"type": "subscribe", "roles": ["client"], "request_id": "r1"})
+    assert w.pop() == [
+        {
+            "type": "subscribed",
+            "roles": ["client"],
+            "peer_list": ["c"],
+            "peer_metadata": {"c": {}},
+            "request_id": "r1",
+        }
+    ]
+    h.register("w3", subscribe=NONE)
+    h.register("c2", role="client", subscribe=NONE)
+    assert types(w) == [("peer_joined", "c2")]
+    h.send(w, {"type": "subscribe", "roles": ["*"]})
+    assert sorted(w.last()["peer_list"]) == ["c", "c2", "w2", "w3"]
+    h.send(w, {"type": "subscribe", "roles": []})
+    assert w.pop()[-1]["peer_list"] == []
+    h.register("w4", subscribe=NONE)
+    assert w.pop() == []
+    assert h.router.counters["subscriptions_changed"] == 3
+
+
+def test_subscribe_keeps_a_pending_leave() -> None:
+    """A contact's ``peer_left`` waiting for the tick survives a ``subscribe``
+    (the snapshot cannot tell that peer is gone); a pending join does not (the
+    snapshot lists it)."""
+    h = RouterHarness(auto_tick=False)
+    w = h.register("w", subscribe=NONE)
+    c = h.register("c", role="client", subscribe=NONE)
+    h.send(
+        c,
+        {"type": "peer_message", "from_peer_id": "c", "to_peer_id": "w", "payload": 1},
+    )
+    h.tick()
+    w.pop()
+    h.close(c)
+    h.register("c2", role="client", subscribe=NONE)
+    h.send(w, {"type": "subscribe", "roles": ["client"]})
+    assert w.last()["peer_list"] == ["c2"]
+    w.pop()
+    h.tick()
+    assert types(w) == [("peer_left", "c")]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"roles": "worker"},
+        {"roles": [1]},
+        {"roles": [""]},
+        {"roles": ["x"] * 33},
+        {},
+        {"roles": [], "who": 1},
+        {"roles": [], "request_id": 5},
+        {"roles": None},
+    ],
+)
+def test_subscribe_message_is_validated(
+    router_harness: RouterHarness, bad: dict[str, Any]
+) -> None:
+    h = router_harness
+    w = h.register("w", subscribe=NONE)
+    h.send(w, {"type": "subscribe", **bad})
+    assert w.last()["code"] == "INVALID_MESSAGE"
+    assert h.router.announcer.wants(w.session, "worker") is False  # type: ignore[arg-type]
+    stranger = h.connect()
+    h.send(stranger, {"type": "subscribe", "roles": ["worker"]})
+    assert stranger.last()["code"] == "NOT_IN_ROOM"
+
+
+def test_announce_default_none_for_peers_that_send_no_subscribe() -> None:
+    h = RouterHarness(announce_default="none")
+    h.register("w1")
+    legacy = h.register("old", role="client")
+    assert legacy.last()["peer_list"] == []
+    h.register("w2")
+    assert types(legacy) == [("registered_auth", "old")]
+    watcher = h.register("gui", role="client", subscribe=WORKERS)
+    assert sorted(watcher.last()["peer_list"]) == ["w1", "w2"]
+    with pytest.raises(ValueError, match="announce_default"):
+        RouterHarness(announce_default="some")
+
+
+def test_a_frame_forwarded_from_another_node_makes_a_contact(
+    router_harness: RouterHarness,
+) -> None:
+    """A local worker that received a frame from a client on another node hears
+    that client leave, even though its record here was replaced meanwhile; the
+    index forgets a local peer once it leaves."""
+    h = router_harness
+    router = h.router
+    w = h.register("w", subscribe=NONE)
+    w.pop()
+
+    def remote(connected_at: float) -> PeerRecord:
+        return PeerRecord(
+            peer_id="c",
+            room_id="room",
+            role="client",
+            metadata={},
+            connected_at=connected_at,
+            principal="t",
+            node="other",
+        )
+
+    router.registry.add(remote(1.0))
+    frame = b'{"type":"peer_message","from_peer_id":"c","to_peer_id":"w","payload":1}'
+    assert router.deliver_local("room", "w", frame)
+    router.registry.add(remote(2.0))  # a re-publish replaces the replica
+    gone = router.registry.get("room", "c")
+    assert gone is not None
+    router.registry.remove("room", "c")
+    router.announce(gone, Event.LEFT)
+    h.tick()
+    assert types(w) == [("peer_message", ""), ("peer_left", "c")]
+    assert ("room", "c") not in router.contact_index
+    h.close(w)
+    assert not router.contact_index

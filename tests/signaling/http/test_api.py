@@ -12,6 +12,7 @@ import asyncio
 import base64
 import functools
 import json
+import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -333,6 +334,46 @@ async def test_spraying_user_names_from_one_address_is_throttled(
     good = {"username": "alice", "password": PASSWORD}
     reply = await lab.call("POST", "/api/auth/login", good)
     assert reply.status == 429
+
+
+async def test_a_login_flood_cannot_starve_register(make_lab: LabFactory) -> None:
+    """Password checks run in their own pool: while a flood of logins is being
+    checked, a peer's ``register`` round trip stays within a small multiple of
+    its idle value (a ratio measured here, not a time)."""
+    lab = await make_lab(login_failures=1000, login_failures_per_address=1000)
+    await lab.user("alice")
+    room = lab.store.create_room("lab")
+    peers = iter(range(1000))
+
+    async def register_rtt(n: int = 8) -> float:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            ws = await lab.register(
+                peer_id=f"p{next(peers)}", room_id=room.room_id, token=room.token
+            )
+            times.append(time.perf_counter() - t0)
+            await ws.close()
+        return statistics.median(times)
+
+    async def flood() -> list[int]:
+        body = {"username": "alice", "password": "wrong"}
+        replies = await asyncio.gather(
+            *(lab.call("POST", "/api/auth/login", body) for _ in range(24))
+        )
+        return [r.status for r in replies]
+
+    idle = await register_rtt()
+    task = asyncio.ensure_future(flood())
+    try:
+        await asyncio.sleep(0.05)
+        loaded = await register_rtt()
+        statuses = await asyncio.wait_for(task, scaled(60))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert set(statuses) == {401}
+    assert loaded / max(idle, 1e-6) < 25, (loaded, idle)
 
 
 async def test_login_page_is_self_contained(lab: Lab) -> None:
