@@ -43,6 +43,10 @@ class Replica:
         self.router = router
         self.node = node
         self._reassert = reassert
+        self.seen: Callable[[PeerRecord], None] | None = None
+        """Called with a remote peer after its join or update is applied."""
+        self.orphaned: Callable[[PeerRecord], None] | None = None
+        """Called with each peer of a process that stopped or expired."""
 
     # --- views
 
@@ -79,7 +83,10 @@ class Replica:
         if node == self.node:
             return  # our own announcement, echoed by the events channel
         if kind in (Kind.JOIN, Kind.UPDATE):
-            self.upsert(decode_record(body), Kind(kind))
+            joined = decode_record(body)
+            self.upsert(joined, Kind(kind))
+            if self.seen is not None:
+                self.seen(joined)
         elif kind == Kind.LEAVE and len(header) == 4:
             rec = self.router.registry.get(str(header[2]), str(header[3]))
             if rec is not None and rec.conn is None and rec.node == node:
@@ -130,6 +137,8 @@ class Replica:
         for rec in self.remote_records():
             if rec.node == node:
                 self.remove(rec)
+                if self.orphaned is not None:
+                    self.orphaned(rec)
 
     def drop_all(self) -> None:
         """Forget every remote peer (Redis is gone; they cannot be reached)."""
