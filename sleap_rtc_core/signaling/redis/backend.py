@@ -78,6 +78,7 @@ from .wire import (
     Kind,
     decode_record,
     encode_record,
+    is_admin_record,
     join_frames,
     join_message,
 )
@@ -264,6 +265,7 @@ class RedisBackend:
         router.on_change = self._on_change if on else None
         router.commit_register = self._must_commit if on else None
         router.lookup_remote = self._lookup if on else None
+        router.on_admin = self._admin if on else None
 
     async def stop(self) -> None:
         """Withdraw this process's peers, stop the tasks, close the connections."""
@@ -381,6 +383,7 @@ class RedisBackend:
         client = self._client
         keys = [key async for key in client.scan_iter(self.keys.peer_pattern, 500)]
         found: dict[tuple[str, str], PeerRecord] = {}
+        admins: set[tuple[str, str]] = set()
         for start in range(0, len(keys), 1000):
             pipe = client.pipeline(transaction=False)
             for key in keys[start : start + 1000]:
@@ -395,9 +398,13 @@ class RedisBackend:
                     continue
                 if rec.node != self.node:
                     found[(rec.room_id, rec.peer_id)] = rec
+                    if is_admin_record(raw):
+                        admins.add((rec.room_id, rec.peer_id))
         nodes = sorted({rec.node for rec in found.values()})
         alive = await self._alive(nodes)
-        self.replica.replace({k: r for k, r in found.items() if r.node in alive})
+        self.replica.replace(
+            {k: r for k, r in found.items() if r.node in alive}, frozenset(admins)
+        )
 
     async def _alive(self, nodes: list[str]) -> set[str]:
         """Which of ``nodes`` still have a liveness key."""
@@ -567,8 +574,18 @@ class RedisBackend:
         self._lookups.put_nowait((room_id, peer_id))
         return True
 
+    def _admin(self, kind: str, first: str, second: str) -> None:
+        """Have every other process do a revocation or a peer deletion."""
+        if not self._up:
+            return  # its own peers only: the store's poll catches revocations
+        message = join_message([Kind(kind), self.node, first, second])
+        channel = self.keys.events
+        self._queue.put_nowait(lambda pipe: pipe.publish(channel, message))
+
     def _put(self, rec: PeerRecord, kind: Kind) -> None:
-        record = encode_record(rec)
+        room = self.router.registry.rooms.get(rec.room_id) if self.router else None
+        admin = room is not None and room.admin_peer_id == rec.peer_id
+        record = encode_record(rec, admin=admin)
         args = (
             self.keys.peer(rec.room_id, rec.peer_id),
             self.node,
