@@ -244,6 +244,12 @@ def _summary(results: list[TopologyResult], args: argparse.Namespace) -> None:
             for r in results
         ],
     )
+    rates = [r.load.delivered / max(r.load_seconds, 1e-9) for r in results]
+    row("Deliveries/s during the load", [f"{x:,.0f}" for x in rates])
+    row(
+        "Deliveries/s vs 1 process (target ≥ 0.50 at saturation)",
+        [f"{x / rates[0]:.2f}" if rates[0] else "—" for x in rates],
+    )
     row(
         "Latency send → delivery p50 / p99",
         [_p50_p99(r.load.latencies_ms) for r in results],

@@ -246,6 +246,9 @@ class Router:
         for a replicating backend."""
         self.commit_register: Callable[[PeerRecord], bool] | None = None
         self.lookup_remote: Callable[[str, str], bool] | None = None
+        self.on_admin: Callable[[str, str, str], None] | None = None
+        """Set by a replicating backend: called with ("revoke", id, reason) or
+        ("delete", room_id, peer_id) so that every process does the same."""
         self.unresolved = Unresolved()
         self.announcer = Announcer(self.counters, self._local_session)
         self.contact_index: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
@@ -827,21 +830,37 @@ class Router:
         self.counters["dropped_silent"] += dropped
         return dropped
 
-    def disconnect_credential(self, credential_id: str, reason: str) -> int:
-        """Close every connection a revoked id (credential, room, user) admitted."""
+    def disconnect_credential(
+        self, credential_id: str, reason: str, *, everywhere: bool = True
+    ) -> int:
+        """Close every connection a revoked id (credential, room, user) admitted
+        (``everywhere``: on the other processes too, counted from the replica)."""
         n = 0
         for session in list(self.sessions):
             peer = session.peer
             if peer is not None and credential_id in peer.revocation_ids:
                 session.close(CLOSE_REVOKED, reason)
                 n += 1
+        if everywhere and self.on_admin is not None:
+            self.on_admin("revoke", credential_id, reason)
+            n += sum(
+                1
+                for p in self.registry.all_peers()
+                if p.conn is None and credential_id in p.revocation_ids
+            )
         return n
 
     def disconnect_peer(self, room_id: str, peer_id: str) -> bool:
-        """Close the connection of one peer (``/delete-peer``)."""
+        """Close the connection of one peer (``/delete-peer``), also one held
+        by another process (asked through the backend)."""
         rec = self.registry.get(room_id, peer_id)
-        if rec is None or not isinstance(rec.conn, Session):
+        if rec is None:
             return False
+        if not isinstance(rec.conn, Session):
+            if self.on_admin is None or rec.node == self.node:
+                return False
+            self.on_admin("delete", room_id, peer_id)
+            return True
         rec.conn.close(CLOSE_POLICY, "removed by the room owner")
         return True
 

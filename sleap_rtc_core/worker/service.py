@@ -160,7 +160,10 @@ class WorkerService:
         if auth.authorized_keys is None and isinstance(api_key, str) and api_key:
             # A worker key may read the room members' public keys: accept
             # channels signed with them (no room secret needed for those).
-            keys = room_key_cache(self.worker.client.urls[0], api_key, self._room_id)
+            client = self.worker.client
+            keys = room_key_cache(
+                client.urls, api_key, self._room_id, current=lambda: client.url
+            )
             auth = dataclasses.replace(auth, authorized_keys=keys)
         self.auth = auth
         self.acceptor = ChannelAcceptor(

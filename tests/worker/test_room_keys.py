@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sleap_rtc_core.errors import TransportError
 from sleap_rtc_core.protocol.channel_auth import ed25519_public_key_b64url
 from sleap_rtc_core.signaling.http.api import http_api_factory
 from sleap_rtc_core.signaling.jwt_keys import JwtKeys
@@ -20,7 +21,9 @@ from sleap_rtc_core.transport import ChannelAuth, ChannelAuthFailed, open_channe
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.hardware import JobHardware
+from sleap_rtc_core.worker.room_keys import room_key_cache
 from sleap_rtc_core.worker.service import WorkerService
+from tests.fixtures.redis import free_port
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import scaled
 from tests.fixtures.transport import FAST_BACKOFF, make_signaling
@@ -71,3 +74,26 @@ async def test_a_members_key_opens_a_channel_without_a_room_secret(
         stranger = ChannelAuth(private_key=Ed25519PrivateKey.generate())
         with pytest.raises(ChannelAuthFailed):
             await open_channel(client, "w", auth=stranger, timeout=scaled(10))
+
+
+async def test_the_keys_come_from_any_live_server_of_the_list(
+    lab: tuple[Service, Store],
+) -> None:
+    """The URL in use is dead (its process just died): the keys are fetched
+    from the next live URL of the worker's list; none live is a typed error."""
+    svc, store = lab
+    room = store.create_room("lab")
+    user = store.add_user("alice")
+    store.add_member(room.room_id, user.user_id)
+    member_key = Ed25519PrivateKey.generate()
+    public = ed25519_public_key_b64url(member_key)
+    store.add_public_key(user.user_id, public, "alice-laptop")
+    _record, worker_key = store.create_worker_token(room.room_id, "gpu-box")
+    dead = f"ws://127.0.0.1:{free_port()}"
+    keys = room_key_cache(
+        [dead, svc.server.url], worker_key, lambda: room.room_id, current=lambda: dead
+    )
+    assert await keys() == [public]
+    nowhere = room_key_cache([dead], worker_key, lambda: room.room_id)
+    with pytest.raises(TransportError, match="cannot fetch the room's keys"):
+        await nowhere.fetch()

@@ -60,11 +60,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ...aio import wait_for
-from ...errors import SleapRTCError
+from ...errors import ErrorCode, SignalingError, SleapRTCError
+from ...protocol.codec import encode, error_for
 from ...protocol.json_text import dumps_bytes, loads_object
 from ..registry import PeerRecord
-from ..router import Router
+from ..router import Router, Session
 from .config import RedisConfig, RedisUnavailable, redact_url
+from .held import Holds
 from .replica import Replica
 from .wire import (
     DELETE_SCRIPT,
@@ -76,6 +78,7 @@ from .wire import (
     Kind,
     decode_record,
     encode_record,
+    is_admin_record,
     join_frames,
     join_message,
 )
@@ -108,6 +111,7 @@ class _Frame:
     room_id: str
     peer_id: str
     data: bytes
+    node: str = ""
 
 
 _Item = Op | _Frame | asyncio.Future[None]
@@ -119,18 +123,20 @@ def _noop(pipe: Any) -> None:
     """A queued write that writes nothing (wakes the writer)."""
 
 
-def _fill(pipe: Any, batch: list[_Item]) -> int:
+def _fill(pipe: Any, batch: list[_Item]) -> list[list[_Frame] | None]:
     """Add ``batch`` to ``pipe`` in order, one message per run of frames for one
-    process; the number of commands added."""
-    commands = 0
-    run: dict[str, list[tuple[str, str, bytes]]] = {}
+    process; per command added, the frames it publishes (``None``: a write)."""
+    slots: list[list[_Frame] | None] = []
+    run: dict[str, list[_Frame]] = {}
     run_bytes = 0
 
     def flush() -> None:
-        nonlocal commands, run_bytes
+        nonlocal run_bytes
         for channel, frames in run.items():
-            pipe.publish(channel, join_frames(frames))
-            commands += 1
+            pipe.publish(
+                channel, join_frames([(f.room_id, f.peer_id, f.data) for f in frames])
+            )
+            slots.append(frames)
         run.clear()
         run_bytes = 0
 
@@ -138,16 +144,14 @@ def _fill(pipe: Any, batch: list[_Item]) -> int:
         if isinstance(item, _Frame):
             if run_bytes + len(item.data) > MAX_FRAMES_BYTES:
                 flush()
-            run.setdefault(item.channel, []).append(
-                (item.room_id, item.peer_id, item.data)
-            )
+            run.setdefault(item.channel, []).append(item)
             run_bytes += len(item.data)
         elif callable(item) and item is not _noop:
             flush()  # a change keeps its place among the frames
             item(pipe)
-            commands += 1
+            slots.append(None)
     flush()
-    return commands
+    return slots
 
 
 def _default_node() -> str:
@@ -185,6 +189,12 @@ class RedisBackend:
         self._ttl_ms = max(1, int(config.ttl * 1000))
         self.metrics_source: Callable[[], dict[str, Any]] | None = None
         self._cluster: dict[str, dict[str, Any]] = {}
+        self.holds = Holds(config.hold, max_total=config.max_pending)
+        """Frames held for peers of a dead process (:mod:`.held`)."""
+        self._flight: dict[tuple[str, str], tuple[str, int]] = {}
+        """Per target: the node its queued frames go to, and how many."""
+        self._deferred: set[tuple[str, str]] = set()
+        """Lookups that wait for a held target's re-registration."""
 
     @property
     def replica(self) -> Replica:
@@ -214,6 +224,8 @@ class RedisBackend:
         self._replica = Replica(
             router, self.node, lambda rec: self._put(rec, Kind.JOIN)
         )
+        self._replica.seen = self._seen
+        self._replica.orphaned = self._orphaned
         router.node = self.node
         self._wire(router, on=True)
         try:
@@ -234,6 +246,7 @@ class RedisBackend:
             asyncio.create_task(self._heartbeat_loop(), name="redis-heartbeat"),
             asyncio.create_task(self._refresh_loop(), name="redis-refresh"),
             asyncio.create_task(self._metrics_loop(), name="redis-metrics"),
+            asyncio.create_task(self._holds_loop(), name="redis-holds"),
         ]
         logger.info("= node %s joined Redis at %s", self.node, self.url)
 
@@ -252,6 +265,7 @@ class RedisBackend:
         router.on_change = self._on_change if on else None
         router.commit_register = self._must_commit if on else None
         router.lookup_remote = self._lookup if on else None
+        router.on_admin = self._admin if on else None
 
     async def stop(self) -> None:
         """Withdraw this process's peers, stop the tasks, close the connections."""
@@ -369,6 +383,7 @@ class RedisBackend:
         client = self._client
         keys = [key async for key in client.scan_iter(self.keys.peer_pattern, 500)]
         found: dict[tuple[str, str], PeerRecord] = {}
+        admins: set[tuple[str, str]] = set()
         for start in range(0, len(keys), 1000):
             pipe = client.pipeline(transaction=False)
             for key in keys[start : start + 1000]:
@@ -383,9 +398,13 @@ class RedisBackend:
                     continue
                 if rec.node != self.node:
                     found[(rec.room_id, rec.peer_id)] = rec
+                    if is_admin_record(raw):
+                        admins.add((rec.room_id, rec.peer_id))
         nodes = sorted({rec.node for rec in found.values()})
         alive = await self._alive(nodes)
-        self.replica.replace({k: r for k, r in found.items() if r.node in alive})
+        self.replica.replace(
+            {k: r for k, r in found.items() if r.node in alive}, frozenset(admins)
+        )
 
     async def _alive(self, nodes: list[str]) -> set[str]:
         """Which of ``nodes`` still have a liveness key."""
@@ -406,13 +425,142 @@ class RedisBackend:
             self._delete(rec)
         else:
             self._put(rec, Kind.JOIN if kind == "join" else Kind.UPDATE)
+            if kind == "join":
+                self._seen(rec)
 
     def _forward(self, target: PeerRecord, data: bytes) -> bool:
+        key = (target.room_id, target.peer_id)
+        holds = self.holds
+        flight = self._flight.get(key)
+        if (holds.holds and key in holds.holds) or (
+            flight is not None and flight[0] != target.node
+        ):
+            # Behind frames held for it, or still on their way to the process
+            # it left: wait, so that none overtakes another.
+            if holds.fresh(key, data, time.monotonic()):
+                self._counter("held")
+                return True
+            return False
         if not self._up or self._queue.qsize() >= self.config.max_pending:
             return False
+        self._flight[key] = (target.node, 1 if flight is None else flight[1] + 1)
         channel = self.keys.inbox(target.node)
-        self._queue.put_nowait(_Frame(channel, target.room_id, target.peer_id, data))
+        self._queue.put_nowait(
+            _Frame(channel, target.room_id, target.peer_id, data, target.node)
+        )
         return True
+
+    # --- frames for peers of a dead process (held, then delivered or failed)
+
+    def _counter(self, name: str, n: int = 1) -> None:
+        if self.router is not None:
+            self.router.counters[f"redis_{name}"] += n
+
+    def _landed(self, frame: _Frame, receivers: Any) -> None:
+        """A queued frame left the writer: published to ``receivers`` processes
+        (0: its process is dead, so it is held), or lost (an exception)."""
+        key = (frame.room_id, frame.peer_id)
+        flight = self._flight.get(key)
+        if flight is not None:
+            if flight[1] <= 1:
+                del self._flight[key]
+            else:
+                self._flight[key] = (flight[0], flight[1] - 1)
+        if isinstance(receivers, int) and receivers > 0:
+            return
+        if isinstance(receivers, int) and self.holds.returned(
+            key, frame.data, frame.node, time.monotonic()
+        ):
+            self._counter("held")
+            return
+        self._fail(key, frame.data)
+
+    def _fail(self, key: tuple[str, str], data: bytes) -> None:
+        """Tell a frame's (local) sender it was not delivered, typed."""
+        self._counter("held_failed")
+        router = self.router
+        if router is None:
+            return
+        try:
+            obj = loads_object(data)
+        except SleapRTCError:
+            return
+        if obj.get("type") == "ice_candidate":
+            return  # answered with silence in one process too
+        sender = obj.get("from_peer_id") or obj.get("sender")
+        rec = router.registry.get(key[0], sender) if isinstance(sender, str) else None
+        if rec is None or not isinstance(rec.conn, Session):
+            return
+        request_id = obj.get("request_id")
+        exc = SignalingError(
+            f"could not deliver to {key[1]!r}: its server process is gone and "
+            "it did not register again in time",
+            code=ErrorCode.DELIVERY_FAILED,
+        )
+        router.errors[exc.code] += 1
+        reply = error_for(
+            exc, request_id=request_id if isinstance(request_id, str) else None
+        )
+        rec.conn.push(encode(reply).encode())
+
+    def _release(self, key: tuple[str, str], found: PeerRecord | None = None) -> None:
+        """Deliver what is held for ``key`` once nothing for it is in flight
+        and it is registered on a live process (``found``, or the registry's);
+        then answer a lookup that waited for it."""
+        router = self.router
+        if router is None or key in self._flight:
+            return
+        rec = router.registry.get(*key) or found
+        if rec is None:
+            return
+        hold = self.holds.holds.get(key)
+        if hold is not None:
+            local = isinstance(rec.conn, Session)
+            if not local and rec.node == hold.dead:
+                return  # still the dead process's record: wait
+            self.holds.take(key)
+            for data in hold.frames():
+                ok = (
+                    rec.conn.push(data)
+                    if isinstance(rec.conn, Session)
+                    else self._forward(rec, data)
+                )
+                if not ok:
+                    self._fail(key, data)
+            self._counter("held_delivered", len(hold))
+        if key in self._deferred:
+            self._deferred.discard(key)
+            router.resolved(*key, rec)
+
+    def _seen(self, rec: PeerRecord) -> None:
+        """A peer registered (here, or announced by another process)."""
+        key = (rec.room_id, rec.peer_id)
+        self.holds.orphans.pop(key, None)
+        if key in self.holds.holds or key in self._deferred:
+            self._release(key)
+
+    def _orphaned(self, rec: PeerRecord) -> None:
+        """A peer's process died or stopped: it may register again elsewhere."""
+        self.holds.orphan((rec.room_id, rec.peer_id), time.monotonic())
+
+    async def _holds_loop(self) -> None:
+        """Fail what waited past the grace period; bounded wake-ups."""
+        interval = max(0.05, min(0.25, self.config.hold / 4))
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            self._expire(time.monotonic())
+
+    def _expire(self, now: float) -> None:
+        holds, _ = self.holds.expired(now)
+        for key, hold in holds:
+            for data in hold.frames():
+                self._fail(key, data)
+        router = self.router
+        for key in list(self._deferred):
+            if not self.holds.waits(key, now):
+                self._deferred.discard(key)
+                if router is not None:
+                    router.resolved(*key, None)
 
     def _must_commit(self, rec: PeerRecord) -> bool:
         """A registration is answered after its write only while Redis is up
@@ -426,8 +574,18 @@ class RedisBackend:
         self._lookups.put_nowait((room_id, peer_id))
         return True
 
+    def _admin(self, kind: str, first: str, second: str) -> None:
+        """Have every other process do a revocation or a peer deletion."""
+        if not self._up:
+            return  # its own peers only: the store's poll catches revocations
+        message = join_message([Kind(kind), self.node, first, second])
+        channel = self.keys.events
+        self._queue.put_nowait(lambda pipe: pipe.publish(channel, message))
+
     def _put(self, rec: PeerRecord, kind: Kind) -> None:
-        record = encode_record(rec)
+        room = self.router.registry.rooms.get(rec.room_id) if self.router else None
+        admin = room is not None and room.admin_peer_id == rec.peer_id
+        record = encode_record(rec, admin=admin)
         args = (
             self.keys.peer(rec.room_id, rec.peer_id),
             self.node,
@@ -511,6 +669,8 @@ class RedisBackend:
             item = self._queue.get_nowait()
             if isinstance(item, asyncio.Future) and not item.done():
                 item.set_result(None)
+            elif isinstance(item, _Frame):
+                self._landed(item, None)
         while not self._lookups.empty():
             key = self._lookups.get_nowait()
             if key is not None and self.router is not None:
@@ -540,19 +700,33 @@ class RedisBackend:
                         item.set_result(None)
 
     async def _write(self, batch: list[_Item]) -> None:
+        frames = [item for item in batch if isinstance(item, _Frame)]
         if not self._up or self._client is None:
+            for frame in frames:
+                self._landed(frame, None)
             return
         pipe = self._client.pipeline(transaction=False)
-        if not _fill(pipe, batch):
+        slots = _fill(pipe, batch)
+        if not slots:
             return
         try:
             results = await pipe.execute(raise_on_error=False)
         except Exception as exc:
             logger.warning("! %d writes to Redis lost: %r", len(batch), exc)
-            return
-        for result in results:
+            results = [exc] * len(slots)
+        touched: set[tuple[str, str]] = set()
+        for slot, result in zip(slots, results, strict=True):
             if isinstance(result, Exception):
                 logger.warning("! a write to Redis failed: %s", result)
+            if slot is None:
+                continue
+            for frame in slot:
+                self._landed(frame, result)
+                touched.add((frame.room_id, frame.peer_id))
+        if self.holds.holds:
+            for key in touched:
+                if key in self.holds.holds:
+                    self._release(key)
 
     async def _lookup_loop(self) -> None:
         """Look peers up in Redis, batched, and hand the answers to the router."""
@@ -594,8 +768,16 @@ class RedisBackend:
             if found is not None and found.node == self.node:
                 found = None  # ours, and gone from here: stale
             router.counters["redis_lookups"] += 1
+            target = (room_id, peer_id)
             if found is None:
+                if self.holds.waits(target, time.monotonic()):
+                    # Its process died a moment ago: wait for it elsewhere.
+                    self._deferred.add(target)
+                    self._release(target)  # it may have registered meanwhile
+                    continue
                 router.counters["redis_lookups_absent"] += 1
+            elif target in self.holds.holds:
+                self._release(target, found)
             router.resolved(room_id, peer_id, found)
 
     async def _heartbeat_loop(self) -> None:

@@ -50,6 +50,19 @@ class RedisConfig:
     """Writes that may wait for Redis before relayed frames are refused
     (``DELIVERY_FAILED``)."""
 
+    hold_grace: float | None = None
+    """Seconds a frame for a peer whose process died is held for the peer to
+    register again (on any process) before its sender gets
+    ``DELIVERY_FAILED``; ``None`` means ``ttl`` plus two refresh intervals
+    (counted again from when the process is found expired)."""
+
+    @property
+    def hold(self) -> float:
+        """The hold grace in effect."""
+        if self.hold_grace is not None:
+            return self.hold_grace
+        return self.ttl + 2 * self.refresh
+
     @property
     def refresh(self) -> float:
         """The refresh interval in effect."""

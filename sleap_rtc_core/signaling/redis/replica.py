@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from ..announce import Event
 from ..registry import PeerRecord
-from ..router import CLOSE_REPLACED, Router, Session
-from .wire import Kind, decode_record, split_frames, split_message
+from ..router import CLOSE_POLICY, CLOSE_REPLACED, Router, Session
+from .wire import Kind, decode_record, is_admin_record, split_frames, split_message
 
 __all__ = ["Replica"]
 
@@ -43,6 +43,10 @@ class Replica:
         self.router = router
         self.node = node
         self._reassert = reassert
+        self.seen: Callable[[PeerRecord], None] | None = None
+        """Called with a remote peer after its join or update is applied."""
+        self.orphaned: Callable[[PeerRecord], None] | None = None
+        """Called with each peer of a process that stopped or expired."""
 
     # --- views
 
@@ -79,13 +83,25 @@ class Replica:
         if node == self.node:
             return  # our own announcement, echoed by the events channel
         if kind in (Kind.JOIN, Kind.UPDATE):
-            self.upsert(decode_record(body), Kind(kind))
+            joined = decode_record(body)
+            self.upsert(joined, Kind(kind))
+            self.admin_slot(joined, is_admin_record(body))
+            if self.seen is not None:
+                self.seen(joined)
         elif kind == Kind.LEAVE and len(header) == 4:
             rec = self.router.registry.get(str(header[2]), str(header[3]))
             if rec is not None and rec.conn is None and rec.node == node:
                 self.remove(rec)
         elif kind == Kind.DOWN:
             self.drop_node(node)
+        elif kind == Kind.REVOKE and len(header) == 4:
+            self.router.disconnect_credential(
+                str(header[2]), str(header[3]), everywhere=False
+            )
+        elif kind == Kind.DELETE and len(header) == 4:
+            rec = self.router.registry.get(str(header[2]), str(header[3]))
+            if rec is not None and isinstance(rec.conn, Session):
+                rec.conn.close(CLOSE_POLICY, "removed by the room owner")
         else:
             raise ValueError(f"unknown message from Redis: {header!r}")
 
@@ -120,6 +136,29 @@ class Replica:
         joined = new or kind == Kind.JOIN
         self._tell_room(rec, "peer_joined" if joined else "peer_updated")
 
+    def admin_slot(self, rec: PeerRecord, admin: bool) -> None:
+        """Apply a remote record's claim (or release) of its room's admin slot.
+
+        Two processes granting the slot at once converge: the earlier
+        registration keeps it.
+        """
+        room = self.router.registry.rooms.get(rec.room_id)
+        current = self.router.registry.get(rec.room_id, rec.peer_id)
+        if room is None or current is None or current.conn is not None:
+            return  # not (or no longer) the registry's remote record
+        holder = room.admin_peer_id
+        if not admin:
+            if holder == rec.peer_id:
+                room.admin_peer_id = None
+            return
+        other = None if holder is None else room.peers.get(holder)
+        if (
+            other is None
+            or other is current
+            or current.connected_at < other.connected_at
+        ):
+            room.admin_peer_id = rec.peer_id
+
     def remove(self, rec: PeerRecord) -> None:
         """Forget a remote peer and tell its room."""
         if self.router.registry.remove(rec.room_id, rec.peer_id) is not None:
@@ -130,20 +169,28 @@ class Replica:
         for rec in self.remote_records():
             if rec.node == node:
                 self.remove(rec)
+                if self.orphaned is not None:
+                    self.orphaned(rec)
 
     def drop_all(self) -> None:
         """Forget every remote peer (Redis is gone; they cannot be reached)."""
         for rec in self.remote_records():
             self.remove(rec)
 
-    def replace(self, found: dict[tuple[str, str], PeerRecord]) -> None:
-        """Make the remote peers exactly ``found`` (keyed by room and peer id)."""
+    def replace(
+        self,
+        found: dict[tuple[str, str], PeerRecord],
+        admins: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
+        """Make the remote peers exactly ``found`` (keyed by room and peer id;
+        ``admins``: those holding their room's admin slot)."""
         for rec in self.remote_records():
             if (rec.room_id, rec.peer_id) not in found:
                 self.remove(rec)
-        for rec in found.values():
+        for key, rec in found.items():
             if rec.node != self.node:
                 self.upsert(rec, Kind.JOIN)
+                self.admin_slot(rec, key in admins)
 
     def _tell_room(self, rec: PeerRecord, event: str) -> None:
         """Announce a remote peer's change to this node's peers that

@@ -51,6 +51,7 @@ __all__ = [
     "Kind",
     "decode_record",
     "encode_record",
+    "is_admin_record",
     "join_frames",
     "join_message",
     "split_frames",
@@ -77,6 +78,12 @@ class Kind(StrEnum):
     """``[leave, node, room_id, peer_id]``: a peer left (events)."""
     DOWN = "down"
     """``[down, node]``: a process is stopping; its peers are gone (events)."""
+    REVOKE = "revoke"
+    """``[revoke, node, credential_id, reason]``: close every peer that
+    credential (key, token, room, user) admitted (events)."""
+    DELETE = "delete"
+    """``[delete, node, room_id, peer_id]``: close that peer's connection,
+    wherever it is (``/delete-peer``; events)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +191,23 @@ def split_frames(header: list[Any], body: bytes) -> list[tuple[str, str, bytes]]
     return out
 
 
-def encode_record(rec: PeerRecord) -> bytes:
-    """A peer record as JSON (what the ``record`` field and events carry)."""
+ADMIN_MARK = b'{"admin":true,'
+"""How a record of the room's admin begins (:func:`encode_record`)."""
+
+
+def is_admin_record(data: bytes | str) -> bool:
+    """Whether an encoded record holds its room's admin slot."""
+    raw = data.encode() if isinstance(data, str) else data
+    return raw.startswith(ADMIN_MARK)
+
+
+def encode_record(rec: PeerRecord, *, admin: bool = False) -> bytes:
+    """A peer record as JSON (what the ``record`` field and events carry);
+    ``admin``: it holds its room's admin slot (the first field, then)."""
+    head: dict[str, Any] = {"admin": True} if admin else {}
     return dumps_bytes(
-        {
+        head
+        | {
             "peer_id": rec.peer_id,
             "room_id": rec.room_id,
             "role": rec.role,
