@@ -82,12 +82,18 @@ class Lab:
         ]
 
     def run(
-        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``sleap-rtc ARGS`` to its end with stdin closed (a script)."""
+        """Run ``sleap-rtc ARGS`` to its end with stdin closed (a script), or
+        given ``input`` (a pipe, not a terminal)."""
         return subprocess.run(
             [SLEAP_RTC, *args],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if input is None else None,
+            input=input,
             capture_output=True,
             text=True,
             timeout=scaled(timeout),
