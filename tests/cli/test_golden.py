@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
+from tests.fixtures.timing import scaled, wait_until
 
 from .conftest import Lab
 
@@ -108,7 +109,7 @@ def test_normalise_drops_progress_and_replaces_what_varies(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_train_on_a_two_worker_room_has_the_expected_shape(lab: Lab) -> None:
     shared, other = lab.root / "shared", lab.root / "elsewhere"
-    lab.worker("gpu-a", shared)
+    chosen = lab.worker("gpu-a", shared)
     lab.worker("gpu-b", other)
     labels = write_tiny_labels(shared / "proj" / "labels.pkg.slp")
     config = lab.root / "cfg.yaml"
@@ -127,4 +128,7 @@ def test_train_on_a_two_worker_room_has_the_expected_shape(lab: Lab) -> None:
         GOLDEN.write_text("\n".join(got) + "\n", encoding="utf-8")
     expected = GOLDEN.read_text(encoding="utf-8").splitlines()
     assert got == expected, "\n".join(got)
+    # One job id everywhere: the one train says is the one the worker ran.
+    (job_id,) = set(re.findall(r"\bjob[-_][0-9a-zA-Z]+", transcript))
+    wait_until(lambda: job_id in chosen.output, timeout=scaled(10))
     lab.assert_clean(transcript)
