@@ -132,7 +132,10 @@ def resolve_user(store: Store, ref: str) -> User:
     """
     user = store.get_user_by_name(ref) or store.get_user(ref)
     if user is None:
-        raise AdminError(f"no user {ref!r} (see 'sleap-rtc user list')")
+        raise AdminError(
+            f"no user {ref!r}: add it first (sleap-rtc user add {ref}) "
+            "or see 'sleap-rtc user list'"
+        )
     return user
 
 

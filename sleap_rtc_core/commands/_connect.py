@@ -15,7 +15,9 @@ SignalingClient`).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -201,8 +203,35 @@ def channel_auth(args: argparse.Namespace) -> ChannelAuth:
     return ChannelAuth(secret=room_secret(args))
 
 
+class _SayWaits(logging.Handler):
+    """Says on stderr what a client command waits for (the server), in plain
+    words and not only with ``-v``: every retry, and when it gives up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.INFO and message.startswith("! "):
+            sys.stderr.write(
+                f"{message.removeprefix('! ')} "
+                f"(gives up {CONNECT_GIVE_UP:.0f} s after the last contact)\n"
+            )
+
+
+def _say_waits() -> None:
+    """Route the signaling client's retry lines to :class:`_SayWaits`, unless
+    ``-v`` already shows them (once per process)."""
+    logger = logging.getLogger("sleap_rtc_core.signaling.client")
+    if logger.getEffectiveLevel() <= logging.INFO:
+        return  # -v: the log shows them
+    if not any(isinstance(h, _SayWaits) for h in logger.handlers):
+        logger.addHandler(_SayWaits())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # not twice through the root's handler
+
+
 def client_signaling(args: argparse.Namespace, register: Any) -> SignalingClient:
-    """The command's signaling client, giving up after :data:`CONNECT_GIVE_UP`."""
+    """The command's signaling client, giving up after :data:`CONNECT_GIVE_UP`
+    and saying each retry while it waits."""
+    _say_waits()
     return SignalingClient(server_urls(args), register, give_up_after=CONNECT_GIVE_UP)
 
 

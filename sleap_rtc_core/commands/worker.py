@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
 from ..signaling.client import SignalingClient
@@ -258,6 +259,10 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_BOUND = 1.0
+"""Seconds a stopping worker waits for the server to take its new status."""
+
+
 async def _serve(service: WorkerService, on_stop: str) -> None:
     signalled = asyncio.Queue[None]()
     loop = asyncio.get_running_loop()
@@ -301,8 +306,12 @@ async def _drain(
     service: WorkerService, on_stop: str, signalled: asyncio.Queue[None]
 ) -> None:
     """Graceful stop: no new jobs; running ones finish or are cancelled; a
-    second signal stops at once."""
-    await service.worker.update_status("maintenance")
+    second signal stops at once.
+
+    The server is told ``maintenance`` if it answers within
+    :data:`STATUS_BOUND` (it may be down: the worker stops anyway)."""
+    with contextlib.suppress(TimeoutError):
+        await wait_for(service.worker.update_status("maintenance"), STATUS_BOUND)
     running = [j for j, info in service.jobs.jobs.items() if info.result is None]
     if not running:
         return

@@ -75,12 +75,18 @@ class Backoff:
 
 
 class Subscription:
-    """Messages of some types, queued for one consumer (bounded)."""
+    """Messages of some types, queued for one consumer (bounded).
+
+    When the connection ends for good (refused credentials, or given up),
+    :meth:`get` and iteration raise why instead of waiting for ever.
+    """
 
     def __init__(self, types: frozenset[str], maxsize: int) -> None:
         self.types = types
         self.queue: asyncio.Queue[sig.Message] = asyncio.Queue(maxsize)
         self.dropped = 0
+        self.error: SleapRTCError | None = None
+        self._ended = asyncio.Event()
 
     def wants(self, message: sig.Message) -> bool:
         return not self.types or message.TYPE.value in self.types
@@ -92,16 +98,44 @@ class Subscription:
             self.dropped += 1
             logger.warning("! subscriber queue full, dropped %s", message.TYPE.value)
 
+    def fail(self, error: SleapRTCError) -> None:
+        """No more messages will come: the next wait raises ``error``."""
+        self.error = error
+        self._ended.set()
+
     async def get(self, timeout: float | None = None) -> sig.Message:
-        """The next message (waits at most ``timeout`` seconds)."""
-        return await wait_for(self.queue.get(), timeout)
+        """The next message (waits at most ``timeout`` seconds).
+
+        Raises:
+            SleapRTCError: the connection ended for good (and nothing is queued).
+            TimeoutError: nothing within ``timeout``.
+        """
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        if self.error is not None:
+            raise self.error
+        getter = asyncio.ensure_future(self.queue.get())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {getter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ended.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter in done:
+            return getter.result()
+        if self.error is not None:
+            raise self.error
+        raise TimeoutError
 
     def __aiter__(self) -> AsyncIterator[sig.Message]:
         return self._iter()
 
     async def _iter(self) -> AsyncIterator[sig.Message]:
         while True:
-            yield await self.queue.get()
+            yield await self.get()
 
 
 Connector = Callable[[], Awaitable[ClientConnection]]
@@ -364,7 +398,9 @@ class SignalingClient:
                         attempt = 0
             except ConnectionClosed:
                 pass
-            except AuthError:
+            except AuthError as exc:
+                for sub in self._subs:
+                    sub.fail(exc)
                 await ws.close()
                 return
             finally:
@@ -418,6 +454,8 @@ class SignalingClient:
             self._first.set_exception(error)
         for rid in self.session.close():
             self._fail(rid, error)
+        for sub in self._subs:
+            sub.fail(error)
 
     def _dispatch(self) -> bool:
         """Route the session's events; True when a registration succeeded."""

@@ -285,7 +285,8 @@ async def authenticate(
             return
         elif isinstance(item, AuthFailureMsg):
             raise ChannelAuthFailed(
-                f"{channel.peer_id} refused the channel: {item.reason.value}",
+                f"{channel.peer_id} refused the channel ({item.reason.value}): "
+                + _refusal(auth, item.reason),
                 reason=item.reason,
             )
         else:
@@ -294,6 +295,21 @@ async def authenticate(
                 channel.peer_id,
                 "bytes" if isinstance(item, bytes) else type(item).__name__,
             )
+
+
+def _refusal(auth: ChannelAuth, reason: AuthFailureReason) -> str:
+    """What a worker's ``AUTH_FAILURE`` reason means for the person here."""
+    if reason is AuthFailureReason.INVALID:
+        if auth.secret is not None:
+            return (
+                "the room secrets differ: this client's (--room-secret, "
+                "$SLEAP_ROOM_SECRET or ~/.sleap-rtc/room-secrets/ROOM) is not the "
+                "worker's"
+            )
+        return "it does not know this client's key (not a room member's)"
+    if reason is AuthFailureReason.MISSING:
+        return "it wants the room secret and this client has none (--room-secret)"
+    return "the answer did not reach it in time"
 
 
 async def _answer(

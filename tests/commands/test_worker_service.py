@@ -21,15 +21,21 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from tests.fixtures.cli import CLI_ENV, SLEAP_RTC, run_cli, start_server, start_worker
+from tests.fixtures.cli import (
+    CLI_ENV,
+    SLEAP_RTC,
+    Proc,
+    run_cli,
+    start_server,
+    start_worker,
+)
 from tests.fixtures.timing import scaled, wait_until
 
 
@@ -91,46 +97,6 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     finally:
         server.terminate()
         server.wait(timeout=scaled(30))
-
-
-@dataclass
-class Proc:
-    """A running ``sleap-rtc`` process whose output is collected by threads,
-    so a test can wait for a line without blocking on the pipe."""
-
-    popen: subprocess.Popen[str]
-    out: list[str] = field(default_factory=list)
-    err: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for stream, sink in (
-            (self.popen.stdout, self.out),
-            (self.popen.stderr, self.err),
-        ):
-            if stream is not None:
-                threading.Thread(
-                    target=lambda s=stream, k=sink: k.extend(iter(s.readline, "")),
-                    daemon=True,
-                ).start()
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.out) + "".join(self.err)
-
-    def wait(self, units: float) -> int:
-        """The exit status, within ``units`` test units (killed otherwise)."""
-        try:
-            return self.popen.wait(timeout=scaled(units))
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-            raise AssertionError(
-                f"still running; output so far:\n{self.output}"
-            ) from None
 
 
 def _train(room: Room, *args: str, stdin: int | None = None) -> Proc:
