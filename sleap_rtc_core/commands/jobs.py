@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -31,11 +32,15 @@ from ..client.path_check import (
     propose_mappings,
     unmapped,
 )
-from ..client.progress_view import TrainingProgress
+from ..client.progress_view import (
+    InferenceProgress,
+    TrainingProgress,
+    TransferProgress,
+    Waiting,
+)
 from ..client.remote_job import JobCallbacks, RemoteJob
 from ..client.session import run_remote_job
 from ..client.upload import (
-    UploadProgressLine,
     UploadResult,
     is_package,
     labels_to_send,
@@ -50,6 +55,12 @@ from ..errors import (
     SleapRTCError,
 )
 from ..protocol.channel import ChannelMessage
+from ..protocol.channel_messages import (
+    InferenceBeginMsg,
+    InferenceCompleteMsg,
+    InferenceFailedMsg,
+    InferenceProgressMsg,
+)
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
 from ..transport.channel import Channel
@@ -73,6 +84,7 @@ from ._output import (
     fetch_command,
     say,
 )
+from ._progress import ProgressDisplay
 
 __all__ = ["parse_map", "register"]
 
@@ -276,20 +288,16 @@ async def _agree_to_upload(path: str, upload: bool | None, interactive: bool) ->
     return answer.strip().lower() in ("", "y", "yes")
 
 
-async def _upload(channel: Channel, local: Path) -> UploadResult:
-    """Send ``local`` with a progress line on stderr."""
-    line = UploadProgressLine()
-    tty = sys.stderr.isatty()
-
-    def show(done: int, total: int) -> None:
-        text = line.feed(done, total)
-        if text is not None:
-            sys.stderr.write(f"\r{text}\033[K" if tty else f"{text}\n")
-            sys.stderr.flush()
-
-    sent = await upload_file(channel, local, on_progress=show)
-    if tty:
-        sys.stderr.write("\n")
+async def _upload(
+    channel: Channel, local: Path, display: ProgressDisplay
+) -> UploadResult:
+    """Send ``local``, its progress on the display."""
+    progress = TransferProgress("upload")
+    display.show(progress.status)
+    try:
+        sent = await upload_file(channel, local, on_progress=progress.feed)
+    finally:
+        display.show(None)
     if sent.cached:
         say(f"the worker has {local.name} already ({sent.size} bytes): not sent")
     elif sent.resumed_at:
@@ -424,14 +432,65 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+class _JobView:
+    """One job's progress on the display: waiting for sleap-nn, training
+    (epochs, batches, loss, ETA), the inference (frames), the copy home
+    (bytes, rate). The lines to keep (one per epoch) go to stdout."""
+
+    def __init__(self, training: TrainingProgress | None = None) -> None:
+        self.display = ProgressDisplay()
+        self.training = training
+        self.inference = InferenceProgress()
+
+    def accepted(self) -> None:
+        """The worker took the job: show what it waits for."""
+        if self.training is not None:
+            self.display.show(self.training.status)
+        else:
+            self.display.show(self.inference.status)
+
+    def on_progress(self, event: Any) -> None:
+        """A sleap-nn training event."""
+        if self.training is None or not isinstance(event, dict):
+            return
+        line = self.training.feed(event)
+        if line:
+            say(f"  {line}")
+        self.display.show(self.training.status)
+
+    def on_message(self, msg: Any) -> None:
+        """The inference frames (``INFERENCE_*``)."""
+        if isinstance(msg, InferenceBeginMsg):
+            self.inference.begin()
+            self.display.show(self.inference.status)
+        elif isinstance(msg, InferenceProgressMsg):
+            data = msg.data
+            if isinstance(data, dict):
+                self.inference.feed(data)
+                self.display.refresh()
+        elif isinstance(msg, InferenceCompleteMsg | InferenceFailedMsg):
+            if self.inference.frames_done:
+                say(f"  {self.inference.summary()}")
+            self.display.show(
+                Waiting("finishing", "waiting for the worker to finish the job").status
+            )
+
+    def downloading(self) -> Callable[[int, int], None]:
+        """Show a copy home; its progress callback."""
+        progress = TransferProgress("download")
+        self.display.show(progress.status)
+        return progress.feed
+
+
 def run_train(args: argparse.Namespace) -> int:
-    """Train remotely, with progress lines; Ctrl-C asks stop or cancel."""
+    """Train remotely, with progress; Ctrl-C asks stop or cancel."""
     try:
         config = Path(args.config).read_text(encoding="utf-8")
     except OSError as exc:
         return fail(f"error: cannot read --config: {exc}", 2)
     labels = _absolute(args.labels)
-    view = TrainingProgress(total_epochs=args.epochs or _max_epochs(config))
+    epochs = args.epochs if args.epochs is not None else _max_epochs(config)
+    view = _JobView(TrainingProgress(total_epochs=epochs))
 
     def spec(mappings: dict[str, str]) -> JobSpec:
         return TrainJobSpec(
@@ -441,34 +500,32 @@ def run_train(args: argparse.Namespace) -> int:
             path_mappings=mappings,
         )
 
-    def progress(event: Any) -> None:
-        if isinstance(event, dict):
-            line = view.feed(event)
-            if line:
-                say(f"  {line}")
-
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
     ) -> list[Path]:
-        folders = await download_models(
-            channel,
-            result,
-            models_dir_for(labels),
-            path_mappings=sent.path_mappings,
-            download=args.download,
-        )
+        try:
+            folders = await download_models(
+                channel,
+                result,
+                models_dir_for(labels),
+                path_mappings=sent.path_mappings,
+                download=args.download,
+                on_progress=view.downloading(),
+            )
+        finally:
+            view.display.show(None)
         for folder in folders:
             say(f"model here: {folder}")
         return folders
 
-    return _run_job(
-        args, labels, spec, JobCallbacks(on_progress=progress), finish=bring_home
-    )
+    callbacks = JobCallbacks(on_progress=view.on_progress, on_message=view.on_message)
+    return _run_job(args, labels, spec, callbacks, view, finish=bring_home)
 
 
 def run_track(args: argparse.Namespace) -> int:
-    """Run inference remotely."""
+    """Run inference remotely, with its frames as progress."""
     data = _absolute(args.data)
+    view = _JobView()
 
     def spec(mappings: dict[str, str]) -> JobSpec:
         return TrackJobSpec(
@@ -481,13 +538,17 @@ def run_track(args: argparse.Namespace) -> int:
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
     ) -> list[Path]:
-        local = await download_predictions(
-            channel,
-            result,
-            predictions_path_for(data),
-            path_mappings=sent.path_mappings,
-            download=args.download,
-        )
+        try:
+            local = await download_predictions(
+                channel,
+                result,
+                predictions_path_for(data),
+                path_mappings=sent.path_mappings,
+                download=args.download,
+                on_progress=view.downloading(),
+            )
+        finally:
+            view.display.show(None)
         say(f"predictions here: {local}")
         return [Path(local)]
 
@@ -495,7 +556,8 @@ def run_track(args: argparse.Namespace) -> int:
         args,
         data,
         spec,
-        JobCallbacks(on_log=lambda line: None),
+        JobCallbacks(on_log=lambda line: None, on_message=view.on_message),
+        view,
         finish=bring_home,
         to_send=_data_to_send,
     )
@@ -533,6 +595,7 @@ def _run_job(
     path: str,
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
+    view: _JobView,
     finish: Finish | None = None,
     to_send: Callable[[str, str], Path] = labels_to_send,
 ) -> int:
@@ -552,6 +615,7 @@ def _run_job(
     scratch = tempfile.TemporaryDirectory(prefix="sleap_rtc_upload_")
     dropped: list[str] = []  # the channel dropped during an upload: resume
     copying: list[str] = []  # while the results come home: how to resume
+    uploading: list[str] = []  # while the data goes out: how to resume
     shown: list[Path] = []  # the local paths finish told
 
     async def bring_home(
@@ -576,12 +640,21 @@ def _run_job(
                 f"the worker cannot see {path}; use --map OLD=NEW to say where "
                 "it is on the worker, or --upload to send it"
             )
-        local = await asyncio.to_thread(to_send, path, scratch.name)
+        preparing = Waiting("packing", f"preparing {Path(path).name} to send")
+        view.display.show(preparing.status)
         try:
-            sent = await _upload(channel, local)
+            local = await asyncio.to_thread(to_send, path, scratch.name)
+        finally:
+            view.display.show(None)
+        # not the command line itself: it may hold a token or the room secret
+        uploading[:] = [f"sleap-rtc {getattr(args, 'command', None) or 'train'}"]
+        try:
+            sent = await _upload(channel, local, view.display)
         except ChannelClosed:
             dropped.append(path)
             raise
+        finally:
+            uploading.clear()
         return make_spec({**maps, path: sent.path})
 
     async def prepare(channel: Channel) -> JobSpec:
@@ -605,8 +678,12 @@ def _run_job(
             raise JobRejected(_missing_videos(report, missing, maps))
         return make_spec(mappings)
 
+    def accepted(keep: Callable[[RemoteJob], None], job: RemoteJob) -> None:
+        keep(job)
+        view.accepted()
+
     async def main() -> dict[str, Any]:
-        async with client_signaling(args, register) as client:
+        async with view.display, client_signaling(args, register) as client:
             worker = (
                 None if args.worker is None else await find_worker(client, args.worker)
             )
@@ -623,7 +700,7 @@ def _run_job(
                             model_type=model_type,
                             callbacks=callbacks,
                             say=say,
-                            on_job=on_job,
+                            on_job=functools.partial(accepted, on_job),
                             prepare=prepare,
                             finish=bring_home,
                             accept_legacy=not args.refuse_legacy_workers,
@@ -631,6 +708,8 @@ def _run_job(
                         ),
                         interactive,
                         copying,
+                        uploading,
+                        view.display,
                     )
                 except ChannelClosed:
                     if not dropped or attempt == UPLOAD_ATTEMPTS:
@@ -662,11 +741,16 @@ async def _with_interrupts(
     run: Callable[[Callable[[RemoteJob], None]], Awaitable[dict[str, Any]]],
     interactive: bool,
     copying: list[str] | None = None,
+    uploading: list[str] | None = None,
+    display: ProgressDisplay | None = None,
 ) -> dict[str, Any]:
     """Run the job; Ctrl-C asks "stop (keep model) or cancel?" on a terminal,
     cancels otherwise; a second Ctrl-C cancels at once. Once the job is done
     and its results come home (``copying`` holds the command that resumes
-    the copy), Ctrl-C stops the copy and says how to go on."""
+    the copy), Ctrl-C stops the copy and says how to go on; during an upload
+    (``uploading`` holds the command that sends the rest) likewise. The
+    ``display`` is hidden while the question is asked."""
+    shown = display or ProgressDisplay(live=False)
     jobs: list[RemoteJob] = []
     task = asyncio.ensure_future(run(jobs.append))
     interrupts = asyncio.Queue[None]()
@@ -677,24 +761,34 @@ async def _with_interrupts(
     async def watch() -> None:
         await interrupts.get()
         if not jobs:
+            if uploading:
+                shown.show(None)
+                say(
+                    "\nupload stopped; the worker keeps what it verified. To go "
+                    f"on where it stopped, run the same {uploading[0]} command "
+                    "again (with --upload)"
+                )
             task.cancel()
             return
         if copying:
+            shown.show(None)
             say(f"\ncopy stopped; what arrived is kept. To go on: {copying[0]}")
             task.cancel()
             return
         if interactive:
-            answer = _ask("\nstop (keep the model) or cancel? [s/c] ")
-            again: asyncio.Future[None] = asyncio.ensure_future(interrupts.get())
-            waits: set[asyncio.Future[Any]] = {answer, again}
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            again.cancel()
-            if not answer.done():
-                answer.cancel()  # stops reading the terminal
+            with shown.hidden():
+                answer = _ask("\nstop (keep the model) or cancel? [s/c] ")
+                again: asyncio.Future[None] = asyncio.ensure_future(interrupts.get())
+                waits: set[asyncio.Future[Any]] = {answer, again}
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                again.cancel()
+                if not answer.done():
+                    answer.cancel()  # stops reading the terminal
             if answer in done and answer.result().strip().lower().startswith("s"):
                 say("stopping: the model so far is kept")
                 await jobs[0].stop()
                 return
+        shown.show(None)
         say("cancelling")
         task.cancel()
 
