@@ -52,8 +52,9 @@ class Speed:
     """What one worker does per second.
 
     Attributes:
-        startup_seconds: sleap-nn ``train`` up to its first epoch (imports,
-            loading the labels, building the model).
+        startup_seconds: sleap-nn ``train``'s overhead: up to its first
+            epoch (imports, loading the labels, building the model) and after
+            its last (saving, exiting).
         epoch_seconds_per_frame: One epoch over one labeled frame (with its
             validation share).
         inference_startup_seconds: sleap-nn ``track`` up to its first frames.
@@ -124,9 +125,10 @@ class SpeedBook:
         startup_seconds: float | None,
         epochs_seconds: float | None,
     ) -> None:
-        """One model's training as measured: its startup (process start to
-        ``train_begin``) and the time its ``epochs`` took over ``frames``
-        labeled frames (``None``: not known, that part is not learnt)."""
+        """One model's training as measured: its overhead (process start to
+        ``train_begin``, ``train_end`` to the exit) and the time its
+        ``epochs`` took over ``frames`` labeled frames (``None``: not known,
+        that part is not learnt)."""
         speed = self.speed
         if startup_seconds is not None and startup_seconds >= 0:
             speed = replace(

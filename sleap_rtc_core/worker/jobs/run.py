@@ -493,10 +493,12 @@ class JobRun:
         begin, end = self._marks.get("train_begin"), self._marks.get("train_end")
         if self._speed is None or begin is None or self._ctl.cancelled:
             return
+        # The overhead: up to the first epoch, and after the last (saving).
+        after = 0.0 if end is None else time.monotonic() - end
         self._speed.record_training(
             epochs=self._epochs_seen,
             frames=plan.labeled_frames,
-            startup_seconds=begin - started,
+            startup_seconds=begin - started + after,
             epochs_seconds=None if end is None else end - begin,
         )
 
