@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..client.job_size import epochs_of
 from ..client.legacy_job import is_legacy_worker
 from ..client.model_download import (
     download_models,
@@ -489,7 +490,7 @@ def run_train(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"error: cannot read --config: {exc}", 2)
     labels = _absolute(args.labels)
-    epochs = args.epochs if args.epochs is not None else _max_epochs(config)
+    epochs = epochs_of(TrainJobSpec(config_content=config, max_epochs=args.epochs))
     view = _JobView(TrainingProgress(total_epochs=epochs))
 
     def spec(mappings: dict[str, str]) -> JobSpec:
@@ -578,16 +579,6 @@ def _data_to_send(path: str, scratch: str) -> Path:
             "(sleap-rtc track VIDEO --upload) or a .pkg.slp"
         )
     return Path(path)
-
-
-def _max_epochs(config: str) -> int | None:
-    import yaml
-
-    try:
-        value = yaml.safe_load(config)["trainer_config"]["max_epochs"]
-    except (yaml.YAMLError, KeyError, TypeError):
-        return None
-    return value if isinstance(value, int) else None
 
 
 def _run_job(
