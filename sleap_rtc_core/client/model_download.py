@@ -322,6 +322,7 @@ class _Receiver:
         meta = await self._announce(worker_path, predictions=True)
         if meta.kind != PREDICTIONS_KIND:
             raise TransferError(f"the worker sent no predictions for {worker_path}")
+        self.progress.total = meta.size
         await self._receive(meta, target.name, part, target, 0, None)
 
     async def _receive(
@@ -581,6 +582,7 @@ async def download_predictions(
     download: bool | None = None,
     path_mappings: Mapping[str, str] | None = None,
     is_visible: Callable[[Path], bool] | None = None,
+    on_progress: DownloadProgress | None = None,
     on_other: Callable[[ChannelMessage], None] | None = None,
     timeout: float = REPLY_TIMEOUT,
 ) -> Path:
@@ -600,6 +602,7 @@ async def download_predictions(
             backwards to find the worker's file here.
         is_visible: Whether a candidate local path is the predictions file
             (default: a readable file).
+        on_progress: Called with (bytes held, bytes in all) as bytes arrive.
         on_other: Receives other messages that arrive during the copy.
         timeout: Seconds to wait for an answer or between frames.
 
@@ -631,7 +634,7 @@ async def download_predictions(
             return candidates[0]  # stays on the worker
     target = await asyncio.to_thread(Path(dest).absolute)
     await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-    receiver = _Receiver(channel, job_id, _Progress(0, None), on_other, timeout)
+    receiver = _Receiver(channel, job_id, _Progress(0, on_progress), on_other, timeout)
     try:
         await receiver.predictions(worker_path, target)
     except _ChecksumMismatch as exc:

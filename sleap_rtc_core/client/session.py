@@ -7,6 +7,7 @@ the CLI, the demo and the GUI call :func:`run_remote_job`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from ..signaling.client import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel
+from .job_size import epochs_of, frame_count
 from .legacy_job import LegacyJob, is_legacy_worker
 from .negotiator import JobClient, Placement
 from .presence import close_when_peer_leaves
@@ -89,11 +91,22 @@ async def run_remote_job(
             signaling, response_deadline=response_deadline, accept_legacy=accept_legacy
         )
         config: dict[str, Any] = {"model_type": model_type} if model_type else {}
-        if isinstance(spec, TrainJobSpec) and spec.max_epochs:
-            config["epochs"] = spec.max_epochs  # for the workers' estimates
+        dataset: dict[str, Any] = {}
+        if isinstance(spec, TrainJobSpec):  # the workers' estimates: epochs
+            epochs = epochs_of(spec)
+            if epochs is not None:
+                config["epochs"] = epochs
+        local = spec.data_path if isinstance(spec, TrackJobSpec) else spec.labels_path
+        if local:  # … and frames
+            frames = await asyncio.to_thread(
+                frame_count, local, labeled=job_type is JobType.TRAINING
+            )
+            if frames is not None:
+                dataset["frame_count"] = frames
         request = JobRequest(
             job_id=f"job-{uuid.uuid4().hex[:12]}",
             job_type=job_type,
+            dataset_info=dataset,
             config=config,
             requirements=(
                 {"min_gpu_memory_mb": min_gpu_memory_mb} if min_gpu_memory_mb else {}

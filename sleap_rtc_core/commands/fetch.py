@@ -17,6 +17,7 @@ from typing import Any
 
 from ..client.legacy_job import is_legacy_worker
 from ..client.model_download import download_models, download_predictions
+from ..client.progress_view import TransferProgress, Waiting
 from ..client.remote_job import RemoteJob
 from ..errors import CredentialsError, JobError, SleapRTCError
 from ..protocol.channel_transfer import model_run_dirs
@@ -31,6 +32,7 @@ from ._connect import (
 )
 from ._env_help import add_env_help
 from ._output import EXIT_FAILED, EXIT_INTERRUPTED, fail, say
+from ._progress import ProgressDisplay
 
 __all__ = ["register", "run_fetch"]
 
@@ -68,8 +70,10 @@ def run_fetch(args: argparse.Namespace) -> int:
     to = Path(args.to).absolute() if args.to else None
     cwd = Path.cwd()
 
+    display = ProgressDisplay()
+
     async def main() -> list[Path]:
-        async with client_signaling(args, register) as client:
+        async with display, client_signaling(args, register) as client:
             worker = await find_worker(client, args.worker)
             legacy = await is_legacy_worker(client, worker)
             channel = await open_channel(
@@ -78,14 +82,25 @@ def run_fetch(args: argparse.Namespace) -> int:
             async with channel:
                 job = await RemoteJob.attach(channel, args.job_id)
                 say(f"job {args.job_id} on {worker}: waiting for its result")
+                display.show(Waiting("job", "waiting for the job to finish").status)
                 result: dict[str, Any] = await job.follow()
+                progress = TransferProgress("download")
+                display.show(progress.status)
                 if model_run_dirs(result):
                     dest = to or cwd / "models"
-                    return await download_models(channel, result, dest, download=True)
+                    return await download_models(
+                        channel,
+                        result,
+                        dest,
+                        download=True,
+                        on_progress=progress.feed,
+                    )
                 worker_file = str(result.get("predictions_path") or "predictions.slp")
                 name = worker_file.replace("\\", "/").rsplit("/", 1)[-1]
                 dest = to or cwd / name
-                local = await download_predictions(channel, result, dest, download=True)
+                local = await download_predictions(
+                    channel, result, dest, download=True, on_progress=progress.feed
+                )
                 return [local]
 
     try:

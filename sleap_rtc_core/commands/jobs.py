@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..client.job_size import epochs_of
 from ..client.legacy_job import is_legacy_worker
 from ..client.model_download import (
     download_models,
@@ -30,11 +32,15 @@ from ..client.path_check import (
     propose_mappings,
     unmapped,
 )
-from ..client.progress_view import TrainingProgress
+from ..client.progress_view import (
+    InferenceProgress,
+    TrainingProgress,
+    TransferProgress,
+    Waiting,
+)
 from ..client.remote_job import JobCallbacks, RemoteJob, claim_models
 from ..client.session import run_remote_job
 from ..client.upload import (
-    UploadProgressLine,
     UploadResult,
     is_package,
     labels_to_send,
@@ -50,6 +56,12 @@ from ..errors import (
     SleapRTCError,
 )
 from ..protocol.channel import ChannelMessage
+from ..protocol.channel_messages import (
+    InferenceBeginMsg,
+    InferenceCompleteMsg,
+    InferenceFailedMsg,
+    InferenceProgressMsg,
+)
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
 from ..signaling.client import SignalingClient
@@ -75,6 +87,7 @@ from ._output import (
     fetch_command,
     say,
 )
+from ._progress import ProgressDisplay
 
 __all__ = ["parse_map", "register"]
 
@@ -318,30 +331,25 @@ async def _agree_to_upload(
 
 
 async def _upload(
-    channel: Channel, local: Path, with_videos: bool = False
+    channel: Channel, local: Path, display: ProgressDisplay, with_videos: bool = False
 ) -> tuple[UploadResult, dict[str, str]]:
-    """Send ``local`` with a progress line on stderr (``with_videos``: a
-    ``.slp`` as it is and its videos); its upload and the job's mappings."""
-    line = UploadProgressLine()
-    tty = sys.stderr.isatty()
-
-    def show(done: int, total: int) -> None:
-        text = line.feed(done, total)
-        if text is not None:
-            sys.stderr.write(f"\r{text}\033[K" if tty else f"{text}\n")
-            sys.stderr.flush()
-
+    """Send ``local``, its progress on the display (``with_videos``: a ``.slp``
+    as it is and its videos); its upload and the job's mappings."""
+    progress = TransferProgress("upload")
+    display.show(progress.status)
     extra: dict[str, str] = {}
-    if with_videos and local.suffix.lower() == ".slp" and not is_package(local):
-        sent, extra = await upload_with_videos(channel, local, on_progress=show)
-    else:
-        sent = await upload_file(channel, local, on_progress=show)
-    if tty:
-        sys.stderr.write("\n")
-    if extra:
-        for source, stored in extra.items():
-            if source != str(local):
-                say(f"video {source}: on the worker at {stored}")
+    try:
+        if with_videos and local.suffix.lower() == ".slp" and not is_package(local):
+            sent, extra = await upload_with_videos(
+                channel, local, on_progress=progress.feed
+            )
+        else:
+            sent = await upload_file(channel, local, on_progress=progress.feed)
+    finally:
+        display.show(None)
+    for source, stored in extra.items():
+        if source != str(local):
+            say(f"video {source}: on the worker at {stored}")
     if sent.cached:
         say(f"the worker has {local.name} already ({sent.size} bytes): not sent")
     elif sent.resumed_at:
@@ -476,15 +484,66 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+class _JobView:
+    """One job's progress on the display: waiting for sleap-nn, training
+    (epochs, batches, loss, ETA), the inference (frames), the copy home
+    (bytes, rate). The lines to keep (one per epoch) go to stdout."""
+
+    def __init__(self, training: TrainingProgress | None = None) -> None:
+        self.display = ProgressDisplay()
+        self.training = training
+        self.inference = InferenceProgress()
+
+    def accepted(self) -> None:
+        """The worker took the job: show what it waits for."""
+        if self.training is not None:
+            self.display.show(self.training.status)
+        else:
+            self.display.show(self.inference.status)
+
+    def on_progress(self, event: Any) -> None:
+        """A sleap-nn training event."""
+        if self.training is None or not isinstance(event, dict):
+            return
+        line = self.training.feed(event)
+        if line:
+            say(f"  {line}")
+        self.display.show(self.training.status)
+
+    def on_message(self, msg: Any) -> None:
+        """The inference frames (``INFERENCE_*``)."""
+        if isinstance(msg, InferenceBeginMsg):
+            self.inference.begin()
+            self.display.show(self.inference.status)
+        elif isinstance(msg, InferenceProgressMsg):
+            data = msg.data
+            if isinstance(data, dict):
+                self.inference.feed(data)
+                self.display.refresh()
+        elif isinstance(msg, InferenceCompleteMsg | InferenceFailedMsg):
+            if self.inference.frames_done:
+                say(f"  {self.inference.summary()}")
+            self.display.show(
+                Waiting("finishing", "waiting for the worker to finish the job").status
+            )
+
+    def downloading(self) -> Callable[[int, int], None]:
+        """Show a copy home; its progress callback."""
+        progress = TransferProgress("download")
+        self.display.show(progress.status)
+        return progress.feed
+
+
 def run_train(args: argparse.Namespace) -> int:
-    """Train remotely, with progress lines; Ctrl-C asks stop or cancel."""
+    """Train remotely, with progress; Ctrl-C asks stop or cancel."""
     try:
         config = Path(args.config).read_text(encoding="utf-8")
     except OSError as exc:
         return fail(f"error: cannot read --config: {exc}", 2)
     labels = _absolute(args.labels)
     uploaded: list[str] = []  # the worker paths of what was sent
-    view = TrainingProgress(total_epochs=args.epochs or _max_epochs(config))
+    epochs = epochs_of(TrainJobSpec(config_content=config, max_epochs=args.epochs))
+    view = _JobView(TrainingProgress(total_epochs=epochs))
 
     def spec(mappings: dict[str, str]) -> JobSpec:
         return TrainJobSpec(
@@ -494,40 +553,35 @@ def run_train(args: argparse.Namespace) -> int:
             path_mappings=mappings,
         )
 
-    def progress(event: Any) -> None:
-        if isinstance(event, dict):
-            line = view.feed(event)
-            if line:
-                say(f"  {line}")
-
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
     ) -> list[Path]:
-        folders = await download_models(
-            channel,
-            result,
-            models_dir_for(labels),
-            path_mappings=sent.path_mappings,
-            # Sent: the models lie in the worker's (hidden, swept) upload area.
-            download=True if uploaded and args.download is None else args.download,
-        )
+        try:
+            folders = await download_models(
+                channel,
+                result,
+                models_dir_for(labels),
+                path_mappings=sent.path_mappings,
+                # Sent: the models lie in the worker's (hidden, swept) upload area.
+                download=True if uploaded and args.download is None else args.download,
+                on_progress=view.downloading(),
+            )
+        finally:
+            view.display.show(None)
         for folder in folders:
             say(f"model here: {folder}")
         return folders
 
+    callbacks = JobCallbacks(on_progress=view.on_progress, on_message=view.on_message)
     return _run_job(
-        args,
-        labels,
-        spec,
-        JobCallbacks(on_progress=progress),
-        finish=bring_home,
-        uploaded=uploaded,
+        args, labels, spec, callbacks, view, finish=bring_home, uploaded=uploaded
     )
 
 
 def run_track(args: argparse.Namespace) -> int:
-    """Run inference remotely."""
+    """Run inference remotely, with its frames as progress."""
     data = _absolute(args.data)
+    view = _JobView()
 
     def spec(mappings: dict[str, str]) -> JobSpec:
         return TrackJobSpec(
@@ -540,13 +594,17 @@ def run_track(args: argparse.Namespace) -> int:
     async def bring_home(
         channel: Channel, sent: JobSpec, result: dict[str, Any]
     ) -> list[Path]:
-        local = await download_predictions(
-            channel,
-            result,
-            predictions_path_for(data),
-            path_mappings=sent.path_mappings,
-            download=args.download,
-        )
+        try:
+            local = await download_predictions(
+                channel,
+                result,
+                predictions_path_for(data),
+                path_mappings=sent.path_mappings,
+                download=args.download,
+                on_progress=view.downloading(),
+            )
+        finally:
+            view.display.show(None)
         say(f"predictions here: {local}")
         return [Path(local)]
 
@@ -554,7 +612,8 @@ def run_track(args: argparse.Namespace) -> int:
         args,
         data,
         spec,
-        JobCallbacks(on_log=lambda line: None),
+        JobCallbacks(on_log=lambda line: None, on_message=view.on_message),
+        view,
         finish=bring_home,
         to_send=_data_to_send,
     )
@@ -577,21 +636,12 @@ def _data_to_send(path: str) -> Path:
     return Path(path)
 
 
-def _max_epochs(config: str) -> int | None:
-    import yaml
-
-    try:
-        value = yaml.safe_load(config)["trainer_config"]["max_epochs"]
-    except (yaml.YAMLError, KeyError, TypeError):
-        return None
-    return value if isinstance(value, int) else None
-
-
 def _run_job(
     args: argparse.Namespace,
     path: str,
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
+    view: _JobView,
     finish: Finish | None = None,
     to_send: Callable[[str], Path] = labels_to_send,
     uploaded: list[str] | None = None,
@@ -614,6 +664,7 @@ def _run_job(
     signaling: list[SignalingClient] = []  # the one client of main()
     dropped: list[str] = []  # the channel dropped during an upload: resume
     copying: list[str] = []  # while the results come home: how to resume
+    uploading: list[str] = []  # while the data goes out: how to resume
     shown: list[Path] = []  # the local paths finish told
 
     async def bring_home(
@@ -640,15 +691,26 @@ def _run_job(
                 f"the worker cannot see {path}; use --map OLD=NEW to say where "
                 f"it is on the worker{offer}"
             )
-        local = Path(path) if with_videos else await asyncio.to_thread(to_send, path)
+        preparing = Waiting("packing", f"preparing {Path(path).name} to send")
+        view.display.show(preparing.status)
         try:
-            sent, sent_maps = await _upload(channel, local, with_videos)
+            local = (
+                Path(path) if with_videos else await asyncio.to_thread(to_send, path)
+            )
+        finally:
+            view.display.show(None)
+        # not the command line itself: it may hold a token or the room secret
+        uploading[:] = [f"sleap-rtc {getattr(args, 'command', None) or 'train'}"]
+        try:
+            sent, sent_maps = await _upload(channel, local, view.display, with_videos)
         except ChannelClosed:
             dropped.append(path)
             raise
+        finally:
+            uploading.clear()
         if uploaded is not None:
             uploaded.append(sent.path)
-        return make_spec({**maps, **{path: sent.path}, **sent_maps})
+        return make_spec({**maps, path: sent.path, **sent_maps})
 
     async def prepare(channel: Channel) -> JobSpec:
         # Models trained from an upload: show their jobs' kept secrets.
@@ -675,8 +737,12 @@ def _run_job(
             raise JobRejected(_missing_videos(report, missing, maps))
         return make_spec(mappings)
 
+    def accepted(keep: Callable[[RemoteJob], None], job: RemoteJob) -> None:
+        keep(job)
+        view.accepted()
+
     async def main() -> dict[str, Any]:
-        async with client_signaling(args, register) as client:
+        async with view.display, client_signaling(args, register) as client:
             signaling[:] = [client]
             worker = (
                 None if args.worker is None else await find_worker(client, args.worker)
@@ -694,7 +760,7 @@ def _run_job(
                             model_type=model_type,
                             callbacks=callbacks,
                             say=say,
-                            on_job=on_job,
+                            on_job=functools.partial(accepted, on_job),
                             prepare=prepare,
                             finish=bring_home,
                             accept_legacy=not args.refuse_legacy_workers,
@@ -702,6 +768,8 @@ def _run_job(
                         ),
                         interactive,
                         copying,
+                        uploading,
+                        view.display,
                     )
                 except ChannelClosed:
                     if not dropped or attempt == UPLOAD_ATTEMPTS:
@@ -732,11 +800,16 @@ async def _with_interrupts(
     run: Callable[[Callable[[RemoteJob], None]], Awaitable[dict[str, Any]]],
     interactive: bool,
     copying: list[str] | None = None,
+    uploading: list[str] | None = None,
+    display: ProgressDisplay | None = None,
 ) -> dict[str, Any]:
     """Run the job; Ctrl-C asks "stop (keep model) or cancel?" on a terminal,
     cancels otherwise; a second Ctrl-C cancels at once. Once the job is done
     and its results come home (``copying`` holds the command that resumes
-    the copy), Ctrl-C stops the copy and says how to go on."""
+    the copy), Ctrl-C stops the copy and says how to go on; during an upload
+    (``uploading`` holds the command that sends the rest) likewise. The
+    ``display`` is hidden while the question is asked."""
+    shown = display or ProgressDisplay(live=False)
     jobs: list[RemoteJob] = []
     task = asyncio.ensure_future(run(jobs.append))
     interrupts = asyncio.Queue[None]()
@@ -747,24 +820,34 @@ async def _with_interrupts(
     async def watch() -> None:
         await interrupts.get()
         if not jobs:
+            if uploading:
+                shown.show(None)
+                say(
+                    "\nupload stopped; the worker keeps what it verified. To go "
+                    f"on where it stopped, run the same {uploading[0]} command "
+                    "again (with --upload)"
+                )
             task.cancel()
             return
         if copying:
+            shown.show(None)
             say(f"\ncopy stopped; what arrived is kept. To go on: {copying[0]}")
             task.cancel()
             return
         if interactive:
-            answer = _ask("\nstop (keep the model) or cancel? [s/c] ")
-            again: asyncio.Future[None] = asyncio.ensure_future(interrupts.get())
-            waits: set[asyncio.Future[Any]] = {answer, again}
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            again.cancel()
-            if not answer.done():
-                answer.cancel()  # stops reading the terminal
+            with shown.hidden():
+                answer = _ask("\nstop (keep the model) or cancel? [s/c] ")
+                again: asyncio.Future[None] = asyncio.ensure_future(interrupts.get())
+                waits: set[asyncio.Future[Any]] = {answer, again}
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                again.cancel()
+                if not answer.done():
+                    answer.cancel()  # stops reading the terminal
             if answer in done and answer.result().strip().lower().startswith("s"):
                 say("stopping: the model so far is kept")
                 await jobs[0].stop()
                 return
+        shown.show(None)
         say("cancelling")
         task.cancel()
 

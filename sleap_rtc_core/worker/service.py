@@ -59,6 +59,7 @@ from .gpu_pool import GpuPool
 from .hardware import JobHardware
 from .jobs.service import JobService
 from .room_keys import room_key_cache
+from .speed import SpeedBook
 
 __all__ = ["WorkerService"]
 
@@ -132,6 +133,9 @@ class WorkerService:
             gpu_facts = functools.partial(read_gpu_facts, indices)
         # One job per GPU unless configured otherwise.
         worker_options.setdefault("max_concurrent_jobs", max(1, len(indices)))
+        # Estimates from this worker's measured speed (jobs learn it).
+        self.speed = SpeedBook()
+        worker_options.setdefault("estimator", self.speed.estimate_minutes)
         self.worker = SignalingWorker(
             url,
             credentials,
@@ -149,6 +153,7 @@ class WorkerService:
             hardware=hardware or GpuPool(capabilities.gpus, self._free_mb),
             ledger=self.worker.ledger,
             on_ledger=self.worker.ledger_changed,
+            speed=self.speed,
         )
         self.models = ModelFileServer(
             lambda job_id, channel, secret: self.jobs.authorized_job(

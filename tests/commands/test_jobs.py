@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pty
 import secrets
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,8 @@ from sleap_rtc_core.sample_data import (
     write_tiny_labels,
     write_tiny_video_labels,
 )
-from tests.fixtures.cli import run_cli, start_server, start_worker
+from tests.fixtures.cli import CLI_ENV, SLEAP_RTC, run_cli, start_server, start_worker
+from tests.fixtures.timing import scaled
 
 
 @dataclass
@@ -308,7 +312,6 @@ def test_train_sends_the_labels_once_to_a_worker_without_shared_storage(
     first = run_cli(*train, "--worker", "island", "--upload")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "uploaded train.pkg.slp" in first.stdout
-    assert "upload " in first.stderr  # the progress line
     stored = list((island / "uploads" / "sha256").glob("*/train.pkg.slp"))
     assert len(stored) == 1
     assert stored[0].read_bytes() == labels.read_bytes()
@@ -440,3 +443,73 @@ def test_track_sends_the_video_and_the_predictions_come_home(
     )
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert ".pkg.slp" in refused.stderr
+
+
+_ESC = "\x1b["
+
+
+@pytest.mark.slow
+def test_train_without_a_terminal_prints_plain_progress(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Piped (CI): the epoch lines on stdout, the waits told on stderr as
+    plain lines, never an escape code; the estimate is labelled."""
+    labels = write_tiny_labels(lab.shared / "plain.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=2))
+    result = run_cli("train", str(labels), "--config", str(config), *lab.flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ": estimate " in result.stdout
+    assert "  epoch 2/2  loss " in result.stdout
+    # sleap-nn takes seconds to import torch: that wait is said, with its time.
+    assert "  waiting for sleap-nn to start (loading the labels)  " in result.stderr
+    assert " so far" in result.stderr
+    assert _ESC not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_train_on_a_terminal_draws_a_bar(lab: Lab, tmp_path: Path) -> None:
+    """stderr a terminal: a live bar drawn there (escape codes), while stdout,
+    a pipe, keeps its plain epoch lines."""
+    labels = write_tiny_labels(lab.shared / "bar.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=2))
+    master, slave = pty.openpty()
+    drawn = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last writer closed it
+                return
+            if not chunk:
+                return
+            drawn.extend(chunk)
+
+    proc = subprocess.Popen(
+        [SLEAP_RTC, "train", str(labels), "--config", str(config), *lab.flags],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+        env={**os.environ, **CLI_ENV, "TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(slave)
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=scaled(120))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=scaled(10))
+        os.close(master)
+    text = drawn.decode(errors="replace")
+    assert proc.returncode == 0, out + text
+    assert "  epoch 2/2  loss " in out
+    assert _ESC not in out
+    assert _ESC in text  # the bar is drawn, and redrawn, in place
+    assert "waiting for sleap-nn to start" in text
+    assert "━" in text  # rich's bar

@@ -610,12 +610,11 @@ def _plan_models(
             file system refuses); the folders made so far are removed.
     """
     several = len(plans) > 1
+    frames = [_labeled_frames((*p.train_labels, *p.val_labels)) for p in plans]
     names = run_names(
         spec,
         model_types=[_model_type(p.config) for p in plans],
-        labeled_frames=[
-            _labeled_frames((*p.train_labels, *p.val_labels)) for p in plans
-        ],
+        labeled_frames=frames,
         config_run_names=[_config_run_name(p.config) for p in plans],
     )
     models: list[ModelPlan] = []
@@ -646,6 +645,7 @@ def _plan_models(
                     train_labels=tuple(remap(p) for p in plan.train_labels) or None,
                     val_labels=tuple(remap(p) for p in plan.val_labels) or None,
                     run_dir=run_dir,
+                    labeled_frames=frames[i],
                 )
             )
     except BaseException:

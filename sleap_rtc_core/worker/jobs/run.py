@@ -52,7 +52,10 @@ from ...errors import LocalProtocolError, RemoteProtocolError
 from ...progress.trainer_link import TrainerLink
 from ...protocol.channel import ChannelMessage, encode_text
 from ...protocol.channel_messages import (
+    InferenceBeginMsg,
+    InferenceCompleteMsg,
     InferenceLogMsg,
+    InferenceProgressMsg,
     InferenceSkippedMsg,
     JobCompleteMsg,
     JobFailedMsg,
@@ -66,6 +69,7 @@ from ...protocol.jobspec import SpecErrorCode, TrackJobSpec, TrainJobSpec
 from ...protocol.json_text import loads_object
 from ...protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
 from ..hardware import JobHardware
+from ..speed import SpeedBook
 from .control import ProcessControl, line_text
 from .inference import run_inference
 from .outbox import JobOutbox, Sink
@@ -120,6 +124,7 @@ class JobRun:
         stop_timeout: How long a graceful stop may take before SIGINT.
         max_buffered: Frames held while no channel is attached.
         on_state: Called with ``(job_id, state)`` on every state change.
+        speed: Told what each training and inference took (estimates).
     """
 
     def __init__(
@@ -137,8 +142,12 @@ class JobRun:
         on_state: StateCallback,
         hardware: JobHardware | None = None,
         secret: str | None = None,
+        speed: SpeedBook | None = None,
     ) -> None:
         self.job_id = job_id
+        self._speed = speed
+        self._marks: dict[str, float] = {}  # train_begin / train_end times
+        self._epochs_seen = 0
         self._secret = secret
         self.hardware = hardware or JobHardware()
         self.client_job_id = client_job_id
@@ -407,6 +416,7 @@ class JobRun:
             expected_run_dir, plan.run_name, ckpt_dir=plan.ckpt_dir
         )
         self._losses = {}
+        self._marks, self._epochs_seen = {}, 0
         async with TrainerLink() as link:
             argv = train_argv_for_spec(
                 spec,
@@ -427,6 +437,7 @@ class JobRun:
                 self._link = None
                 await link.close()
                 await pump
+        self._learn_training(plan, started)
         best = run_dir / "best.ckpt"
         has_model = await asyncio.to_thread(best.is_file)
         stopped = plan.index in self._stopped
@@ -477,6 +488,20 @@ class JobRun:
             "errors": [e.to_dict() for e in errors],
         }
 
+    def _learn_training(self, plan: ModelPlan, started: float) -> None:
+        """Tell the speed book what this model's training took."""
+        begin, end = self._marks.get("train_begin"), self._marks.get("train_end")
+        if self._speed is None or begin is None or self._ctl.cancelled:
+            return
+        # The overhead: up to the first epoch, and after the last (saving).
+        after = 0.0 if end is None else time.monotonic() - end
+        self._speed.record_training(
+            epochs=self._epochs_seen,
+            frames=plan.labeled_frames,
+            startup_seconds=begin - started + after,
+            epochs_seconds=None if end is None else end - begin,
+        )
+
     async def _pump_progress(self, link: TrainerLink) -> None:
         async for raw in link.messages():
             self._emit(ProgressReportMsg(raw))
@@ -484,6 +509,11 @@ class JobRun:
                 event = loads_object(raw)
             except RemoteProtocolError:
                 continue
+            kind = event.get("event")
+            if kind in ("train_begin", "train_end"):
+                self._marks[str(kind)] = time.monotonic()
+            elif kind == "epoch_end":
+                self._epochs_seen += 1
             progress = epoch_progress(event)
             if progress is not None:
                 self.last_progress = progress
@@ -513,13 +543,41 @@ class JobRun:
             python=self._python,
         )
         ok, info = await run_inference(
-            self._ctl, self._emit, argv, output, log=JobLogMsg
+            self._ctl, self._measured(), argv, output, log=JobLogMsg
         )
         if ok:
             return True, {"output_path": info["predictions_path"], **info}
         if self._ctl.cancelled:
             return False, {"message": "Job cancelled by user", "reason": "cancelled"}
         return False, info
+
+    def _measured(self) -> Callable[[ChannelMessage], None]:
+        """``_emit``, timing one inference for the speed book on the way:
+        from ``INFERENCE_BEGIN`` to its first frames (startup), then the
+        frames counted until ``INFERENCE_COMPLETE``."""
+        marks: dict[str, float] = {}
+
+        def emit(msg: ChannelMessage) -> None:
+            self._emit(msg)
+            now = time.monotonic()
+            if isinstance(msg, InferenceBeginMsg):
+                marks["begin"] = now
+            elif isinstance(msg, InferenceProgressMsg):
+                data = msg.data
+                done = data.get("n_processed") if isinstance(data, dict) else None
+                if isinstance(done, int) and not isinstance(done, bool):
+                    marks.setdefault("first", now)
+                    marks["frames"], marks["last"] = float(done), now
+            elif isinstance(msg, InferenceCompleteMsg) and self._speed is not None:
+                begin, first = marks.get("begin"), marks.get("first")
+                if begin is not None and first is not None:
+                    self._speed.record_inference(
+                        frames=int(marks["frames"]),
+                        startup_seconds=first - begin,
+                        frames_seconds=marks["last"] - first,
+                    )
+
+        return emit
 
     async def _post_inference(self, model_paths: list[str]) -> dict[str, Any]:
         labels = self.prepared.inference_labels
@@ -540,7 +598,7 @@ class JobRun:
             python=self._python,
         )
         ok, info = await run_inference(
-            self._ctl, self._emit, argv, output, log=InferenceLogMsg
+            self._ctl, self._measured(), argv, output, log=InferenceLogMsg
         )
         if ok:
             return {"predictions_path": info["predictions_path"]}

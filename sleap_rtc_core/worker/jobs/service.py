@@ -85,6 +85,7 @@ from ..capabilities import CPU_INFO, WorkerCapabilities
 from ..gpu_pool import GpuPool
 from ..hardware import JobHardware
 from ..ledger import Action, JobLedger, SlotOutcome
+from ..speed import SpeedBook
 from .outbox import Sink
 from .prepare import (
     ModelsDir,
@@ -141,6 +142,8 @@ class JobService:
             start (default: one of its own with a single slot).
         on_ledger: Hears every change made to ``ledger`` here (the signaling
             side publishes the status and tells the owner).
+        speed: Learns from each job how fast this worker is (the
+            ``job_response`` estimates); ``None``: nothing is learnt.
 
     Attributes:
         on_state_change: The state hook (may be set after construction).
@@ -162,6 +165,7 @@ class JobService:
         hardware: JobHardware | GpuPool | None = None,
         ledger: JobLedger | None = None,
         on_ledger: LedgerHook | None = None,
+        speed: SpeedBook | None = None,
     ) -> None:
         if max_buffered < 1 or keep_finished < 0:
             raise ValueError("max_buffered must be positive")
@@ -179,6 +183,7 @@ class JobService:
         )
         self._on_ledger = on_ledger
         self._hardware: JobHardware | GpuPool = hardware or JobHardware()
+        self.speed = speed
         self.on_state_change = on_state_change
         self._runs: dict[str, JobRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -430,6 +435,7 @@ class JobService:
             on_state=self._notify,
             hardware=self._device_for(job_id),
             secret=secret,
+            speed=self.speed,
         )
         self._runs[job_id] = run
         self._notify(job_id, run.state)

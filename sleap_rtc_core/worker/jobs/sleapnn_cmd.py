@@ -700,6 +700,8 @@ class ModelPlan:
             keep the YAML's).
         val_labels: Override of ``data_config.val_labels_path``.
         run_dir: The run folder reserved for it (``ckpt_dir / run_name``).
+        labeled_frames: Labeled frames it trains on (``None``: unknown), for
+            the worker's speed measurements.
     """
 
     index: int
@@ -710,6 +712,7 @@ class ModelPlan:
     train_labels: tuple[str, ...] | None = None
     val_labels: tuple[str, ...] | None = None
     run_dir: Path | None = None
+    labeled_frames: int | None = None
 
 
 def train_argv_for_spec(
