@@ -108,7 +108,7 @@ class Proc:
 
 def create_rooms(data_dir: Path, n: int) -> list[tuple[str, str]]:
     """Create ``n`` rooms in ``data_dir``'s store; (room_id, token) of each."""
-    from sleap_rtc_core.signaling.store import open_store
+    from sleap_rtc_core.signaling.store.auth_store import open_store
 
     store = open_store(data_dir)
     try:

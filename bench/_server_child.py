@@ -70,9 +70,9 @@ def serve_ours(loop_kind: str, ping_interval: float) -> int:
 
     from sleap_rtc_core.errors import ErrorCode, SignalingError
     from sleap_rtc_core.signaling.http.wire import HttpRequest, HttpResponse
-    from sleap_rtc_core.signaling.limits import Limits
-    from sleap_rtc_core.signaling.registry import PeerRecord
-    from sleap_rtc_core.signaling.server import ServerConfig, SignalingServer
+    from sleap_rtc_core.signaling.server.limits import Limits
+    from sleap_rtc_core.signaling.server.registry import PeerRecord
+    from sleap_rtc_core.signaling.server.router_io import ServerConfig, SignalingServer
 
     @dataclass(frozen=True, slots=True)
     class BenchIdentity:

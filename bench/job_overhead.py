@@ -59,11 +59,11 @@ from sleap_rtc_core.sample_data import (  # noqa: E402
     tiny_training_config,
     write_tiny_labels,
 )
-from sleap_rtc_core.signaling.client import SignalingClient  # noqa: E402
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys  # noqa: E402
-from sleap_rtc_core.signaling.server import ServerConfig  # noqa: E402
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys  # noqa: E402
+from sleap_rtc_core.signaling.client.session_io import SignalingClient  # noqa: E402
+from sleap_rtc_core.signaling.server.router_io import ServerConfig  # noqa: E402
 from sleap_rtc_core.signaling.service import build_service  # noqa: E402
-from sleap_rtc_core.signaling.store import Store  # noqa: E402
+from sleap_rtc_core.signaling.store.auth_store import Store  # noqa: E402
 from sleap_rtc_core.transport.auth import ChannelAuth  # noqa: E402
 from sleap_rtc_core.transport.loopback import loopback_only  # noqa: E402
 from sleap_rtc_core.worker.capabilities import (  # noqa: E402

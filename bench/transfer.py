@@ -51,11 +51,11 @@ from sleap_rtc_core.protocol.channel_transfer import (  # noqa: E402
     FileUploadCheckMsg,
     FileUploadStartMsg,
 )
-from sleap_rtc_core.signaling.client import SignalingClient  # noqa: E402
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys  # noqa: E402
-from sleap_rtc_core.signaling.server import ServerConfig  # noqa: E402
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys  # noqa: E402
+from sleap_rtc_core.signaling.client.session_io import SignalingClient  # noqa: E402
+from sleap_rtc_core.signaling.server.router_io import ServerConfig  # noqa: E402
 from sleap_rtc_core.signaling.service import build_service  # noqa: E402
-from sleap_rtc_core.signaling.store import Store  # noqa: E402
+from sleap_rtc_core.signaling.store.auth_store import Store  # noqa: E402
 from sleap_rtc_core.transport import (  # noqa: E402
     DEFAULT_HIGH_WATER,
     DEFAULT_LOW_WATER,

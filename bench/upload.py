@@ -44,11 +44,11 @@ from transfer import MIB, _loopback_only, _make_file, _raw  # noqa: E402
 from sleap_rtc_core.client.upload import upload_file  # noqa: E402
 from sleap_rtc_core.protocol import signaling as sig  # noqa: E402
 from sleap_rtc_core.protocol.channel_auth import b64url_encode  # noqa: E402
-from sleap_rtc_core.signaling.client import SignalingClient  # noqa: E402
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys  # noqa: E402
-from sleap_rtc_core.signaling.server import ServerConfig  # noqa: E402
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys  # noqa: E402
+from sleap_rtc_core.signaling.client.session_io import SignalingClient  # noqa: E402
+from sleap_rtc_core.signaling.server.router_io import ServerConfig  # noqa: E402
 from sleap_rtc_core.signaling.service import build_service  # noqa: E402
-from sleap_rtc_core.signaling.store import Store  # noqa: E402
+from sleap_rtc_core.signaling.store.auth_store import Store  # noqa: E402
 from sleap_rtc_core.transport import ChannelAuth, open_channel  # noqa: E402
 from sleap_rtc_core.worker.capabilities import (  # noqa: E402
     StatedGpu,

@@ -27,7 +27,6 @@ os.environ.setdefault("_SLEAP_LD_FIXED", "1")
 
 from sleap_rtc_core.sample_data import write_tiny_labels  # noqa: E402
 from sleap_rtc_gui.app import application  # noqa: E402
-from sleap_rtc_gui.controller import FeedOptions  # noqa: E402
 from sleap_rtc_gui.dialogs.error_popup import ErrorPopup  # noqa: E402
 from sleap_rtc_gui.dialogs.loss_plot import LossPlotWindow  # noqa: E402
 from sleap_rtc_gui.dialogs.path_resolution import PathResolutionDialog  # noqa: E402
@@ -39,6 +38,7 @@ from sleap_rtc_gui.presubmit import (  # noqa: E402
     VideoStatus,
     messages,
 )
+from sleap_rtc_gui.presubmit_io import FeedOptions  # noqa: E402
 from sleap_rtc_gui.session import no_data_channel  # noqa: E402
 from sleap_rtc_gui.workers import WorkerInfo  # noqa: E402
 

@@ -26,11 +26,11 @@ from .client.session import run_remote_job
 from .protocol import signaling as sig
 from .protocol.jobspec import TrainJobSpec
 from .sample_data import tiny_training_config, write_tiny_labels
-from .signaling.client import SignalingClient
-from .signaling.jwt_keys import JwtKeys
-from .signaling.server import ServerConfig
+from .signaling.auth.jwt_keys import JwtKeys
+from .signaling.client.session_io import SignalingClient
+from .signaling.server.router_io import ServerConfig
 from .signaling.service import build_service
-from .signaling.store import Store
+from .signaling.store.auth_store import Store
 from .transport.auth import ChannelAuth
 from .transport.loopback import loopback_only
 from .worker.capabilities import TorchGpuProbe, WorkerCapabilities

@@ -58,7 +58,7 @@ from .errors import (
 from .http_json import get_json
 from .protocol.dialect import Dialect, worker_dialect
 from .protocol.signaling import Register
-from .signaling.client import Backoff, SignalingClient
+from .signaling.client.session_io import Backoff, SignalingClient
 from .transport.auth import ChannelAuth
 from .transport.peer import open_channel
 

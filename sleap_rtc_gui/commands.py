@@ -147,7 +147,7 @@ def session_factory(args: argparse.Namespace) -> Any:
     room's secret (``--room-secret``, ``$SLEAP_ROOM_SECRET`` or
     ``~/.sleap-rtc/room-secrets/ROOM``).
     """
-    from sleap_rtc_core.signaling.client import SignalingClient
+    from sleap_rtc_core.signaling.client.session_io import SignalingClient
     from sleap_rtc_core.transport import ChannelAuth
     from sleap_rtc_gui.remote import ChannelSessionFactory
 
@@ -187,7 +187,7 @@ class RoomLink:
 
     async def connect(self, room: str) -> Any:
         """A started client-role signaling client of ``room``."""
-        from sleap_rtc_core.signaling.client import SignalingClient
+        from sleap_rtc_core.signaling.client.session_io import SignalingClient
 
         self.args.room = room
         register = _client_register(self.args)
@@ -216,8 +216,8 @@ def run_parts(args: argparse.Namespace, link: RoomLink) -> Any:
 
 async def _gui_main(args: argparse.Namespace, show_plot: bool) -> int:
     from sleap_rtc_gui.bridge import wait_signal
-    from sleap_rtc_gui.controller import FeedOptions
     from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
+    from sleap_rtc_gui.presubmit_io import FeedOptions
 
     link = RoomLink(args)
     parts = run_parts(args, link)

@@ -74,7 +74,7 @@ from sleap_rtc_core.protocol.channel_fs import (
 )
 from sleap_rtc_core.protocol.dialect import LEGACY_WORKER_LIMITS
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec, spec_from_dict
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.transport import Channel, ChannelAuth, ChannelAuthFailed
 from sleap_rtc_core.transport import open_channel as open_data_channel
 from sleap_rtc_gui.presubmit import PathReport

@@ -19,8 +19,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from sleap_rtc_gui.controller import TrainingConfigs
 from sleap_rtc_gui.job_config import to_remote
+from sleap_rtc_gui.presubmit_io import TrainingConfigs
 
 __all__ = [
     "InferencePlan",

@@ -34,9 +34,9 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from sleap_rtc_core.protocol.channel_transfer import model_run_dirs
 from sleap_rtc_core.protocol.jobspec import TrackJobSpec
-from sleap_rtc_gui.controller import FeedOptions, PredictionJob, TrainingConfigs
 from sleap_rtc_gui.dialogs.training_dialog import RoomConnector, TrainingDialog
 from sleap_rtc_gui.plugin import labels_path_of
+from sleap_rtc_gui.presubmit_io import FeedOptions, PredictionJob, TrainingConfigs
 from sleap_rtc_gui.session import AuthProvider, SessionFactory
 from sleap_rtc_gui.sleap_form import (
     InferencePlan,

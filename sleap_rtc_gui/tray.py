@@ -1,6 +1,6 @@
 """The worker tray app (``sleap-rtc tray``): a worker with an icon and a menu.
 
-The same :class:`~sleap_rtc_core.worker.agent.SignalingWorker` as the headless
+The same :class:`~sleap_rtc_core.worker.ledger_io.SignalingWorker` as the headless
 ``sleap-rtc worker``, plus a tray icon whose menu shows the connection, the
 status and the current job, and offers **Pause** (the worker publishes
 ``maintenance``: no new jobs, a running one finishes), **Resume**
@@ -24,7 +24,7 @@ from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QPainter, QP
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from sleap_rtc_core.protocol.states import WorkerStatus
-from sleap_rtc_core.worker.agent import SignalingWorker
+from sleap_rtc_core.worker.ledger_io import SignalingWorker
 from sleap_rtc_gui.bridge import AsyncBridge
 
 __all__ = ["WorkerTray", "status_icon"]

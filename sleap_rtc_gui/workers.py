@@ -4,7 +4,7 @@
 built from ``peer_list`` entries and kept current by ``peer_joined``,
 ``peer_left`` and ``peer_updated``; every change calls its listeners with the
 new list. :func:`watch_workers` is the async loop that feeds it from a
-:class:`~sleap_rtc_core.signaling.client.SignalingClient`: it subscribes
+:class:`~sleap_rtc_core.signaling.client.session_io.SignalingClient`: it subscribes
 **before** it discovers, so no announcement can slip between the two.
 
 Widgets render the list (``dialogs.worker_panel``); the bridge relays the
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sleap_rtc_core.protocol import signaling as sig
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.worker.capabilities import accepts_uploads
 
 __all__ = ["WorkerDirectory", "WorkerInfo", "watch_workers"]

@@ -41,9 +41,9 @@ from sleap_rtc_core.errors import TrainingFailed
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
-from sleap_rtc_core.signaling.store import open_store
+from sleap_rtc_core.signaling.store.auth_store import open_store
 from sleap_rtc_core.transport.auth import ChannelAuth
 from tests.fixtures.balancer import TcpBalancer
 from tests.fixtures.cli import start_server

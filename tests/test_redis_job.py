@@ -20,12 +20,12 @@ from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from sleap_rtc_core.signaling.client import SignalingClient
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.redis.backend import RedisConfig
-from sleap_rtc_core.signaling.server import ServerConfig
+from sleap_rtc_core.signaling.server.router_io import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
-from sleap_rtc_core.signaling.store import Store
+from sleap_rtc_core.signaling.store.auth_store import Store
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.redis import RedisServer

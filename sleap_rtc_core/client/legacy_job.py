@@ -34,7 +34,7 @@ from ..protocol.dialect import (
     worker_dialect,
 )
 from ..protocol.jobspec import TrainJobSpec
-from ..signaling.client import SignalingClient
+from ..signaling.client.session_io import SignalingClient
 from ..transport.channel import Channel
 from .remote_job import JobCallbacks, RemoteJob
 

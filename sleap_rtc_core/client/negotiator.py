@@ -1,7 +1,7 @@
 """The client side of job negotiation over signaling: discover, ask, pick, monitor.
 
 :class:`JobClient` drives the pure pieces of :mod:`.selection` over a
-:class:`~sleap_rtc_core.signaling.client.SignalingClient`:
+:class:`~sleap_rtc_core.signaling.client.session_io.SignalingClient`:
 
 1. ``discover_peers`` with :func:`.selection.worker_filters` (or, against a
    server without discovery, the worker named by ``SLEAP_RTC_WORKER_PEER_ID``);
@@ -49,7 +49,7 @@ from ..protocol.negotiation import (
     JobType,
     decode_app_message,
 )
-from ..signaling.client import SignalingClient, Subscription
+from ..signaling.client.session_io import SignalingClient, Subscription
 from .selection import (
     ResponseCollector,
     rejection_error,

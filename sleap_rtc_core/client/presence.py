@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from ..protocol import signaling as sig
-from ..signaling.client import SignalingClient, Subscription
+from ..signaling.client.session_io import SignalingClient, Subscription
 from ..transport.channel import Channel
 
 __all__ = ["DEFAULT_GRACE", "close_when_peer_leaves"]

@@ -18,7 +18,7 @@ from ..protocol.dialect import LEGACY_WORKER_LIMITS
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.negotiation import JobRequest, JobType
 from ..protocol.paths import map_path
-from ..signaling.client import SignalingClient
+from ..signaling.client.session_io import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import open_channel

@@ -18,8 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import AdminError
-from ..signaling.records import Room, User
-from ..signaling.store import AlreadyExists, Store, default_data_dir, open_store
+from ..signaling.store.auth_store import (
+    AlreadyExists,
+    Store,
+    default_data_dir,
+    open_store,
+)
+from ..signaling.store.records import Room, User
 from ._env_help import DATA_DIR_ENV, add_env_help
 
 __all__ = [

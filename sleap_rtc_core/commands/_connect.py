@@ -8,7 +8,7 @@ so that they never appear in a process list.
 
 ``--server`` (and ``$SLEAP_RTC_SERVER``) may name several processes of one
 deployment, comma-separated or with the flag repeated; the connection moves to
-the next when one is lost (:class:`~sleap_rtc_core.signaling.client.
+the next when one is lost (:class:`~sleap_rtc_core.signaling.client.session_io.
 SignalingClient`).
 """
 
@@ -26,7 +26,7 @@ from ..client.credentials import load_credentials, normalize_server
 from ..client.selection import worker_named
 from ..errors import CredentialsError, NoWorkersAvailableError
 from ..protocol import signaling as sig
-from ..signaling.client import SignalingClient, split_urls
+from ..signaling.client.session_io import SignalingClient, split_urls
 from ..transport.auth import ChannelAuth
 from ._env_help import CONNECTION_ENV, add_env_help
 
@@ -219,7 +219,7 @@ class _SayWaits(logging.Handler):
 def _say_waits() -> None:
     """Route the signaling client's retry lines to :class:`_SayWaits`, unless
     ``-v`` already shows them (once per process)."""
-    logger = logging.getLogger("sleap_rtc_core.signaling.client")
+    logger = logging.getLogger("sleap_rtc_core.signaling.client.session_io")
     if logger.getEffectiveLevel() <= logging.INFO:
         return  # -v: the log shows them
     if not any(isinstance(h, _SayWaits) for h in logger.handlers):

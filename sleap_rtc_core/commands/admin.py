@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import secrets
 
-from ..signaling.records import MemberRole, iso_time
-from ..signaling.store import Store
+from ..signaling.store.auth_store import Store
+from ..signaling.store.records import MemberRole, iso_time
 from ._admin_util import (
     DATA_DIR_NOTE,
     AdminError,

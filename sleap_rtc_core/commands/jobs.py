@@ -64,7 +64,7 @@ from ..protocol.channel_messages import (
 )
 from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
-from ..signaling.client import SignalingClient
+from ..signaling.client.session_io import SignalingClient
 from ..transport.channel import Channel
 from ..transport.loopback import LOOPBACK_ENV
 from ..transport.peer import open_channel

@@ -15,12 +15,12 @@ from typing import Any
 
 from ..errors import SignalingError
 from ..signaling.http.api import http_api_factory
-from ..signaling.limits import LIMIT_NAMES, Limits, limits_from, parse_limit
 from ..signaling.redis.config import RedisConfig
-from ..signaling.router import ANNOUNCE_DEFAULTS
-from ..signaling.server import ServerConfig
+from ..signaling.server.limits import LIMIT_NAMES, Limits, limits_from, parse_limit
+from ..signaling.server.router import ANNOUNCE_DEFAULTS
+from ..signaling.server.router_io import ServerConfig
 from ..signaling.service import open_service
-from ..signaling.store import default_data_dir
+from ..signaling.store.auth_store import default_data_dir
 from ._env_help import DATA_DIR_ENV, JWT_KEY_ENV, add_env_help
 
 __all__ = ["register"]

@@ -24,10 +24,10 @@ import getpass
 import sys
 from pathlib import Path
 
-from ..signaling.jwt_keys import DEFAULT_TTL, JwtKeys
-from ..signaling.passwords import check_password_policy, hash_password
-from ..signaling.records import iso_time
-from ..signaling.store import Store, check_username, default_data_dir
+from ..signaling.auth.jwt_keys import DEFAULT_TTL, JwtKeys
+from ..signaling.auth.passwords import check_password_policy, hash_password
+from ..signaling.store.auth_store import Store, check_username, default_data_dir
+from ..signaling.store.records import iso_time
 from ._admin_util import (
     DATA_DIR_NOTE,
     AdminError,

@@ -20,7 +20,7 @@ from typing import Any
 from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
-from ..signaling.client import SignalingClient
+from ..signaling.client.session_io import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
 from ..worker.config import (
@@ -244,7 +244,9 @@ def run_worker(args: argparse.Namespace) -> int:
     """Serve until a signal or a fatal error."""
     logging.getLogger("sleap_rtc_core.worker").setLevel(logging.INFO)
     # Say that the server cannot be reached, and that we keep trying.
-    logging.getLogger("sleap_rtc_core.signaling.client").setLevel(logging.INFO)
+    logging.getLogger("sleap_rtc_core.signaling.client.session_io").setLevel(
+        logging.INFO
+    )
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(message)s")
     try:

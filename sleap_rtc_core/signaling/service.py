@@ -1,6 +1,6 @@
 """Assemble a complete signaling service: server, store, JWT keys, auth, HTTP API.
 
-:class:`~.server.SignalingServer` knows nothing about SQLite or JWTs; this module
+The server (:mod:`.server`) knows nothing about SQLite or JWTs; this module
 wires the pieces a lab deploys together, so that ``sleap-rtc server``, the demo
 and the tests all build the same thing::
 
@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .auth import Authenticator
-from .jwt_keys import JwtKeys
+from .auth.authenticator import Authenticator
+from .auth.jwt_keys import JwtKeys
 from .redis.config import RedisConfig
-from .server import HttpHandler, ServerConfig, SignalingServer
-from .store import RevocationWatcher, Store, open_store
+from .server.router_io import HttpHandler, ServerConfig, SignalingServer
+from .store.auth_store import RevocationWatcher, Store, open_store
 
 __all__ = ["Service", "build_service", "open_service"]
 

@@ -50,7 +50,7 @@ from ..errors import (
 from ..protocol import signaling as sig
 from ..protocol.channel_auth import ChannelBinding
 from ..protocol.dialect import VERSION_KEY, Dialect, offer_dialect
-from ..signaling.client import SignalingClient
+from ..signaling.client.session_io import SignalingClient
 from . import loopback
 from .auth import ChannelAuth, authenticate, verify_peer
 from .channel import (

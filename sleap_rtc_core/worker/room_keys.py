@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import TransportError
 from ..http_json import get_json, normalize_server
-from ..signaling.client import split_urls
+from ..signaling.client.session_io import split_urls
 from ..transport.auth import KeyCache
 
 __all__ = ["room_key_cache"]

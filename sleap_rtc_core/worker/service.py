@@ -2,7 +2,7 @@
 
 :class:`WorkerService` ties the parts together:
 
-* :class:`.agent.SignalingWorker` registers, negotiates and keeps ``status``;
+* :class:`.ledger_io.SignalingWorker` registers, negotiates and keeps ``status``;
 * :class:`~..transport.peer.ChannelAcceptor` answers offers and authenticates
   each data channel;
 * on each channel, ``FS_*`` requests go to :class:`.files.service.FsService`,
@@ -46,7 +46,6 @@ from ..protocol.states import JobState
 from ..transport.auth import ChannelAuth
 from ..transport.channel import Channel
 from ..transport.peer import ChannelAcceptor
-from .agent import SUBMIT_TIMEOUT, SignalingWorker
 from .capabilities import GpuFacts, WorkerCapabilities
 from .files.models import ModelFileServer
 from .files.mounts import MountPolicy
@@ -58,6 +57,7 @@ from .gpu_facts import read_gpu_facts
 from .gpu_pool import GpuPool
 from .hardware import JobHardware
 from .jobs.service import JobService
+from .ledger_io import SUBMIT_TIMEOUT, SignalingWorker
 from .room_keys import room_key_cache
 from .speed import SpeedBook
 

@@ -1,7 +1,7 @@
 """The dialogs and windows of the Qt side (each renders state, forwards intents).
 
 ``training_dialog`` is not re-exported here: it builds on
-:mod:`sleap_rtc_gui.controller`, which builds on the dialogs below; import it
+:mod:`sleap_rtc_gui.presubmit_io`, which builds on the dialogs below; import it
 from its module.
 """
 

@@ -6,7 +6,7 @@ type, or sleap-nn's defaults: :func:`~sleap_rtc_gui.job_config.standard_config`)
 inside SLEAP the plugin passes a ``config_source`` that reads SLEAP's own form
 instead, and the options are not shown. The worker panel picks the room and
 the worker; **Run Remotely** hands both to a
-:class:`~sleap_rtc_gui.controller.RemoteRunController`. The dialog stays open
+:class:`~sleap_rtc_gui.presubmit_io.RemoteRunController`. The dialog stays open
 (controls disabled, Cancel active) until the job is accepted, then closes;
 errors come back as popups over it.
 """
@@ -32,16 +32,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sleap_rtc_core.signaling.client import SignalingClient
-from sleap_rtc_gui.controller import (
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
+from sleap_rtc_gui.dialogs.worker_panel import WorkerPanel
+from sleap_rtc_gui.job_config import standard_config
+from sleap_rtc_gui.presubmit_io import (
     FeedOptions,
     PredictionJob,
     RemoteRunController,
     StepTimeouts,
     TrainingConfigs,
 )
-from sleap_rtc_gui.dialogs.worker_panel import WorkerPanel
-from sleap_rtc_gui.job_config import standard_config
 from sleap_rtc_gui.session import AuthProvider, SessionFactory
 
 __all__ = ["MODEL_TYPES", "TrainingDialog", "build_training_config"]

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_gui.bridge import AsyncBridge
 from sleap_rtc_gui.workers import WorkerDirectory, WorkerInfo, watch_workers
 

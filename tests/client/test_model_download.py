@@ -42,7 +42,7 @@ from sleap_rtc_core.protocol.jobspec import (
 )
 from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.channel import Channel

@@ -24,14 +24,14 @@ from sleap_rtc_core.errors import (
 )
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.negotiation import JobRequest, JobStatus
-from sleap_rtc_core.signaling.client import Backoff, SignalingClient
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.router import Router, Session
-from sleap_rtc_core.signaling.server import ServerConfig
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.client.session_io import Backoff, SignalingClient
+from sleap_rtc_core.signaling.server.router import Router, Session
+from sleap_rtc_core.signaling.server.router_io import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
-from sleap_rtc_core.signaling.store import Store
-from sleap_rtc_core.worker.agent import JobContext, SignalingWorker
+from sleap_rtc_core.signaling.store.auth_store import Store
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_core.worker.ledger_io import JobContext, SignalingWorker
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
 

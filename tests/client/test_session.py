@@ -12,7 +12,7 @@ import pytest
 from sleap_rtc_core.client.session import run_remote_job
 from sleap_rtc_core.errors import JobRejected, NoWorkersAvailableError
 from sleap_rtc_core.protocol.jobspec import JobSpec, TrainJobSpec
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport import Channel
 from sleap_rtc_core.transport.auth import ChannelAuth

@@ -39,7 +39,7 @@ from sleap_rtc_core.sample_data import (
     write_tiny_labels,
     write_tiny_video_labels,
 )
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.channel import Channel

@@ -15,16 +15,16 @@ import pytest
 
 from sleap_rtc_core.cli import main
 from sleap_rtc_core.protocol.signaling import Register
-from sleap_rtc_core.signaling.auth import Authenticator, CredentialKind
-from sleap_rtc_core.signaling.jwt_keys import PRIVATE_KEY_FILENAME, JwtKeys
-from sleap_rtc_core.signaling.passwords import verify_password
-from sleap_rtc_core.signaling.records import room_credential
-from sleap_rtc_core.signaling.store import (
+from sleap_rtc_core.signaling.auth.authenticator import Authenticator, CredentialKind
+from sleap_rtc_core.signaling.auth.jwt_keys import PRIVATE_KEY_FILENAME, JwtKeys
+from sleap_rtc_core.signaling.auth.passwords import verify_password
+from sleap_rtc_core.signaling.store.auth_store import (
     DB_FILENAME,
     RevocationWatcher,
     Store,
     open_store,
 )
+from sleap_rtc_core.signaling.store.records import room_credential
 from tests.fixtures.timing import scaled
 
 PASSWORD = "correct horse battery"

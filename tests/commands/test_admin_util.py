@@ -18,7 +18,7 @@ from sleap_rtc_core.commands._admin_util import (
     short_time,
     with_store,
 )
-from sleap_rtc_core.signaling.store import Store, open_store
+from sleap_rtc_core.signaling.store.auth_store import Store, open_store
 
 
 @pytest.fixture

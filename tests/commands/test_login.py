@@ -31,12 +31,12 @@ from sleap_rtc_core.client.credentials import (
     save_credentials,
 )
 from sleap_rtc_core.errors import AuthError
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.auth.passwords import hash_password
 from sleap_rtc_core.signaling.http.api import http_api_factory
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.passwords import hash_password
-from sleap_rtc_core.signaling.server import ServerConfig, SignalingServer
+from sleap_rtc_core.signaling.server.router_io import ServerConfig, SignalingServer
 from sleap_rtc_core.signaling.service import build_service
-from sleap_rtc_core.signaling.store import Store
+from sleap_rtc_core.signaling.store.auth_store import Store
 from tests.fixtures.timing import scaled
 
 PASSWORD = "correct horse battery"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sleap_rtc_core.signaling.store import open_store
+from sleap_rtc_core.signaling.store.auth_store import open_store
 from tests.fixtures.cli import SLEAP_RTC, start_server
 from tests.fixtures.signaling import WsPeer
 from tests.fixtures.timing import scaled

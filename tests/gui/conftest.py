@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sleap_rtc_core.protocol import signaling as sig
-from sleap_rtc_core.signaling.client import Backoff, SignalingClient
+from sleap_rtc_core.signaling.client.session_io import Backoff, SignalingClient
 from sleap_rtc_core.signaling.service import Service
-from sleap_rtc_core.worker.agent import SignalingWorker
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
+from sleap_rtc_core.worker.ledger_io import SignalingWorker
 from sleap_rtc_gui.app import application, new_event_loop
 from tests.fixtures.signaling import RoomCreds
 

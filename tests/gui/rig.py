@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sleap_rtc_core.sample_data import write_tiny_video_labels
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport import ChannelAuth
 from sleap_rtc_core.worker.service import WorkerService

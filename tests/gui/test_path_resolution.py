@@ -99,7 +99,7 @@ async def test_browsing_the_worker_mounts_fills_the_selected_row(
 
 
 async def test_videos_resolved_in_the_flow_reach_the_job_spec(qtbot: QtBot) -> None:
-    from tests.gui.test_controller import make_dialog
+    from tests.gui.test_presubmit_io import make_dialog
 
     session = ScriptedSession(
         report(

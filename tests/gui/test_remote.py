@@ -32,12 +32,12 @@ from sleap_rtc_core.errors import (
     TransportError,
 )
 from sleap_rtc_core.sample_data import tiny_training_config
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.transport import ChannelAuth
 from sleap_rtc_gui.commands import session_factory
-from sleap_rtc_gui.controller import FeedOptions, StepTimeouts
 from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
 from sleap_rtc_gui.presubmit import PresubmitState, VideoStatus, messages
+from sleap_rtc_gui.presubmit_io import FeedOptions, StepTimeouts
 from sleap_rtc_gui.remote import ChannelSession, ChannelSessionFactory, open_session
 from sleap_rtc_gui.session import RemoteSession, UpdateKind
 from tests.client.test_remote_job import RAW, play_worker

@@ -23,9 +23,9 @@ from pytestqt.qtbot import QtBot
 from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import write_tiny_labels
 from sleap_rtc_gui import plugin
-from sleap_rtc_gui.controller import StepTimeouts
 from sleap_rtc_gui.job_config import LOCAL_ONLY, WORKER_OWNED
 from sleap_rtc_gui.presubmit import PresubmitState
+from sleap_rtc_gui.presubmit_io import StepTimeouts
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.gui.conftest import make_client
 from tests.gui.rig import WORKER, Rig

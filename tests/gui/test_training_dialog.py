@@ -17,13 +17,13 @@ import zmq.asyncio
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.signaling.service import Service
-from sleap_rtc_gui.controller import FeedOptions
 from sleap_rtc_gui.dialogs.training_dialog import (
     MODEL_TYPES,
     TrainingDialog,
     build_training_config,
 )
 from sleap_rtc_gui.presubmit import PresubmitState
+from sleap_rtc_gui.presubmit_io import FeedOptions
 from sleap_rtc_gui.session import RemoteSession
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled

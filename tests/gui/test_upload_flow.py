@@ -21,7 +21,6 @@ from pytestqt.qtbot import QtBot
 from sleap_rtc_core.errors import UploadRefused
 from sleap_rtc_core.sample_data import write_tiny_video_labels
 from sleap_rtc_core.worker.files import upload_service
-from sleap_rtc_gui.controller import FeedOptions, StepTimeouts
 from sleap_rtc_gui.dialogs.path_resolution import (
     NO_UPLOAD_AREA_HINT,
     SEND_INSTEAD_HINT,
@@ -30,12 +29,13 @@ from sleap_rtc_gui.dialogs.path_resolution import (
 from sleap_rtc_gui.dialogs.training_dialog import TrainingDialog
 from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
 from sleap_rtc_gui.presubmit import PresubmitState, messages
+from sleap_rtc_gui.presubmit_io import FeedOptions, StepTimeouts
 from sleap_rtc_gui.session import UploadingSession, VideoUploadingSession
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.gui.conftest import make_client
 from tests.gui.rig import WORKER, Rig
 from tests.gui.sessions import ScriptedSession, StaticAuth, report
-from tests.gui.test_controller import LABELS, make_dialog, run_and_wait
+from tests.gui.test_presubmit_io import LABELS, make_dialog, run_and_wait
 
 STORED = "/srv/uploads/sha256/" + "ab" * 32 + "/labels.pkg.slp"
 SIZE = 40_000_000

@@ -34,9 +34,9 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.service import Service
-from sleap_rtc_core.signaling.store import Store
+from sleap_rtc_core.signaling.store.auth_store import Store
 
 from ..fixtures.timing import scaled
 

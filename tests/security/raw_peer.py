@@ -21,7 +21,7 @@ from aiortc import (
 from sleap_rtc_core import __version__
 from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.dialect import VERSION_KEY
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.transport import Channel
 from tests.fixtures.timing import scaled
 

@@ -29,7 +29,7 @@ from sleap_rtc_core.protocol.channel_auth import (
     b64url_encode,
     make_nonce,
 )
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport import (
     Channel,

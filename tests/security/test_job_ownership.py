@@ -32,7 +32,7 @@ from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.protocol.negotiation import JobCancel, JobRequest
 from sleap_rtc_core.protocol.states import JOB_TERMINAL_STATES, JobState
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sleap_rtc_core.errors import TransportError
 from sleap_rtc_core.protocol.channel_auth import ed25519_public_key_b64url
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.http.api import http_api_factory
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.server import ServerConfig
+from sleap_rtc_core.signaling.server.router_io import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
-from sleap_rtc_core.signaling.store import Store
+from sleap_rtc_core.signaling.store.auth_store import Store
 from sleap_rtc_core.transport import ChannelAuth, ChannelAuthFailed, open_channel
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities
 from sleap_rtc_core.worker.files.mounts import MountPolicy

@@ -32,7 +32,7 @@ from sleap_rtc_core.protocol.negotiation import (
     decode_app_message,
 )
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
-from sleap_rtc_core.signaling.client import SignalingClient, Subscription
+from sleap_rtc_core.signaling.client.session_io import SignalingClient, Subscription
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel

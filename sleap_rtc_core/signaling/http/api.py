@@ -1,7 +1,7 @@
 """The auth HTTP API the signaling server serves beside the WebSocket.
 
 :class:`HttpApi` is the ``http`` handler of
-:class:`~.server.SignalingServer`: the server answers ``/health`` and
+:class:`~..server.router_io.SignalingServer`: the server answers ``/health`` and
 ``/metrics`` itself and hands every other plain HTTP request to it. It routes the
 request to the endpoint modules (:mod:`.auth_routes`,
 :mod:`.room_routes`, and the live-peer endpoints below), and turns every
@@ -10,7 +10,7 @@ trace.
 
 The API reads and closes live connections only through a
 :class:`~.base.LiveView`; :class:`RouterLiveView` is that view over the
-server's :class:`~.router.Router`. With :mod:`.service`::
+server's :class:`~..server.router.Router`. With :mod:`..service`::
 
     service = open_service(config, data_dir, http=http_api_factory())
     async with service.server:
@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ...protocol.metadata import public_metadata
-from ..github import GitHubOAuth
-from ..jwt_keys import JwtKeys
-from ..records import MemberRole, iso_time
-from ..registry import PeerRecord
-from ..router import Router
-from ..store import AlreadyExists, Store
+from ..auth.github import GitHubOAuth
+from ..auth.jwt_keys import JwtKeys
+from ..server.registry import PeerRecord
+from ..server.router import Router
+from ..store.auth_store import AlreadyExists, Store
+from ..store.records import MemberRole, iso_time
 from .auth_routes import routes as auth_routes
 from .base import (
     ApiContext,

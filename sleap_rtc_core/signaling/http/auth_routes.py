@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from ...errors import AuthError
-from ..github import AUTHORIZE_URL
-from ..jwt_keys import AUDIENCE, ISSUER
-from ..passwords import (
+from ..auth.github import AUTHORIZE_URL
+from ..auth.jwt_keys import AUDIENCE, ISSUER
+from ..auth.passwords import (
     MAX_PASSWORD_LENGTH,
     dummy_verify,
     hash_password,
@@ -36,8 +36,8 @@ from ..passwords import (
     needs_rehash,
     verify_password,
 )
-from ..records import AccountKey, User, iso_time
-from ..store import AlreadyExists
+from ..store.auth_store import AlreadyExists
+from ..store.records import AccountKey, User, iso_time
 from .base import (
     ApiContext,
     HttpError,

@@ -18,10 +18,10 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from ...errors import AuthError, HttpError, RemoteProtocolError
 from ...protocol.json_text import dumps_bytes, loads_object
-from ..github import GitHubOAuth
-from ..jwt_keys import JwtKeys
-from ..records import MemberRole, Membership, Room, User
-from ..store import ACCOUNT_KEY_PREFIX, WORKER_KEY_PREFIX, Store
+from ..auth.github import GitHubOAuth
+from ..auth.jwt_keys import JwtKeys
+from ..store.auth_store import ACCOUNT_KEY_PREFIX, WORKER_KEY_PREFIX, Store
+from ..store.records import MemberRole, Membership, Room, User
 from .wire import HttpRequest, HttpResponse
 
 __all__ = [

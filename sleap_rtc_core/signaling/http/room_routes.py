@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..records import (
+from ..store.records import (
     MemberRole,
     Membership,
     Room,

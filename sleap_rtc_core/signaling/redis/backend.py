@@ -1,6 +1,6 @@
 """Several signaling server processes sharing one view of rooms and peers via Redis.
 
-Each process keeps serving from its in-memory :class:`~.registry.Registry` (so
+Each process keeps serving from its in-memory :class:`~..server.registry.Registry` (so
 ``discover_peers`` stays an index lookup), and this backend keeps that registry a
 replica of every process's peers:
 
@@ -63,8 +63,8 @@ from ...aio import wait_for
 from ...errors import ErrorCode, SignalingError, SleapRTCError
 from ...protocol.codec import encode, error_for
 from ...protocol.json_text import dumps_bytes, loads_object
-from ..registry import PeerRecord
-from ..router import Router, Session
+from ..server.registry import PeerRecord
+from ..server.router import Router, Session
 from .config import RedisConfig, RedisUnavailable, redact_url
 from .held import Holds
 from .replica import Replica

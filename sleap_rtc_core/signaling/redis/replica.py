@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..announce import Event
-from ..registry import PeerRecord
-from ..router import CLOSE_POLICY, CLOSE_REPLACED, Router, Session
+from ..server.announce import Event
+from ..server.registry import PeerRecord
+from ..server.router import CLOSE_POLICY, CLOSE_REPLACED, Router, Session
 from .wire import Kind, decode_record, is_admin_record, split_frames, split_message
 
 __all__ = ["Replica"]
@@ -194,5 +194,5 @@ class Replica:
 
     def _tell_room(self, rec: PeerRecord, event: str) -> None:
         """Announce a remote peer's change to this node's peers that
-        subscribed to it (coalesced with the rest, :mod:`..announce`)."""
+        subscribed to it (coalesced with the rest, :mod:`..server.announce`)."""
         self.router.announce(rec, Event(event))

@@ -39,7 +39,7 @@ from typing import Any
 
 from ...errors import SleapRTCError
 from ...protocol.json_text import dumps_bytes, loads, loads_object
-from ..registry import PeerRecord
+from ..server.registry import PeerRecord
 
 __all__ = [
     "DELETE_SCRIPT",

@@ -23,17 +23,17 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from sleap_rtc_core.signaling.github import TOKEN_URL, USER_URL, GitHubOAuth
+from sleap_rtc_core.signaling.auth.github import TOKEN_URL, USER_URL, GitHubOAuth
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.auth.passwords import hash_password
 from sleap_rtc_core.signaling.http.api import (
     http_api_factory,
 )
 from sleap_rtc_core.signaling.http.base import HttpApiConfig
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.passwords import hash_password
-from sleap_rtc_core.signaling.router import CLOSE_REVOKED
-from sleap_rtc_core.signaling.server import ServerConfig, SignalingServer
+from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED
+from sleap_rtc_core.signaling.server.router_io import ServerConfig, SignalingServer
 from sleap_rtc_core.signaling.service import build_service
-from sleap_rtc_core.signaling.store import Store
+from sleap_rtc_core.signaling.store.auth_store import Store
 from tests.fixtures.timing import async_wait_until, scaled
 
 PASSWORD = "correct horse battery"

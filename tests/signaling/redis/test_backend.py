@@ -8,7 +8,8 @@ Redis missing at start.
 
 Shared suite: the ``servers`` fixture gives two servers on Redis, or one
 in-memory server twice, and the tests that take it pass on both backends; and a
-subset of ``test_server.py`` runs here again against a Redis-backed ``service``.
+subset of ``server/test_router_io.py`` runs here again
+against a Redis-backed ``service``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.redis import wire
 from sleap_rtc_core.signaling.redis.backend import (
     RedisBackend,
@@ -33,16 +34,16 @@ from sleap_rtc_core.signaling.redis.backend import (
     redact_url,
 )
 from sleap_rtc_core.signaling.redis.replica import Replica
-from sleap_rtc_core.signaling.registry import PeerRecord
-from sleap_rtc_core.signaling.server import ServerConfig
+from sleap_rtc_core.signaling.server.registry import PeerRecord
+from sleap_rtc_core.signaling.server.router_io import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
-from sleap_rtc_core.signaling.store import Store, open_store
+from sleap_rtc_core.signaling.store.auth_store import Store, open_store
 from tests.fixtures.cli import run_cli, start_server
 from tests.fixtures.redis import RedisServer, free_port
 from tests.fixtures.router import RouterHarness
 from tests.fixtures.signaling import RoomCreds, WsPeer
 from tests.fixtures.timing import async_wait_until, scaled
-from tests.signaling import test_server
+from tests.signaling.server import test_router_io as test_server
 
 pytestmark = pytest.mark.redis
 
@@ -129,7 +130,7 @@ async def service(
     jwt_keys: JwtKeys,
     redis_server: RedisServer,
 ) -> AsyncIterator[Service]:
-    """The ``service`` of ``test_server.py``, on the Redis backend."""
+    """The ``service`` of ``server/test_router_io.py``, on the Redis backend."""
     svc = build_service(
         server_config, store, jwt_keys, redis=fast_redis(redis_server.url)
     )
@@ -140,7 +141,7 @@ async def service(
         await svc.server.stop()
 
 
-# test_server.py's tests that use the ``service`` fixture, run again here with
+# server/test_router_io.py's tests that use the ``service`` fixture, run again here with
 # the Redis-backed one above (one process: the backend must change nothing).
 test_health_and_metrics_share_the_port = (
     test_server.test_health_and_metrics_share_the_port

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.redis.config import RedisConfig
-from sleap_rtc_core.signaling.server import ServerConfig
+from sleap_rtc_core.signaling.server.router_io import ServerConfig
 from sleap_rtc_core.signaling.service import Service, build_service
-from sleap_rtc_core.signaling.store import Store
+from sleap_rtc_core.signaling.store.auth_store import Store
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds, WsPeer
 from tests.fixtures.timing import async_wait_until, scaled

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sleap_rtc_core.signaling.store import open_store
+from sleap_rtc_core.signaling.store.auth_store import open_store
 from tests.fixtures.cli import start_server
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds, WsPeer

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from sleap_rtc_core.signaling.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.router import CLOSE_REVOKED
-from sleap_rtc_core.signaling.store import open_store
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
+from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED
+from sleap_rtc_core.signaling.store.auth_store import open_store
 from tests.fixtures.cli import start_server
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import WsPeer

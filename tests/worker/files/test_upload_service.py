@@ -43,7 +43,7 @@ from sleap_rtc_core.protocol.channel_transfer import (
     parse_upload_error,
 )
 from sleap_rtc_core.protocol.jobspec import TrainJobSpec
-from sleap_rtc_core.signaling.client import SignalingClient
+from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.channel import Channel
