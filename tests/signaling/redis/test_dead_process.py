@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sleap_rtc_core.signaling.store.auth_store import open_store
-from tests.fixtures.cli import start_server
+from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds, WsPeer
 from tests.fixtures.timing import async_wait_until, scaled
@@ -60,24 +60,8 @@ async def trio(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Trio]
     """``sleap-rtc server --redis`` three times on one data folder and room."""
     created = open_store(tmp_path).create_room("lab")
     extra = ("--redis", redis_server.url, "--ping-interval", str(PING_INTERVAL))
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        urls = []
-        for _ in range(3):
-            proc, url = await asyncio.to_thread(start_server, tmp_path, *extra)
-            procs.append(proc)
-            urls.append(url)
+    async with server_processes(tmp_path, 3, *extra) as (procs, urls):
         yield Trio(urls, RoomCreds(created.room_id, created.token), procs)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                await asyncio.to_thread(proc.wait, scaled(10))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
 
 
 def redis_counters(url: str) -> dict[str, Any]:

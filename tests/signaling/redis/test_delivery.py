@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from sleap_rtc_core.signaling.store.auth_store import open_store
-from tests.fixtures.cli import start_server
+from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds, WsPeer
 from tests.fixtures.timing import async_wait_until, scaled
@@ -64,23 +64,8 @@ async def pair(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Pair]
         *("--redis", redis_server.url, "--ping-interval", str(PING_INTERVAL)),
         *("--limit", "burst=2000"),  # the race test's one sender sends 1,000
     )
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        urls = []
-        for _ in range(2):
-            proc, url = await asyncio.to_thread(start_server, tmp_path, *extra)
-            procs.append(proc)
-            urls.append(url)
+    async with server_processes(tmp_path, 2, *extra) as (procs, urls):
         yield Pair(urls[0], urls[1], RoomCreds(created.room_id, created.token), procs)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                await asyncio.to_thread(proc.wait, scaled(10))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
 
 
 def metrics(url: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED
 from sleap_rtc_core.signaling.store.auth_store import open_store
-from tests.fixtures.cli import start_server
+from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import WsPeer
 from tests.fixtures.timing import async_wait_until, scaled
@@ -68,19 +67,8 @@ async def lab(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Lab]:
         *("--redis", redis_server.url, "--ping-interval", str(PING_INTERVAL)),
         *("--limit", "max_peers_per_credential=3"),
     )
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        urls = []
-        for _ in range(2):
-            proc, url = await asyncio.to_thread(start_server, tmp_path, *extra)
-            procs.append(proc)
-            urls.append(url)
+    async with server_processes(tmp_path, 2, *extra) as (procs, urls):
         yield Lab(urls[0], urls[1], room.room_id, room.token, jwt, key, token.token_id)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            await asyncio.to_thread(proc.wait, scaled(10))
 
 
 def call(url: str, method: str, path: str, jwt: str, body: Any = None) -> Any:

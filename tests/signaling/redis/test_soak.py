@@ -31,7 +31,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from sleap_rtc_core.signaling.store.auth_store import open_store
-from tests.fixtures.cli import start_server
+from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds, WsPeer
 from tests.fixtures.timing import async_wait_until, scaled
@@ -125,24 +125,8 @@ async def trio(
         *("--redis", redis_server.url, "--ping-interval", str(PING_INTERVAL)),
         *("--limit", "max_peers_per_room=1000"),
     )
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        urls = []
-        for _ in range(3):
-            proc, url = await asyncio.to_thread(start_server, tmp_path, *extra)
-            procs.append(proc)
-            urls.append(url)
+    async with server_processes(tmp_path, 3, *extra) as (procs, urls):
         yield urls, procs, RoomCreds(created.room_id, created.token)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                await asyncio.to_thread(proc.wait, scaled(10))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
 
 
 async def test_three_processes_one_killed_lose_nothing_sent_to_live_peers(
