@@ -35,7 +35,9 @@ environment drops ``SLEAP_RTC_*`` variables)."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PROGRESS = re.compile(
-    r"^\s*(epoch\b|upload\b|download\b|copying\b|train\b.*\d+%|[\u2500-\u259f\s]+\d)",
+    # progress and timed waits ("… so far": shown only when a step lasts > 1 s)
+    r"^\s*(epoch\b|upload\b|download\b|copying\b|inference\b|train\b.*\d+%"
+    r"|[\u2500-\u259f\s]+\d|.*\bso far\b)",
     re.IGNORECASE,
 )
 _REPLACEMENTS = (

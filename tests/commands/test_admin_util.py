@@ -61,7 +61,8 @@ def test_with_store_turns_expected_failures_into_one_line_and_status_1(
     args = argparse.Namespace(data_dir=str(tmp_path / "data"))
     assert with_store(failing)(args) == 1
     assert capsys.readouterr().err == (
-        "sleap-rtc: error: no user 'nobody' (see 'sleap-rtc user list')\n"
+        "sleap-rtc: error: no user 'nobody': add it first (sleap-rtc user add nobody)"
+        " or see 'sleap-rtc user list'\n"
     )
     assert with_store(working)(args) == 0
     assert with_store(working)(args) == 1  # the store kept the first "ann"
