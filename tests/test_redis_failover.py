@@ -28,7 +28,7 @@ from sleap_rtc_core.signaling.client.session_io import SignalingClient
 from sleap_rtc_core.signaling.store.auth_store import open_store
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.worker.service import WorkerService
-from tests.fixtures.cli import start_server
+from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
@@ -43,18 +43,6 @@ PROBES = 50
 """Messages each way over signaling after the failover."""
 
 
-async def _stop(procs: list[subprocess.Popen[str]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            await asyncio.to_thread(proc.wait, scaled(10))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-
-
 @pytest.fixture
 async def processes(
     tmp_path: Path, redis_server: RedisServer
@@ -64,16 +52,8 @@ async def processes(
     data.mkdir()
     created = open_store(data).create_room("lab")
     extra = ("--redis", redis_server.url, "--ping-interval", str(PING_INTERVAL))
-    procs: list[subprocess.Popen[str]] = []
-    urls: list[str] = []
-    try:
-        for _ in range(2):
-            proc, url = await asyncio.to_thread(start_server, data, *extra)
-            procs.append(proc)
-            urls.append(url)
+    async with server_processes(data, 2, *extra) as (procs, urls):
         yield procs, urls, RoomCreds(created.room_id, created.token)
-    finally:
-        await _stop(procs)
 
 
 async def test_a_job_survives_the_death_of_its_signaling_process(

@@ -22,13 +22,11 @@ from sleap_rtc_core.protocol.jobspec import TrainJobSpec
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
 from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.client.session_io import SignalingClient
-from sleap_rtc_core.signaling.redis.backend import RedisConfig
-from sleap_rtc_core.signaling.server.router_io import ServerConfig
-from sleap_rtc_core.signaling.service import Service, build_service
+from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.signaling.store.auth_store import Store
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.worker.service import WorkerService
-from tests.fixtures.redis import RedisServer
+from tests.fixtures.redis import RedisServer, redis_services
 from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import FAST_BACKOFF, stated_worker
@@ -41,21 +39,8 @@ async def two_servers(
     store: Store, jwt_keys: JwtKeys, redis_server: RedisServer
 ) -> AsyncIterator[tuple[Service, Service]]:
     """Servers A and B on one store, one key pair and one Redis."""
-    services: list[Service] = []
-    try:
-        for _ in range(2):
-            svc = build_service(
-                ServerConfig(host="127.0.0.1", port=0, ping_interval=60.0),
-                store,
-                jwt_keys,
-                redis=RedisConfig(redis_server.url),
-            )
-            await svc.server.start()
-            services.append(svc)
-        yield services[0], services[1]
-    finally:
-        for svc in services:
-            await svc.server.stop()
+    async with redis_services(store, jwt_keys, redis_server.url) as (a, b):
+        yield a, b
 
 
 @pytest.fixture

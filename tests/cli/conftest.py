@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from sleap_rtc_core.worker.jobs.sleapnn_cmd import SLEAP_NN_MODULE
 from tests.fixtures.cli import CLI_ENV, SLEAP_RTC, Proc
 from tests.fixtures.timing import scaled, wait_until
 
@@ -168,23 +169,21 @@ class Lab:
 
 
 def sleap_nn_processes(root: Path) -> list[int]:
-    """Live sleap-nn (or ``python -m sleap_nn``) processes of jobs below
-    ``root`` (by their arguments or working folder)."""
+    """Live sleap-nn processes (the worker runs ``python -m sleap_nn.cli``)
+    of jobs below ``root``: by their arguments or working folder."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
             cwd = os.readlink(entry / "cwd")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             continue
-        if state == "Z" or "sleap" not in cmd or "nn" not in cmd:
+        if state == "Z" or SLEAP_NN_MODULE not in argv:
             continue
-        if "sleap-rtc" in cmd or "pytest" in cmd:
-            continue
-        if str(root) in cmd or cwd.startswith(str(root)):
+        if any(str(root) in arg for arg in argv) or cwd.startswith(str(root)):
             found.append(int(entry.name))
     return found
 

@@ -112,3 +112,20 @@ async def upload_rig(
         service, room, tmp_path, room_secret, upload_area="uploads"
     ):
         yield opened
+
+
+@pytest.fixture
+def upload_progress(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every ``(done, total)`` the real upload dialog is shown, in order (the
+    dialog still draws it)."""
+    from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
+
+    seen: list[tuple[int, int]] = []
+    shown = UploadProgressDialog.set_progress
+
+    def record(self: UploadProgressDialog, done: int, total: int) -> None:
+        seen.append((done, total))
+        shown(self, done, total)
+
+    monkeypatch.setattr(UploadProgressDialog, "set_progress", record)
+    return seen

@@ -494,7 +494,11 @@ def test_sleap_rtc_label_starts_sleap_with_the_plugin(
 
 @pytest.mark.slow
 async def test_labels_a_worker_cannot_see_are_sent_once_from_sleaps_dialog(
-    qtbot: QtBot, upload_rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot,
+    upload_rig: Rig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    upload_progress: list[tuple[int, int]],
 ) -> None:
     """A worker that shares no storage with the labels (it has an upload
     area): Run Remotely offers sending them, shows the upload, trains on the
@@ -503,7 +507,6 @@ async def test_labels_a_worker_cannot_see_are_sent_once_from_sleaps_dialog(
     from sleap_rtc_core.sample_data import write_tiny_video_labels
     from sleap_rtc_core.worker.files import upload_service
     from sleap_rtc_core.worker.files.uploads import UploadArea
-    from sleap_rtc_gui.dialogs.upload_progress import UploadProgressDialog
 
     rig = upload_rig
     assert rig.upload_dir is not None
@@ -520,14 +523,7 @@ async def test_labels_a_worker_cannot_see_are_sent_once_from_sleaps_dialog(
         return begin(self, uploader, sha256, *a, **k)
 
     monkeypatch.setattr(UploadArea, "begin", counted)
-    progress: list[tuple[int, int]] = []
-    shown = UploadProgressDialog.set_progress
-
-    def record(self: UploadProgressDialog, done: int, total: int) -> None:
-        progress.append((done, total))
-        shown(self, done, total)
-
-    monkeypatch.setattr(UploadProgressDialog, "set_progress", record)
+    progress = upload_progress
     client = make_client(rig.service, rig.room, "gui-panel")
     await rig.stack.enter_async_context(client)
 

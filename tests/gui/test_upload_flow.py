@@ -249,6 +249,7 @@ async def test_labels_sent_to_a_real_worker_train_there(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     with_videos: bool,
+    upload_progress: list[tuple[int, int]],
 ) -> None:
     """The worker's mount does not hold the labels: the dialog offers to send
     them, shows the upload, and the job trains on the stored package (or on
@@ -261,14 +262,7 @@ async def test_labels_sent_to_a_real_worker_train_there(
         write_tiny_video_labels, tmp_path / "home" / "labels.slp", n_frames=6
     )
     assert not labels.is_relative_to(rig.project.mount)
-    progress: list[tuple[int, int]] = []
-    shown = UploadProgressDialog.set_progress
-
-    def record(self: UploadProgressDialog, done: int, total: int) -> None:
-        progress.append((done, total))
-        shown(self, done, total)
-
-    monkeypatch.setattr(UploadProgressDialog, "set_progress", record)
+    progress = upload_progress
 
     panel_client = make_client(rig.service, rig.room)
     await rig.stack.enter_async_context(panel_client)

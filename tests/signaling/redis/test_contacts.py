@@ -13,13 +13,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.redis.config import RedisConfig
-from sleap_rtc_core.signaling.server.router_io import ServerConfig
-from sleap_rtc_core.signaling.service import Service, build_service
+from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.signaling.store.auth_store import Store
-from tests.fixtures.redis import RedisServer
+from tests.fixtures.redis import RedisServer, redis_services
 from tests.fixtures.signaling import RoomCreds, WsPeer
-from tests.fixtures.timing import async_wait_until, scaled
+from tests.fixtures.timing import async_wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -31,18 +29,8 @@ async def two(
     store: Store, jwt_keys: JwtKeys, redis_server: RedisServer
 ) -> AsyncIterator[tuple[Service, Service]]:
     """Two servers sharing peers through Redis."""
-    services: list[Service] = []
-    try:
-        for _ in range(2):
-            config = ServerConfig(host="127.0.0.1", port=0, ping_interval=60.0)
-            redis = RedisConfig(url=redis_server.url, connect_timeout=scaled(2))
-            svc = build_service(config, store, jwt_keys, redis=redis)
-            await svc.server.start()
-            services.append(svc)
-        yield services[0], services[1]
-    finally:
-        for svc in services:
-            await svc.server.stop()
+    async with redis_services(store, jwt_keys, redis_server.url) as (a, b):
+        yield a, b
 
 
 def knows(svc: Service, room: RoomCreds, peer_id: str) -> bool:
