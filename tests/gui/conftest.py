@@ -11,7 +11,7 @@ real application (``sleap_rtc_gui.app``). Inside async tests, wait with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,3 +129,28 @@ def upload_progress(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(UploadProgressDialog, "set_progress", record)
     return seen
+
+
+# ------------------------------------------------------------------ SLEAP's dialog
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> Path:
+    """A tiny saved SLEAP project (``project/labels.pkg.slp``, embedded frames)."""
+    from sleap_rtc_core.sample_data import write_tiny_labels
+
+    return write_tiny_labels(tmp_path / "project" / "labels.pkg.slp")
+
+
+@pytest.fixture
+def wrapped() -> Iterator[list[object]]:
+    """SLEAP's ``LearningDialog`` wrapped by the plugin for the test (the
+    dialogs whose Run Remotely was pressed), unwrapped after it."""
+    from sleap_rtc_gui import plugin
+
+    opened: list[object] = []
+    assert plugin.install(opened.append)
+    assert plugin.installed()
+    yield opened
+    plugin.uninstall()
+    assert not plugin.installed()

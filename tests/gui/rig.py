@@ -1,11 +1,11 @@
 """A real worker on its own loop, its project, and a room to reach it.
 
 The rig for the GUI tests that talk to a real worker (``test_remote``,
-``test_sleap_plugin``): the signaling server, a :class:`WorkerService` whose mount
-is a temporary folder (the GPU is stated, the one boundary tests cannot reach;
-its jobs run on this CPU) and a labels file whose second video was moved.
-:func:`open_rig` passes worker options on (``upload_area`` makes an upload
-area inside the mount).
+``test_sleap_run``, ``test_presubmit_io``): the signaling server, a
+:class:`WorkerService` whose mount is a temporary folder (the GPU is stated, the
+one boundary tests cannot reach; its jobs run on this CPU) and a labels file
+whose second video was moved. :func:`open_rig` passes worker options on
+(``upload_area`` makes an upload area inside the mount).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Tests of the presubmission machine, its table, its texts and its diagram.
+"""Tests of the presubmission machine following its table, and its texts.
 
 Pure and fast (no Qt, no event loop). Transitions and illegal events are
 parametrized from ``TRANSITIONS`` itself, so a new row is covered as soon as it is
 added: the test then asks for a sample event and a route to its state below.
+The table's own shape is tested in ``test_states.py``, the events' validation in
+``test_events.py``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import re
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +20,6 @@ from hypothesis import strategies as st
 
 from sleap_rtc_core.errors import LocalProtocolError
 from sleap_rtc_gui.presubmit.events import (
-    EFFECT_TYPES,
     EVENT_TYPES,
     AuthChecked,
     BuildConfig,
@@ -75,21 +73,17 @@ from sleap_rtc_gui.presubmit.events import (
 from sleap_rtc_gui.presubmit.machine import PresubmitMachine, RunContext
 from sleap_rtc_gui.presubmit.states import (
     CONNECTED_STATES,
-    GUARDS,
     MAX_LABELS_CORRECTIONS,
     PRE_ACCEPT_STATES,
-    TERMINAL_STATES,
     TRANSITIONS,
     Guard,
     PresubmitState,
     Trigger,
-    render_mermaid,
     trigger_event_type,
     trigger_label,
 )
 
 S = PresubmitState
-ROOT = Path(__file__).resolve().parents[3]
 
 # ----------------------------------------------------------------- sample data
 
@@ -297,46 +291,6 @@ def test_every_trigger_has_a_sample() -> None:
     triggers = {t for row in TRANSITIONS.values() for t in row}
     assert triggers <= set(SAMPLES)
     assert {trigger_event_type(t) for t in SAMPLES} == set(EVENT_TYPES)
-
-
-def test_event_and_effect_type_lists_are_complete() -> None:
-    module = importlib.import_module("sleap_rtc_gui.presubmit.events")
-    classes = [v for v in vars(module).values() if isinstance(v, type)]
-    assert set(EVENT_TYPES) == {c for c in classes if issubclass(c, Event)} - {Event}
-    assert set(EFFECT_TYPES) == {c for c in classes if issubclass(c, Effect)} - {Effect}
-
-
-def test_guarded_rows_are_complete_and_never_bare() -> None:
-    for state, row in TRANSITIONS.items():
-        for event_type, guards in GUARDS.items():
-            assert event_type not in row, (state, event_type)
-            present = {t[1] for t in row if isinstance(t, tuple) and t[0] is event_type}
-            assert present in (set(), set(guards)), (state, event_type)
-        for trigger in row:
-            if isinstance(trigger, tuple):
-                assert trigger[1] in GUARDS[trigger[0]]
-
-
-def test_terminal_states_have_no_way_out_and_others_have_one() -> None:
-    for state in PresubmitState:
-        assert (not TRANSITIONS[state]) == (state in TERMINAL_STATES)
-
-
-def test_every_pre_accept_state_can_be_cancelled() -> None:
-    for state in PRE_ACCEPT_STATES:
-        assert TRANSITIONS[state][UserCancelled] is S.ABORTED
-    for state in set(PresubmitState) - PRE_ACCEPT_STATES:
-        assert UserCancelled not in TRANSITIONS[state]
-
-
-def test_every_state_is_reachable_from_idle() -> None:
-    seen, todo = {S.IDLE}, [S.IDLE]
-    while todo:
-        for target in TRANSITIONS[todo.pop()].values():
-            if target not in seen:
-                seen.add(target)
-                todo.append(target)
-    assert seen == set(PresubmitState)
 
 
 @pytest.mark.parametrize(("state", "trigger", "target"), TABLE_ROWS)
@@ -899,51 +853,7 @@ def test_secrets_stay_out_of_reprs() -> None:
     assert YAML not in repr(drive(_TO_SUBMIT).run)
 
 
-def test_event_validation() -> None:
-    with pytest.raises(ValueError, match="path"):
-        LabelsPathEntered("")
-    with pytest.raises(TypeError, match="errors"):
-        JobRejected({"field": "x"})  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="report"):
-        PathsChecked({"labels_found": True})  # type: ignore[arg-type]
-    mappings = {VIDEO_1: WORKER_VIDEO_1}
-    event = PathsResolved(mappings)
-    mappings[VIDEO_2] = "elsewhere"
-    assert event.mappings == {VIDEO_1: WORKER_VIDEO_1}
-
-
-# ----------------------------------------------------------------- diagram and API
-
-
-def _load_script() -> ModuleType:
-    path = ROOT / "scripts" / "make_presubmit_diagram.py"
-    spec = importlib.util.spec_from_file_location("make_presubmit_diagram", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_mermaid_has_every_edge() -> None:
-    text = render_mermaid()
-    assert text.startswith("stateDiagram-v2\n    [*] --> idle\n")
-    edges = re.findall(r"^    (\w+) --> (\w+): (.+)$", text, re.MULTILINE)
-    assert edges == [
-        (state.value, target.value, trigger_label(trigger))
-        for state, row in TRANSITIONS.items()
-        for trigger, target in row.items()
-    ]
-    for state in TERMINAL_STATES:
-        assert f"    {state.value} --> [*]\n" in text
-
-
-def test_docs_diagram_is_up_to_date() -> None:
-    script = _load_script()
-    doc = (ROOT / "docs" / "presubmit.md").read_text(encoding="utf-8")
-    assert script.render_block() in doc, (
-        "docs/presubmit.md is stale: run python scripts/make_presubmit_diagram.py"
-    )
+# ----------------------------------------------------------------- API
 
 
 @pytest.mark.parametrize(

@@ -1,209 +1,38 @@
-"""Run Remotely inside the real SLEAP 1.6 ``LearningDialog``.
+"""Run Remotely from the real SLEAP 1.6 ``LearningDialog``, end to end.
 
 SLEAP is installed by the test set-up (``make test``), so these tests use SLEAP's
-own training dialog, its form, its ``copy()`` and its LossViewer. The end-to-end
-test runs the real signaling server, a real worker (the GPU is stated, a
-boundary fake; its jobs run on this CPU), a real data channel and real sleap-nn
-training of both models of a top-down pipeline.
+own training dialog, its form and its LossViewer. They run the real signaling
+server, a real worker (the GPU is stated, a boundary fake; its jobs run on this
+CPU), a real data channel and real sleap-nn training and inference.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from PySide6.QtWidgets import QApplication, QDialog, QPushButton, QVBoxLayout
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import write_tiny_labels
-from sleap_rtc_gui import plugin
-from sleap_rtc_gui.job_config import LOCAL_ONLY, WORKER_OWNED
 from sleap_rtc_gui.presubmit import PresubmitState
 from sleap_rtc_gui.presubmit_io import StepTimeouts
+from sleap_rtc_gui.sleap_run import RunParts, SleapRemoteRun
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.gui.conftest import make_client
+from tests.gui.learning import (
+    LearningDialog,
+    learning_dialog,
+    set_epochs,
+    single,
+    target,
+)
 from tests.gui.rig import WORKER, Rig
 from tests.gui.sessions import StaticAuth
-
-os.environ.setdefault("_SLEAP_LD_FIXED", "1")
-learning = pytest.importorskip("sleap.gui.learning.dialog")
-LearningDialog = learning.LearningDialog
-
-
-@pytest.fixture
-def labels(tmp_path: Path) -> Path:
-    return write_tiny_labels(tmp_path / "project" / "labels.pkg.slp")
-
-
-def learning_dialog(qtbot: QtBot, path: Path | str, **kwargs: Any) -> Any:
-    dialog = LearningDialog("training", str(path), **kwargs)
-    qtbot.addWidget(dialog)
-    return dialog
-
-
-def remote_button(dialog: Any) -> QPushButton:
-    button = dialog.findChild(QPushButton, plugin.BUTTON_NAME)
-    assert button is not None
-    return button
-
-
-@pytest.fixture
-def wrapped() -> Any:
-    """SLEAP's class wrapped for the test, unwrapped after it."""
-    opened: list[Any] = []
-    assert plugin.install(opened.append)
-    assert plugin.installed()
-    yield opened
-    plugin.uninstall()
-    assert not plugin.installed()
-
-
-def set_epochs(dialog: Any, epochs: int) -> None:
-    """Type ``epochs`` into every model tab of SLEAP's form."""
-    for name in dialog.shown_tab_names:
-        dialog._ensure_tab_initialized(name).set_fields_from_key_val_dict(
-            {"trainer_config.max_epochs": epochs}
-        )
-
-
-# ------------------------------------------------------------------ the button
-
-
-def test_run_remotely_sits_beside_run_and_follows_it(
-    qtbot: QtBot, labels: Path, wrapped: list[Any]
-) -> None:
-    dialog = learning_dialog(qtbot, labels)
-    button = remote_button(dialog)
-    layout = dialog.run_button.parentWidget().layout()
-    assert layout.indexOf(button) == layout.indexOf(dialog.run_button) - 1
-    assert button.text() == plugin.BUTTON_TEXT
-    assert button.isEnabled() == dialog.run_button.isEnabled()
-    dialog.run_button.setEnabled(False)  # SLEAP does this for an invalid form
-    assert not button.isEnabled()
-    dialog.run_button.setEnabled(True)
-    assert button.isEnabled()
-    button.click()
-    assert wrapped == [dialog]
-
-
-def test_install_is_idempotent_and_adds_one_button(
-    qtbot: QtBot, labels: Path, wrapped: list[Any]
-) -> None:
-    assert plugin.install(lambda d: None)
-    dialog = learning_dialog(qtbot, labels)
-    buttons = [
-        b for b in dialog.findChildren(QPushButton) if b.text() == plugin.BUTTON_TEXT
-    ]
-    assert len(buttons) == 1
-
-
-def test_the_inference_dialog_gets_the_button_too(
-    qtbot: QtBot, labels: Path, wrapped: list[Any]
-) -> None:
-    dialog = LearningDialog("inference", str(labels))
-    qtbot.addWidget(dialog)
-    button = remote_button(dialog)
-    assert not dialog.run_button.isEnabled()  # no trained model yet
-    assert not button.isEnabled()
-
-
-def test_a_dialog_of_another_shape_is_left_alone_and_logged_once(
-    qtbot: QtBot, caplog: pytest.LogCaptureFixture
-) -> None:
-    """SLEAP's dialog changed shape: no run_button, or Run outside a layout."""
-    caplog.set_level(logging.WARNING, logger=plugin.__name__)
-    plugin._warned.clear()
-    bare = QDialog()
-    qtbot.addWidget(bare)
-    assert plugin.add_run_remotely(bare, lambda d: None) is None
-    assert plugin.add_run_remotely(bare, lambda d: None) is None
-    loose = QDialog()
-    qtbot.addWidget(loose)
-    loose.run_button = QPushButton("Run")  # type: ignore[attr-defined]
-    QVBoxLayout(loose)
-    assert plugin.add_run_remotely(loose, lambda d: None) is None
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len([w for w in warnings if "no run_button" in w]) == 1
-    assert len([w for w in warnings if "not in a box layout" in w]) == 1
-
-
-# ------------------------------------------------------------------ the form
-
-
-def without(tree: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """``tree`` without the dotted ``keys``."""
-    out = yaml.safe_load(yaml.safe_dump(tree))
-    for key in keys:
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return out
-
-
-def test_the_job_is_what_sleaps_copy_produces(qtbot: QtBot, labels: Path) -> None:
-    from sleap_rtc_gui.sleap_form import remote_configs
-
-    dialog = learning_dialog(qtbot, labels)
-    assert dialog.current_pipeline == "top-down"
-    set_epochs(dialog, 3)
-    dialog.copy()
-    copied = QApplication.clipboard().text()
-    built = remote_configs(dialog)
-    assert built.model_types == ("centroid", "centered_instance")
-    ours = [yaml.safe_load(text) for text in built.configs]
-    # copy() joins one YAML document per head; the heads are top-level blocks.
-    sleaps = [yaml.safe_load(doc) for doc in _split_documents(copied)]
-    assert len(sleaps) == 2
-    for mine, theirs in zip(ours, sleaps, strict=True):
-        assert mine["trainer_config"]["max_epochs"] == 3
-        assert without(mine, WORKER_OWNED + LOCAL_ONLY) == without(
-            theirs, WORKER_OWNED + LOCAL_ONLY
-        )
-        for key in WORKER_OWNED:  # the worker decides these
-            section, _, leaf = key.rpartition(".")
-            node = mine
-            for part in section.split("."):
-                node = node.get(part) or {}
-            assert leaf not in node, key
-
-
-def _split_documents(text: str) -> list[str]:
-    """copy()'s text: each head's YAML starts again at ``data_config:``."""
-    docs: list[str] = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith("data_config:"):
-            docs.append("")
-        if docs:
-            docs[-1] += line
-    return docs
-
-
-def test_a_head_reusing_a_local_model_is_refused_clearly(
-    qtbot: QtBot, labels: Path
-) -> None:
-    from sleap_rtc_gui.sleap_form import remote_configs
-
-    dialog = learning_dialog(qtbot, labels)
-
-    class Reused:
-        head_name = "centroid"
-        dont_retrain = True
-
-    dialog.get_every_head_config_data = lambda form: [Reused()]
-    with pytest.raises(ValueError, match="already trained"):
-        remote_configs(dialog)
-
-
-# ------------------------------------------------------------------ end to end
 
 
 @pytest.mark.slow
@@ -281,7 +110,6 @@ async def start_remote_run(
 ) -> Any:
     """Run Remotely on ``dialog`` (SLEAP's) to the rig's worker, as a labeler;
     with ``wait_viewer``, until SLEAP's LossViewer shows the accepted job."""
-    from sleap_rtc_gui.sleap_run import RunParts, SleapRemoteRun
 
     async def connect_room(room: str) -> Any:
         return client
@@ -302,19 +130,6 @@ async def start_remote_run(
     if wait_viewer:
         await async_wait_until(lambda: run.viewer is not None, scaled(30))
     return run
-
-
-def single(dialog: Any) -> None:
-    """Choose SLEAP's single-animal pipeline (one model, the fastest to train)."""
-    dialog.pipeline_form_widget.current_pipeline = "single"
-    assert dialog.shown_tab_names == ["single_instance"]
-
-
-def target(dialog: Any, key: str) -> None:
-    """Pick SLEAP's *Inference Target* (``nothing``, ``suggestions``…)."""
-    from sleap.gui.widgets.frame_target_selector import FrameTargetSelection
-
-    dialog.frame_target_selector.set_selection(FrameTargetSelection(target_key=key))
 
 
 @pytest.mark.slow
@@ -410,86 +225,6 @@ async def test_loss_viewers_stop_early_and_cancel_reach_the_worker(
     assert run.message is None
     await async_wait_until(lambda: not viewer.isVisible(), scaled(10))
     await rig.settle("gui-panel")
-
-
-def test_frame_lists_become_the_ranges_of_a_track_spec() -> None:
-    from sleap_rtc_core.protocol.jobspec import parse_frame_ranges
-    from sleap_rtc_gui.sleap_form import frame_ranges
-
-    assert frame_ranges([7, 1, 2, 3, 3]) == "1-3,7"
-    assert frame_ranges([0]) == "0"
-    assert frame_ranges([]) == ""
-    assert parse_frame_ranges(frame_ranges([5, 9, 10, 11])) == [(5, 5), (9, 11)]
-
-
-def test_the_inference_target_becomes_track_specs(qtbot: QtBot, labels: Path) -> None:
-    from sleap_rtc_gui.sleap_form import inference_plan
-
-    dialog = learning_dialog(qtbot, labels)
-    target(dialog, "nothing")
-    assert inference_plan(dialog).specs == ()
-    target(dialog, "suggestions")
-    [spec] = inference_plan(dialog).specs
-    assert spec["frame_filter"] == "suggested"
-    video = dialog.labels.videos[0]
-    dialog.frame_selection = {"clip": {video: [1, 2, 3, 7]}}
-    target(dialog, "clip")
-    plan = inference_plan(dialog)
-    assert plan.specs == (
-        {"exclude_user_labeled": False, "video_index": 0, "frames": "1-3,7"},
-    )
-    assert plan.params["_prediction_mode"] in ("replace", "add")
-
-
-def test_label_takes_our_flags_after_the_labels_file() -> None:
-    from sleap_rtc_core.cli import build_parser
-
-    args = build_parser().parse_args(
-        ["label", "labels.slp", "--room", "r", "--token", "t", "--sleap-arg=--reset"]
-    )
-    assert (args.labels, args.room, args.token) == ("labels.slp", "r", "t")
-    assert args.sleap_arg == ["--reset"]
-
-
-@pytest.mark.slow
-def test_sleap_rtc_label_starts_sleap_with_the_plugin(
-    labels: Path, tmp_path: Path
-) -> None:
-    """The front door: the real ``sleap-rtc label`` process starts SLEAP's main
-    window on the labels with Run Remotely installed (stopped after that)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    env = {**os.environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
-    cmd = [sys.executable, "-m", "sleap_rtc_core.cli", "-v", "label", str(labels)]
-    cmd += ["--room", "r", "--token", "t"]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + scaled(90)
-        seen: list[str] = []
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if "Launching GUI" in line:
-                break
-        text = "".join(seen)
-        assert "Run Remotely added to LearningDialog" in text
-        assert "Launching GUI" in text
-        assert proc.poll() is None  # SLEAP's window is up
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(scaled(10))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pytestqt.qtbot import QtBot
 
 from sleap_rtc_gui.dialogs.path_resolution import (
+    NO_UPLOAD_AREA_HINT,
+    SEND_INSTEAD_HINT,
     SHARED_STORAGE_HINT,
     PathResolutionDialog,
 )
@@ -114,3 +116,59 @@ async def test_videos_resolved_in_the_flow_reach_the_job_spec(qtbot: QtBot) -> N
     path_dialog.ok_button.click()
     await async_wait_until(lambda: bool(session.submitted))
     assert session.submitted[0]["path_mappings"] == {"/home/me/a.mp4": "/w/a.mp4"}
+
+
+# ------------------------------------------------------------------ sending instead
+
+LABELS = "/home/me/labels.slp"
+
+
+def test_the_labels_dialog_offers_to_send_the_file(qtbot: QtBot) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3, can_upload=True)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_button.isVisible()
+    assert dialog.upload_label.text() == SEND_INSTEAD_HINT
+    with qtbot.waitSignal(dialog.upload_requested):
+        dialog.upload_button.click()
+    assert not dialog.isVisible()
+    videos = PathResolutionDialog(report(missing=("/home/me/a.mp4",)), can_upload=True)
+    qtbot.addWidget(videos)
+    assert videos.upload_button.isHidden()
+
+
+def test_a_slp_may_go_with_its_videos_a_package_only_as_it_is(qtbot: QtBot) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3, can_upload=True)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_videos_button.isVisible()
+    with qtbot.waitSignal(dialog.upload_with_videos_requested):
+        dialog.upload_videos_button.click()
+    assert not dialog.isVisible()
+    package = PathResolutionDialog(
+        report("/home/me/p.pkg.slp", found=False), 3, can_upload=True
+    )
+    qtbot.addWidget(package)
+    package.show()
+    assert package.upload_button.isVisible()
+    assert package.upload_videos_button.isHidden()
+    none = PathResolutionDialog(report(LABELS, found=False), 3)
+    qtbot.addWidget(none)
+    none.show()
+    assert none.upload_videos_button.isHidden()
+
+
+def test_a_worker_without_an_upload_area_is_not_offered_the_file(
+    qtbot: QtBot,
+) -> None:
+    dialog = PathResolutionDialog(report(LABELS, found=False), 3)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.upload_button.isHidden()
+    assert dialog.upload_label.isVisible()
+    assert dialog.upload_label.text() == NO_UPLOAD_AREA_HINT
+    requests: list[object] = []
+    dialog.upload_requested.connect(lambda: requests.append(None))
+    dialog.upload_button.click()  # hidden, and ignored if clicked anyway
+    assert requests == []
+    assert dialog.isVisible()
