@@ -4,6 +4,12 @@ They open the store of a data folder (the one ``sleap-rtc server`` uses, so they
 work while it runs: SQLite in WAL mode with a busy timeout), name rooms and users
 the way a person types them, and report errors as one line on stderr with exit
 status 1, leaving exit status 2 to argparse's usage errors.
+
+Each is a group of actions (``sleap-rtc room create``) built the same way:
+:func:`add_group` adds the group, :func:`add_action` one action with its flags
+(declared with :func:`flag`), then ``--data-dir``, ``--json`` and the
+environment it reads, in that order, so every action's ``--help`` reads alike.
+A listing prints one JSON object or a table (:func:`emit_listing`).
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ import functools
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import AdminError
 from ..signaling.store.auth_store import (
@@ -30,13 +36,18 @@ from ._env_help import DATA_DIR_ENV, add_env_help
 __all__ = [
     "DATA_DIR_NOTE",
     "AdminError",
+    "Flag",
     "StoreHandler",
+    "add_action",
     "add_data_dir",
+    "add_group",
     "add_json",
     "emit",
     "emit_json",
+    "emit_listing",
     "emit_table",
     "expiry_from_days",
+    "flag",
     "positive_int",
     "resolve_room",
     "resolve_user",
@@ -47,6 +58,11 @@ __all__ = [
 _DAY = 24 * 3600.0
 
 StoreHandler = Callable[[argparse.Namespace, Store], int]
+
+Flag = tuple[tuple[str, ...], dict[str, Any]]
+"""One argument of an action: the names and options ``add_argument`` takes."""
+
+_T = TypeVar("_T")
 
 DATA_DIR_NOTE = (
     "Works on the server's data folder (--data-dir), also while the server runs."
@@ -72,6 +88,48 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout"
     )
+
+
+def flag(*names: str, **options: Any) -> Flag:
+    """One argument of an action, declared as ``add_argument`` would take it."""
+    return names, options
+
+
+def add_group(
+    sub: argparse._SubParsersAction, name: str, *, help: str, description: str
+) -> argparse._SubParsersAction:
+    """Add the admin group ``sleap-rtc NAME ACTION …`` and return where its
+    actions go; its description ends with :data:`DATA_DIR_NOTE`."""
+    parser = sub.add_parser(
+        name, help=help, description=f"{description} {DATA_DIR_NOTE}"
+    )
+    return parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def add_action(
+    actions: argparse._SubParsersAction,
+    name: str,
+    handler: StoreHandler,
+    *,
+    help: str,
+    description: str,
+    flags: Sequence[Flag] = (),
+    json: bool = False,
+    env: Sequence[str] = (),
+) -> argparse.ArgumentParser:
+    """Add one action of a group: its ``flags``, then ``--data-dir``, ``--json``
+    when it can print JSON, and the variables of ``env`` in its ``--help``; it
+    runs ``handler`` on the opened store (:func:`with_store`)."""
+    parser = actions.add_parser(name, help=help, description=description)
+    for names, options in flags:
+        parser.add_argument(*names, **options)
+    add_data_dir(parser)
+    if json:
+        add_json(parser)
+    if env:
+        add_env_help(parser, *env)
+    parser.set_defaults(handler=with_store(handler))
+    return parser
 
 
 def positive_int(text: str) -> int:
@@ -164,6 +222,25 @@ def emit(line: str = "") -> None:
 def emit_json(obj: Any) -> None:
     """Write ``obj`` as one line of JSON on stdout."""
     sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
+
+
+def emit_listing(
+    args: argparse.Namespace,
+    key: str,
+    items: Iterable[_T],
+    *,
+    as_json: Callable[[_T], dict[str, Any]],
+    headers: Sequence[str],
+    as_row: Callable[[_T], Sequence[str]],
+) -> int:
+    """Print ``items`` as ``{key: [as_json(item), …]}`` with ``--json``, else as
+    a table of ``as_row(item)`` under ``headers``; the exit status (0)."""
+    items = list(items)
+    if args.json:
+        emit_json({key: [as_json(item) for item in items]})
+    else:
+        emit_table(headers, [as_row(item) for item in items])
+    return 0
 
 
 def emit_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -23,19 +23,18 @@ import secrets
 from ..signaling.store.auth_store import Store
 from ..signaling.store.records import MemberRole, iso_time
 from ._admin_util import (
-    DATA_DIR_NOTE,
     AdminError,
-    add_data_dir,
-    add_json,
+    add_action,
+    add_group,
     emit,
     emit_json,
-    emit_table,
+    emit_listing,
     expiry_from_days,
+    flag,
     positive_int,
     resolve_room,
     resolve_user,
     short_time,
-    with_store,
 )
 
 __all__ = ["register"]
@@ -49,90 +48,94 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # --- room
 
+_ROOM = flag("room", metavar="ROOM", help="room id or name")
+_USER = flag("user", metavar="USER", help="username or user id")
+
 
 def _register_room(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    actions = add_group(
+        sub,
         "room",
         help="create, list and delete rooms",
         description="Rooms group a lab's workers and clients; each has a token "
-        "(to join) and members (users who join with a JWT). " + DATA_DIR_NOTE,
+        "(to join) and members (users who join with a JWT).",
     )
-    actions = parser.add_subparsers(dest="room_action", metavar="ACTION", required=True)
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "create",
+        _room_create,
         help="create a room and print its token and a fresh room secret",
         description="Create a room; print its id, its token and a fresh room "
         "secret (shown once: the server never keeps it; hand it to the room's "
         "workers and clients for data-channel authentication).",
+        flags=[
+            flag("--name", required=True, help="display name"),
+            flag(
+                "--owner",
+                metavar="USER",
+                help="a user who owns it (and may join with a JWT)",
+            ),
+            flag(
+                "--expires-days",
+                type=positive_int,
+                metavar="N",
+                help="registration stops working after N days (default: never)",
+            ),
+        ],
+        json=True,
     )
-    p.add_argument("--name", required=True, help="display name")
-    p.add_argument(
-        "--owner", metavar="USER", help="a user who owns it (and may join with a JWT)"
+    add_action(
+        actions,
+        "list",
+        _room_list,
+        help="list rooms",
+        description="List the rooms, with their expiry.",
+        json=True,
     )
-    p.add_argument(
-        "--expires-days",
-        type=positive_int,
-        metavar="N",
-        help="registration stops working after N days (default: never)",
-    )
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_room_create))
-
-    p = actions.add_parser(
-        "list", help="list rooms", description="List the rooms, with their expiry."
-    )
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_room_list))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "show",
+        _room_show,
         help="a room with its token and members",
         description="Show a room: its token, its members and their roles.",
+        flags=[_ROOM],
+        json=True,
     )
-    p.add_argument("room", metavar="ROOM", help="room id or name")
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_room_show))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "delete",
+        _room_delete,
         help="delete a room, its memberships and worker keys",
         description="Delete a room with its memberships and worker keys; its "
         "peers are disconnected from a running server.",
+        flags=[_ROOM],
     )
-    p.add_argument("room", metavar="ROOM", help="room id or name")
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_room_delete))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "add-member",
+        _room_add_member,
         help="let a user join a room with a JWT",
         description="Make a user a member of a room, so that the user's JWT "
         "(sleap-rtc login) or account key joins it.",
+        flags=[
+            _ROOM,
+            _USER,
+            flag(
+                "--role",
+                choices=[r.value for r in MemberRole],
+                default=MemberRole.MEMBER.value,
+                help="default: member",
+            ),
+        ],
     )
-    p.add_argument("room", metavar="ROOM", help="room id or name")
-    p.add_argument("user", metavar="USER", help="username or user id")
-    p.add_argument(
-        "--role",
-        choices=[r.value for r in MemberRole],
-        default=MemberRole.MEMBER.value,
-        help="default: member",
-    )
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_room_add_member))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "remove-member",
+        _room_remove_member,
         help="end a user's membership",
         description="End a user's membership of a room (disconnects the user).",
+        flags=[_ROOM, _USER],
     )
-    p.add_argument("room", metavar="ROOM", help="room id or name")
-    p.add_argument("user", metavar="USER", help="username or user id")
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_room_remove_member))
 
 
 def _room_create(args: argparse.Namespace, store: Store) -> int:
@@ -168,36 +171,27 @@ def _room_create(args: argparse.Namespace, store: Store) -> int:
 
 
 def _room_list(args: argparse.Namespace, store: Store) -> int:
-    rooms = store.list_rooms()
     now = store.clock()
-    if args.json:
-        emit_json(
-            {
-                "rooms": [
-                    {
-                        "room_id": r.room_id,
-                        "name": r.name,
-                        "created_at": iso_time(r.created_at),
-                        "expires_at": iso_time(r.expires_at),
-                        "expired": r.expired(now),
-                        "members": len(store.room_members(r.room_id)),
-                    }
-                    for r in rooms
-                ]
-            }
-        )
-        return 0
-    rows = [
-        [
+    return emit_listing(
+        args,
+        "rooms",
+        store.list_rooms(),
+        as_json=lambda r: {
+            "room_id": r.room_id,
+            "name": r.name,
+            "created_at": iso_time(r.created_at),
+            "expires_at": iso_time(r.expires_at),
+            "expired": r.expired(now),
+            "members": len(store.room_members(r.room_id)),
+        },
+        headers=["ROOM_ID", "NAME", "EXPIRES (UTC)", "MEMBERS"],
+        as_row=lambda r: [
             r.room_id,
             r.name,
             short_time(r.expires_at) + (" (expired)" if r.expired(now) else ""),
             str(len(store.room_members(r.room_id))),
-        ]
-        for r in rooms
-    ]
-    emit_table(["ROOM_ID", "NAME", "EXPIRES (UTC)", "MEMBERS"], rows)
-    return 0
+        ],
+    )
 
 
 def _room_show(args: argparse.Namespace, store: Store) -> int:
@@ -276,60 +270,59 @@ def _room_remove_member(args: argparse.Namespace, store: Store) -> int:
 
 
 def _register_token(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    actions = add_group(
+        sub,
         "token",
         help="per-room worker keys (slp_…)",
         description="Worker keys (slp_…) let a worker join one room without a "
-        "room token. " + DATA_DIR_NOTE,
+        "room token.",
     )
-    actions = parser.add_subparsers(
-        dest="token_action", metavar="ACTION", required=True
-    )
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "create",
+        _token_create,
         help="make a worker key for a room",
         description="Make a worker key; it is shown once (--json: as "
         '"secret"), afterwards only its id (wk_…).',
+        flags=[
+            flag("--room", required=True, help="room id or name"),
+            flag(
+                "--worker-name",
+                required=True,
+                metavar="NAME",
+                help="the worker the key is for (shown by `token list`)",
+            ),
+            flag(
+                "--expires-days",
+                type=positive_int,
+                metavar="N",
+                help="the key stops working after N days (default: never)",
+            ),
+        ],
+        json=True,
     )
-    p.add_argument("--room", required=True, help="room id or name")
-    p.add_argument(
-        "--worker-name",
-        required=True,
-        metavar="NAME",
-        help="the worker the key is for (shown by `token list`)",
-    )
-    p.add_argument(
-        "--expires-days",
-        type=positive_int,
-        metavar="N",
-        help="the key stops working after N days (default: never)",
-    )
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_token_create))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "list",
+        _token_list,
         help="list worker keys (never the keys themselves)",
         description="List worker keys by id (wk_…), room and worker name; "
         "the keys themselves are never shown again.",
+        flags=[
+            flag("--room", help="only this room (id or name)"),
+            flag("--active", action="store_true", help="hide revoked and expired"),
+        ],
+        json=True,
     )
-    p.add_argument("--room", help="only this room (id or name)")
-    p.add_argument("--active", action="store_true", help="hide revoked and expired")
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_token_list))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "revoke",
+        _token_revoke,
         help="revoke a worker key (disconnects it)",
         description="Revoke a worker key; a worker using it is disconnected "
         "from a running server.",
+        flags=[flag("token", metavar="TOKEN", help="its id (wk_…) or the key (slp_…)")],
     )
-    p.add_argument("token", metavar="TOKEN", help="its id (wk_…) or the key (slp_…)")
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_token_revoke))
 
 
 def _token_create(args: argparse.Namespace, store: Store) -> int:
@@ -372,26 +365,21 @@ def _token_list(args: argparse.Namespace, store: Store) -> int:
     tokens = store.list_worker_tokens(room_id=room_id)
     if args.active:
         tokens = [t for t in tokens if t.is_active(now)]
-    if args.json:
-        emit_json(
-            {
-                "tokens": [
-                    {
-                        "id": t.token_id,
-                        "room_id": t.room_id,
-                        "worker_name": t.worker_name,
-                        "created_at": iso_time(t.created_at),
-                        "expires_at": iso_time(t.expires_at),
-                        "revoked_at": iso_time(t.revoked_at),
-                        "is_active": t.is_active(now),
-                    }
-                    for t in tokens
-                ]
-            }
-        )
-        return 0
-    rows = [
-        [
+    return emit_listing(
+        args,
+        "tokens",
+        tokens,
+        as_json=lambda t: {
+            "id": t.token_id,
+            "room_id": t.room_id,
+            "worker_name": t.worker_name,
+            "created_at": iso_time(t.created_at),
+            "expires_at": iso_time(t.expires_at),
+            "revoked_at": iso_time(t.revoked_at),
+            "is_active": t.is_active(now),
+        },
+        headers=["ID", "ROOM_ID", "WORKER", "EXPIRES (UTC)", "STATE"],
+        as_row=lambda t: [
             t.token_id,
             t.room_id,
             t.worker_name,
@@ -399,11 +387,8 @@ def _token_list(args: argparse.Namespace, store: Store) -> int:
             "revoked"
             if t.revoked_at is not None
             else ("expired" if t.expired(now) else "active"),
-        ]
-        for t in tokens
-    ]
-    emit_table(["ID", "ROOM_ID", "WORKER", "EXPIRES (UTC)", "STATE"], rows)
-    return 0
+        ],
+    )
 
 
 def _token_revoke(args: argparse.Namespace, store: Store) -> int:

@@ -29,18 +29,17 @@ from ..signaling.auth.passwords import check_password_policy, hash_password
 from ..signaling.store.auth_store import Store, check_username, default_data_dir
 from ..signaling.store.records import iso_time
 from ._admin_util import (
-    DATA_DIR_NOTE,
     AdminError,
-    add_data_dir,
-    add_json,
+    add_action,
+    add_group,
     emit,
     emit_json,
-    emit_table,
+    emit_listing,
+    flag,
     positive_int,
     resolve_user,
-    with_store,
 )
-from ._env_help import JWT_KEY_ENV, add_env_help
+from ._env_help import JWT_KEY_ENV
 
 __all__ = ["read_password", "register"]
 
@@ -77,52 +76,52 @@ def read_password(*, confirm: bool = True) -> str:
 
 # --- user
 
+_NAME = flag("name", metavar="NAME", help="username or user id")
+
 
 def _register_user(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    actions = add_group(
+        sub,
         "user",
         help="local users (password login)",
         description="Local users, who log in with a password (sleap-rtc login) "
-        "and join the rooms they are members of. " + DATA_DIR_NOTE,
+        "and join the rooms they are members of.",
     )
-    actions = parser.add_subparsers(dest="user_action", metavar="ACTION", required=True)
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "add",
+        _user_add,
         help="add a user; the password is read from stdin",
         description="Add a user; the password is read from stdin (asked for "
         "twice on a terminal).",
+        flags=[flag("name", metavar="NAME", help="username")],
+        json=True,
     )
-    p.add_argument("name", metavar="NAME", help="username")
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_user_add))
-
-    p = actions.add_parser(
-        "list", help="list users", description="List the users, with their ids."
+    add_action(
+        actions,
+        "list",
+        _user_list,
+        help="list users",
+        description="List the users, with their ids.",
+        json=True,
     )
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_user_list))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "passwd",
+        _user_passwd,
         help="set a user's password (from stdin)",
         description="Set a user's password, read from stdin.",
+        flags=[_NAME],
     )
-    p.add_argument("name", metavar="NAME", help="username or user id")
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_user_passwd))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "delete",
+        _user_delete,
         help="delete a user, their memberships and keys (disconnects them)",
         description="Delete a user with their memberships and account keys; "
         "their connections to a running server end.",
+        flags=[_NAME],
     )
-    p.add_argument("name", metavar="NAME", help="username or user id")
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_user_delete))
 
 
 def _user_add(args: argparse.Namespace, store: Store) -> int:
@@ -142,37 +141,26 @@ def _user_add(args: argparse.Namespace, store: Store) -> int:
 
 
 def _user_list(args: argparse.Namespace, store: Store) -> int:
-    users = store.list_users()
-    if args.json:
-        emit_json(
-            {
-                "users": [
-                    {
-                        "user_id": u.user_id,
-                        "username": u.username,
-                        "password": u.password_hash is not None,
-                        "github_id": u.github_id,
-                        "created_at": iso_time(u.created_at),
-                        "rooms": [
-                            r.room_id for r, _ in store.rooms_for_user(u.user_id)
-                        ],
-                    }
-                    for u in users
-                ]
-            }
-        )
-        return 0
-    rows = [
-        [
+    return emit_listing(
+        args,
+        "users",
+        store.list_users(),
+        as_json=lambda u: {
+            "user_id": u.user_id,
+            "username": u.username,
+            "password": u.password_hash is not None,
+            "github_id": u.github_id,
+            "created_at": iso_time(u.created_at),
+            "rooms": [r.room_id for r, _ in store.rooms_for_user(u.user_id)],
+        },
+        headers=["USERNAME", "USER_ID", "LOGIN", "ROOMS"],
+        as_row=lambda u: [
             u.username,
             u.user_id,
             "password" if u.password_hash else ("github" if u.github_id else "-"),
             str(len(store.rooms_for_user(u.user_id))),
-        ]
-        for u in users
-    ]
-    emit_table(["USERNAME", "USER_ID", "LOGIN", "ROOMS"], rows)
-    return 0
+        ],
+    )
 
 
 def _user_passwd(args: argparse.Namespace, store: Store) -> int:
@@ -196,30 +184,31 @@ def _user_delete(args: argparse.Namespace, store: Store) -> int:
 
 
 def _register_jwt(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    actions = add_group(
+        sub,
         "jwt",
         help="issue JWTs signed with the server's key",
         description="JWTs signed with the server's key, for users who do not "
-        "log in with a password. " + DATA_DIR_NOTE,
+        "log in with a password.",
     )
-    actions = parser.add_subparsers(dest="jwt_action", metavar="ACTION", required=True)
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "issue",
+        _jwt_issue,
         help="print a JWT for a user (last line)",
         description="Print a JWT for a user, signed with the key in the data "
         "folder (the last line of the output).",
+        flags=[
+            flag("--user", required=True, help="username or user id"),
+            flag(
+                "--days",
+                type=positive_int,
+                metavar="N",
+                help=f"valid for N days (default: {int(DEFAULT_TTL / _DAY)})",
+            ),
+        ],
+        env=JWT_KEY_ENV,
     )
-    p.add_argument("--user", required=True, help="username or user id")
-    p.add_argument(
-        "--days",
-        type=positive_int,
-        metavar="N",
-        help=f"valid for N days (default: {int(DEFAULT_TTL / _DAY)})",
-    )
-    add_data_dir(p)
-    add_env_help(p, *JWT_KEY_ENV)
-    p.set_defaults(handler=with_store(_jwt_issue))
 
 
 def _jwt_issue(args: argparse.Namespace, store: Store) -> int:
@@ -240,45 +229,46 @@ def _jwt_issue(args: argparse.Namespace, store: Store) -> int:
 
 
 def _register_account_key(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    actions = add_group(
+        sub,
         "account-key",
         help="per-user account keys (slp_acct_…)",
         description="Account keys (slp_acct_…) let a user's scripts join the "
-        "user's rooms without a password. " + DATA_DIR_NOTE,
+        "user's rooms without a password.",
     )
-    actions = parser.add_subparsers(dest="key_action", metavar="ACTION", required=True)
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "create",
+        _key_create,
         help="make an account key for a user",
         description="Make an account key; it is shown once (--json: as "
         '"secret"), afterwards only its id (ak_…).',
+        flags=[
+            flag("--user", required=True, help="username or user id"),
+            flag("--name", required=True, help="a label, e.g. the machine"),
+        ],
+        json=True,
     )
-    p.add_argument("--user", required=True, help="username or user id")
-    p.add_argument("--name", required=True, help="a label, e.g. the machine")
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_key_create))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "list",
+        _key_list,
         help="list account keys (never the keys)",
         description="List account keys by id (ak_…), user and label; the keys "
         "themselves are never shown again.",
+        flags=[flag("--user", help="only this user's")],
+        json=True,
     )
-    p.add_argument("--user", help="only this user's")
-    add_data_dir(p)
-    add_json(p)
-    p.set_defaults(handler=with_store(_key_list))
-
-    p = actions.add_parser(
+    add_action(
+        actions,
         "revoke",
+        _key_revoke,
         help="revoke an account key (disconnects it)",
         description="Revoke an account key; a connection using it ends.",
+        flags=[
+            flag("key", metavar="KEY", help="its id (ak_…) or the key (slp_acct_…)")
+        ],
     )
-    p.add_argument("key", metavar="KEY", help="its id (ak_…) or the key (slp_acct_…)")
-    add_data_dir(p)
-    p.set_defaults(handler=with_store(_key_revoke))
 
 
 def _key_create(args: argparse.Namespace, store: Store) -> int:
@@ -308,35 +298,26 @@ def _key_create(args: argparse.Namespace, store: Store) -> int:
 
 def _key_list(args: argparse.Namespace, store: Store) -> int:
     user_id = resolve_user(store, args.user).user_id if args.user else None
-    keys = store.list_account_keys(user_id)
     names = {u.user_id: u.username for u in store.list_users()}
-    if args.json:
-        emit_json(
-            {
-                "keys": [
-                    {
-                        "id": k.key_id,
-                        "user": names.get(k.user_id, k.user_id),
-                        "name": k.name,
-                        "created_at": iso_time(k.created_at),
-                        "revoked_at": iso_time(k.revoked_at),
-                    }
-                    for k in keys
-                ]
-            }
-        )
-        return 0
-    rows = [
-        [
+    return emit_listing(
+        args,
+        "keys",
+        store.list_account_keys(user_id),
+        as_json=lambda k: {
+            "id": k.key_id,
+            "user": names.get(k.user_id, k.user_id),
+            "name": k.name,
+            "created_at": iso_time(k.created_at),
+            "revoked_at": iso_time(k.revoked_at),
+        },
+        headers=["ID", "USER", "NAME", "STATE"],
+        as_row=lambda k: [
             k.key_id,
             names.get(k.user_id, k.user_id),
             k.name,
             "revoked" if k.revoked_at is not None else "active",
-        ]
-        for k in keys
-    ]
-    emit_table(["ID", "USER", "NAME", "STATE"], rows)
-    return 0
+        ],
+    )
 
 
 def _key_revoke(args: argparse.Namespace, store: Store) -> int:

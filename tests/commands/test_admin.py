@@ -1,82 +1,54 @@
-"""``sleap-rtc room|token|account-key|user|jwt``: the admin commands, in-process
-through ``cli.main`` and once as the installed ``sleap-rtc`` program."""
+"""``sleap-rtc room|token``: rooms and worker keys, in-process through
+``cli.main`` and once as the installed ``sleap-rtc`` program (users, JWTs and
+account keys are in ``test_users.py``)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sleap_rtc_core.cli import main
 from sleap_rtc_core.protocol.signaling import Register
 from sleap_rtc_core.signaling.auth.authenticator import Authenticator, CredentialKind
-from sleap_rtc_core.signaling.auth.jwt_keys import PRIVATE_KEY_FILENAME, JwtKeys
-from sleap_rtc_core.signaling.auth.passwords import verify_password
+from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.store.auth_store import (
     DB_FILENAME,
     RevocationWatcher,
-    Store,
     open_store,
 )
 from sleap_rtc_core.signaling.store.records import room_credential
+from tests.commands.conftest import PASSWORD, Cli, help_of
 from tests.fixtures.timing import scaled
 
-PASSWORD = "correct horse battery"
-
-
-class Cli:
-    """Runs ``sleap-rtc`` in-process on one data folder."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        self.data_dir = data_dir
-        self.capsys = capsys
-        self.monkeypatch = monkeypatch
-
-    def __call__(self, *argv: str, stdin: str = "") -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        rc = main([*argv, "--data-dir", str(self.data_dir)])
-        out, err = self.capsys.readouterr()
-        return rc, out, err
-
-    def ok(self, *argv: str, stdin: str = "") -> str:
-        rc, out, err = self(*argv, stdin=stdin)
-        assert rc == 0, err
-        return out
-
-    def json(self, *argv: str, stdin: str = "") -> Any:
-        return json.loads(self.ok(*argv, "--json", stdin=stdin))
-
-    def fails(self, *argv: str, stdin: str = "") -> str:
-        rc, out, err = self(*argv, stdin=stdin)
-        assert rc == 1, (out, err)
-        assert err.startswith("sleap-rtc: error: "), err
-        return err
-
-    def store(self) -> Store:
-        return open_store(self.data_dir)
-
-
-@pytest.fixture
-def cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Cli:
-    """The CLI on a fresh data folder, with no JWT key from the environment."""
-    for name in list(os.environ):
-        if name.startswith("SLEAP_JWT_"):
-            monkeypatch.delenv(name)
-    return Cli(tmp_path / "data", capsys, monkeypatch)
+# Each action: the start of its description and its flags, as users read them.
+HELP = {
+    ("room",): ("Rooms group a lab's workers and clients", ["ACTION"]),
+    ("room", "create"): (
+        "Create a room; print its id, its token and a fresh room secret",
+        ["--name NAME", "--owner USER", "--expires-days N"],
+    ),
+    ("room", "list"): ("List the rooms, with their expiry.", []),
+    ("room", "show"): ("Show a room: its token, its members", ["ROOM"]),
+    ("room", "delete"): ("Delete a room with its memberships", ["ROOM"]),
+    ("room", "add-member"): (
+        "Make a user a member of a room",
+        ["ROOM", "USER", "--role {owner,member}"],
+    ),
+    ("room", "remove-member"): ("End a user's membership", ["ROOM", "USER"]),
+    ("token",): ("Worker keys (slp_…) let a worker join one room", ["ACTION"]),
+    ("token", "create"): (
+        "Make a worker key; it is shown once",
+        ["--room ROOM", "--worker-name NAME", "--expires-days N"],
+    ),
+    ("token", "list"): ("List worker keys by id (wk_…)", ["--room ROOM", "--active"]),
+    ("token", "revoke"): ("Revoke a worker key", ["TOKEN"]),
+}
+JSON_ACTIONS = {"create", "list", "show"}
 
 
 def test_room_create_prints_id_and_token(cli: Cli) -> None:
@@ -218,78 +190,6 @@ def test_token_errors(cli: Cli) -> None:
         cli("token", "create", "--room", "lab")  # --worker-name is required
 
 
-def test_user_add_list_passwd_delete(cli: Cli) -> None:
-    out = cli.json("user", "add", "alice", stdin=PASSWORD + "\r\n")
-    assert out["username"] == "alice"
-    store = cli.store()
-    user = store.get_user_by_name("alice")
-    assert user is not None
-    assert user.password_hash is not None
-    assert verify_password(user.password_hash, PASSWORD)
-    store.close()
-    users = cli.json("user", "list")["users"]
-    assert [(u["username"], u["password"]) for u in users] == [("alice", True)]
-    assert "alice" in cli.ok("user", "list")
-    cli.ok("user", "passwd", "alice", stdin="another password\n")
-    store = cli.store()
-    user = store.get_user_by_name("alice")
-    assert user is not None
-    assert user.password_hash is not None
-    assert verify_password(user.password_hash, "another password")
-    store.close()
-    cli.ok("user", "delete", "alice")
-    assert cli.json("user", "list")["users"] == []
-
-
-def test_user_errors(cli: Cli) -> None:
-    cli.ok("user", "add", "alice", stdin=PASSWORD + "\n")
-    assert "already exists" in cli.fails("user", "add", "Alice", stdin=PASSWORD)
-    assert "empty password" in cli.fails("user", "add", "bob", stdin="")
-    assert "empty password" in cli.fails("user", "add", "bob", stdin="\n")
-    assert "at least" in cli.fails("user", "add", "bob", stdin="short\n")
-    assert "spaces" in cli.fails("user", "add", "bo b", stdin=PASSWORD)
-    assert "no user" in cli.fails("user", "passwd", "ghost", stdin=PASSWORD)
-    assert "no user" in cli.fails("user", "delete", "ghost")
-    assert [u["username"] for u in cli.json("user", "list")["users"]] == ["alice"]
-
-
-def test_jwt_issue(cli: Cli) -> None:
-    cli.ok("user", "add", "alice", stdin=PASSWORD + "\n")
-    token = cli.ok("jwt", "issue", "--user", "alice", "--days", "1").splitlines()[-1]
-    key_file = cli.data_dir / PRIVATE_KEY_FILENAME
-    assert key_file.stat().st_mode & 0o077 == 0
-    claims = JwtKeys.load(cli.data_dir, env={}).verify(token)
-    assert claims["username"] == "alice"
-    assert claims["exp"] - claims["iat"] == 24 * 3600
-    assert "no user" in cli.fails("jwt", "issue", "--user", "ghost")
-
-
-def test_account_keys(cli: Cli) -> None:
-    cli.ok("user", "add", "alice", stdin=PASSWORD + "\n")
-    room = cli.json("room", "create", "--name", "lab", "--owner", "alice")
-    out = cli.json("account-key", "create", "--user", "alice", "--name", "laptop")
-    assert out["key_id"].startswith("slp_acct_")
-    assert out["secret"] == out["key_id"]
-    assert out["id"].startswith("ak_")
-    store = cli.store()
-    ident = Authenticator(store, JwtKeys.generate()).authenticate(
-        Register(peer_id="c", api_key=out["key_id"], room_id=room["room_id"])
-    )
-    assert ident.kind is CredentialKind.ACCOUNT_KEY
-    store.close()
-    keys = cli.json("account-key", "list", "--user", "alice")["keys"]
-    assert [(k["id"], k["name"], k["revoked_at"]) for k in keys] == [
-        (out["id"], "laptop", None)
-    ]
-    assert out["key_id"] not in cli.ok("account-key", "list")
-    cli.ok("account-key", "revoke", out["id"])
-    assert "already revoked" in cli.fails("account-key", "revoke", out["id"])
-    assert "no account key" in cli.fails("account-key", "revoke", "ak_nope")
-    assert "no user" in cli.fails(
-        "account-key", "create", "--user", "ghost", "--name", "x"
-    )
-
-
 def test_admin_commands_while_a_server_holds_the_store(cli: Cli) -> None:
     """The server's open store sees what the CLI does, revocations included."""
     room = cli.json("room", "create", "--name", "lab")
@@ -368,3 +268,25 @@ def test_the_installed_program(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert bad.stdout == ""
     assert "no room with id or name 'nope'" in bad.stderr
+
+
+@pytest.mark.parametrize("argv", list(HELP), ids=" ".join)
+def test_help_shows_each_description_and_flag(argv: tuple[str, ...]) -> None:
+    """Through the real CLI: the description ends with the data-folder note,
+    each action's own options come before ``--data-dir`` (and ``--json``)."""
+    description, flags = HELP[argv]
+    text = help_of(*argv)
+    assert description in text
+    for shown in flags:
+        assert shown in text, shown
+    if len(argv) == 1:
+        assert "Works on the server's data folder (--data-dir)" in text
+        return
+    assert "--data-dir DIR the server's data folder" in text
+    assert "environment: SLEAP_RTC_DATA_DIR" in text
+    assert ("--json print one JSON object on stdout" in text) == (
+        argv[1] in JSON_ACTIONS
+    )
+    usage = text.split(" options: ")[0]
+    for shown in (f for f in flags if f.startswith("--")):
+        assert usage.index(shown.split()[0]) < usage.index("--data-dir"), shown

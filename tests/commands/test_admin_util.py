@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from sleap_rtc_core.commands._admin_util import (
+    DATA_DIR_NOTE,
     AdminError,
+    add_action,
+    add_group,
+    emit_listing,
     emit_table,
+    flag,
     positive_int,
     resolve_room,
     resolve_user,
@@ -91,3 +96,65 @@ def test_short_time_is_utc_or_never() -> None:
     assert short_time(0) == "1970-01-01 00:00"
     assert short_time(None) == "never"
     assert short_time(None, never="-") == "-"
+
+
+def test_an_action_gets_its_flags_then_the_data_folder_and_runs_on_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def add(args: argparse.Namespace, store: Store) -> int:
+        store.add_user(args.name)
+        return 0
+
+    parser = argparse.ArgumentParser(prog="sleap-rtc")
+    actions = add_group(
+        parser.add_subparsers(), "user", help="users", description="Users."
+    )
+    made = add_action(
+        actions,
+        "add",
+        add,
+        help="add one",
+        description="Add a user.",
+        flags=[flag("name", metavar="NAME", help="username")],
+        json=True,
+        env=["SLEAP_JWT_PRIVATE_KEY"],
+    )
+    assert [a.dest for a in made._actions] == ["help", "name", "data_dir", "json"]
+    assert made.epilog is not None
+    assert made.epilog.startswith("environment: SLEAP_RTC_DATA_DIR (")
+    assert "SLEAP_JWT_PRIVATE_KEY (" in made.epilog
+    args = parser.parse_args(["user", "add", "ann", "--data-dir", str(tmp_path)])
+    assert (args.action, args.name, args.json) == ("add", "ann", False)
+    assert args.handler(args) == 0
+    store = open_store(tmp_path)
+    assert store.get_user_by_name("ann") is not None
+    store.close()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["user"])  # an action is required
+    assert "the following arguments are required: ACTION" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["user", "--help"])
+    assert f"Users. {DATA_DIR_NOTE}" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_listing_is_one_json_object_or_a_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    items = [("a", 1), ("bb", 2)]
+
+    def listing(json: bool) -> int:
+        return emit_listing(
+            argparse.Namespace(json=json),
+            "things",
+            iter(items),  # read once
+            as_json=lambda t: {"name": t[0], "n": t[1]},
+            headers=["NAME", "N"],
+            as_row=lambda t: [t[0], str(t[1])],
+        )
+
+    assert listing(json=True) == 0
+    assert capsys.readouterr().out == (
+        '{"things": [{"name": "a", "n": 1}, {"name": "bb", "n": 2}]}\n'
+    )
+    assert listing(json=False) == 0
+    assert capsys.readouterr().out.splitlines() == ["NAME  N", "a     1", "bb    2"]
