@@ -21,7 +21,12 @@ from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import write_tiny_labels
 from sleap_rtc_gui.presubmit import PresubmitState
 from sleap_rtc_gui.presubmit_io import StepTimeouts
-from sleap_rtc_gui.sleap_run import RunParts, SleapRemoteRun
+from sleap_rtc_gui.sleap_run import (
+    RunParts,
+    SleapRemoteRun,
+    merge_predictions,
+    pipeline_summary,
+)
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.gui.conftest import make_client
 from tests.gui.learning import (
@@ -33,6 +38,62 @@ from tests.gui.learning import (
 )
 from tests.gui.rig import WORKER, Rig
 from tests.gui.sessions import StaticAuth
+
+
+def test_the_panel_says_which_pipeline_runs(qtbot: QtBot, labels: Path) -> None:
+    dialog = learning_dialog(qtbot, labels)
+    assert pipeline_summary(dialog) == (
+        "top-down (centroid, centered_instance), with the settings of SLEAP's "
+        "training dialog. The worker picks its GPU."
+    )
+    predict = LearningDialog("inference", str(labels))
+    qtbot.addWidget(predict)
+    single(predict)
+    assert pipeline_summary(predict).startswith(
+        "single (single_instance): predict with the trained models"
+    )
+
+    class Bare:  # a dialog of another SLEAP version, without these attributes
+        pass
+
+    assert pipeline_summary(Bare()).startswith("the chosen pipeline, with")
+
+
+def test_predictions_join_the_open_labels_on_the_projects_videos(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """SLEAP's own merge: frames predicted on the worker's copy of the video
+    come back on the project's video (by index, else by file name)."""
+    import numpy as np
+    import sleap_io as sio
+
+    path = write_tiny_labels(tmp_path / "p" / "labels.pkg.slp", suggestions=3)
+    dialog = learning_dialog(qtbot, path)
+    merged: list[int] = []
+    dialog._handle_learning_finished.connect(merged.append)
+    labels = dialog.labels
+    [video] = labels.videos
+    skeleton = labels.skeletons[0]
+    on_worker = sio.Video(filename="/worker/copy/" + Path(video.filename).name)
+    elsewhere = sio.Video(filename="/worker/other.mp4")
+    points = np.full((len(skeleton.nodes), 2), 10.0)
+
+    def predicted(frame_idx: int, on: sio.Video) -> sio.LabeledFrame:
+        instance = sio.PredictedInstance.from_numpy(points, skeleton=skeleton)
+        return sio.LabeledFrame(video=on, frame_idx=frame_idx, instances=[instance])
+
+    frames = [(0, predicted(20, on_worker)), (None, predicted(21, on_worker))]
+    frames.append((None, predicted(22, elsewhere)))  # no match: kept as it is
+    params = {"_prediction_mode": "add"}
+    assert merge_predictions(dialog, frames, params, ["/models/x"]) == 3
+    assert merged == [3]
+    mine = {lf.frame_idx for lf in labels.labeled_frames if lf.predicted_instances}
+    assert {20, 21} <= mine
+    assert all(
+        lf.video is video
+        for lf in labels.labeled_frames
+        if lf.predicted_instances and lf.frame_idx in (20, 21)
+    )
 
 
 @pytest.mark.slow
