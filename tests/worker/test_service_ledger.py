@@ -10,7 +10,6 @@ tests cannot reach).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +46,8 @@ SUBMIT_TIMEOUT = 2.0
 
 
 @pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    mount = tmp_path / "shared"
-    mount.mkdir()
-    svc = stated_worker(
-        service.server.url,
-        room,
-        mount,
-        room_secret,
-        "w",
-        submit_timeout=scaled(SUBMIT_TIMEOUT),
-    )
-    async with svc:
-        yield svc
+def worker_options() -> dict[str, Any]:
+    return {"submit_timeout": scaled(SUBMIT_TIMEOUT)}
 
 
 @pytest.fixture
