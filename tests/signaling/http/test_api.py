@@ -30,8 +30,8 @@ from sleap_rtc_core.signaling.http.api import (
     http_api_factory,
 )
 from sleap_rtc_core.signaling.http.base import HttpApiConfig
-from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED
 from sleap_rtc_core.signaling.server.router_io import ServerConfig, SignalingServer
+from sleap_rtc_core.signaling.server.session import CLOSE_REVOKED
 from sleap_rtc_core.signaling.service import build_service
 from sleap_rtc_core.signaling.store.auth_store import Store
 from tests.fixtures.timing import async_wait_until, scaled
