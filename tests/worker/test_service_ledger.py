@@ -36,8 +36,8 @@ from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
 from sleap_rtc_core.worker.files import upload_service
-from sleap_rtc_core.worker.ledger import NO_SUBMIT_CODE, SlotState
 from sleap_rtc_core.worker.service import WorkerService
+from sleap_rtc_core.worker.slot import NO_SUBMIT_CODE, SlotState
 from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import make_signaling, stated_worker

@@ -84,7 +84,8 @@ from ...protocol.states import JOB_TERMINAL_STATES, JobState
 from ..capabilities import CPU_INFO, WorkerCapabilities
 from ..gpu_pool import GpuPool
 from ..hardware import JobHardware
-from ..ledger import Action, JobLedger, SlotOutcome
+from ..ledger import JobLedger
+from ..slot import Action, SlotOutcome
 from ..speed import SpeedBook
 from .outbox import Sink
 from .prepare import (
