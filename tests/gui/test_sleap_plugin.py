@@ -413,7 +413,7 @@ async def test_loss_viewers_stop_early_and_cancel_reach_the_worker(
 
 
 def test_frame_lists_become_the_ranges_of_a_track_spec() -> None:
-    from sleap_rtc_core.protocol.jobspec import parse_frame_ranges
+    from sleap_rtc_core.protocol.jobspec_check import parse_frame_ranges
     from sleap_rtc_gui.sleap_form import frame_ranges
 
     assert frame_ranges([7, 1, 2, 3, 3]) == "1-3,7"

@@ -78,7 +78,8 @@ from ...protocol.channel_messages import (
     JobSubmitMsg,
     ZmqCtrlMsg,
 )
-from ...protocol.jobspec import FieldError, SpecErrorCode, TrackJobSpec, spec_from_dict
+from ...protocol.jobspec import TrackJobSpec, spec_from_dict
+from ...protocol.jobspec_check import FieldError, SpecErrorCode
 from ...protocol.negotiation import JobType
 from ...protocol.states import JOB_TERMINAL_STATES, JobState
 from ..capabilities import CPU_INFO, WorkerCapabilities

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sleap_io as sio
 
-from sleap_rtc_core.protocol.jobspec import SpecErrorCode
+from sleap_rtc_core.protocol.jobspec_check import SpecErrorCode
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.paths import LabelsRemapper, policy_check
 from tests.worker.files.test_service import build_half_present

@@ -23,12 +23,8 @@ import pytest
 import sleap_io as sio
 
 from sleap_rtc_core.progress.trainer_link import TrainerLink
-from sleap_rtc_core.protocol.jobspec import (
-    FrameFilter,
-    TrackJobSpec,
-    TrainJobSpec,
-    validate_spec,
-)
+from sleap_rtc_core.protocol.jobspec import FrameFilter, TrackJobSpec, TrainJobSpec
+from sleap_rtc_core.protocol.jobspec_check import validate_spec
 from sleap_rtc_core.sample_data import tiny_training_config
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.prepare import PreparedJob, prepare_job
