@@ -19,6 +19,7 @@ from . import (
     codec,
     filters,
     jobspec,
+    jobspec_check,
     metadata,
     negotiation,
     signaling,
@@ -33,6 +34,7 @@ from .channel_transfer import *  # noqa: F403
 from .codec import *  # noqa: F403
 from .filters import *  # noqa: F403
 from .jobspec import *  # noqa: F403
+from .jobspec_check import *  # noqa: F403
 from .metadata import *  # noqa: F403
 from .negotiation import *  # noqa: F403
 from .signaling import *  # noqa: F403
@@ -48,6 +50,7 @@ PUBLIC_MODULES = (
     codec,
     filters,
     jobspec,
+    jobspec_check,
     metadata,
     negotiation,
     signaling,

@@ -168,7 +168,7 @@ class JobRejectedMsg(IdPrefixed):
     """``JOB_REJECTED::{client_job_id}::{"errors":[{field,message,code?,path?}]}``.
 
     Attributes:
-        errors: Field errors as sent (see ``jobspec.FieldError.from_dict``).
+        errors: Field errors as sent (see ``jobspec_check.FieldError.from_dict``).
         client_job_id: The id of the ``JOB_SUBMIT``; ``None`` if not given.
     """
 

@@ -15,7 +15,7 @@ So, for every config:
   sleap-nn's own schema and fails when a field is in neither, so a sleap-nn
   upgrade cannot add a path field unnoticed;
 * read paths go through the worker's mount check (:func:`read_paths`, in
-  ``jobspec.validate_spec``); new folders are checked by the worker where it
+  ``jobspec_check.validate_spec``); new folders are checked by the worker where it
   prepares the job (:func:`new_folders`).
 
 Pure: no I/O; the mount check is the caller's seam.

@@ -50,20 +50,17 @@ the file and the key.
 Precedence (DESIGN.md "Configuration"): the file, overridden by ``SLEAP_RTC_*``
 environment variables (:func:`apply_env`), overridden by flags
 (:func:`merge_flags`). Nothing here does I/O except reading the config file and,
-in :meth:`CredentialSource.read`, the credential file.
+in :meth:`~.credential_source.CredentialSource.read`, the credential file.
 """
 
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +68,13 @@ import platformdirs
 
 from ..errors import ConfigError
 from .capabilities import GpuSelection, parse_gpu_selection
+from .credential_source import CredentialKind, CredentialOrigin, CredentialSource
 from .files.slp_write import SlpWriteQuota
 
 __all__ = [
     "CONFIG_FILENAME",
     "ENV_OVERRIDES",
     "ConfigError",
-    "CredentialKind",
-    "CredentialOrigin",
-    "CredentialSource",
     "MountConfig",
     "SLP_WRITE_KEYS",
     "UploadConfig",
@@ -90,8 +85,6 @@ __all__ = [
     "merge_flags",
     "parse_mount_flag",
 ]
-
-logger = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "worker.toml"
 """The config file's name inside the platform's config folder."""
@@ -150,93 +143,6 @@ _UPLOAD_KEYS = frozenset(
 _GB = 1024**3
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SERVER_SCHEMES = ("ws://", "wss://", "http://", "https://")
-
-
-class CredentialKind(StrEnum):
-    """Which ``register`` field the secret goes in."""
-
-    TOKEN = "token"
-    """A room token (``room_id`` + ``token``)."""
-
-    API_KEY = "api_key"
-    """A worker key ``slp_…`` or an account key ``slp_acct_…``."""
-
-
-class CredentialOrigin(StrEnum):
-    """Where the secret is read from."""
-
-    FILE = "file"
-    ENV = "env"
-    VALUE = "value"
-    """Given directly on the command line (never from the config file)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialSource:
-    """Where a worker's secret lives, without the secret (unless from a flag).
-
-    Attributes:
-        kind: Room token or key.
-        origin: File, environment variable, or a value from the command line.
-        where: The file path or the variable name (``"command line"`` for a value).
-        value: The secret, only for :attr:`CredentialOrigin.VALUE`; never shown
-            by ``repr``.
-    """
-
-    kind: CredentialKind
-    origin: CredentialOrigin
-    where: str
-    value: str | None = field(default=None, repr=False)
-
-    def describe(self) -> str:
-        """A line for logs and ``doctor``: what and where, never the secret."""
-        what = "room token" if self.kind is CredentialKind.TOKEN else "API key"
-        if self.origin is CredentialOrigin.FILE:
-            return f"{what} from file {self.where}"
-        if self.origin is CredentialOrigin.ENV:
-            return f"{what} from ${self.where}"
-        return f"{what} from the command line"
-
-    def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret, stripped of surrounding whitespace.
-
-        Args:
-            environ: The environment to read ``*_env`` sources from
-                (default ``os.environ``).
-
-        Raises:
-            ConfigError: the file is missing or unreadable, the variable is
-                unset, or the secret is empty.
-        """
-        if self.origin is CredentialOrigin.VALUE:
-            secret = self.value or ""
-        elif self.origin is CredentialOrigin.ENV:
-            env = os.environ if environ is None else environ
-            if self.where not in env:
-                raise ConfigError(
-                    f"the environment variable {self.where} is not set "
-                    "(for systemd, put it in the unit's EnvironmentFile)",
-                    key=f"{self.kind.value}_env",
-                )
-            secret = env[self.where]
-        else:
-            path = Path(self.where)
-            try:
-                secret = path.read_text(encoding="utf-8")
-                mode = path.stat().st_mode
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read the credential file {path}: {exc.strerror}",
-                    key=f"{self.kind.value}_file",
-                ) from None
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                logger.warning(
-                    "! credential file %s is readable by others; chmod 600 it", path
-                )
-        secret = secret.strip()
-        if not secret:
-            raise ConfigError(f"the {self.describe()} is empty")
-        return secret
 
 
 @dataclass(frozen=True, slots=True)

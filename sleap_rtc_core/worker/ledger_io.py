@@ -44,13 +44,8 @@ from ..protocol.negotiation import (
 from ..protocol.states import JobState, WorkerStatus
 from ..signaling.client.session_io import Backoff, SignalingClient
 from .capabilities import GpuFacts, WorkerCapabilities, worker_metadata
-from .ledger import (
-    Action,
-    Estimator,
-    JobLedger,
-    SlotOutcome,
-    estimate_duration_minutes,
-)
+from .ledger import JobLedger
+from .slot import Action, Estimator, SlotOutcome, estimate_duration_minutes
 
 __all__ = ["JobContext", "JobRunner", "SignalingWorker"]
 

@@ -51,8 +51,9 @@ from .files.models import ModelFileServer
 from .files.mounts import MountPolicy
 from .files.service import FsService
 from .files.slp_write import SlpWriteQuota
+from .files.upload_policy import UploadJobPolicy
 from .files.upload_service import ChannelUploads, UploadService
-from .files.uploads import UploadArea, UploadJobPolicy, UploadQuota
+from .files.uploads import UploadArea, UploadQuota
 from .gpu_facts import read_gpu_facts
 from .gpu_pool import GpuPool
 from .hardware import JobHardware

@@ -43,7 +43,6 @@ from sleap_rtc_core.protocol.jobspec import (
 from sleap_rtc_core.protocol.states import JobState
 from sleap_rtc_core.sample_data import tiny_training_config, write_tiny_labels
 from sleap_rtc_core.signaling.client.session_io import SignalingClient
-from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.channel import Channel
 from sleap_rtc_core.transport.peer import open_channel
@@ -52,12 +51,9 @@ from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.results import JobInfo
 from sleap_rtc_core.worker.jobs.sleapnn_cmd import track_argv
 from sleap_rtc_core.worker.service import WorkerService
-from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import scaled
 from tests.fixtures.transport import (
     TransportPair,
-    make_signaling,
-    stated_worker,
 )
 
 JOB = "job_0001"
@@ -128,7 +124,7 @@ class Served:
 
 
 @pytest.fixture
-def worker_mount(tmp_path: Path) -> Path:
+def served_mount(tmp_path: Path) -> Path:
     """The worker's mount: one finished job with two run folders."""
     mount = tmp_path / "worker"
     make_run(mount / "models" / "240506_070809.centroid.n=20")
@@ -138,11 +134,11 @@ def worker_mount(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def served(
-    transport_pair: TransportPair, room_secret: str, worker_mount: Path
+    transport_pair: TransportPair, room_secret: str, served_mount: Path
 ) -> AsyncIterator[Served]:
-    runs = sorted((worker_mount / "models").iterdir())
+    runs = sorted((served_mount / "models").iterdir())
     served = Served(
-        transport_pair, job_info("c", runs, JobState.SUCCEEDED), worker_mount
+        transport_pair, job_info("c", runs, JobState.SUCCEEDED), served_mount
     )
     async with transport_pair.acceptor(ChannelAuth(secret=room_secret)):
         yield served
@@ -170,7 +166,7 @@ def hidden(mount: Path) -> Callable[[Path], bool]:
 
 
 async def test_models_arrive_laid_out_as_sleap_lays_them_out(
-    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+    served: Served, connect: OpenChannel, served_mount: Path, tmp_path: Path
 ) -> None:
     labels = tmp_path / "client" / "labels.slp"
     dest = models_dir_for(labels)
@@ -181,16 +177,16 @@ async def test_models_arrive_laid_out_as_sleap_lays_them_out(
             channel,
             served.info.result or {},
             dest,
-            is_visible=hidden(worker_mount),
+            is_visible=hidden(served_mount),
             on_progress=lambda done, total: reports.append((done, total)),
         )
-    runs = sorted((worker_mount / "models").iterdir())
+    runs = sorted((served_mount / "models").iterdir())
     assert paths == [dest / r.name for r in runs]
     for local, remote in zip(paths, runs, strict=True):
         assert tree(local) == tree(remote)
         # Where it came from, for predicting with it remotely later.
         assert worker_model_path(local) == remote.as_posix()
-    assert worker_model_path(worker_mount) is None  # never downloaded
+    assert worker_model_path(served_mount) is None  # never downloaded
     assert sorted(p.name for p in dest.iterdir()) == [r.name for r in runs]
     total = sum(p.stat().st_size for r in runs for p in r.rglob("*") if p.is_file())
     assert reports[-1] == (total, total)
@@ -200,14 +196,14 @@ async def test_models_arrive_laid_out_as_sleap_lays_them_out(
     before = len(served.requests)
     async with await connect() as channel:
         again = await download_models(
-            channel, served.info.result or {}, dest, is_visible=hidden(worker_mount)
+            channel, served.info.result or {}, dest, is_visible=hidden(served_mount)
         )
     assert again == paths
     assert all(r.extra.get("manifest") for r in served.requests[before:])
 
 
 async def test_a_visible_worker_folder_is_not_copied(
-    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+    served: Served, connect: OpenChannel, served_mount: Path, tmp_path: Path
 ) -> None:
     result = served.info.result or {}
     async with await connect() as channel:
@@ -216,14 +212,14 @@ async def test_a_visible_worker_folder_is_not_copied(
         assert paths == [Path(d) for d in result["model_paths"]]
         # Through the job's mappings read backwards.
         local_mount = tmp_path / "nas"
-        shutil.copytree(worker_mount, local_mount)
-        mappings = {local_mount.as_posix(): worker_mount.as_posix()}
+        shutil.copytree(served_mount, local_mount)
+        mappings = {local_mount.as_posix(): served_mount.as_posix()}
         paths = await download_models(
             channel,
             result,
             tmp_path / "m2",
             path_mappings=mappings,
-            is_visible=hidden(worker_mount),
+            is_visible=hidden(served_mount),
         )
         assert paths == [
             local_mount / "models" / Path(d).name for d in result["model_paths"]
@@ -246,7 +242,7 @@ def test_local_model_path_reads_mappings_backwards() -> None:
 
 
 async def test_a_dropped_channel_resumes_where_it_stopped(
-    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+    served: Served, connect: OpenChannel, served_mount: Path, tmp_path: Path
 ) -> None:
     dest = tmp_path / "client" / "models"
     result = served.info.result or {}
@@ -262,7 +258,7 @@ async def test_a_dropped_channel_resumes_where_it_stopped(
             channel,
             result,
             dest,
-            is_visible=hidden(worker_mount),
+            is_visible=hidden(served_mount),
             on_progress=drop_midway,
             timeout=scaled(5),
         )
@@ -283,7 +279,7 @@ async def test_a_dropped_channel_resumes_where_it_stopped(
             channel2,
             result,
             dest,
-            is_visible=hidden(worker_mount),
+            is_visible=hidden(served_mount),
             on_progress=lambda d, t: reports.append((d, t)),
         )
     # It counted what it held (the whole first folder, then the part of the
@@ -292,7 +288,7 @@ async def test_a_dropped_channel_resumes_where_it_stopped(
     resumed = [r for r in served.requests if r.offset > 0]
     assert resumed, "the interrupted file was resumed at an offset"
     for local, remote in zip(
-        paths, sorted((worker_mount / "models").iterdir()), strict=True
+        paths, sorted((served_mount / "models").iterdir()), strict=True
     ):
         assert tree(local) == tree(remote)
     assert not [
@@ -301,7 +297,7 @@ async def test_a_dropped_channel_resumes_where_it_stopped(
 
 
 async def test_only_the_owner_gets_the_models(
-    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+    served: Served, connect: OpenChannel, served_mount: Path, tmp_path: Path
 ) -> None:
     result = served.info.result or {}
     served.info = job_info(
@@ -310,15 +306,15 @@ async def test_only_the_owner_gets_the_models(
     async with await connect() as channel:
         with pytest.raises(TransferError, match="no job"):
             await download_models(
-                channel, result, tmp_path / "m", is_visible=hidden(worker_mount)
+                channel, result, tmp_path / "m", is_visible=hidden(served_mount)
             )
     assert not (tmp_path / "m").exists()
 
 
 async def test_predictions_arrive_unless_visible(
-    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+    served: Served, connect: OpenChannel, served_mount: Path, tmp_path: Path
 ) -> None:
-    remote = worker_mount / "proj" / "labels.predictions.slp"
+    remote = served_mount / "proj" / "labels.predictions.slp"
     remote.parent.mkdir()
     remote.write_bytes(os.urandom(300_000))
     served.info = JobInfo(
@@ -343,7 +339,7 @@ async def test_predictions_arrive_unless_visible(
         assert not served.requests
         # Not visible: copied, verified, under its final name only.
         got = await download_predictions(
-            channel, result, dest, is_visible=hidden(worker_mount)
+            channel, result, dest, is_visible=hidden(served_mount)
         )
         assert got == dest
         assert sha(dest) == sha(remote)
@@ -355,7 +351,7 @@ async def test_predictions_arrive_unless_visible(
             result,
             tmp_path / "x.slp",
             download=False,
-            is_visible=hidden(worker_mount),
+            is_visible=hidden(served_mount),
         )
         assert kept == remote
         assert len(served.requests) == before
@@ -373,20 +369,11 @@ async def test_predictions_arrive_unless_visible(
 
 
 @pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
+def worker_mount(tmp_path: Path) -> Path:
+    """A mount whose name needs quoting and encoding."""
     mount = tmp_path / "worker mount =ü"
     mount.mkdir()
-    svc = stated_worker(service.server.url, room, mount, room_secret, "w")
-    async with svc:
-        yield svc
-
-
-@pytest.fixture
-async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
-    async with make_signaling(service.server.url, room, "c", "client") as c:
-        yield c
+    return mount
 
 
 @pytest.mark.slow
@@ -516,7 +503,7 @@ async def test_a_tiny_track_job_streams_predictions_that_load_with_sleap_io(
 
 
 async def test_models_of_a_legacy_worker_stay_there(
-    served: Served, connect: OpenChannel, worker_mount: Path, tmp_path: Path
+    served: Served, connect: OpenChannel, served_mount: Path, tmp_path: Path
 ) -> None:
     """A 0.0.7 worker cannot send models: its folders are returned as they are
     (the local counterpart when visible), and ``--download`` says why not."""
@@ -527,7 +514,7 @@ async def test_models_of_a_legacy_worker_stay_there(
     before = len(served.requests)
     async with await connect() as channel:
         hidden_paths = await download_models(
-            channel, result, tmp_path / "m1", is_visible=hidden(worker_mount)
+            channel, result, tmp_path / "m1", is_visible=hidden(served_mount)
         )
         assert hidden_paths == [Path(d) for d in result["model_paths"]]
         with pytest.raises(TransferError, match=r"0\.0\.7\) cannot send models"):

@@ -26,8 +26,9 @@ from sleap_rtc_core.protocol import signaling as sig
 from sleap_rtc_core.protocol.negotiation import JobRequest, JobStatus
 from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
 from sleap_rtc_core.signaling.client.session_io import Backoff, SignalingClient
-from sleap_rtc_core.signaling.server.router import Router, Session
+from sleap_rtc_core.signaling.server.router import Router
 from sleap_rtc_core.signaling.server.router_io import ServerConfig
+from sleap_rtc_core.signaling.server.session import Session
 from sleap_rtc_core.signaling.service import Service, build_service
 from sleap_rtc_core.signaling.store.auth_store import Store
 from sleap_rtc_core.worker.capabilities import StatedGpu, WorkerCapabilities

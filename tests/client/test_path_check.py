@@ -27,8 +27,8 @@ from sleap_rtc_core.protocol.channel import ChannelMessage, decode_text, encode_
 from sleap_rtc_core.protocol.channel_fs import FsCheckVideosResponseMsg, FsResolveMsg
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.files.service import FsService
+from tests.fixtures.half_present import build_half_present
 from tests.fixtures.timing import UNIT
-from tests.worker.files.test_service import build_half_present
 
 Rewrite = Callable[[ChannelMessage], ChannelMessage]
 

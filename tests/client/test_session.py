@@ -4,9 +4,6 @@ worker refuses are sent, so sleap-nn never starts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from sleap_rtc_core.client.session import run_remote_job
@@ -19,25 +16,8 @@ from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
-from tests.fixtures.transport import make_signaling, stated_worker
 
 REFUSED = TrainJobSpec(config_content="trainer_config: [unclosed", labels_path="/x.slp")
-
-
-@pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    mount = tmp_path / "shared"
-    mount.mkdir()
-    async with stated_worker(service.server.url, room, mount, room_secret, "w") as w:
-        yield w
-
-
-@pytest.fixture
-async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
-    async with make_signaling(service.server.url, room, "c", "client") as c:
-        yield c
 
 
 @pytest.mark.parametrize("negotiate", [True, False])

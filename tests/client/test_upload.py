@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,34 +48,18 @@ from sleap_rtc_core.worker.files.uploads import SEGMENT_SIZE, UploadQuota
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
-from tests.fixtures.transport import make_signaling, stated_worker
+from tests.fixtures.transport import make_signaling
 
 MB = 1 << 20
 
 
 @pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    """A worker whose one mount is empty but for its upload area (30 MiB each)."""
-    mount = tmp_path / "worker"
-    mount.mkdir()
-    svc = stated_worker(
-        service.server.url,
-        room,
-        mount,
-        room_secret,
-        upload_dir=mount / "uploads",
-        upload_quota=UploadQuota(max_bytes_per_uploader=30 * MB),
-    )
-    async with svc:
-        yield svc
-
-
-@pytest.fixture
-async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
-    async with make_signaling(service.server.url, room, "c", "client") as c:
-        yield c
+def worker_options(worker_mount: Path) -> dict[str, Any]:
+    """The worker's one mount is empty but for its upload area (30 MiB each)."""
+    return {
+        "upload_dir": worker_mount / "uploads",
+        "upload_quota": UploadQuota(max_bytes_per_uploader=30 * MB),
+    }
 
 
 async def connect(client: SignalingClient, secret: str) -> Channel:

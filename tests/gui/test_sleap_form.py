@@ -11,7 +11,7 @@ import yaml
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from sleap_rtc_core.protocol.jobspec import parse_frame_ranges
+from sleap_rtc_core.protocol.jobspec_check import parse_frame_ranges
 from sleap_rtc_gui.job_config import LOCAL_ONLY, WORKER_OWNED
 from sleap_rtc_gui.sleap_form import (
     frame_ranges,

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from sleap_rtc_core.protocol import config_policy
-from sleap_rtc_core.protocol.jobspec import (
+from sleap_rtc_core.protocol.jobspec import TrainJobSpec
+from sleap_rtc_core.protocol.jobspec_check import (
     FieldError,
     SpecErrorCode,
-    TrainJobSpec,
     validate_spec,
 )
 from sleap_rtc_core.sample_data import tiny_training_config

@@ -8,7 +8,6 @@ new peer id, reattaches with the kept secret and cancels the job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -39,17 +38,7 @@ from sleap_rtc_core.transport.peer import open_channel
 from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds
 from tests.fixtures.timing import async_wait_until, scaled
-from tests.fixtures.transport import make_signaling, stated_worker
-
-
-@pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    mount = tmp_path / "shared"
-    mount.mkdir()
-    async with stated_worker(service.server.url, room, mount, room_secret) as svc:
-        yield svc
+from tests.fixtures.transport import make_signaling
 
 
 def member(service: Service, room: RoomCreds, peer_id: str) -> SignalingClient:

@@ -17,9 +17,6 @@ import pytest
 
 from sleap_rtc_core.worker.config import (
     ConfigError,
-    CredentialKind,
-    CredentialOrigin,
-    CredentialSource,
     MountConfig,
     WorkerConfig,
     apply_env,
@@ -27,6 +24,11 @@ from sleap_rtc_core.worker.config import (
     load_worker_config,
     merge_flags,
     parse_mount_flag,
+)
+from sleap_rtc_core.worker.credential_source import (
+    CredentialKind,
+    CredentialOrigin,
+    CredentialSource,
 )
 from sleap_rtc_core.worker.files.slp_write import SlpWriteQuota
 from tests.fixtures.timing import scaled
@@ -221,20 +223,6 @@ def test_account_key_and_token_need_a_room() -> None:
     token = CredentialSource(CredentialKind.TOKEN, CredentialOrigin.ENV, "T")
     with pytest.raises(ConfigError, match="needs a room"):
         WorkerConfig(credential=token).register_credentials(env)
-
-
-def test_unreadable_or_empty_credential_file(tmp_path: Path) -> None:
-    missing = CredentialSource(
-        CredentialKind.TOKEN, CredentialOrigin.FILE, str(tmp_path / "missing")
-    )
-    with pytest.raises(ConfigError, match="cannot read the credential file"):
-        missing.read()
-    (tmp_path / "empty").write_text("\n", encoding="utf-8")
-    empty = CredentialSource(
-        CredentialKind.TOKEN, CredentialOrigin.FILE, str(tmp_path / "empty")
-    )
-    with pytest.raises(ConfigError, match="is empty"):
-        empty.read()
 
 
 def test_secret_env_fallback_without_a_source() -> None:

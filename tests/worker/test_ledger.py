@@ -30,16 +30,15 @@ from sleap_rtc_core.worker.capabilities import (
     WorkerCapabilities,
     worker_metadata,
 )
-from sleap_rtc_core.worker.ledger import (
+from sleap_rtc_core.worker.ledger import JobLedger
+from sleap_rtc_core.worker.slot import (
     JOB_REJECTED_CODE,
     NO_SUBMIT_CODE,
     NOT_RESERVED_CODE,
     Action,
     IgnoreReason,
-    JobLedger,
     Slot,
     SlotState,
-    estimate_duration_minutes,
 )
 
 GPU = GpuInfo("Test GPU", 16000, "12.4", index=0)
@@ -178,24 +177,6 @@ def test_one_pending_reservation_per_client() -> None:
     # Once assigned, the client may reserve another slot.
     slots.handle_assignment("c1", JobAssignment(job_id="j1"))
     assert slots.handle_request("c1", _request("j2")).action is Action.ACCEPTED
-
-
-def test_estimates() -> None:
-    assert estimate_duration_minutes(JobRequest(job_id="j")) == 50.0
-    assert (
-        estimate_duration_minutes(JobRequest(job_id="j", config={"max_epochs": 4}))
-        == 2.0
-    )
-    infer = JobRequest(
-        job_id="j", job_type=JobType.INFERENCE, dataset_info={"frame_count": 2500}
-    )
-    assert estimate_duration_minutes(infer) == 25.0
-    tiny = JobRequest(
-        job_id="j", job_type=JobType.INFERENCE, dataset_info={"frame_count": 5}
-    )
-    assert estimate_duration_minutes(tiny) == 1.0
-    odd = JobRequest(job_id="j", config={"epochs": "many"})
-    assert estimate_duration_minutes(odd) == 50.0
 
 
 def test_custom_estimator_and_free_memory() -> None:

@@ -8,7 +8,6 @@ slow test. The GPU is stated (the boundary these tests cannot reach).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,6 @@ from sleap_rtc_core.worker.service import WorkerService
 from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import make_signaling, stated_worker
-
-
-@pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    mount = tmp_path / "shared"
-    mount.mkdir()
-    svc = stated_worker(service.server.url, room, mount, room_secret, "w")
-    async with svc:
-        yield svc
-
-
-@pytest.fixture
-async def client(service: Service, room: RoomCreds) -> AsyncIterator[SignalingClient]:
-    async with make_signaling(service.server.url, room, "c", "client") as c:
-        yield c
 
 
 def mount_of(worker: WorkerService) -> Path:

@@ -10,7 +10,6 @@ tests cannot reach).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,8 @@ from sleap_rtc_core.signaling.service import Service
 from sleap_rtc_core.transport.auth import ChannelAuth
 from sleap_rtc_core.transport.peer import open_channel
 from sleap_rtc_core.worker.files import upload_service
-from sleap_rtc_core.worker.ledger import NO_SUBMIT_CODE, SlotState
 from sleap_rtc_core.worker.service import WorkerService
+from sleap_rtc_core.worker.slot import NO_SUBMIT_CODE, SlotState
 from tests.fixtures.signaling import RoomCreds, peer_status
 from tests.fixtures.timing import async_wait_until, scaled
 from tests.fixtures.transport import make_signaling, stated_worker
@@ -47,21 +46,8 @@ SUBMIT_TIMEOUT = 2.0
 
 
 @pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    mount = tmp_path / "shared"
-    mount.mkdir()
-    svc = stated_worker(
-        service.server.url,
-        room,
-        mount,
-        room_secret,
-        "w",
-        submit_timeout=scaled(SUBMIT_TIMEOUT),
-    )
-    async with svc:
-        yield svc
+def worker_options() -> dict[str, Any]:
+    return {"submit_timeout": scaled(SUBMIT_TIMEOUT)}
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from ...protocol.json_text import dumps_bytes
 
 if TYPE_CHECKING:
     from .registry import PeerRecord
-    from .router import Session
+    from .session import Session
 
 __all__ = ["ALL_ROLES", "MERGE", "Announcer", "Event"]
 

@@ -33,10 +33,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ...errors import (
     ErrorCode,
@@ -45,7 +44,7 @@ from ...errors import (
     SleapRTCError,
 )
 from ...protocol import signaling as sig
-from ...protocol.codec import decode_object, encode, error_for
+from ...protocol.codec import decode_object, encode
 from ...protocol.filters import compile_filters
 from ...protocol.json_text import dumps_bytes, loads_object, peer_message_ends
 from ...protocol.metadata import (
@@ -55,47 +54,29 @@ from ...protocol.metadata import (
 from .announce import ALL_ROLES, Announcer, Event
 from .limits import Limits, TokenBucket
 from .registry import PeerRecord, Registry
-from .unresolved import Unresolved, Waiting
+from .relay import Relay, request_id_of
+from .session import (
+    CLOSE_POLICY,
+    CLOSE_REPLACED,
+    CLOSE_REVOKED,
+    MAX_HELD_BYTES,
+    PING_FRAME,
+    Commit,
+    IdentityLike,
+    RegisterRequest,
+    Session,
+)
 
+# Session and the close codes are also the redis package's names from here.
 __all__ = [
     "ANNOUNCE_DEFAULTS",
-    "Commit",
-    "IdentityLike",
-    "RegisterRequest",
+    "CLOSE_POLICY",
+    "CLOSE_REPLACED",
     "Router",
     "Session",
 ]
 
 logger = logging.getLogger(__name__)
-
-PING_FRAME = b'{"type":"ping"}'
-CLOSE_POLICY = 1008
-CLOSE_REPLACED = 4000
-CLOSE_REVOKED = 4001
-
-
-class IdentityLike(Protocol):
-    """What the router needs to know about an authenticated peer."""
-
-    @property
-    def room_id(self) -> str: ...
-    @property
-    def principal(self) -> str: ...
-    @property
-    def display_name(self) -> str: ...
-    @property
-    def credential_id(self) -> str | None: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def server_metadata(self) -> dict[str, Any]: ...
-    @property
-    def revocation_ids(self) -> frozenset[str]: ...
-
-
-MAX_HELD_BYTES = 4 << 20
-"""Bytes of over-rate frames one connection may have waiting; beyond, it is
-abuse and the connection is closed."""
 
 _PEER_MESSAGE_MARK = '"peer_message"'
 
@@ -105,92 +86,14 @@ ANNOUNCE_DEFAULTS: dict[str, frozenset[str]] = {
 }
 """``announce_default`` → the roles a peer that sends no ``subscribe`` hears."""
 
-MAX_OUTBOX = 1024
-"""Frames for a peer whose ``register`` is being committed that may wait for
-its ``registered_auth``; beyond, their senders get ``DELIVERY_FAILED``."""
 
-
-@dataclass(eq=False, slots=True)
-class Session:
-    """Router state of one WebSocket connection.
-
-    Attributes:
-        send: Queue one text frame (UTF-8 JSON bytes); returns False when the
-            connection can no longer send.
-        close: Close the connection with a WebSocket close code and reason.
-        remote: The peer address, for logs.
-        peer: The registration this connection owns, if any.
-        bucket: Its message-rate budget.
-        pending: Frames held while a ``register`` is being authenticated.
-        last_seen: Monotonic time of the last frame received (liveness).
-        strikes: Frames over the rate since the peer last went quiet.
-        throttled: Over its rate now: the adapter should stop reading from it
-            and call :meth:`Router.replay` later (one ``RATE_LIMITED`` per
-            episode).
-        held: Frames that arrived over the rate, in order: handled by
-            :meth:`Router.replay` once the budget refills, never dropped.
-        held_bytes: Their size together (bounded by :data:`MAX_HELD_BYTES`).
-        metadata_bucket: Its ``update_metadata`` budget (made at the first).
-        commit: Its ``registered_auth``, held while the backend commits the
-            registration (see :class:`Commit`).
-        outbox: Frames for it that arrived meanwhile, sent after the reply.
-        backlog: Bytes of output queued and not yet written (a peer whose
-            output is backed up gets its announcements later, coalesced).
-        subscription: ``(room_id, roles)`` whose announcements it hears.
-        news: Announcements waiting for the next tick, by subject peer id.
-    """
-
-    send: Callable[[bytes], bool]
-    close: Callable[[int, str], None]
-    bucket: TokenBucket
-    remote: str = "?"
-    peer: PeerRecord | None = None
-    pending: deque[str] | None = None
-    last_seen: float = field(default_factory=time.monotonic)
-    strikes: int = 0
-    throttled: bool = False
-    closed: bool = False
-    held: deque[str] = field(default_factory=deque)
-    held_bytes: int = 0
-    metadata_bucket: TokenBucket | None = None
-    commit: bytes | None = None
-    outbox: list[bytes] | None = None
-    backlog: Callable[[], int] = field(default=lambda: 0)
-    subscription: tuple[str, frozenset[str]] | None = None
-    news: dict[str, tuple[Event, PeerRecord]] | None = None
-
-    def push(self, data: bytes) -> bool:
-        """Send a frame, or hold it behind a ``registered_auth`` not yet sent
-        (so a peer never hears from others before its own reply)."""
-        outbox = self.outbox
-        if outbox is None:
-            return self.send(data)
-        if len(outbox) >= MAX_OUTBOX:
-            return False
-        outbox.append(data)
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterRequest:
-    """A ``register`` waiting for its credentials to be checked by the adapter."""
-
-    session: Session
-    message: sig.Register
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """A registration whose ``registered_auth`` waits until the backend has
-    made the peer findable by every process; the adapter awaits that, then
-    calls :meth:`Router.committed`."""
-
-    session: Session
-    record: PeerRecord
-
-
-class Router:
+class Router(Relay):
     """Routes signaling frames between the sessions of one server process.
+
+    Connections, their rate budget and frame dispatch, ``register`` and its
+    commit, the room views (discover, metadata, subscribe, announcements) and
+    the housekeeping the adapter drives; frames between peers go through
+    :class:`~.relay.Relay`, its base.
 
     Args:
         registry: Rooms and peers (shared with a replicating backend, if any).
@@ -206,12 +109,8 @@ class Router:
     Attributes:
         commit_register: Set by a replicating backend: whether a new
             registration must be committed before its reply (see
-            :class:`Commit`).
-        lookup_remote: Set by a replicating backend: start an authoritative
-            lookup of ``(room_id, peer_id)`` among the other processes, to be
-            answered with :meth:`resolved`; False when none can be asked (the
-            peer is then absent, as in a single process).
-        unresolved: Frames parked while their target is looked up.
+            :class:`Commit`); ``lookup_remote`` and ``unresolved``: see
+            :class:`~.relay.Relay`.
     """
 
     def __init__(
@@ -230,31 +129,25 @@ class Router:
                 f"announce_default must be one of {', '.join(ANNOUNCE_DEFAULTS)}, "
                 f"not {announce_default!r}"
             )
+        super().__init__(
+            registry or Registry(),
+            limits or Limits(),
+            node=node,
+            forward_remote=forward_remote,
+        )
         self.default_roles = ANNOUNCE_DEFAULTS[announce_default]
         """The roles a peer that sent no ``subscribe`` hears of."""
-        self.registry = registry or Registry()
-        self.limits = limits or Limits()
         self.ice_servers = list(ice_servers or [])
         self.clock = clock
-        self.node = node
-        self.forward_remote = forward_remote
         self.sessions: set[Session] = set()
-        self.counters: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
         self.on_change: Callable[[str, PeerRecord], None] | None = None
         """Called with ("join"|"update"|"leave", record) after each local change,
         for a replicating backend."""
         self.commit_register: Callable[[PeerRecord], bool] | None = None
-        self.lookup_remote: Callable[[str, str], bool] | None = None
         self.on_admin: Callable[[str, str, str], None] | None = None
         """Set by a replicating backend: called with ("revoke", id, reason) or
         ("delete", room_id, peer_id) so that every process does the same."""
-        self.unresolved = Unresolved()
         self.announcer = Announcer(self.counters, self._local_session)
-        self.contact_index: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-        """``(room_id, peer_id)`` → this node's peers that exchanged frames with
-        it: they hear it leave even when it was on another node (its record
-        here is a replica, which may be replaced)."""
 
     # --- connections
 
@@ -384,7 +277,7 @@ class Router:
             else:
                 is_register = isinstance(msg, sig.Register)
             self._reply_error(
-                session, exc, reason=is_register, request_id=_request_id(msg)
+                session, exc, reason=is_register, request_id=request_id_of(msg)
             )
             return None
 
@@ -576,185 +469,6 @@ class Router:
 
     # --- handlers
 
-    def _require_peer(self, session: Session, claimed: str | None) -> PeerRecord:
-        rec = session.peer
-        if rec is None:
-            raise SignalingError(
-                "register before sending this message", code=ErrorCode.NOT_IN_ROOM
-            )
-        if claimed is not None and claimed != rec.peer_id:
-            raise SignalingError(
-                f"this connection is registered as {rec.peer_id!r}, not {claimed!r}",
-                code=ErrorCode.IDENTITY_MISMATCH,
-            )
-        return rec
-
-    def _route(
-        self,
-        session: Session,
-        rec: PeerRecord,
-        target_id: str,
-        data: bytes,
-        miss: ErrorCode | Callable[[], None],
-        request_id: str | None = None,
-    ) -> None:
-        """Deliver ``data`` to ``target_id`` in the sender's room.
-
-        A target unknown here is looked up among the other processes (the
-        frame parks until the answer); while a lookup is in flight, later
-        frames for that target park behind it, so none overtakes another.
-        ``miss`` is the error code (or the reply) for an absent target.
-        """
-        key = (rec.room_id, target_id)
-        unresolved = self.unresolved
-        if unresolved and key in unresolved:
-            self._park(session, key, data, miss, request_id)
-            return
-        target = self.registry.get(rec.room_id, target_id)
-        if target is not None:
-            self._deliver(target, data)
-            self._contact(rec, target)
-            return
-        if self.lookup_remote is not None:
-            self._park(session, key, data, miss, request_id)
-            if self.lookup_remote(*key):
-                self.counters["remote_lookups"] += 1
-                return
-            unresolved.take(key)  # nobody else to ask: absent
-        if callable(miss):
-            miss()
-            return
-        raise SignalingError(f"peer {target_id!r} is not in this room", code=miss)
-
-    def _park(
-        self,
-        session: Session,
-        key: tuple[str, str],
-        data: bytes,
-        miss: ErrorCode | Callable[[], None],
-        request_id: str | None,
-    ) -> None:
-        if callable(miss):
-            answer = miss
-        else:
-            error = SignalingError(f"peer {key[1]!r} is not in this room", code=miss)
-
-            def answer() -> None:
-                self._reply_error(session, error, request_id=request_id)
-
-        if not self.unresolved.park(key, Waiting(session, data, answer, request_id)):
-            self._limit(session, "lookups")
-            raise SignalingError(
-                f"too many frames waiting for peer {key[1]!r} to be found",
-                code=ErrorCode.DELIVERY_FAILED,
-            )
-
-    def resolved(
-        self,
-        room_id: str,
-        peer_id: str,
-        found: PeerRecord | None,
-        *,
-        failed: bool = False,
-    ) -> None:
-        """Answer a ``lookup_remote``: deliver the parked frames in order.
-
-        Args:
-            room_id: The target's room.
-            peer_id: The target.
-            found: Its record in the shared directory (held by another
-                process), or ``None`` when it is nowhere.
-            failed: The lookup could not be made (Redis lost): each sender
-                gets ``DELIVERY_FAILED``.
-        """
-        waiting = self.unresolved.take((room_id, peer_id))
-        target = self.registry.get(room_id, peer_id) or found
-        for entry in waiting:
-            session = entry.session
-            assert isinstance(session, Session)
-            if session.closed:
-                continue
-            try:
-                if failed:
-                    raise SignalingError(
-                        f"could not look up peer {peer_id!r}",
-                        code=ErrorCode.DELIVERY_FAILED,
-                    )
-                if target is None:
-                    entry.miss()
-                else:
-                    self._deliver(target, entry.data)
-                    sender = session.peer
-                    if sender is not None:
-                        self._contact(sender, target)
-            except SleapRTCError as exc:
-                self._reply_error(session, exc, request_id=entry.request_id)
-
-    def _peer_message(self, session: Session, msg: sig.PeerMessage, text: str) -> None:
-        rec = self._require_peer(session, msg.from_peer_id)
-        # The frame holds exactly the delivered fields: forward it untouched.
-        self._route(
-            session,
-            rec,
-            msg.to_peer_id,
-            text.encode(),
-            ErrorCode.PEER_NOT_IN_ROOM,
-            _request_id(msg),
-        )
-
-    def _relay_sdp(
-        self, session: Session, msg: sig.Offer | sig.Answer | sig.Candidate, text: str
-    ) -> None:
-        rec = self._require_peer(session, msg.sender)
-        data = text.encode() if msg.sender is not None else _with_sender(msg, rec)
-        self._route(
-            session, rec, msg.target, data, ErrorCode.PEER_NOT_FOUND, _request_id(msg)
-        )
-
-    def _relay_mesh(
-        self,
-        session: Session,
-        msg: sig.MeshConnect | sig.MeshAnswer | sig.IceCandidate,
-    ) -> None:
-        rec = self._require_peer(session, msg.from_peer_id)
-        target_id = msg.target_peer_id
-        if not target_id:
-            raise RemoteProtocolError(
-                f"{msg.TYPE.value}: missing field 'target_peer_id'",
-                code=ErrorCode.INVALID_MESSAGE,
-            )
-
-        def missing() -> None:
-            if isinstance(msg, sig.IceCandidate):
-                return  # the reference ignores these silently
-            self._send(
-                session,
-                sig.ErrorMessage(
-                    code=ErrorCode.PEER_NOT_FOUND.value,
-                    message=f"peer {target_id!r} is not in this room",
-                    reason="peer_not_found",
-                    extra={"target_peer_id": target_id},
-                ),
-            )
-            self.errors[ErrorCode.PEER_NOT_FOUND.value] += 1
-
-        out: sig.Message
-        if isinstance(msg, sig.MeshConnect):
-            out = sig.MeshOffer(from_peer_id=rec.peer_id, offer=msg.offer)
-        elif isinstance(msg, sig.MeshAnswer):
-            out = sig.MeshAnswer(from_peer_id=rec.peer_id, answer=msg.answer)
-        else:
-            out = sig.IceCandidate(from_peer_id=rec.peer_id, candidate=msg.candidate)
-        self._route(session, rec, target_id, encode(out).encode(), missing)
-
-    def _relay_error(self, session: Session, msg: sig.ErrorMessage, text: str) -> None:
-        if msg.target is None:
-            logger.debug("! peer sent an error without target: %s", msg.message)
-            return
-        rec = self._require_peer(session, msg.sender)
-        data = text.encode() if msg.sender is not None else _with_sender(msg, rec)
-        self._route(session, rec, msg.target, data, ErrorCode.PEER_NOT_FOUND)
-
     def _discover(self, session: Session, msg: sig.DiscoverPeers) -> None:
         rec = self._require_peer(session, msg.from_peer_id)
         flt = compile_filters(msg.filters)
@@ -866,68 +580,12 @@ class Router:
 
     # --- sending
 
-    def _deliver(self, target: PeerRecord, data: bytes) -> None:
-        if isinstance(target.conn, Session):
-            ok = target.conn.push(data)
-        elif self.forward_remote is not None and target.node != self.node:
-            ok = self.forward_remote(target, data)
-        else:
-            ok = False
-        if not ok:
-            raise SignalingError(
-                f"could not deliver to {target.peer_id!r}",
-                code=ErrorCode.DELIVERY_FAILED,
-            )
-        self.counters["total_messages"] += 1
-
-    def deliver_local(self, room_id: str, peer_id: str, data: bytes) -> bool:
-        """Deliver a frame forwarded by another node to a local peer (its
-        sender becomes a contact: the peer hears it leave, from any node)."""
-        rec = self.registry.get(room_id, peer_id)
-        if rec is None or not isinstance(rec.conn, Session):
-            return False
-        if not rec.conn.push(data):
-            return False
-        sender = _sender_of(data)
-        if sender is not None and sender not in rec.contacts:
-            rec.contacts.add(sender)
-            self.contact_index[(room_id, sender)].add(peer_id)
-        return True
-
-    def _contact(self, local: PeerRecord, other: PeerRecord) -> None:
-        """``local`` (a peer of this node) exchanged a frame with ``other``:
-        either hears the other leave, whatever it subscribed to, even when
-        ``other`` is on another node and its record there is replaced."""
-        room_id = local.room_id
-        if other.peer_id not in local.contacts:
-            local.contacts.add(other.peer_id)
-            self.contact_index[(room_id, other.peer_id)].add(local.peer_id)
-        if local.peer_id not in other.contacts:
-            other.contacts.add(local.peer_id)
-            if isinstance(other.conn, Session):
-                self.contact_index[(room_id, local.peer_id)].add(other.peer_id)
-
     def announce(self, rec: PeerRecord, event: Event) -> None:
         """Queue a room event about a peer (one held by another node, too) for
         this node's peers that should hear it (sent at the next tick)."""
         if event is Event.LEFT:
             self._gather_contacts(rec)
         self.announcer.announce(rec, event)
-
-    def _gather_contacts(self, rec: PeerRecord) -> None:
-        """Before a leave is announced: every local peer that exchanged frames
-        with ``rec`` is among its contacts; a local leaver is forgotten from
-        the index of the peers it contacted."""
-        watchers = self.contact_index.pop((rec.room_id, rec.peer_id), None)
-        if watchers:
-            rec.contacts |= watchers
-        if isinstance(rec.conn, Session):
-            for other in rec.contacts:
-                local = self.contact_index.get((rec.room_id, other))
-                if local is not None:
-                    local.discard(rec.peer_id)
-                    if not local:
-                        del self.contact_index[(rec.room_id, other)]
 
     def flush_announcements(self) -> int:
         """Send the coalesced announcements (the adapter calls this every
@@ -948,27 +606,6 @@ class Router:
         self.announcer.announce(rec, Event.LEFT)
         if self.on_change is not None:
             self.on_change("leave", rec)
-
-    def _send(self, session: Session, msg: sig.Message) -> None:
-        session.push(encode(msg).encode())
-
-    def _error(self, session: Session, code: ErrorCode, message: str) -> None:
-        self._reply_error(session, SignalingError(message, code=code))
-
-    def _reply_error(
-        self,
-        session: Session,
-        exc: SleapRTCError,
-        *,
-        reason: bool = False,
-        request_id: str | None = None,
-    ) -> None:
-        self.errors[exc.code] += 1
-        logger.debug("! %s: %s %s", session.remote, exc.code, exc.message)
-        self._send(session, error_for(exc, reason=reason, request_id=request_id))
-
-    def _limit(self, session: Session, kind: str) -> None:
-        self.counters[f"limit_{kind}"] += 1
 
     # --- views
 
@@ -1011,25 +648,6 @@ def _listed(
     ]
 
 
-def _sender_of(data: bytes) -> str | None:
-    """The verified sender a relayed frame names (the forwarding node set it):
-    ``from_peer_id`` or ``sender``."""
-    ends = peer_message_ends(data)
-    if ends is not None:
-        return ends[0]
-    try:
-        obj = loads_object(data)
-    except SleapRTCError:
-        return None
-    value = obj.get("from_peer_id", obj.get("sender"))
-    return value if isinstance(value, str) and value else None
-
-
-def _request_id(msg: sig.Message | None) -> str | None:
-    value = getattr(msg, "request_id", None)
-    return value if isinstance(value, str) else None
-
-
 def obj_type(text: str) -> str | None:
     """The ``type`` of a frame, best effort (to shape error replies)."""
     try:
@@ -1037,14 +655,6 @@ def obj_type(text: str) -> str | None:
     except SleapRTCError:
         return None
     return value if isinstance(value, str) else None
-
-
-def _with_sender(
-    msg: sig.Offer | sig.Answer | sig.Candidate | sig.ErrorMessage, rec: PeerRecord
-) -> bytes:
-    obj = msg.to_dict()
-    obj["sender"] = rec.peer_id
-    return dumps_bytes(obj)
 
 
 def _generated_id(role: str, name: str) -> str:

@@ -46,7 +46,8 @@ from ..http.wire import (
 from .limits import Limits
 from .metrics import local_metrics, metrics_json, metrics_prometheus
 from .registry import PeerRecord
-from .router import CLOSE_POLICY, Commit, RegisterRequest, Router, Session
+from .router import Router
+from .session import CLOSE_POLICY, Commit, RegisterRequest, Session
 
 __all__ = [
     "Authenticator",

@@ -221,6 +221,16 @@ class Database:
             return cur.rowcount
 
     @staticmethod
+    def require_room(cur: sqlite3.Cursor, room_id: str) -> None:
+        """Raise ``KeyError`` unless the room exists (inside a transaction, so a
+        write that follows cannot race its deletion)."""
+        if (
+            cur.execute("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)).fetchone()
+            is None
+        ):
+            raise KeyError(room_id)
+
+    @staticmethod
     def record_revocation(cur: sqlite3.Cursor, credential_id: str, now: float) -> None:
         """Append ``credential_id`` to the revocation log (inside a transaction)."""
         cur.execute(

@@ -50,13 +50,7 @@ class KeyTables(Database):
             revoked_at=None,
         )
         with self.transaction() as cur:
-            if (
-                cur.execute(
-                    "SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)
-                ).fetchone()
-                is None
-            ):
-                raise KeyError(room_id)
+            self.require_room(cur, room_id)
             cur.execute(
                 "INSERT INTO worker_tokens (token_id, key_hash, room_id, worker_name,"
                 " created_by, created_at, expires_at, revoked_at)"

@@ -198,13 +198,7 @@ class RoomTables(KeyTables):
         now = self.clock()
         with self.transaction() as cur:
             cur.execute("DELETE FROM invites WHERE expires_at <= ?", (now,))
-            if (
-                cur.execute(
-                    "SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)
-                ).fetchone()
-                is None
-            ):
-                raise KeyError(room_id)
+            self.require_room(cur, room_id)
             while True:
                 code = "".join(secrets.choice(_INVITE_ALPHABET) for _ in range(8))
                 try:

@@ -73,7 +73,8 @@ from ...protocol.channel_transfer import (
     upload_error_reason,
 )
 from ...transport.channel import Channel
-from .uploads import SEGMENT_SIZE, Partial, UploadArea, UploadGrants
+from .upload_policy import UploadGrants
+from .uploads import SEGMENT_SIZE, Partial, UploadArea
 
 __all__ = ["UPLOAD_REQUEST_TYPES", "ChannelUploads", "UploadService"]
 

@@ -2,7 +2,7 @@
 
 * :class:`PathPolicy` is what the job service needs of the worker's mounts
   (``worker.mounts.MountPolicy`` fits); :func:`policy_check` turns it into the
-  ``check_path`` of :func:`~..protocol.jobspec.validate_spec`.
+  ``check_path`` of :func:`~..protocol.jobspec_check.validate_spec`.
 * :class:`LabelsRemapper` rewrites the video paths of a labels file by the
   spec's ``path_mappings`` (:func:`~..protocol.paths.map_path`), checks every new
   path against the policy, and writes a copy into the job's private folder;
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ...errors import PathNotAllowed
-from ...protocol.jobspec import FieldError, PathCheck, SpecErrorCode
+from ...protocol.jobspec_check import FieldError, PathCheck, SpecErrorCode
 from ...protocol.paths import map_path, usable_mappings
 
 __all__ = [

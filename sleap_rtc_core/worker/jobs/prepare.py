@@ -7,7 +7,7 @@ written for a spec that is refused:
 1. **Mappings.** ``path_mappings`` move every path of the spec and the paths
    inside the YAML texts by the one rule of :mod:`~..protocol.paths`
    (:func:`~..protocol.jobspec.apply_path_mappings`).
-2. **Validation.** :func:`~..protocol.jobspec.check_spec` (which parses each
+2. **Validation.** :func:`~..protocol.jobspec_check.check_spec` (which parses each
    YAML text once; the plan below uses that parse) with every path
    checked by the worker's :class:`PathPolicy` (inside a mount, exists), plus
    what only the worker can check: where the models will be written
@@ -57,15 +57,8 @@ import h5py
 
 from ...errors import LocalProtocolError, PathNotAllowed, SleapRTCError
 from ...protocol.config_policy import new_folders
-from ...protocol.jobspec import (
-    FieldError,
-    JobSpec,
-    SpecErrorCode,
-    TrackJobSpec,
-    TrainJobSpec,
-    apply_path_mappings,
-    check_spec,
-)
+from ...protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec, apply_path_mappings
+from ...protocol.jobspec_check import FieldError, SpecErrorCode, check_spec
 from ...protocol.paths import predictions_path_for
 from .paths import LabelsRemapper, PathPolicy, policy_check
 from .sleapnn_cmd import (

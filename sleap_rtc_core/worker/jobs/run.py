@@ -65,7 +65,8 @@ from ...protocol.channel_messages import (
     ModelTypeMsg,
     ProgressReportMsg,
 )
-from ...protocol.jobspec import SpecErrorCode, TrackJobSpec, TrainJobSpec
+from ...protocol.jobspec import TrackJobSpec, TrainJobSpec
+from ...protocol.jobspec_check import SpecErrorCode
 from ...protocol.json_text import loads_object
 from ...protocol.states import JOB_TRANSITIONS, JobEvent, JobState, StateMachine
 from ..hardware import JobHardware

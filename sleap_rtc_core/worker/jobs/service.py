@@ -78,13 +78,15 @@ from ...protocol.channel_messages import (
     JobSubmitMsg,
     ZmqCtrlMsg,
 )
-from ...protocol.jobspec import FieldError, SpecErrorCode, TrackJobSpec, spec_from_dict
+from ...protocol.jobspec import TrackJobSpec, spec_from_dict
+from ...protocol.jobspec_check import FieldError, SpecErrorCode
 from ...protocol.negotiation import JobType
 from ...protocol.states import JOB_TERMINAL_STATES, JobState
 from ..capabilities import CPU_INFO, WorkerCapabilities
 from ..gpu_pool import GpuPool
 from ..hardware import JobHardware
-from ..ledger import Action, JobLedger, SlotOutcome
+from ..ledger import JobLedger
+from ..slot import Action, SlotOutcome
 from ..speed import SpeedBook
 from .outbox import Sink
 from .prepare import (

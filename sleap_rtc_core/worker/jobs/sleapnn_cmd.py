@@ -51,12 +51,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from ...errors import LocalProtocolError, PathNotAllowed
-from ...protocol.jobspec import (
-    FrameFilter,
-    TrackJobSpec,
-    TrainJobSpec,
-    parse_frame_ranges,
-)
+from ...protocol.jobspec import FrameFilter, TrackJobSpec, TrainJobSpec
+from ...protocol.jobspec_check import parse_frame_ranges
 
 __all__ = [
     "SLEAP_NN_MODULE",

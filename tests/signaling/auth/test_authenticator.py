@@ -18,7 +18,8 @@ from sleap_rtc_core.signaling.auth.authenticator import (
     Identity,
 )
 from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED, IdentityLike, Router
+from sleap_rtc_core.signaling.server.router import Router
+from sleap_rtc_core.signaling.server.session import CLOSE_REVOKED, IdentityLike
 from sleap_rtc_core.signaling.store.auth_store import RevocationWatcher, Store
 from sleap_rtc_core.signaling.store.records import (
     Room,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED
+from sleap_rtc_core.signaling.server.session import CLOSE_REVOKED
 from tests.fixtures.timing import async_wait_until
 from tests.signaling.http.conftest import (
     ORIGIN,

@@ -23,7 +23,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from sleap_rtc_core.signaling.auth.jwt_keys import JwtKeys
-from sleap_rtc_core.signaling.server.router import CLOSE_REVOKED
+from sleap_rtc_core.signaling.server.session import CLOSE_REVOKED
 from sleap_rtc_core.signaling.store.auth_store import open_store
 from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer

@@ -41,79 +41,19 @@ from sleap_rtc_core.protocol.channel_fs import (
     WorkerPathOkMsg,
 )
 from sleap_rtc_core.protocol.channel_messages import JobStopMsg
-from sleap_rtc_core.sample_data import write_tiny_labels, write_tiny_video_labels
+from sleap_rtc_core.sample_data import write_tiny_labels
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.files.service import FsService
 from sleap_rtc_core.worker.files.slp_write import (
     client_folder_name,
     default_output_name,
 )
+from tests.fixtures.half_present import build_half_present
 
 M = TypeVar("M", bound=ChannelMessage)
 
 ODD = "odd::dir with spaces ünïcødé 数据"
 """A folder name with the separator, spaces and non-ASCII characters."""
-
-
-def write_mixed_labels(
-    labels_path: Path, video_paths: list[Path], *, embedded: bool = False
-) -> Path:
-    """A ``.slp`` that references one tiny ``.mp4`` per entry of ``video_paths``
-    (written there), plus one embedded video when ``embedded``."""
-    import sleap_io as sio
-
-    parts = []
-    for i, video in enumerate(video_paths):
-        scratch = labels_path.parent / f".part{i}.slp"
-        write_tiny_video_labels(scratch, video_path=video, n_frames=2, size=32, seed=i)
-        parts.append(sio.load_slp(str(scratch), open_videos=False))
-        scratch.unlink()
-    if embedded:
-        pkg = write_tiny_labels(
-            labels_path.parent / ".emb.pkg.slp", n_frames=2, size=32
-        )
-        parts.append(sio.load_slp(str(pkg), open_videos=False))
-    labels = sio.Labels(
-        labeled_frames=[lf for part in parts for lf in part.labeled_frames],
-        videos=[part.videos[0] for part in parts],
-        skeletons=[part.skeletons[0] for part in parts],
-    )
-    labels_path.parent.mkdir(parents=True, exist_ok=True)
-    labels.save(str(labels_path), embed=None, verbose=False)
-    if embedded:
-        (labels_path.parent / ".emb.pkg.slp").unlink()
-    return labels_path
-
-
-def build_half_present(root: Path) -> dict[str, Path]:
-    """A mount ``root/mount`` whose ``project/labels.slp`` references four
-    videos: ``a.mp4`` (present), ``b.mp4`` (moved to ``moved/b.mp4`` and
-    ``archive/old/b.mp4``), ``c.mp4`` (deleted) and ``d.mp4`` (present but outside
-    the mount), plus one embedded video."""
-    mount = root / "mount"
-    outside = root / "outside"
-    project = mount / "project"
-    videos = [
-        project / "a.mp4",
-        project / "b.mp4",
-        project / "c.mp4",
-        outside / "d.mp4",
-    ]
-    labels = write_mixed_labels(project / "labels.slp", videos, embedded=True)
-    (mount / "moved").mkdir()
-    (mount / "archive" / "old").mkdir(parents=True)
-    shutil.copy(videos[1], mount / "archive" / "old" / "b.mp4")
-    shutil.move(videos[1], mount / "moved" / "B.MP4")
-    videos[2].unlink()
-    return {
-        "mount": mount,
-        "outside": outside,
-        "labels": labels,
-        "a": videos[0],
-        "b": videos[1],
-        "c": videos[2],
-        "d": videos[3],
-    }
 
 
 async def ask(service: FsService, msg: ChannelMessage) -> list[ChannelMessage]:

@@ -14,6 +14,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,21 +71,11 @@ def sha(data: bytes) -> str:
 
 
 @pytest.fixture
-async def worker(
-    service: Service, room: RoomCreds, tmp_path: Path, room_secret: str
-) -> AsyncIterator[WorkerService]:
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    svc = stated_worker(
-        service.server.url,
-        room,
-        mount,
-        room_secret,
-        upload_dir=mount / "uploads",
-        upload_quota=UploadQuota(max_bytes_per_uploader=8 * MB),
-    )
-    async with svc:
-        yield svc
+def worker_options(worker_mount: Path) -> dict[str, Any]:
+    return {
+        "upload_dir": worker_mount / "uploads",
+        "upload_quota": UploadQuota(max_bytes_per_uploader=8 * MB),
+    }
 
 
 def area_of(worker: WorkerService) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -19,37 +18,8 @@ from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.files.uploads import (
     SEGMENT_SIZE,
     UploadArea,
-    UploadGrants,
-    UploadJobPolicy,
-    UploadQuota,
 )
-
-MB = 1 << 20
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def area(tmp_path: Path) -> UploadArea:
-    """An opened area ``mount/uploads`` with 12 MiB per uploader, 20 in all."""
-    (tmp_path / "mount").mkdir()
-    area = UploadArea(
-        tmp_path / "mount" / "uploads",
-        UploadQuota(max_bytes_per_uploader=12 * MB, max_bytes_total=20 * MB),
-    )
-    area.open()
-    return area
-
-
-def upload(area: UploadArea, uploader: str, data: bytes, name: str = "a.slp") -> Path:
-    partial = area.begin(uploader, sha(data), name, len(data))
-    for start in range(partial.verified, len(data), SEGMENT_SIZE):
-        piece = data[start : start + SEGMENT_SIZE]
-        partial.write(piece)
-        partial.segment(start + len(piece), sha(piece))
-    return partial.finish()
+from tests.fixtures.uploads import MB, sha, upload
 
 
 def test_a_file_is_stored_once_by_content(area: UploadArea) -> None:
@@ -157,24 +127,6 @@ def test_expiry_removes_what_went_unused(area: UploadArea) -> None:
     assert area.lookup(sha(old)) is None
     assert area.used_total() == len(kept)
     assert area.sweep() == 0  # nothing is old yet
-
-
-def test_jobs_see_only_granted_uploads(area: UploadArea, tmp_path: Path) -> None:
-    data = os.urandom(100)
-    stored = upload(area, "alice", data)
-    base = MountPolicy([str(tmp_path / "mount")]).hiding(area.root)
-    grants = UploadGrants()
-    policy = UploadJobPolicy(base, area, grants, "bob")
-    with pytest.raises(PathNotAllowed, match="not an upload of this connection"):
-        policy.resolve(str(stored))
-    grants.add(sha(data))  # bob asked with the hash
-    assert policy.resolve(str(stored)) == stored
-    assert policy.models_dir_for(str(stored)) == area.root / "models" / "sleap-rtc-bob"
-    # Nothing else of the area, and never alice's run folders.
-    for other in ("partial", "models/sleap-rtc-alice/run", "sha256"):
-        with pytest.raises(PathNotAllowed):
-            policy.resolve(str(area.root / other))
-    assert policy.resolve(str(area.root / "models/sleap-rtc-bob/run"))
 
 
 def test_the_area_is_hidden_from_the_mount_policy(

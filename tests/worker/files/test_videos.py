@@ -10,17 +10,6 @@ import pytest
 from sleap_rtc_core.errors import LabelsUnreadable, PathNotAllowed
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.files.videos import check_videos, is_labels_path
-from tests.worker.files.test_service import build_half_present
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    return build_half_present(tmp_path)
-
-
-@pytest.fixture
-def policy(files: dict[str, Path]) -> MountPolicy:
-    return MountPolicy([files["mount"].as_posix()])
 
 
 def test_each_video_is_found_missing_or_embedded(

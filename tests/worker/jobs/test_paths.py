@@ -6,23 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import sleap_io as sio
 
-from sleap_rtc_core.protocol.jobspec import SpecErrorCode
+from sleap_rtc_core.protocol.jobspec_check import SpecErrorCode
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.paths import LabelsRemapper, policy_check
-from tests.worker.files.test_service import build_half_present
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
-    return build_half_present(tmp_path)
-
-
-@pytest.fixture
-def policy(files: dict[str, Path]) -> MountPolicy:
-    return MountPolicy([files["mount"].as_posix()])
 
 
 def _video_paths(labels_path: Path | str) -> list[str]:

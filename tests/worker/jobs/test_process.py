@@ -33,6 +33,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+LEADER_OF_A_SLEEPER = """
+    import os, subprocess, sys
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    print(os.getpid(), child.pid, flush=True)
+"""
+"""A leader that starts a sleeping child, prints both pids and exits."""
+
+
 def py(code: str) -> list[str]:
     """Argv running ``code`` in an unbuffered child Python."""
     return [sys.executable, "-u", "-c", textwrap.dedent(code)]
@@ -270,15 +281,7 @@ async def test_terminate_is_enough_for_polite_groups() -> None:
 
 async def test_leaving_the_block_kills_what_is_left() -> None:
     """A leader that exits first leaves no orphan behind once the block ends."""
-    code = """
-        import os, subprocess, sys
-        child = subprocess.Popen(
-            [sys.executable, "-c", "import time; time.sleep(120)"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        print(os.getpid(), child.pid, flush=True)
-    """
-    async with JobProcess(py(code), default_grace=scaled(5)) as proc:
+    async with JobProcess(py(LEADER_OF_A_SLEEPER), default_grace=scaled(5)) as proc:
         _, child = await read_family(proc)
         assert await proc.wait() == 0
         assert alive(child)  # orphaned, still in the job's group
@@ -321,15 +324,7 @@ async def test_subreaper_makes_orphans_ours_and_they_are_reaped() -> None:
     if not set_child_subreaper(True):
         pytest.skip("no PR_SET_CHILD_SUBREAPER here")
     try:
-        code = """
-            import os, subprocess, sys
-            child = subprocess.Popen(
-                [sys.executable, "-c", "import time; time.sleep(120)"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            print(os.getpid(), child.pid, flush=True)
-        """
-        async with JobProcess(py(code), default_grace=scaled(5)) as proc:
+        async with JobProcess(py(LEADER_OF_A_SLEEPER), default_grace=scaled(5)) as proc:
             _, child = await read_family(proc)
             await proc.wait()
             await async_wait_until(

@@ -133,6 +133,17 @@ def _job(
     )
 
 
+def _attached(
+    mount: Path, tmp_path: Path, mode: str
+) -> tuple[JobRun, Sink, list[JobState]]:
+    """A job with a sink attached, and the states it reports (in order)."""
+    states: list[JobState] = []
+    job = _job(mount, tmp_path, mode, states)
+    sink = Sink()
+    job.attach(sink)
+    return job, sink, states
+
+
 async def _until(check: Callable[[], bool]) -> None:
     await async_wait_until(check, timeout=scaled(30), interval=0.02)
 
@@ -140,10 +151,7 @@ async def _until(check: Callable[[], bool]) -> None:
 async def test_a_stopped_training_completes_with_its_model_and_raw_progress(
     mount: Path, tmp_path: Path
 ) -> None:
-    states: list[JobState] = []
-    job = _job(mount, tmp_path, "train", states)
-    sink = Sink()
-    job.attach(sink)
+    job, sink, states = _attached(mount, tmp_path, "train")
     running = asyncio.create_task(job.run())
     await _until(lambda: bool(sink.of(JobProgressMsg)))
     job.stop()
@@ -173,10 +181,7 @@ async def test_a_stopped_training_completes_with_its_model_and_raw_progress(
 async def test_a_crashing_trainer_fails_the_job_with_its_stderr(
     mount: Path, tmp_path: Path
 ) -> None:
-    states: list[JobState] = []
-    job = _job(mount, tmp_path, "crash", states)
-    sink = Sink()
-    job.attach(sink)
+    job, sink, states = _attached(mount, tmp_path, "crash")
     await job.run()
     assert await job.outbox.drain(scaled(5))
     (failed,) = sink.of(JobFailedMsg)
@@ -188,10 +193,7 @@ async def test_a_crashing_trainer_fails_the_job_with_its_stderr(
 async def test_cancel_fails_the_job_as_cancelled_by_the_user(
     mount: Path, tmp_path: Path
 ) -> None:
-    states: list[JobState] = []
-    job = _job(mount, tmp_path, "train", states)
-    sink = Sink()
-    job.attach(sink)
+    job, sink, states = _attached(mount, tmp_path, "train")
     running = asyncio.create_task(job.run())
     await _until(lambda: bool(sink.of(ProgressReportMsg)))
     job.cancel()

@@ -23,12 +23,8 @@ import pytest
 import sleap_io as sio
 
 from sleap_rtc_core.progress.trainer_link import TrainerLink
-from sleap_rtc_core.protocol.jobspec import (
-    FrameFilter,
-    TrackJobSpec,
-    TrainJobSpec,
-    validate_spec,
-)
+from sleap_rtc_core.protocol.jobspec import FrameFilter, TrackJobSpec, TrainJobSpec
+from sleap_rtc_core.protocol.jobspec_check import validate_spec
 from sleap_rtc_core.sample_data import tiny_training_config
 from sleap_rtc_core.worker.files.mounts import MountPolicy
 from sleap_rtc_core.worker.jobs.prepare import PreparedJob, prepare_job
@@ -39,6 +35,7 @@ from sleap_rtc_core.worker.jobs.process import (
     group_has_live_members,
 )
 from sleap_rtc_core.worker.jobs.sleapnn_cmd import (
+    ModelPlan,
     track_argv_for_spec,
     train_argv_for_spec,
 )
@@ -105,6 +102,16 @@ async def run_to_end(proc: JobProcess) -> tuple[int, list[OutputLine]]:
     return await proc.wait(), lines
 
 
+def _linked_argv(spec: TrainJobSpec, model: ModelPlan, link: TrainerLink) -> list[str]:
+    """The production argv of ``model``, its progress and control on ``link``."""
+    return train_argv_for_spec(
+        spec,
+        model,
+        publish_port=link.publish_port,
+        controller_port=link.controller_port,
+    )
+
+
 async def test_train_two_epochs_then_track(tiny_labels: Path, tmp_path: Path) -> None:
     spec = train_spec(tiny_labels, max_epochs=2)
     (model,) = prepared(spec, tiny_labels, tmp_path).models
@@ -114,12 +121,7 @@ async def test_train_two_epochs_then_track(tiny_labels: Path, tmp_path: Path) ->
 
     async with TrainerLink() as link:
         events = Events(link)
-        argv = train_argv_for_spec(
-            spec,
-            model,
-            publish_port=link.publish_port,
-            controller_port=link.controller_port,
-        )
+        argv = _linked_argv(spec, model, link)
         try:
             async with JobProcess(argv, env=ENV, cwd=tmp_path / "work") as proc:
                 code, lines = await asyncio.wait_for(run_to_end(proc), scaled(120))
@@ -176,12 +178,7 @@ async def test_interrupt_stops_training_and_its_whole_group(
     (tmp_path / "work").mkdir()
     async with TrainerLink() as link:
         events = Events(link)
-        argv = train_argv_for_spec(
-            spec,
-            model,
-            publish_port=link.publish_port,
-            controller_port=link.controller_port,
-        )
+        argv = _linked_argv(spec, model, link)
         try:
             async with JobProcess(argv, env=ENV, cwd=tmp_path / "work") as proc:
                 await async_wait_until(

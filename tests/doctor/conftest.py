@@ -1,0 +1,3 @@
+"""The doctor's loopback-port fixtures."""
+
+from tests.fixtures.doctor import *  # noqa: F403
