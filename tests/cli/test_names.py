@@ -54,9 +54,20 @@ def test_the_room_and_the_worker_are_named_by_name(lab: Lab) -> None:
     by_name = ["--worker", "gpu-a"]
     result = lab.run("check", str(labels), *lab.flags(room="Lab A"), *by_name)
     assert result.returncode == 0, result.stdout + result.stderr
+    # A worker started with the room's name joins the same room.
+    lab.spawn("worker", *lab.flags(room="Lab A"), "--mount", str(shared),
+              "--name", "gpu-b", "--peer-id", "p-2")  # fmt: skip
+    wait_until(lambda: "ready" in lab.procs[-1].stdout, timeout=scaled(60))
     listed = lab.run("workers", *lab.flags(room="Lab A"), "--json")
     assert listed.returncode == 0, listed.stderr
-    assert [p["peer_id"] for p in json.loads(listed.stdout)] == ["p-1"]
+    assert sorted(p["peer_id"] for p in json.loads(listed.stdout)) == ["p-1", "p-2"]
+    # doctor by the room's name: the credentials and the room secret (a data
+    # channel to a worker of that room) both pass.
+    doctor = lab.run("doctor", *lab.flags(room="Lab A"), "--json")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["credentials"]["ok"] is True, checks["credentials"]
+    assert checks["room secret"]["ok"] is True, checks["room secret"]
 
 
 def test_a_worker_keeps_its_peer_id_across_a_restart(lab: Lab) -> None:
