@@ -7,7 +7,9 @@ labeled dataset and a tiny training config into the mount, and the client then
 does what ``sleap-rtc train`` does: discovers the worker, negotiates, opens an
 authenticated WebRTC data channel, submits the job and follows the progress until
 the worker reports the trained model. sleap-nn itself runs as the worker's
-subprocess, exactly as on a real GPU box.
+subprocess, exactly as on a real GPU box. ``sleap-rtc demo`` hands it the
+progress view of ``train`` (``callbacks``, ``on_wait``, ``on_job``), so the demo
+shows what a user of ``train`` sees.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import base64
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from .client.progress_view import TrainingProgress, format_duration
-from .client.remote_job import JobCallbacks
+from .client.remote_job import JobCallbacks, RemoteJob
 from .client.session import run_remote_job
 from .protocol import signaling as sig
 from .protocol.jobspec import TrainJobSpec
@@ -49,7 +52,13 @@ def _make_dataset(workdir: Path | None) -> tuple[Path, Path]:
 
 
 async def run_demo(
-    out: TextIO, *, epochs: int = 3, workdir: Path | None = None
+    out: TextIO,
+    *,
+    epochs: int = 3,
+    workdir: Path | None = None,
+    callbacks: JobCallbacks | None = None,
+    on_wait: Callable[[str | None], None] | None = None,
+    on_job: Callable[[RemoteJob], None] | None = None,
 ) -> dict[str, Any]:
     """Train a tiny model remotely; returns the worker's ``JOB_COMPLETE`` data.
 
@@ -58,7 +67,16 @@ async def run_demo(
         epochs: Epochs to train.
         workdir: The worker's mount (a fresh temporary folder by default; kept,
             so that the model can be looked at afterwards).
+        callbacks: The job's progress callbacks (default: one line per epoch
+            on ``out``).
+        on_wait: Told each wait (the worker's start, placement, the data
+            channel), ``None`` when it is over.
+        on_job: Gets the job once the worker accepted it.
     """
+
+    def wait(what: str | None) -> None:
+        if on_wait is not None:
+            on_wait(what)
 
     def say(line: str) -> None:
         out.write(line + "\n")
@@ -78,16 +96,21 @@ async def run_demo(
         async with service.server:
             url = service.server.url
             say(f"signaling server: {url} (room {room.room_id})")
+            wait("starting the worker (probing the GPU: loading torch)")
+            capabilities = await asyncio.to_thread(
+                WorkerCapabilities.from_probe, TorchGpuProbe(0)
+            )
             worker = WorkerService(
                 url,
                 creds,
-                WorkerCapabilities.from_probe(TorchGpuProbe(0)),
+                capabilities,
                 MountPolicy([str(mount)]),
                 auth=ChannelAuth(secret=secret),
                 peer_id="demo-worker",
                 name="demo",
             )
             async with worker:
+                wait(None)
                 gpu = worker.worker.ledger.capabilities.gpu
                 say(f"worker: {worker.peer_id} ({gpu.model}), mount {mount}")
                 register = sig.Register(
@@ -115,9 +138,12 @@ async def run_demo(
                             max_epochs=epochs,
                         ),
                         auth=ChannelAuth(secret=secret),
-                        callbacks=JobCallbacks(on_progress=progress),
+                        callbacks=callbacks or JobCallbacks(on_progress=progress),
                         say=say,
+                        on_job=on_job,
+                        on_wait=on_wait,
                     )
+    wait(None)  # the job is over: the display shows nothing more
     model = result.get("output_path") or result.get("model_paths")
     say(f"model: {model}")
     say(f"done in {format_duration(time.monotonic() - started)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,14 @@ def test_demo_trains_a_model_remotely(tmp_path: Path) -> None:
     assert "found 1 available worker:" in out  # the placement says it once
     assert "selected demo (demo-worker) (reason: only one)" in out
     assert "accepted by demo-worker" in out
-    assert "epoch 1/1" in out
+    assert "  training started" in out  # train's own lines (JobView) ...
+    assert re.search(r"^  epoch 1/1  loss \S+  val \S+", out, re.MULTILINE), out
+    # ... and its display on stderr: plain paced lines without a terminal
+    # (a status told once it lasted a second), never escape codes.
+    assert "\x1b" not in result.stderr
+    status = re.compile(r"  (.* so far|epoch \d+/1  batch \d+.*)")
+    for line in result.stderr.splitlines():
+        assert status.fullmatch(line), result.stderr
     model_line = next(line for line in out.splitlines() if line.startswith("model: "))
     model_dir = Path(model_line.removeprefix("model: "))
     assert model_dir.is_relative_to(tmp_path)

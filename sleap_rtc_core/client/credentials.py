@@ -139,6 +139,7 @@ def login(
         out.write(f"Opened a browser to log in. If it did not open, visit:\n{page}\n")
     else:
         out.write(f"Open this URL in a browser to log in:\n{page}\n")
+    out.write(f"waiting for the login in the browser (up to {timeout:g} s)\n")
     out.flush()
     poll = f"{base}/api/auth/cli/poll?" + urllib.parse.urlencode({"state": state})
     deadline = time.monotonic() + timeout

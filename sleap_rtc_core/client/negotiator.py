@@ -119,6 +119,8 @@ class JobClient:
         accept_legacy: Whether sleap-rtc 0.0.7 workers may take the job when
             no current worker does. They are never sent ``job_request``: one
             that holds the room's admin slot never reads it.
+        on_wait: Told what :meth:`place` waits for (discovery, the workers'
+            answers), so a display can show it with the time waited.
     """
 
     def __init__(
@@ -129,12 +131,18 @@ class JobClient:
         discover_timeout: float = 5.0,
         fallback_worker_id: str | None = None,
         accept_legacy: bool = True,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.signaling = signaling
+        self.on_wait = on_wait
         self.accept_legacy = accept_legacy
         self.response_deadline = response_deadline
         self.discover_timeout = discover_timeout
         self.fallback_worker_id = fallback_worker_id or os.environ.get(FALLBACK_ENV)
+
+    def _wait(self, what: str) -> None:
+        if self.on_wait is not None:
+            self.on_wait(what)
 
     # --- discovery
 
@@ -214,6 +222,7 @@ class JobClient:
             NoWorkersAcceptedError: every asked worker declined, left or timed
                 out (``reasons`` says which).
         """
+        self._wait("discovering the room's workers")
         workers = await self.discover_workers(
             min_gpu_memory_mb, request.job_type, request.config.get("model_type")
         )
@@ -281,6 +290,10 @@ class JobClient:
         collector = ResponseCollector(asked, request.job_id)
         for peer_id in asked:
             await self._send(peer_id, request)
+        self._wait(
+            f"asking {len(asked)} worker(s) for an estimate "
+            f"(up to {self.response_deadline:.0f} s)"
+        )
         deadline = time.monotonic() + self.response_deadline
         while not collector.done:
             remaining = deadline - time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,6 +53,7 @@ async def run_remote_job(
     finish: Callable[[Channel, JobSpec, dict[str, Any]], Awaitable[None]] | None = None,
     accept_legacy: bool = True,
     can_send_data: bool = False,
+    on_wait: Callable[[str | None], None] | None = None,
 ) -> dict[str, Any]:
     """Place ``spec`` on a worker and run it there; returns ``JOB_COMPLETE``'s data.
 
@@ -77,6 +79,10 @@ async def run_remote_job(
         can_send_data: ``prepare`` uploads the data where the worker cannot
             see it, so the choice need not stay with workers that see it
             (workers that do still come first).
+        on_wait: Told each wait before the job is accepted (discovery, the
+            workers' answers, the data channel, the file checks, the
+            submission), ``None`` when they are over; a display shows it with
+            the time waited.
 
     Raises:
         NoWorkersAvailableError, NoWorkersAcceptedError: placement failed.
@@ -86,9 +92,17 @@ async def run_remote_job(
     """
     job_type = JobType.INFERENCE if isinstance(spec, TrackJobSpec) else JobType.TRAINING
     job_id: str | None = None  # the negotiated id, which the job keeps
+
+    def wait(what: str | None) -> None:
+        if on_wait is not None:
+            on_wait(what)
+
     if worker_id is None:
         jobs = JobClient(
-            signaling, response_deadline=response_deadline, accept_legacy=accept_legacy
+            signaling,
+            response_deadline=response_deadline,
+            accept_legacy=accept_legacy,
+            on_wait=wait,
         )
         config: dict[str, Any] = {"model_type": model_type} if model_type else {}
         dataset: dict[str, Any] = {}
@@ -98,6 +112,7 @@ async def run_remote_job(
                 config["epochs"] = epochs
         local = spec.data_path if isinstance(spec, TrackJobSpec) else spec.labels_path
         if local:  # … and frames
+            wait(f"counting the frames of {os.path.basename(local)}")
             frames = await asyncio.to_thread(
                 frame_count, local, labeled=job_type is JobType.TRAINING
             )
@@ -120,6 +135,7 @@ async def run_remote_job(
                 data_path=_worker_data_path(spec),
                 can_send_data=can_send_data,
             )
+        wait(None)
         worker_id = placement.worker_id
         legacy = placement.legacy
         job_id = request.job_id
@@ -135,16 +151,24 @@ async def run_remote_job(
             )
         say(f"! worker {worker_id}: {LEGACY_WORKER_LIMITS}")
     say(f"connecting to {worker_id} over WebRTC")
-    channel = await open_channel(signaling, worker_id, auth=auth, legacy_worker=legacy)
+    wait(f"opening an authenticated data channel to {worker_id}")
+    try:
+        channel = await open_channel(
+            signaling, worker_id, auth=auth, legacy_worker=legacy
+        )
+    finally:
+        wait(None)
     try:
 
         def accepted(job: RemoteJob) -> None:
+            wait(None)
             say(f"job {job.job_id} accepted by {worker_id}")
             if on_job is not None:
                 on_job(job)
 
         if prepare is not None:
-            spec = await prepare(channel)
+            spec = await prepare(channel)  # it shows its own waits and questions
+        wait(f"waiting for {worker_id} to accept the job")
         async with close_when_peer_leaves(signaling, worker_id, channel):
             if legacy:
                 job: RemoteJob = LegacyJob(channel, spec)

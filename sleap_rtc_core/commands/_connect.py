@@ -15,10 +15,12 @@ SignalingClient`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from ..protocol import signaling as sig
 from ..signaling.client.session_io import SignalingClient, split_urls
 from ..transport.auth import ChannelAuth
 from ._env_help import CONNECTION_ENV, add_env_help
+from ._output import is_quiet
 
 __all__ = [
     "CONNECT_GIVE_UP",
@@ -38,6 +41,7 @@ __all__ = [
     "channel_auth",
     "client_register",
     "client_signaling",
+    "connected",
     "credentials_from_args",
     "find_worker",
     "room_secret",
@@ -78,7 +82,9 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         "comma-separated or with the flag repeated, tried in turn "
         "(default: $SLEAP_RTC_SERVER or %(default)s)",
     )
-    parser.add_argument("--room", help="room id")
+    parser.add_argument(
+        "--room", help='room id or name (a name with spaces in quotes: "Lab A")'
+    )
     creds = parser.add_mutually_exclusive_group()
     creds.add_argument(
         "--token", help="room token (with --room; default: $SLEAP_RTC_TOKEN)"
@@ -209,6 +215,8 @@ class _SayWaits(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
+        if is_quiet():
+            return  # --quiet: the error at the end says it
         if record.levelno >= logging.INFO and message.startswith("! "):
             sys.stderr.write(
                 f"{message.removeprefix('! ')} "
@@ -233,6 +241,20 @@ def client_signaling(args: argparse.Namespace, register: Any) -> SignalingClient
     and saying each retry while it waits."""
     _say_waits()
     return SignalingClient(server_urls(args), register, give_up_after=CONNECT_GIVE_UP)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    args: argparse.Namespace,
+    register: Any,
+    wait: Callable[[str | None], None],
+) -> AsyncIterator[SignalingClient]:
+    """:func:`client_signaling`, started; ``wait`` is told what it waits for
+    (the server) until it is reached, so a display shows the time waited."""
+    wait(f"connecting to the signaling server {server_url(args)}")
+    async with client_signaling(args, register) as client:
+        wait(None)
+        yield client
 
 
 async def find_worker(client: SignalingClient, wanted: str | None) -> str:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..client.progress_view import PlainPacer, ProgressStatus
+from ..client.progress_view import PlainPacer, ProgressStatus, Waiting
 
 __all__ = ["ProgressDisplay", "StatusSource", "wants_live"]
 
@@ -53,6 +53,7 @@ class ProgressDisplay:
             :func:`wants_live`.
         pacer: The plain lines' pace.
         clock: Monotonic seconds.
+        enabled: ``False`` draws nothing at all (``--quiet``).
     """
 
     def __init__(
@@ -62,7 +63,9 @@ class ProgressDisplay:
         live: bool | None = None,
         pacer: PlainPacer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self._stream = stream
         self._live_wanted = live
         self._pacer = pacer or PlainPacer()
@@ -105,7 +108,12 @@ class ProgressDisplay:
     def show(self, source: StatusSource | None) -> None:
         """Show ``source`` from now on (``None``: nothing; the bar goes). A
         plain phase that was told gets its last line (its end)."""
-        if source != self._source and self._source is not None and not self.live:
+        if (
+            self.enabled
+            and source != self._source
+            and self._source is not None
+            and not self.live
+        ):
             line = self._pacer.end(self._source(self._clock()))
             if line is not None:
                 self._write(line)
@@ -113,6 +121,12 @@ class ProgressDisplay:
         if source is None:
             self._stop_live()
         self.refresh()
+
+    def wait(self, label: str | None) -> None:
+        """Show a wait with nothing to count (``label``: what it waits for),
+        with the time waited; ``None`` ends it. A wait under a second stays
+        unsaid on plain lines (:class:`PlainPacer`)."""
+        self.show(None if label is None else Waiting(label, label).status)
 
     @contextlib.contextmanager
     def hidden(self) -> Any:
@@ -127,7 +141,7 @@ class ProgressDisplay:
 
     def refresh(self) -> None:
         """Draw the source's status now (a plain line only when due)."""
-        if self._source is None or self._hidden:
+        if self._source is None or self._hidden or not self.enabled:
             return
         now = self._clock()
         status = self._source(now)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SleapRTCError
+from ._job_view import JobView
 
 __all__ = ["register"]
 
@@ -27,15 +28,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the demo; exit 0 when the model was trained."""
+async def _demo(args: argparse.Namespace) -> None:
+    """The demo with ``train``'s own progress display (:class:`JobView`): the
+    epoch lines on stdout, the live bar or paced status lines on stderr."""
+    from ..client.progress_view import TrainingProgress
+    from ..client.remote_job import JobCallbacks
     from ..demo import run_demo  # imports torch and aiortc: only when asked
 
+    view = JobView(TrainingProgress(total_epochs=args.epochs))
+    async with view.display:
+        await run_demo(
+            sys.stdout,
+            epochs=args.epochs,
+            workdir=args.workdir,
+            callbacks=JobCallbacks(
+                on_progress=view.on_progress, on_message=view.on_message
+            ),
+            on_wait=view.wait,
+            on_job=lambda _job: view.accepted(),
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 when the model was trained."""
     if args.epochs < 1:
         sys.stderr.write("sleap-rtc: error: --epochs must be at least 1\n")
         return 2
     try:
-        asyncio.run(run_demo(sys.stdout, epochs=args.epochs, workdir=args.workdir))
+        asyncio.run(_demo(args))
     except SleapRTCError as exc:
         sys.stderr.write(f"sleap-rtc: demo failed: {exc.message}\n")
         return 1

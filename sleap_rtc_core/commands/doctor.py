@@ -40,6 +40,7 @@ from ..worker.config import (
 )
 from ._connect import room_secret
 from ._env_help import CONNECTION_ENV, add_env_help
+from ._progress import ProgressDisplay
 
 __all__ = ["DEFAULT_SERVER", "register", "run"]
 
@@ -82,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"or {DEFAULT_SERVER})",
     )
     add_env_help(parser, *CONNECTION_ENV)
-    parser.add_argument("--room", default=None, help="room id")
+    parser.add_argument(
+        "--room", default=None, help="room id or name (a name with spaces in quotes)"
+    )
     creds = parser.add_mutually_exclusive_group()
     creds.add_argument("--token", default=None, help="room token (with --room)")
     creds.add_argument("--api-key", default=None, help="worker key slp_…")
@@ -219,6 +222,15 @@ def _credentials(
     return {"jwt": jwt, "room_id": config.room}, "saved login (JWT)"
 
 
+async def _checked(options: DoctorOptions) -> list[Check]:
+    """The checks, with the wait for them on stderr (they take seconds: torch
+    is imported, the server is asked)."""
+    display = ProgressDisplay()
+    async with display:
+        display.wait("running the checks (packages, torch, the server, the room)")
+        return await run_checks(options)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the checks and print them; 0 when none failed, else 1."""
     config, extra = _settings(args)
@@ -238,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         skip=frozenset(args.skip),
         extra=extra,
     )
-    checks = asyncio.run(run_checks(options))
+    checks = asyncio.run(_checked(options))
     if args.json:
         sys.stdout.write(json.dumps([c.to_dict() for c in checks], indent=2) + "\n")
     else:

@@ -27,11 +27,19 @@ from ._connect import (
     add_connection_args,
     channel_auth,
     client_register,
-    client_signaling,
+    connected,
     find_worker,
 )
 from ._env_help import add_env_help
-from ._output import EXIT_FAILED, EXIT_INTERRUPTED, fail, say
+from ._output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    add_quiet_arg,
+    fail,
+    say,
+    say_result,
+    set_quiet,
+)
 from ._progress import ProgressDisplay
 
 __all__ = ["register", "run_fetch"]
@@ -55,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the folder that gets the model folders (default: ./models), or the "
         "predictions file's path (default: its name on the worker, here)",
     )
+    add_quiet_arg(parser, "only errors and where the copy is (no progress)")
     add_connection_args(parser)
     add_env_help(parser, LOOPBACK_ENV)
     parser.set_defaults(handler=run_fetch)
@@ -62,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_fetch(args: argparse.Namespace) -> int:
     """Attach to the job, wait for its result, copy what it made."""
+    set_quiet(args.quiet)
     try:
         register = client_register(args)
     except CredentialsError as exc:
@@ -70,15 +80,18 @@ def run_fetch(args: argparse.Namespace) -> int:
     to = Path(args.to).absolute() if args.to else None
     cwd = Path.cwd()
 
-    display = ProgressDisplay()
+    display = ProgressDisplay(enabled=not args.quiet)
 
     async def main() -> list[Path]:
-        async with display, client_signaling(args, register) as client:
+        async with display, connected(args, register, display.wait) as client:
+            display.wait(f"looking for the worker {args.worker}")
             worker = await find_worker(client, args.worker)
             legacy = await is_legacy_worker(client, worker)
+            display.wait(f"opening an authenticated data channel to {worker}")
             channel = await open_channel(
                 client, worker, auth=channel_auth(args), legacy_worker=legacy
             )
+            display.wait(None)
             async with channel:
                 job = await RemoteJob.attach(channel, args.job_id)
                 say(f"job {args.job_id} on {worker}: waiting for its result")
@@ -110,5 +123,5 @@ def run_fetch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return fail("cancelled", EXIT_INTERRUPTED)
     for path in here:
-        say(f"here: {path}")
+        say_result(f"here: {path}")
     return 0

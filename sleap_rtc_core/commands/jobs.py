@@ -33,7 +33,6 @@ from ..client.path_check import (
     unmapped,
 )
 from ..client.progress_view import (
-    InferenceProgress,
     TrainingProgress,
     TransferProgress,
     Waiting,
@@ -56,13 +55,7 @@ from ..errors import (
     SleapRTCError,
 )
 from ..protocol.channel import ChannelMessage
-from ..protocol.channel_messages import (
-    InferenceBeginMsg,
-    InferenceCompleteMsg,
-    InferenceFailedMsg,
-    InferenceProgressMsg,
-)
-from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
+from ..protocol.jobspec import NUMERIC_RANGES, JobSpec, TrackJobSpec, TrainJobSpec
 from ..protocol.paths import map_path, predictions_path_for
 from ..signaling.client.session_io import SignalingClient
 from ..transport.channel import Channel
@@ -74,18 +67,22 @@ from ._connect import (
     add_connection_args,
     channel_auth,
     client_register,
-    client_signaling,
+    connected,
     find_worker,
 )
 from ._env_help import add_env_help
+from ._job_view import JobView
 from ._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NO_WORKER,
     EXIT_REJECTED,
+    add_quiet_arg,
     fail,
     fetch_command,
     say,
+    say_result,
+    set_quiet,
 )
 from ._progress import ProgressDisplay
 
@@ -108,7 +105,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("labels", help="the labels file (.slp)")
     train.add_argument("--config", required=True, help="sleap-nn training config")
-    train.add_argument("--epochs", type=int, help="override max_epochs")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        help=f"train this many epochs ({MIN_EPOCHS}-{MAX_EPOCHS}) instead of the "
+        "config's trainer_config.max_epochs",
+    )
     train.add_argument(
         "--min-gpu-memory",
         type=int,
@@ -185,12 +187,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _map_arg(check)
     check.add_argument("--json", action="store_true", help="print JSON")
+    add_quiet_arg(check, "only the report (or the error)")
     add_connection_args(check)
     add_env_help(check, LOOPBACK_ENV)
     check.set_defaults(handler=run_check)
 
 
 REFUSE_LEGACY_ENV = "SLEAP_RTC_REFUSE_LEGACY_WORKERS"
+
+MIN_EPOCHS, MAX_EPOCHS = (int(b) for b in NUMERIC_RANGES["max_epochs"])
+"""What ``--epochs`` may be: the job spec's bounds (a worker refuses others)."""
 
 
 def _map_arg(parser: argparse.ArgumentParser) -> None:
@@ -221,6 +227,7 @@ def _job_args(parser: argparse.ArgumentParser) -> None:
         help="never use sleap-rtc 0.0.7 workers, which cannot prove who they are "
         f"and cannot send models back (env {REFUSE_LEGACY_ENV}=1)",
     )
+    add_quiet_arg(parser, "only errors and where the result is (no progress)")
     add_connection_args(parser)
     add_env_help(parser, REFUSE_LEGACY_ENV, FALLBACK_ENV, LOOPBACK_ENV)
 
@@ -246,11 +253,14 @@ async def _checked_paths(
     maps: Mapping[str, str],
     interactive: bool,
     take_suggestions: bool = False,
+    display: ProgressDisplay | None = None,
 ) -> tuple[PathReport, dict[str, str]]:
     """Check the labels and videos on the worker, where ``--map`` sends them;
     returns the report and the ``path_mappings`` (client path → worker path)
     to send. A video ``--map`` sends where the worker cannot read it stays
-    missing and unmapped (the user's word is not overruled by a suggestion)."""
+    missing and unmapped (the user's word is not overruled by a suggestion).
+    The ``display`` shows the wait for the worker's answers (not the
+    questions)."""
 
     async def request(
         msg: ChannelMessage, types: tuple[type, ...], timeout: float
@@ -258,8 +268,13 @@ async def _checked_paths(
         return await channel.request(msg, types, timeout)
 
     worker_labels = map_path(labels, maps)
-    report = await check_paths(request, worker_labels)
-    report = await check_mapped_videos(request, report, maps)
+    shown = display or ProgressDisplay(enabled=False)
+    shown.wait(f"checking the labels and videos on {channel.peer_id}")
+    try:
+        report = await check_paths(request, worker_labels)
+        report = await check_mapped_videos(request, report, maps)
+    finally:
+        shown.wait(None)
     choices = {v.path: v.worker_path for v in report.videos if v.worker_path}
     for video in report.missing:
         if (
@@ -431,12 +446,12 @@ async def _ask_video(path: str, suggestions: tuple[str, ...]) -> str:
 
 def _print_report(report: PathReport) -> None:
     found = "found" if report.labels_found else f"NOT FOUND ({report.error})"
-    say(f"labels: {report.labels_path}: {found}")
+    say_result(f"labels: {report.labels_path}: {found}")
     for video in report.videos:
         moved = f"  (as {video.worker_path})" if video.worker_path else ""
-        say(f"  {video.status.value:8}  {video.path}{moved}")
+        say_result(f"  {video.status.value:8}  {video.path}{moved}")
         for suggestion in video.suggestions:
-            say(f"            suggestion: {suggestion}")
+            say_result(f"            suggestion: {suggestion}")
 
 
 # --- commands
@@ -444,24 +459,31 @@ def _print_report(report: PathReport) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     """Print what the worker can see of a labels file."""
+    set_quiet(args.quiet)
     try:
         maps = dict(parse_map(m) for m in args.map)
         register = client_register(args)
     except (ValueError, CredentialsError) as exc:
         return fail(f"error: {exc}", 2)
 
+    display = ProgressDisplay(enabled=not args.quiet)
+
     async def main() -> PathReport:
-        async with client_signaling(args, register) as client:
+        async with display, connected(args, register, display.wait) as client:
+            display.wait("discovering the room's workers")
             worker = await find_worker(client, args.worker)
-            if args.worker is None:  # on stderr: --json keeps stdout clean
+            display.wait(None)
+            if args.worker is None and not args.quiet:  # --json keeps stdout clean
                 sys.stderr.write(f"asking worker {worker}\n")
             legacy = await is_legacy_worker(client, worker)
+            display.wait(f"opening an authenticated data channel to {worker}")
             channel = await open_channel(
                 client, worker, auth=channel_auth(args), legacy_worker=legacy
             )
+            display.wait(None)
             async with channel:
                 report, _ = await _checked_paths(
-                    channel, _absolute(args.labels), maps, False
+                    channel, _absolute(args.labels), maps, False, display=display
                 )
                 return report
 
@@ -474,7 +496,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        say(json.dumps(report.to_json(), indent=2))
+        say_result(json.dumps(report.to_json(), indent=2))
     else:
         _print_report(report)
     return 0 if report.ok else EXIT_FAILED
@@ -484,58 +506,16 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-class _JobView:
-    """One job's progress on the display: waiting for sleap-nn, training
-    (epochs, batches, loss, ETA), the inference (frames), the copy home
-    (bytes, rate). The lines to keep (one per epoch) go to stdout."""
-
-    def __init__(self, training: TrainingProgress | None = None) -> None:
-        self.display = ProgressDisplay()
-        self.training = training
-        self.inference = InferenceProgress()
-
-    def accepted(self) -> None:
-        """The worker took the job: show what it waits for."""
-        if self.training is not None:
-            self.display.show(self.training.status)
-        else:
-            self.display.show(self.inference.status)
-
-    def on_progress(self, event: Any) -> None:
-        """A sleap-nn training event."""
-        if self.training is None or not isinstance(event, dict):
-            return
-        line = self.training.feed(event)
-        if line:
-            say(f"  {line}")
-        self.display.show(self.training.status)
-
-    def on_message(self, msg: Any) -> None:
-        """The inference frames (``INFERENCE_*``)."""
-        if isinstance(msg, InferenceBeginMsg):
-            self.inference.begin()
-            self.display.show(self.inference.status)
-        elif isinstance(msg, InferenceProgressMsg):
-            data = msg.data
-            if isinstance(data, dict):
-                self.inference.feed(data)
-                self.display.refresh()
-        elif isinstance(msg, InferenceCompleteMsg | InferenceFailedMsg):
-            if self.inference.frames_done:
-                say(f"  {self.inference.summary()}")
-            self.display.show(
-                Waiting("finishing", "waiting for the worker to finish the job").status
-            )
-
-    def downloading(self) -> Callable[[int, int], None]:
-        """Show a copy home; its progress callback."""
-        progress = TransferProgress("download")
-        self.display.show(progress.status)
-        return progress.feed
-
-
 def run_train(args: argparse.Namespace) -> int:
     """Train remotely, with progress; Ctrl-C asks stop or cancel."""
+    set_quiet(args.quiet)
+    if args.epochs is not None and not MIN_EPOCHS <= args.epochs <= MAX_EPOCHS:
+        return fail(
+            f"error: --epochs must be {MIN_EPOCHS} to {MAX_EPOCHS}, not "
+            f"{args.epochs} (leave it out to train the config's "
+            "trainer_config.max_epochs)",
+            2,
+        )
     try:
         config = Path(args.config).read_text(encoding="utf-8")
     except OSError as exc:
@@ -543,7 +523,7 @@ def run_train(args: argparse.Namespace) -> int:
     labels = _absolute(args.labels)
     uploaded: list[str] = []  # the worker paths of what was sent
     epochs = epochs_of(TrainJobSpec(config_content=config, max_epochs=args.epochs))
-    view = _JobView(TrainingProgress(total_epochs=epochs))
+    view = JobView(TrainingProgress(total_epochs=epochs))
 
     def spec(mappings: dict[str, str]) -> JobSpec:
         return TrainJobSpec(
@@ -569,7 +549,7 @@ def run_train(args: argparse.Namespace) -> int:
         finally:
             view.display.show(None)
         for folder in folders:
-            say(f"model here: {folder}")
+            say_result(f"model here: {folder}")
         return folders
 
     callbacks = JobCallbacks(on_progress=view.on_progress, on_message=view.on_message)
@@ -580,8 +560,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_track(args: argparse.Namespace) -> int:
     """Run inference remotely, with its frames as progress."""
+    set_quiet(args.quiet)
     data = _absolute(args.data)
-    view = _JobView()
+    view = JobView()
 
     def spec(mappings: dict[str, str]) -> JobSpec:
         return TrackJobSpec(
@@ -605,7 +586,7 @@ def run_track(args: argparse.Namespace) -> int:
             )
         finally:
             view.display.show(None)
-        say(f"predictions here: {local}")
+        say_result(f"predictions here: {local}")
         return [Path(local)]
 
     return _run_job(
@@ -641,7 +622,7 @@ def _run_job(
     path: str,
     make_spec: Callable[[dict[str, str]], JobSpec],
     callbacks: JobCallbacks,
-    view: _JobView,
+    view: JobView,
     finish: Finish | None = None,
     to_send: Callable[[str], Path] = labels_to_send,
     uploaded: list[str] | None = None,
@@ -722,7 +703,7 @@ def _run_job(
                 return await send(channel)  # a video: no check says it is there
             return make_spec(dict(maps))  # the worker maps it by the same rule
         report, mappings = await _checked_paths(
-            channel, path, maps, interactive, accept_suggestions
+            channel, path, maps, interactive, accept_suggestions, view.display
         )
         if not report.labels_found and upload is not False and path not in maps:
             return await send(channel)
@@ -742,11 +723,13 @@ def _run_job(
         view.accepted()
 
     async def main() -> dict[str, Any]:
-        async with view.display, client_signaling(args, register) as client:
+        async with view.display, connected(args, register, view.wait) as client:
             signaling[:] = [client]
-            worker = (
-                None if args.worker is None else await find_worker(client, args.worker)
-            )
+            worker = None
+            if args.worker is not None:
+                view.wait(f"looking for the worker {args.worker}")
+                worker = await find_worker(client, args.worker)
+                view.wait(None)
             for attempt in range(1, UPLOAD_ATTEMPTS + 1):
                 dropped.clear()
                 try:
@@ -765,6 +748,7 @@ def _run_job(
                             finish=bring_home,
                             accept_legacy=not args.refuse_legacy_workers,
                             can_send_data=upload is True,
+                            on_wait=view.wait,
                         ),
                         interactive,
                         copying,
@@ -792,7 +776,7 @@ def _run_job(
         say(f"duration: {float(duration):.1f} s")
     where = result.get("output_path") or result.get("predictions_path")
     if where and Path(str(where)) not in shown:  # the worker's own path
-        say(f"result: {where}")
+        say_result(f"result: {where}")
     return 0
 
 
@@ -822,7 +806,7 @@ async def _with_interrupts(
         if not jobs:
             if uploading:
                 shown.show(None)
-                say(
+                say_result(
                     "\nupload stopped; the worker keeps what it verified. To go "
                     f"on where it stopped, run the same {uploading[0]} command "
                     "again (with --upload)"
@@ -831,7 +815,7 @@ async def _with_interrupts(
             return
         if copying:
             shown.show(None)
-            say(f"\ncopy stopped; what arrived is kept. To go on: {copying[0]}")
+            say_result(f"\ncopy stopped; what arrived is kept. To go on: {copying[0]}")
             task.cancel()
             return
         if interactive:

@@ -20,7 +20,6 @@ from typing import Any
 from ..aio import wait_for
 from ..errors import SleapRTCError
 from ..protocol import signaling as sig
-from ..signaling.client.session_io import SignalingClient
 from ..transport.auth import ChannelAuth
 from ..worker.capabilities import TorchGpuProbe, WorkerCapabilities
 from ..worker.config import (
@@ -41,11 +40,13 @@ from ._connect import (
     DEFAULT_SERVER,
     CredentialsError,
     add_connection_args,
+    connected,
     credentials_from_args,
     room_secret,
     server_urls,
 )
 from ._env_help import WORKER_ENV, add_env_help
+from ._progress import ProgressDisplay
 
 __all__ = ["add_worker_args", "register", "worker_service_from_args"]
 
@@ -199,6 +200,8 @@ def worker_service_from_args(args: argparse.Namespace) -> WorkerService:
     config, credentials = _worker_settings(args)
     for name, value in DEVICE_ORDER.items():  # before torch first looks
         os.environ.setdefault(name, value)
+    # torch's import takes seconds: say what the start waits for
+    logging.getLogger("sleap_rtc_core.worker").info("probing the GPUs (loading torch)")
     capabilities = WorkerCapabilities.from_probe(TorchGpuProbe(config.gpu))
     policy = MountPolicy([Mount(str(m.path), m.label) for m in config.mounts])
     secret = room_secret(args)
@@ -342,7 +345,7 @@ def run_workers(args: argparse.Namespace) -> int:
         **credentials,
     )
     try:
-        peers = asyncio.run(_discover(server_urls(args), register_msg))
+        peers = asyncio.run(_discover(args, register_msg))
     except (SleapRTCError, TimeoutError) as exc:
         return _fail(str(exc) or "the server did not answer")
     if args.json:
@@ -352,13 +355,15 @@ def run_workers(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _discover(url: list[str], register_msg: sig.Register) -> list[dict[str, Any]]:
-    client = SignalingClient(url, register_msg, give_up_after=10.0)
-    await client.start(timeout=15.0)
-    try:
+async def _discover(
+    args: argparse.Namespace, register_msg: sig.Register
+) -> list[dict[str, Any]]:
+    """The room's workers; the waits (the server, its answer) on stderr, and
+    the bound of the client commands (``CONNECT_GIVE_UP``)."""
+    display = ProgressDisplay()
+    async with display, connected(args, register_msg, display.wait) as client:
+        display.wait("discovering the room's workers")
         return await client.discover({"role": "worker"})
-    finally:
-        await client.close()
 
 
 def _print_table(peers: list[dict[str, Any]]) -> None:

@@ -4,6 +4,7 @@ cases 4, 10 and 11), with a real server, room and worker."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from pathlib import Path
@@ -54,9 +55,20 @@ def test_the_room_and_the_worker_are_named_by_name(lab: Lab) -> None:
     by_name = ["--worker", "gpu-a"]
     result = lab.run("check", str(labels), *lab.flags(room="Lab A"), *by_name)
     assert result.returncode == 0, result.stdout + result.stderr
+    # A worker started with the room's name joins the same room.
+    lab.spawn("worker", *lab.flags(room="Lab A"), "--mount", str(shared),
+              "--name", "gpu-b", "--peer-id", "p-2")  # fmt: skip
+    wait_until(lambda: "ready" in lab.procs[-1].stdout, timeout=scaled(60))
     listed = lab.run("workers", *lab.flags(room="Lab A"), "--json")
     assert listed.returncode == 0, listed.stderr
-    assert [p["peer_id"] for p in json.loads(listed.stdout)] == ["p-1"]
+    assert sorted(p["peer_id"] for p in json.loads(listed.stdout)) == ["p-1", "p-2"]
+    # doctor by the room's name: the credentials and the room secret (a data
+    # channel to a worker of that room) both pass.
+    doctor = lab.run("doctor", *lab.flags(room="Lab A"), "--json")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["credentials"]["ok"] is True, checks["credentials"]
+    assert checks["room secret"]["ok"] is True, checks["room secret"]
 
 
 def test_a_worker_keeps_its_peer_id_across_a_restart(lab: Lab) -> None:
@@ -122,3 +134,30 @@ def test_token_and_account_key_both_print_their_secret(lab: Lab) -> None:
         as_json = lab.run(*args, "--json")
         assert as_json.returncode == 0, (what, as_json.stderr)
         assert json.loads(as_json.stdout)["secret"].startswith("slp_"), what
+
+
+def test_the_readmes_admin_commands_work_in_the_readmes_order(tmp_path: Path) -> None:
+    """The README's admin block, run literally (its data dir here): a new lab
+    admin following it top to bottom meets no "add it first"."""
+    import shlex
+    import subprocess
+
+    from tests.fixtures.cli import CLI_ENV, SLEAP_RTC
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in readme.split("```bash\n")[1:]]
+    (block,) = [b for b in blocks if "room create --name" in b and "--owner" in b]
+    lines = [ln for ln in block.splitlines() if ln and not ln.startswith("#")]
+    assert any("user add alice" in ln for ln in lines), lines
+    room = ""
+    for line in lines:
+        command = line.split("   #", 1)[0].replace("/srv/sleap-rtc", str(tmp_path))
+        command = command.replace("sleap-rtc ", f"{shlex.quote(SLEAP_RTC)} ")
+        command = command.replace("ROOM", room)
+        done = subprocess.run(
+            command, shell=True, capture_output=True, text=True,
+            env={**os.environ, **CLI_ENV}, timeout=scaled(60),
+        )  # fmt: skip
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+        if " room create " in command:
+            room = json.loads(done.stdout)["room_id"]

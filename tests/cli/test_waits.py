@@ -5,8 +5,11 @@ what it waits for, has a bound, and a signal ends it within
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -118,3 +121,68 @@ def test_ctrl_c_while_a_client_waits_for_its_server_ends_it_at_once(
     wait_until(lambda: "cannot reach" in proc.stderr, timeout=scaled(10))
     assert interrupt(proc) == 130, proc.output
     assert "Traceback" not in proc.output
+
+
+def test_the_waits_before_a_job_say_what_they_wait_for_with_the_time(
+    tmp_path: Path,
+) -> None:
+    """A server that comes up late: ``train``, ``check`` and ``workers`` say
+    that they wait for it, with the time waited, then go on once it is
+    there (the room has no worker yet: no worker, exit 2; an empty list)."""
+    from tests.fixtures.cli import CLI_ENV, SLEAP_RTC, Proc
+
+    data, tmp = tmp_path / "server", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, **CLI_ENV, "TMPDIR": str(tmp)}
+    made = subprocess.run(
+        [SLEAP_RTC, "room", "create", "--name", "Lab A", "--data-dir", str(data),
+         "--json"],
+        capture_output=True, text=True, env=env, timeout=scaled(60),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    room = json.loads(made.stdout)
+    url = _dead_url()  # nobody listens there yet
+    labels = write_tiny_labels(tmp_path / "x.pkg.slp")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(tiny_training_config(max_epochs=1))
+    flags = ["--server", url, "--room", "Lab A", "--token", room["room_token"],
+             "--room-secret", "s3cret"]  # fmt: skip
+    commands = {
+        "train": ["train", str(labels), "--config", str(config), *flags],
+        "check": ["check", str(labels), *flags],
+        "workers": ["workers", *flags],
+    }
+    procs: dict[str, Proc] = {}
+    server: Proc | None = None
+    try:
+        for name, argv in commands.items():
+            procs[name] = Proc(
+                subprocess.Popen(
+                    [SLEAP_RTC, *argv], stdin=subprocess.DEVNULL, text=True,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                )
+            )  # fmt: skip
+        waiting = re.compile(
+            rf"connecting to the signaling server {re.escape(url)}\s+\d+\.\ds so far"
+        )
+        for proc in procs.values():
+            wait_until(lambda p=proc: waiting.search(p.stderr), timeout=scaled(15))
+        port = url.rsplit(":", 1)[1]
+        server = Proc(
+            subprocess.Popen(
+                [SLEAP_RTC, "server", "--port", port, "--data-dir", str(data)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            )
+        )  # fmt: skip
+        codes = {name: proc.wait(60) for name, proc in procs.items()}
+        assert codes == {"train": 2, "check": 2, "workers": 0}, {
+            n: p.output for n, p in procs.items()
+        }
+        assert "no worker" in procs["train"].stderr
+        assert "no worker in this room" in procs["check"].stderr
+        assert "no workers in this room" in procs["workers"].stdout
+        for proc in procs.values():
+            assert "Traceback" not in proc.output
+    finally:
+        for proc in [*procs.values(), *([server] if server else [])]:
+            proc.end()

@@ -65,3 +65,33 @@ def test_hidden_while_a_question_is_asked() -> None:
 
 def test_a_pipe_gets_no_bar() -> None:
     assert not wants_live(io.StringIO())
+
+
+def test_a_wait_over_a_second_says_what_it_waits_for_with_the_time() -> None:
+    clock = Clock()
+    out = io.StringIO()
+    display = ProgressDisplay(out, live=False, clock=clock)
+    display.wait("connecting to the signaling server ws://x")
+    clock.now += 0.5
+    display.refresh()
+    display.wait("discovering the room's workers")  # 0.5 s: unsaid
+    for _ in range(4):
+        clock.now += 0.5
+        display.refresh()
+    display.wait(None)
+    assert out.getvalue().splitlines() == [
+        "  discovering the room's workers  1.0s so far",
+        "  discovering the room's workers  2.0s so far",  # its end
+    ]
+
+
+def test_a_disabled_display_draws_nothing() -> None:
+    clock = Clock()
+    out = io.StringIO()
+    display = ProgressDisplay(out, live=False, clock=clock, enabled=False)
+    display.wait("asking 2 worker(s) for an estimate")
+    for _ in range(30):
+        clock.now += 0.5
+        display.refresh()
+    display.wait(None)
+    assert out.getvalue() == ""

@@ -26,7 +26,9 @@ written for a spec that is refused:
    :func:`~.sleapnn_cmd.run_names`), and the folder is created now with an
    exclusive ``mkdir`` (:func:`~.sleapnn_cmd.reserve_run_dir`) so that no two
    jobs, and no two models of a pipeline, ever share one. A run folder that is
-   still empty when the job ends is removed again.
+   still empty when the job ends is removed again; so are all of a cancelled
+   job's, and a failed job's that hold no checkpoint (no half run is left in
+   ``models/`` to be mistaken for a model).
 
 Every path the validation asked the policy about is remembered, and
 :meth:`PreparedJob.recheck` asks again just before each sleap-nn process
@@ -173,14 +175,24 @@ class PreparedJob:
                 )
         return errors
 
-    def cleanup(self) -> None:
+    def cleanup(self, outcome: str = "succeeded") -> None:
         """Remove the private folder and everything in it, and the run folders
-        that are still empty (idempotent). Run folders holding anything stay."""
+        that are still empty (idempotent). By the job's ``outcome``: a
+        ``cancelled`` job's run folders go whole, a ``failed`` job's that hold
+        no ``*.ckpt``; the others stay. Each run folder was made new for this
+        job (:func:`~.sleapnn_cmd.reserve_run_dir`); one replaced by a link
+        is not followed (``rmtree`` refuses links)."""
         if self._cleaned:
             return
         self._cleaned = True
         shutil.rmtree(self.private_dir, ignore_errors=True)
-        _remove_empty(m.run_dir for m in self.models)
+        runs = [m.run_dir for m in self.models if m.run_dir is not None]
+        for run in runs:
+            if outcome == "cancelled" or (
+                outcome == "failed" and not _holds_checkpoint(run)
+            ):
+                shutil.rmtree(run, ignore_errors=True)
+        _remove_empty(runs)
 
 
 # ---------------------------------------------------------------------- configs
@@ -200,6 +212,13 @@ class _ConfigPlan:
 def _section(cfg: Mapping[Any, Any], name: str) -> Mapping[Any, Any]:
     value = cfg.get(name)
     return value if isinstance(value, Mapping) else {}
+
+
+def _holds_checkpoint(run: Path) -> bool:
+    try:
+        return not run.is_symlink() and any(run.rglob("*.ckpt"))
+    except OSError:
+        return True  # unreadable: leave it
 
 
 def _remove_empty(folders: Iterable[Path | None]) -> None:

@@ -335,7 +335,10 @@ class JobRun:
         await self._finish(ok, result, started)
 
     async def _finish(self, ok: bool, result: dict[str, Any], started: float) -> None:
-        await asyncio.to_thread(self.prepared.cleanup)
+        outcome = (
+            "succeeded" if ok else "cancelled" if self._ctl.cancelled else "failed"
+        )
+        await asyncio.to_thread(self.prepared.cleanup, outcome)
         duration = round(time.monotonic() - started, 3)
         msg: ChannelMessage
         if ok:

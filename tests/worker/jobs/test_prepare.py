@@ -86,6 +86,44 @@ def test_a_model_gets_a_sleap_style_run_folder_made_now(
     assert again.models[0].run_dir.is_dir()
 
 
+@pytest.mark.parametrize(
+    ("outcome", "with_ckpt", "stays"),
+    [
+        ("succeeded", False, True),  # what sleap-nn wrote: logs, configs
+        ("cancelled", True, False),  # the user said cancel: no half model
+        ("failed", False, False),  # nothing to look at but a half run
+        ("failed", True, True),  # a checkpoint: worth keeping
+    ],
+)
+def test_a_cancelled_or_failed_run_leaves_no_half_run_folder(
+    mount: Path, tmp_path: Path, outcome: str, with_ckpt: bool, stays: bool
+) -> None:
+    job = prepare(mount, tmp_path)
+    assert isinstance(job, PreparedJob)
+    run = job.models[0].run_dir
+    (run / "training_config.yaml").write_text("x")
+    if with_ckpt:
+        (run / "best.ckpt").write_bytes(b"x")
+    job.cleanup(outcome)
+    assert run.is_dir() is stays
+    assert not job.private_dir.exists()
+
+
+def test_a_run_folder_replaced_by_a_link_is_not_followed(
+    mount: Path, tmp_path: Path
+) -> None:
+    job = prepare(mount, tmp_path)
+    assert isinstance(job, PreparedJob)
+    run = job.models[0].run_dir
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("x")
+    run.rmdir()
+    run.symlink_to(elsewhere)
+    job.cleanup("cancelled")
+    assert (elsewhere / "keep.txt").exists()
+
+
 def test_the_configs_run_name_is_kept_as_sleap_wrote_it(
     mount: Path, tmp_path: Path
 ) -> None:
