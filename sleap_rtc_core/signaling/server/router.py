@@ -617,6 +617,8 @@ class Router:
             elif admin is None or admin not in room.peers:
                 admin = peer_id
             if admin != peer_id:
+                if room.admin_peer_id == peer_id:
+                    room.admin_peer_id = None  # Redis says another holds it
                 self._send(
                     session, sig.AdminConflict(room_id=room_id, current_admin=admin)
                 )

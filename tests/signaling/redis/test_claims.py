@@ -28,8 +28,9 @@ from sleap_rtc_core.signaling.redis.claims import (
     credential_key,
     parse_verdict,
 )
+from sleap_rtc_core.signaling.redis.claims_io import ClaimsIO
 from sleap_rtc_core.signaling.redis.wire import Keys
-from sleap_rtc_core.signaling.server.claims import Verdict
+from sleap_rtc_core.signaling.server.claims import Claim, Verdict
 from sleap_rtc_core.signaling.store.auth_store import Store, open_store
 from tests.fixtures.cli import server_processes
 from tests.fixtures.redis import RedisServer
@@ -137,6 +138,13 @@ async def test_the_admin_slot_has_one_holder_until_it_leaves_or_dies(
         "n1",
     )
     assert not await client.exists(admin_key(KEYS, ROOM))
+
+
+async def test_without_redis_a_claim_is_answered_none_at_once() -> None:
+    """Redis down: the router decides by its replica (see server/test_claims)."""
+    claims = ClaimsIO(KEYS, "n1", lambda: None, fresh=1.0, timeout=scaled(5))
+    fake: Any = Claim(None, None, None, ROOM, "a", "key", 2, False)  # type: ignore[arg-type]
+    assert await claims.claim(fake) is None
 
 
 def test_a_bad_claim_reply_is_a_value_error() -> None:

@@ -102,3 +102,21 @@ def test_without_a_backend_no_claim_is_made() -> None:
     harness = RouterHarness()
     harness.register("w")
     assert harness.claims == []
+
+
+def test_a_peer_that_lost_the_slot_elsewhere_stops_holding_it_here() -> None:
+    """It held the slot here; re-registering, Redis names another holder (it
+    took the slot while this one was away): this process forgets its own."""
+    harness = claiming()
+    conn = register(harness, "w", is_admin=True)
+    harness.claimed(Verdict(admitted=True, held=0, admin="w"))
+    assert harness.router.registry.rooms["room"].admin_peer_id == "w"
+    harness.send(
+        conn,
+        {"type": "register", "peer_id": "w", "role": "worker"}
+        | {"room_id": "room", "token": "t", "is_admin": True},
+    )
+    harness.claimed(Verdict(admitted=True, held=0, admin="other"))
+    assert harness.router.registry.rooms["room"].admin_peer_id is None
+    types = [m["type"] for m in conn.pop()]
+    assert types[-2:] == ["admin_conflict", "registered_auth"]
