@@ -23,7 +23,11 @@ from ..signaling.service import open_service
 from ..signaling.store.auth_store import default_data_dir
 from ._env_help import DATA_DIR_ENV, JWT_KEY_ENV, add_env_help
 
-__all__ = ["register"]
+__all__ = ["MAX_HOLD_GRACE", "register"]
+
+MAX_HOLD_GRACE = 300.0
+"""Longest ``--hold-grace`` in seconds: held frames take memory, and an offer
+held longer than this is stale for its sender anyway."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config",
         type=Path,
         help="server config file (TOML): host, port, data_dir, ping_interval, "
-        "tls_cert, tls_key, redis, announce_default, and a [limits] table",
+        "tls_cert, tls_key, redis, hold_grace, announce_default, and a [limits] "
+        "table",
     )
     parser.add_argument(
         "--host", default=None, help="address to listen on (default 127.0.0.1)"
@@ -88,6 +93,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "e.g. redis://127.0.0.1:6379/0 (default: $SLEAP_RTC_REDIS_URL; none: "
         "this process alone, in memory); the processes share one --data-dir",
     )
+    parser.add_argument(
+        "--hold-grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --redis: how long a frame for a peer whose server process "
+        "died waits for that peer to register again (on any process) before "
+        "its sender gets DELIVERY_FAILED (default 1.25 x --ping-interval: 25 s "
+        f"at the default interval; at most {MAX_HOLD_GRACE:g})",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -100,6 +115,7 @@ _FILE_KEYS = frozenset(
         "tls_cert",
         "tls_key",
         "redis",
+        "hold_grace",
         "announce_default",
     }
 )
@@ -167,12 +183,11 @@ def run(args: argparse.Namespace) -> int:
         announce_default=announce_default,
     )
     data_dir = Path(settings.get("data_dir") or default_data_dir())
-    redis_url = settings.get("redis") or os.environ.get("SLEAP_RTC_REDIS_URL")
-    redis = None
-    if redis_url:
-        # Peer entries are refreshed four times per ping interval and expire
-        # after three: a crashed process's peers vanish within one interval.
-        redis = RedisConfig(url=str(redis_url), ttl=0.75 * ping_interval)
+    try:
+        redis = redis_config(settings, ping_interval)
+    except (ValueError, TypeError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     try:
         _run(_serve(config, data_dir, redis))
     except SignalingError as exc:  # e.g. Redis unreachable
@@ -182,6 +197,38 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: cannot listen on {host}:{port}: {exc}\n")
         return 1
     return 0
+
+
+def redis_config(settings: dict[str, Any], ping_interval: float) -> RedisConfig | None:
+    """How this process joins others through Redis, from the settings (the
+    ``redis`` URL, else ``$SLEAP_RTC_REDIS_URL``); ``None``: it runs alone.
+
+    Peer entries are refreshed four times per ping interval and expire after
+    three: a crashed process's peers vanish within one interval.
+
+    Raises:
+        ValueError: ``hold_grace`` is not a number in (0, MAX_HOLD_GRACE], or
+            is given without Redis.
+    """
+    url = settings.get("redis") or os.environ.get("SLEAP_RTC_REDIS_URL")
+    grace = settings.get("hold_grace")
+    if grace is not None:
+        if isinstance(grace, bool) or not isinstance(grace, int | float):
+            raise ValueError(f"hold_grace must be a number of seconds, not {grace!r}")
+        if not 0 < grace <= MAX_HOLD_GRACE:
+            raise ValueError(
+                f"--hold-grace must be above 0 and at most {MAX_HOLD_GRACE:g} "
+                f"seconds, not {grace:g}"
+            )
+        if not url:
+            raise ValueError("--hold-grace applies only with --redis")
+    if not url:
+        return None
+    return RedisConfig(
+        url=str(url),
+        ttl=0.75 * ping_interval,
+        hold_grace=None if grace is None else float(grace),
+    )
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import urllib.request
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from sleap_rtc_core.cli import build_parser
+from sleap_rtc_core.commands import server as server_command
+from sleap_rtc_core.signaling.redis.backend import RedisBackend
+from sleap_rtc_core.signaling.redis.config import RedisConfig
 from sleap_rtc_core.signaling.store.auth_store import open_store
 from tests.fixtures.cli import SLEAP_RTC, start_server
 from tests.fixtures.signaling import WsPeer
@@ -152,4 +157,63 @@ def test_bad_server_settings_are_clear_errors(
         timeout=scaled(30),
     )
     assert result.returncode == 2
+    assert said in result.stderr
+
+
+def _redis_settings(tmp_path: Path, content: str, *flags: str) -> RedisConfig | None:
+    """The Redis config ``sleap-rtc server`` would run with, from a config
+    file with ``content`` and ``flags`` (parsed by the real CLI parser)."""
+    config = tmp_path / "server.toml"
+    config.write_text(content)
+    args = build_parser().parse_args(["server", "--config", str(config), *flags])
+    settings = server_command._settings(args)
+    return server_command.redis_config(
+        settings, float(settings.get("ping_interval", 20))
+    )
+
+
+def test_hold_grace_comes_from_the_file_and_the_flag_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hold_grace`` in server.toml, ``--hold-grace`` on top; the Redis
+    backend built from it holds frames that long."""
+    monkeypatch.delenv("SLEAP_RTC_REDIS_URL", raising=False)
+    url = 'redis = "redis://127.0.0.1:1/0"\n'
+    default = _redis_settings(tmp_path, url + "ping_interval = 8\n")
+    assert default is not None
+    assert default.hold == pytest.approx(10.0)  # 1.25 x the ping interval
+    from_file = _redis_settings(tmp_path, url + "hold_grace = 42\n")
+    assert from_file is not None
+    assert from_file.hold == 42.0
+    from_flag = _redis_settings(
+        tmp_path, url + "hold_grace = 42\n", "--hold-grace", "3.5"
+    )
+    assert from_flag is not None
+    assert from_flag.hold == 3.5
+    assert RedisBackend(from_flag).holds.grace == 3.5
+    assert _redis_settings(tmp_path, "") is None
+
+
+@pytest.mark.parametrize(
+    ("content", "flags", "said"),
+    [
+        ('redis = "redis://127.0.0.1:1/0"\n', ["--hold-grace", "0"], "above 0"),
+        ('redis = "redis://127.0.0.1:1/0"\n', ["--hold-grace", "301"], "at most 300"),
+        ('redis = "redis://127.0.0.1:1/0"\nhold_grace = "soon"\n', [], "a number"),
+        ("hold_grace = 5\n", [], "only with --redis"),
+    ],
+)
+def test_bad_hold_grace_is_a_clear_error(
+    tmp_path: Path, content: str, flags: list[str], said: str
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(content)
+    result = subprocess.run(
+        [SLEAP_RTC, "server", "--config", str(config), *flags, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+        env={k: v for k, v in os.environ.items() if k != "SLEAP_RTC_REDIS_URL"},
+    )
+    assert result.returncode == 2, result.stderr
     assert said in result.stderr

@@ -63,8 +63,10 @@ from ...aio import wait_for
 from ...errors import ErrorCode, SignalingError, SleapRTCError
 from ...protocol.codec import encode, error_for
 from ...protocol.json_text import dumps_bytes, loads_object
+from ..server.claims import Claim, Verdict
 from ..server.registry import PeerRecord
 from ..server.router import Router, Session
+from .claims_io import ClaimsIO
 from .config import RedisConfig, RedisUnavailable, redact_url
 from .held import Holds
 from .replica import Replica
@@ -195,6 +197,14 @@ class RedisBackend:
         """Per target: the node its queued frames go to, and how many."""
         self._deferred: set[tuple[str, str]] = set()
         """Lookups that wait for a held target's re-registration."""
+        self.claims = ClaimsIO(
+            self.keys,
+            self.node,
+            lambda: self._client if self._up else None,
+            fresh=max(config.ttl, config.connect_timeout),
+            timeout=config.connect_timeout,
+        )
+        """Credential counts and admin slots decided in Redis (:mod:`.claims`)."""
 
     @property
     def replica(self) -> Replica:
@@ -247,6 +257,9 @@ class RedisBackend:
             asyncio.create_task(self._refresh_loop(), name="redis-refresh"),
             asyncio.create_task(self._metrics_loop(), name="redis-metrics"),
             asyncio.create_task(self._holds_loop(), name="redis-holds"),
+            asyncio.create_task(
+                self.claims.run(lambda: self._stopping), name="redis-claims"
+            ),
         ]
         logger.info("= node %s joined Redis at %s", self.node, self.url)
 
@@ -266,6 +279,7 @@ class RedisBackend:
         router.commit_register = self._must_commit if on else None
         router.lookup_remote = self._lookup if on else None
         router.on_admin = self._admin if on else None
+        router.claim_register = (lambda: self._up) if on else None
 
     async def stop(self) -> None:
         """Withdraw this process's peers, stop the tasks, close the connections."""
@@ -304,6 +318,27 @@ class RedisBackend:
                 "! registration of %s not confirmed by Redis", record.peer_id
             )
 
+    async def claim(self, claim: Claim) -> Verdict | None:
+        """Decide ``claim``'s credential count and admin slot in Redis, for
+        every process at once (``None`` while Redis cannot say)."""
+        if not self._up or self._stopping:
+            return None
+        return await self.claims.claim(claim)
+
+    def unclaim(self, claim: Claim) -> None:
+        """Give back an admitted claim that no registration holds."""
+        if self._up:
+            self.claims.release(claim.room_id, claim.peer_id, claim.credential_id)
+
+    def _announce_local(self) -> None:
+        """Write this process's peers (and their claims) to Redis again."""
+        router = self.router
+        for rec in self.replica.local_records():
+            self._put(rec, Kind.JOIN)
+            room = router.registry.rooms.get(rec.room_id) if router else None
+            admin = room is not None and room.admin_peer_id == rec.peer_id
+            self.claims.restore(rec, admin)
+
     async def _cancel_tasks(self) -> None:
         # A cancellation can be lost inside redis-py on Python 3.11 (its
         # asyncio.wait_for drops one that races with completion), so the loops
@@ -317,6 +352,7 @@ class RedisBackend:
                 task.cancel()
             self._queue.put_nowait(_noop)
             self._lookups.put_nowait(None)
+            self.claims.wake()
             await asyncio.wait(pending, timeout=0.25)
         else:
             logger.error("! Redis backend tasks did not stop: %s", pending)
@@ -365,8 +401,7 @@ class RedisBackend:
             )
             self._pubsub = pubsub
             self._up = True
-            for rec in self.replica.local_records():
-                self._put(rec, Kind.JOIN)
+            self._announce_local()
             # Messages published meanwhile wait in the subscription and are
             # applied after the snapshot: they are newer than what it read.
             await self._reload()
@@ -423,6 +458,7 @@ class RedisBackend:
             return  # rebuilt from the local registry when Redis is back
         if kind == "leave":
             self._delete(rec)
+            self.claims.release(rec.room_id, rec.peer_id, rec.credential_id)
         else:
             self._put(rec, Kind.JOIN if kind == "join" else Kind.UPDATE)
             if kind == "join":
@@ -665,6 +701,7 @@ class RedisBackend:
         """Stop queueing writes and discard the queued ones (rebuilt on return);
         release the registrations and lookups that waited for them."""
         self._up = False
+        self.claims.fail_all()
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, asyncio.Future) and not item.done():
@@ -814,8 +851,7 @@ class RedisBackend:
                     "= node %s was presumed dead; announcing again", self.node
                 )
                 self.router.counters["redis_rejoined"] += 1
-                for rec in self.replica.local_records():
-                    self._put(rec, Kind.JOIN)
+                self._announce_local()
 
     def cluster_metrics(self) -> dict[str, dict[str, Any]]:
         """The other live processes' ``/metrics`` bodies by node, as last read

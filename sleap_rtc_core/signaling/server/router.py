@@ -11,7 +11,9 @@ with the result. Frames that arrive meanwhile wait in order.
 With several processes (a replicating backend), two more steps are handed back
 the same way: a ``register`` is answered only once the backend has *committed*
 it (other processes can find the peer: :class:`Commit`, then
-:meth:`Router.committed`), and a frame for a peer this process does not know is
+:meth:`Router.committed`), a credential's peer count and the admin slot are
+decided for every process before it is admitted (:mod:`.claims`, then
+:meth:`Router.claimed`), and a frame for a peer this process does not know is
 parked (:mod:`.unresolved`) while the backend looks it up authoritatively
 (``lookup_remote``, answered by :meth:`Router.resolved`). So a peer that has its
 ``registered_auth`` is reachable from every process, and a frame is delivered or
@@ -52,6 +54,7 @@ from ...protocol.metadata import (
     validate_metadata,
 )
 from .announce import ALL_ROLES, Announcer, Event
+from .claims import Claim, Verdict
 from .limits import Limits, TokenBucket
 from .registry import PeerRecord, Registry
 from .relay import Relay, request_id_of
@@ -109,8 +112,12 @@ class Router(Relay):
     Attributes:
         commit_register: Set by a replicating backend: whether a new
             registration must be committed before its reply (see
-            :class:`Commit`); ``lookup_remote`` and ``unresolved``: see
-            :class:`~.relay.Relay`.
+            :class:`Commit`).
+        claim_register: Set by a replicating backend: whether a
+            registration's credential count and admin claim must be decided
+            by it now (a :class:`~.claims.Claim`; False: this process's
+            replica decides, as in a single process). ``lookup_remote`` and
+            ``unresolved``: see :class:`~.relay.Relay`.
     """
 
     def __init__(
@@ -144,6 +151,7 @@ class Router(Relay):
         """Called with ("join"|"update"|"leave", record) after each local change,
         for a replicating backend."""
         self.commit_register: Callable[[PeerRecord], bool] | None = None
+        self.claim_register: Callable[[], bool] | None = None
         self.on_admin: Callable[[str, str, str], None] | None = None
         """Set by a replicating backend: called with ("revoke", id, reason) or
         ("delete", room_id, peer_id) so that every process does the same."""
@@ -320,26 +328,59 @@ class Router(Relay):
         self,
         request: RegisterRequest,
         result: IdentityLike | SleapRTCError,
-    ) -> RegisterRequest | Commit | None:
+    ) -> RegisterRequest | Claim | Commit | None:
         """Finish a ``register`` once its credentials were checked.
 
         Replays the frames that waited meanwhile (after the commit, when the
         registration needs one).
 
         Returns:
-            A :class:`Commit` when the reply waits for the backend, else the
-            next :class:`RegisterRequest` found among the replayed frames.
+            A :class:`~.claims.Claim` when the backend must decide the
+            credential's count and the admin slot first, a :class:`Commit`
+            when the reply waits for the backend, else the next
+            :class:`RegisterRequest` found among the replayed frames.
         """
         session = request.session
         if not session.closed:
             try:
                 if isinstance(result, SleapRTCError):
                     raise result
-                self._register(session, request.message, result)
+                claim = self._register(session, request.message, result)
+                if claim is not None:
+                    return claim
             except SleapRTCError as exc:
                 self._reply_error(
                     session, exc, reason=True, request_id=request.message.request_id
                 )
+        return self._registered(session)
+
+    def claimed(
+        self, claim: Claim, verdict: Verdict | None
+    ) -> RegisterRequest | Commit | None:
+        """Finish a registration by the backend's verdict on its claim
+        (``None``: the backend could not decide; this process's replica does).
+
+        Returns:
+            As :meth:`complete_register`, without a second claim.
+        """
+        session = claim.session
+        if not session.closed:
+            try:
+                self._register(session, claim.message, claim.ident, claim, verdict)
+            except SleapRTCError as exc:
+                self._reply_error(
+                    session, exc, reason=True, request_id=claim.message.request_id
+                )
+        return self._registered(session)
+
+    def claim_lapsed(self, claim: Claim) -> bool:
+        """Whether an admitted claim holds no registration here (the socket
+        closed or the registration failed meanwhile), so the backend must
+        give its entry back."""
+        rec = self.registry.get(claim.room_id, claim.peer_id)
+        return rec is None or not isinstance(rec.conn, Session)
+
+    def _registered(self, session: Session) -> RegisterRequest | Commit | None:
         if session.commit is not None and session.peer is not None:
             return Commit(session, session.peer)
         return self._replay_pending(session)
@@ -370,10 +411,21 @@ class Router(Relay):
         return None
 
     def _register(
-        self, session: Session, msg: sig.Register, ident: IdentityLike
-    ) -> None:
+        self,
+        session: Session,
+        msg: sig.Register,
+        ident: IdentityLike,
+        claim: Claim | None = None,
+        verdict: Verdict | None = None,
+    ) -> Claim | None:
+        """Admit a registration; a :class:`~.claims.Claim` when the backend
+        must decide its credential count and admin claim first (then again
+        with its ``verdict``)."""
         room_id = ident.room_id
-        peer_id = msg.peer_id or _generated_id(msg.role, ident.display_name)
+        if claim is not None:
+            peer_id = claim.peer_id
+        else:
+            peer_id = msg.peer_id or _generated_id(msg.role, ident.display_name)
         existing = self.registry.get(room_id, peer_id)
         if (
             existing is not None
@@ -391,8 +443,23 @@ class Router(Relay):
             raise SignalingError(
                 f"room has {room_size} peers, the limit", code=ErrorCode.ROOM_FULL
             )
-        held = 0 if room is None else room.by_credential[ident.credential_id]
-        if existing is None and held >= self.limits.max_peers_per_credential:
+        if claim is None and self.claim_register is not None and self.claim_register():
+            return Claim(
+                session,
+                msg,
+                ident,
+                room_id,
+                peer_id,
+                ident.credential_id,
+                self.limits.max_peers_per_credential,
+                msg.is_admin,
+            )
+        if verdict is None:
+            held = 0 if room is None else room.by_credential[ident.credential_id]
+            full = existing is None and held >= self.limits.max_peers_per_credential
+        else:
+            held, full = verdict.held, not verdict.admitted
+        if full:
             self._limit(session, "credential_full")
             raise SignalingError(
                 f"this credential already holds {held} peers in the room, the limit",
@@ -436,9 +503,15 @@ class Router(Relay):
                 stale.close(CLOSE_REPLACED, "replaced by a new connection")
             self.counters["reconnects"] += 1
         room = self.registry.rooms[room_id]
+        admin = room.admin_peer_id
         if msg.is_admin:
-            admin = room.admin_peer_id
-            if admin is not None and admin != peer_id and admin in room.peers:
+            if verdict is not None and verdict.admin is not None:
+                admin = verdict.admin  # every process's answer (Redis)
+            elif admin is None or admin not in room.peers:
+                admin = peer_id
+            if admin != peer_id:
+                if room.admin_peer_id == peer_id:
+                    room.admin_peer_id = None  # Redis says another holds it
                 self._send(
                     session, sig.AdminConflict(room_id=room_id, current_admin=admin)
                 )
@@ -449,7 +522,7 @@ class Router(Relay):
             room_id=room_id,
             peer_id=peer_id,
             token=msg.token,
-            admin_peer_id=room.admin_peer_id,
+            admin_peer_id=admin,
             peer_list=[p.peer_id for p in others],
             peer_metadata={p.peer_id: p.public["metadata"] for p in others},
             ice_servers=self.ice_servers,
@@ -466,6 +539,7 @@ class Router(Relay):
         self.announcer.announce(rec, Event.JOINED)
         if self.on_change is not None:
             self.on_change("join", rec)
+        return None
 
     # --- handlers
 

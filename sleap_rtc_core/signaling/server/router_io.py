@@ -43,6 +43,7 @@ from ..http.wire import (
     parse_head,
     serialize_response,
 )
+from .claims import Claim, Verdict
 from .limits import Limits
 from .metrics import local_metrics, metrics_json, metrics_prometheus
 from .registry import PeerRecord
@@ -84,6 +85,15 @@ class Backend(Protocol):
     async def commit(self, record: PeerRecord) -> None:
         """Return once every process can find ``record`` (bounded; never raises),
         so that its ``registered_auth`` goes out only then."""
+        ...
+
+    async def claim(self, claim: Claim) -> Verdict | None:
+        """Decide a registration's credential count and admin claim for every
+        process (bounded; never raises; ``None``: it cannot say now)."""
+        ...
+
+    def unclaim(self, claim: Claim) -> None:
+        """Give back what an admitted claim took that no registration holds."""
         ...
 
 
@@ -306,12 +316,22 @@ class SignalingServer:
     async def authenticate(self, request: RegisterRequest) -> None:
         """Check a ``register``'s credentials off the loop, then complete it
         (after the backend committed it, when the router asks for that)."""
-        step: RegisterRequest | Commit | None = request
+        step: RegisterRequest | Claim | Commit | None = request
         while step is not None:
             if isinstance(step, Commit):
                 if self.backend is not None:
                     await self.backend.commit(step.record)
                 step = self.router.committed(step)
+                continue
+            if isinstance(step, Claim):
+                claim = step
+                verdict = None
+                if self.backend is not None:
+                    verdict = await self.backend.claim(claim)
+                step = self.router.claimed(claim, verdict)
+                admitted = verdict is not None and verdict.admitted
+                if admitted and self.backend and self.router.claim_lapsed(claim):
+                    self.backend.unclaim(claim)
                 continue
             try:
                 result = await asyncio.to_thread(
