@@ -9,9 +9,11 @@ replica of every process's peers:
   every process applies the announcements of the others and tells its own peers
   (``peer_joined`` / ``peer_updated`` / ``peer_left``).
 * A frame for a peer held by another process (the router's ``forward_remote``) is
-  published, untouched, on that process's own channel (one per process, whatever
-  the message type); the process reads it and hands it to its peer. Frames
-  queued together for one process go as one message.
+  sent, untouched, to that process's inbox (a stream and a channel, one per
+  process, whatever the message type); the process reads it, hands it to its
+  peer and acknowledges it once written, and what a killed process had not
+  acknowledged is taken back by its senders and held for the targets
+  (:mod:`.inbox_io`). Frames queued together for one process go as one message.
 * Delivery does not depend on how far behind the replica is: a ``register`` is
   answered only after its hash is in Redis (:meth:`RedisBackend.commit`), and a
   frame for a peer this process does not know yet is parked by the router while
@@ -36,7 +38,8 @@ else's. Nothing here raises into the router: its callbacks only queue work.
 Tasks: one reads the pub/sub connection (and reconnects) and applies what it
 finds in batches, one writes queued changes and frames in pipelined batches (so
 they reach Redis in order), one looks peers up, one beats, one refreshes
-expiries, one exchanges metrics. All belong to the backend and are cancelled
+expiries, one exchanges metrics, one takes frames back from dead processes,
+one fails held frames past their grace. All belong to the backend and are cancelled
 by :meth:`stop`.
 """
 
@@ -51,7 +54,6 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -60,20 +62,19 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ...aio import wait_for
-from ...errors import ErrorCode, SignalingError, SleapRTCError
-from ...protocol.codec import encode, error_for
+from ...errors import SleapRTCError
 from ...protocol.json_text import dumps_bytes, loads_object
 from ..server.claims import Claim, Verdict
 from ..server.registry import PeerRecord
-from ..server.router import Router, Session
+from ..server.router import Router
 from .claims_io import ClaimsIO
 from .config import RedisConfig, RedisUnavailable, redact_url
-from .held import Holds
+from .inbox import after
+from .inbox_io import Frame, Item, Relay, fill, noop
 from .replica import Replica
 from .wire import (
     DELETE_SCRIPT,
     LOOKUP_SCRIPT,
-    MAX_FRAMES_BYTES,
     PUT_SCRIPT,
     RENEW_SCRIPT,
     Keys,
@@ -81,7 +82,6 @@ from .wire import (
     decode_record,
     encode_record,
     is_admin_record,
-    join_frames,
     join_message,
 )
 
@@ -91,9 +91,6 @@ logger = logging.getLogger(__name__)
 
 _ERRORS = (RedisError, OSError, TimeoutError)
 """What a lost or unreachable Redis raises (redis-py wraps most in RedisError)."""
-
-Op = Callable[[Any], Any]
-"""A queued write: adds its commands to a pipeline."""
 
 WRITE_BATCH = 1024
 """Queued writes sent in one pipeline round trip at most."""
@@ -105,62 +102,11 @@ LOOKUP_BATCH = 256
 """Peer lookups sent in one pipeline round trip at most."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Frame:
-    """A queued frame for a peer held by the process reading ``channel``."""
-
-    channel: str
-    room_id: str
-    peer_id: str
-    data: bytes
-    node: str = ""
-
-
-_Item = Op | _Frame | asyncio.Future[None]
-"""What the writer's queue holds: a write, a frame, or a barrier (a future set
-once everything queued before it has reached Redis)."""
-
-
-def _noop(pipe: Any) -> None:
-    """A queued write that writes nothing (wakes the writer)."""
-
-
-def _fill(pipe: Any, batch: list[_Item]) -> list[list[_Frame] | None]:
-    """Add ``batch`` to ``pipe`` in order, one message per run of frames for one
-    process; per command added, the frames it publishes (``None``: a write)."""
-    slots: list[list[_Frame] | None] = []
-    run: dict[str, list[_Frame]] = {}
-    run_bytes = 0
-
-    def flush() -> None:
-        nonlocal run_bytes
-        for channel, frames in run.items():
-            pipe.publish(
-                channel, join_frames([(f.room_id, f.peer_id, f.data) for f in frames])
-            )
-            slots.append(frames)
-        run.clear()
-        run_bytes = 0
-
-    for item in batch:
-        if isinstance(item, _Frame):
-            if run_bytes + len(item.data) > MAX_FRAMES_BYTES:
-                flush()
-            run.setdefault(item.channel, []).append(item)
-            run_bytes += len(item.data)
-        elif callable(item) and item is not _noop:
-            flush()  # a change keeps its place among the frames
-            item(pipe)
-            slots.append(None)
-    flush()
-    return slots
-
-
 def _default_node() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class RedisBackend:
+class RedisBackend(Relay):
     """Replicates a router's registry through Redis and relays between processes.
 
     Args:
@@ -183,7 +129,7 @@ class RedisBackend:
         self._client: aioredis.Redis | None = None
         self._beat_client: aioredis.Redis | None = None
         self._pubsub: Any = None
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._lookups: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._up = False
@@ -191,12 +137,7 @@ class RedisBackend:
         self._ttl_ms = max(1, int(config.ttl * 1000))
         self.metrics_source: Callable[[], dict[str, Any]] | None = None
         self._cluster: dict[str, dict[str, Any]] = {}
-        self.holds = Holds(config.hold, max_total=config.max_pending)
-        """Frames held for peers of a dead process (:mod:`.held`)."""
-        self._flight: dict[tuple[str, str], tuple[str, int]] = {}
-        """Per target: the node its queued frames go to, and how many."""
-        self._deferred: set[tuple[str, str]] = set()
-        """Lookups that wait for a held target's re-registration."""
+        self._init_relay()
         self.claims = ClaimsIO(
             self.keys,
             self.node,
@@ -236,6 +177,8 @@ class RedisBackend:
         )
         self._replica.seen = self._seen
         self._replica.orphaned = self._orphaned
+        self._replica.moved = self._left_node
+        self._replica.deliver = self._relayed
         router.node = self.node
         self._wire(router, on=True)
         try:
@@ -260,6 +203,7 @@ class RedisBackend:
             asyncio.create_task(
                 self.claims.run(lambda: self._stopping), name="redis-claims"
             ),
+            asyncio.create_task(self._claim_loop(), name="redis-reclaim"),
         ]
         logger.info("= node %s joined Redis at %s", self.node, self.url)
 
@@ -350,9 +294,10 @@ class RedisBackend:
                 break
             for task in pending:
                 task.cancel()
-            self._queue.put_nowait(_noop)
+            self._queue.put_nowait(noop)
             self._lookups.put_nowait(None)
             self.claims.wake()
+            self._claims.put_nowait(None)
             await asyncio.wait(pending, timeout=0.25)
         else:
             logger.error("! Redis backend tasks did not stop: %s", pending)
@@ -369,6 +314,11 @@ class RedisBackend:
                 self.node,
                 self.keys.events,
                 join_message([Kind.LEAVE, self.node, rec.room_id, rec.peer_id]),
+            )
+        done = self._acks.ready(lambda conn: True)  # its peers are closing
+        if done is not None:
+            pipe.xtrim(
+                self.keys.stream(self.node), minid=after(done), approximate=False
             )
         pipe.delete(self.keys.node(self.node), self.keys.metrics(self.node))
         pipe.publish(self.keys.events, join_message([Kind.DOWN, self.node]))
@@ -464,140 +414,6 @@ class RedisBackend:
             if kind == "join":
                 self._seen(rec)
 
-    def _forward(self, target: PeerRecord, data: bytes) -> bool:
-        key = (target.room_id, target.peer_id)
-        holds = self.holds
-        flight = self._flight.get(key)
-        if (holds.holds and key in holds.holds) or (
-            flight is not None and flight[0] != target.node
-        ):
-            # Behind frames held for it, or still on their way to the process
-            # it left: wait, so that none overtakes another.
-            if holds.fresh(key, data, time.monotonic()):
-                self._counter("held")
-                return True
-            return False
-        if not self._up or self._queue.qsize() >= self.config.max_pending:
-            return False
-        self._flight[key] = (target.node, 1 if flight is None else flight[1] + 1)
-        channel = self.keys.inbox(target.node)
-        self._queue.put_nowait(
-            _Frame(channel, target.room_id, target.peer_id, data, target.node)
-        )
-        return True
-
-    # --- frames for peers of a dead process (held, then delivered or failed)
-
-    def _counter(self, name: str, n: int = 1) -> None:
-        if self.router is not None:
-            self.router.counters[f"redis_{name}"] += n
-
-    def _landed(self, frame: _Frame, receivers: Any) -> None:
-        """A queued frame left the writer: published to ``receivers`` processes
-        (0: its process is dead, so it is held), or lost (an exception)."""
-        key = (frame.room_id, frame.peer_id)
-        flight = self._flight.get(key)
-        if flight is not None:
-            if flight[1] <= 1:
-                del self._flight[key]
-            else:
-                self._flight[key] = (flight[0], flight[1] - 1)
-        if isinstance(receivers, int) and receivers > 0:
-            return
-        if isinstance(receivers, int) and self.holds.returned(
-            key, frame.data, frame.node, time.monotonic()
-        ):
-            self._counter("held")
-            return
-        self._fail(key, frame.data)
-
-    def _fail(self, key: tuple[str, str], data: bytes) -> None:
-        """Tell a frame's (local) sender it was not delivered, typed."""
-        self._counter("held_failed")
-        router = self.router
-        if router is None:
-            return
-        try:
-            obj = loads_object(data)
-        except SleapRTCError:
-            return
-        if obj.get("type") == "ice_candidate":
-            return  # answered with silence in one process too
-        sender = obj.get("from_peer_id") or obj.get("sender")
-        rec = router.registry.get(key[0], sender) if isinstance(sender, str) else None
-        if rec is None or not isinstance(rec.conn, Session):
-            return
-        request_id = obj.get("request_id")
-        exc = SignalingError(
-            f"could not deliver to {key[1]!r}: its server process is gone and "
-            "it did not register again in time",
-            code=ErrorCode.DELIVERY_FAILED,
-        )
-        router.errors[exc.code] += 1
-        reply = error_for(
-            exc, request_id=request_id if isinstance(request_id, str) else None
-        )
-        rec.conn.push(encode(reply).encode())
-
-    def _release(self, key: tuple[str, str], found: PeerRecord | None = None) -> None:
-        """Deliver what is held for ``key`` once nothing for it is in flight
-        and it is registered on a live process (``found``, or the registry's);
-        then answer a lookup that waited for it."""
-        router = self.router
-        if router is None or key in self._flight:
-            return
-        rec = router.registry.get(*key) or found
-        if rec is None:
-            return
-        hold = self.holds.holds.get(key)
-        if hold is not None:
-            local = isinstance(rec.conn, Session)
-            if not local and rec.node == hold.dead:
-                return  # still the dead process's record: wait
-            self.holds.take(key)
-            for data in hold.frames():
-                ok = (
-                    rec.conn.push(data)
-                    if isinstance(rec.conn, Session)
-                    else self._forward(rec, data)
-                )
-                if not ok:
-                    self._fail(key, data)
-            self._counter("held_delivered", len(hold))
-        if key in self._deferred:
-            self._deferred.discard(key)
-            router.resolved(*key, rec)
-
-    def _seen(self, rec: PeerRecord) -> None:
-        """A peer registered (here, or announced by another process)."""
-        key = (rec.room_id, rec.peer_id)
-        self.holds.orphans.pop(key, None)
-        if key in self.holds.holds or key in self._deferred:
-            self._release(key)
-
-    def _orphaned(self, rec: PeerRecord) -> None:
-        """A peer's process died or stopped: it may register again elsewhere."""
-        self.holds.orphan((rec.room_id, rec.peer_id), time.monotonic())
-
-    async def _holds_loop(self) -> None:
-        """Fail what waited past the grace period; bounded wake-ups."""
-        interval = max(0.05, min(0.25, self.config.hold / 4))
-        while not self._stopping:
-            await asyncio.sleep(interval)
-            self._expire(time.monotonic())
-
-    def _expire(self, now: float) -> None:
-        holds, _ = self.holds.expired(now)
-        for key, hold in holds:
-            for data in hold.frames():
-                self._fail(key, data)
-        router = self.router
-        for key in list(self._deferred):
-            if not self.holds.waits(key, now):
-                self._deferred.discard(key)
-                if router is not None:
-                    router.resolved(*key, None)
-
     def _must_commit(self, rec: PeerRecord) -> bool:
         """A registration is answered after its write only while Redis is up
         (down, this process serves its own peers alone)."""
@@ -679,13 +495,21 @@ class RedisBackend:
         # Whether a reply has (begun to) arrive, without reading it (redis-py 8
         # renamed can_read_destructive, which redis-py 5 has).
         has_data = getattr(conn, "can_read", None) or conn.can_read_destructive
+        inbox = self._inbox
         while not self._stopping:
-            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            # Entries not yet acknowledged: look again soon, not in a second.
+            timeout = 0.05 if len(self._acks) else wait
+            msg = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=timeout
+            )
             # Drain what has arrived already before looking at the clock.
             for _ in range(READ_BATCH):
                 if msg is not None and msg.get("type") == "message":
                     try:
-                        self.replica.apply(msg["data"])
+                        if msg.get("channel") == inbox:
+                            self._inbox_message(msg["data"])
+                        else:
+                            self.replica.apply(msg["data"])
                     except Exception:
                         logger.exception("! could not apply a message from Redis")
                 if not await has_data():
@@ -693,6 +517,11 @@ class RedisBackend:
                 msg = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=wait
                 )
+            if len(self._acks):
+                # The frames go out at the end of this loop turn (one write
+                # per connection): acknowledge once they have.
+                await asyncio.sleep(0)
+                self._ack()
             if loop.time() >= next_reload:
                 await self._reload()
                 next_reload = loop.time() + self.config.resync_interval
@@ -706,7 +535,7 @@ class RedisBackend:
             item = self._queue.get_nowait()
             if isinstance(item, asyncio.Future) and not item.done():
                 item.set_result(None)
-            elif isinstance(item, _Frame):
+            elif isinstance(item, Frame):
                 self._landed(item, None)
         while not self._lookups.empty():
             key = self._lookups.get_nowait()
@@ -736,14 +565,14 @@ class RedisBackend:
                     if isinstance(item, asyncio.Future) and not item.done():
                         item.set_result(None)
 
-    async def _write(self, batch: list[_Item]) -> None:
-        frames = [item for item in batch if isinstance(item, _Frame)]
+    async def _write(self, batch: list[Item]) -> None:
+        frames = [item for item in batch if isinstance(item, Frame)]
         if not self._up or self._client is None:
             for frame in frames:
                 self._landed(frame, None)
             return
         pipe = self._client.pipeline(transaction=False)
-        slots = _fill(pipe, batch)
+        slots = fill(pipe, batch, self._send)
         if not slots:
             return
         try:
@@ -914,6 +743,7 @@ class RedisBackend:
             if not renewed and self.replica.is_current(rec) and self._up:
                 # Lost from Redis, or still a dead node's: write it again.
                 self._put(rec, Kind.JOIN)
+        self._retry_claims(time.monotonic())
         nodes = sorted({rec.node for rec in self.replica.remote_records()})
         alive = await self._alive(nodes)
         for node in nodes:

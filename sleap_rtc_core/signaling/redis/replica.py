@@ -47,6 +47,11 @@ class Replica:
         """Called with a remote peer after its join or update is applied."""
         self.orphaned: Callable[[PeerRecord], None] | None = None
         """Called with each peer of a process that stopped or expired."""
+        self.moved: Callable[[PeerRecord, str], None] | None = None
+        """Called with a remote peer now on another process, and the old one."""
+        self.deliver: Callable[[str, str, bytes], None] | None = None
+        """Hands a relayed frame to its peer (room id, peer id, frame); unset,
+        the router delivers it and one that is not here is counted."""
 
     # --- views
 
@@ -106,7 +111,9 @@ class Replica:
             raise ValueError(f"unknown message from Redis: {header!r}")
 
     def _deliver(self, room_id: str, peer_id: str, frame: bytes) -> None:
-        if not self.router.deliver_local(room_id, peer_id, frame):
+        if self.deliver is not None:
+            self.deliver(room_id, peer_id, frame)
+        elif not self.router.deliver_local(room_id, peer_id, frame):
             self.router.counters["redis_relayed_not_here"] += 1
             logger.debug("! relayed frame for %s: not here", peer_id)
 
@@ -132,6 +139,8 @@ class Replica:
                 registry.set_metadata(current, rec.metadata)
                 self._tell_room(current, "peer_updated")
                 return
+            elif current.node != rec.node and self.moved is not None:
+                self.moved(rec, current.node)
         registry.add(rec)
         joined = new or kind == Kind.JOIN
         self._tell_room(rec, "peer_joined" if joined else "peer_updated")

@@ -12,6 +12,10 @@ without a server. The layout, for a key prefix ``P``:
 * ``P:metrics:<node>``: a process's last ``/metrics`` body (JSON), with the same
   expiry, for the sum over processes.
 * ``P:inbox:<node>``: the one pub/sub channel of a process; frames for its peers.
+* ``P:stream:<node>``: the same frames, kept until the process acknowledges
+  them (a stream: entries ``n`` = the sending process, ``d`` = the message), so
+  that what a killed process had read but not written is taken back by its
+  senders (:data:`SEND_SCRIPT`, :data:`CLAIM_SCRIPT`, :mod:`.inbox`).
 * ``P:events``: the pub/sub channel every process reads for registry changes
   (join, update, leave, node down), from which each process tells its own peers.
 
@@ -42,11 +46,13 @@ from ...protocol.json_text import dumps_bytes, loads, loads_object
 from ..server.registry import PeerRecord
 
 __all__ = [
+    "CLAIM_SCRIPT",
     "DELETE_SCRIPT",
     "LOOKUP_SCRIPT",
     "MAX_FRAMES_BYTES",
     "PUT_SCRIPT",
     "RENEW_SCRIPT",
+    "SEND_SCRIPT",
     "Keys",
     "Kind",
     "decode_record",
@@ -127,6 +133,10 @@ class Keys:
     def inbox(self, node: str) -> str:
         """The pub/sub channel of one process."""
         return f"{self.prefix}:inbox:{node}"
+
+    def stream(self, node: str) -> str:
+        """The stream of one process's frames not yet acknowledged."""
+        return f"{self.prefix}:stream:{node}"
 
 
 def join_message(header: list[Any], body: bytes = b"") -> bytes:
@@ -322,4 +332,41 @@ return rec
 KEYS: the peer hash. ARGV: the prefix of liveness keys (``P:node:``). Returns
 the record JSON, or nil when the peer is not registered anywhere (or its
 process's liveness key has expired).
+"""
+
+SEND_SCRIPT = """
+if redis.call('PUBSUB', 'NUMSUB', KEYS[2])[2] == 0 then return 0 end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*',
+                      'n', ARGV[1], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1] .. '\\n' .. ARGV[2])
+"""
+"""Send an inbox message to a live process: keep it in its stream and publish
+``<id> <sender node>\\n<message>`` on its channel; 0 (nothing kept) when no
+process reads the channel (that process died).
+
+KEYS: the stream, the channel. ARGV: this node, the message, the stream's
+length bound, its expiry in ms (a dead process's leftovers vanish). Returns
+the receivers (as ``PUBLISH``).
+"""
+
+CLAIM_SCRIPT = """
+if redis.call('PUBSUB', 'NUMSUB', KEYS[2])[2] > 0 then return false end
+local out = {}
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  local fields = entry[2]
+  if fields[2] == ARGV[1] then
+    out[#out + 1] = fields[4]
+    redis.call('XDEL', KEYS[1], entry[1])
+  end
+end
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+return out
+"""
+"""Take back, oldest first, the messages this node sent to a dead process
+that it did not acknowledge (each sender takes its own: exactly one process
+takes each, and in its order).
+
+KEYS: the dead process's stream, its channel. ARGV: this node. Returns nil
+while the process still reads its channel (it is alive: nothing taken).
 """

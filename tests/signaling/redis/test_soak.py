@@ -11,9 +11,10 @@ the same ids, on another process and go on. Then:
 * a sender that was on C lost at most what it sent into C's dead socket
   before it noticed, and what arrived from it is in order.
 
-The senders pause while C dies: a frame C had already taken from Redis when it
-was killed dies with it (the one window a kill costs, README); everything sent
-after the kill is held and delivered once its target registers again.
+The senders pause while C dies (what C had taken from Redis but not written when
+it was killed is taken back by its senders: ``test_inbox_io.py`` reproduces that
+window deterministically); everything sent after the kill is held and delivered
+once its target registers again.
 
 Scaled for CI (a few hundred peers, ~20 s of traffic, on two cores).
 """
