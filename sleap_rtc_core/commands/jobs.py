@@ -55,7 +55,8 @@ from ..errors import (
     SleapRTCError,
 )
 from ..protocol.channel import ChannelMessage
-from ..protocol.jobspec import NUMERIC_RANGES, JobSpec, TrackJobSpec, TrainJobSpec
+from ..protocol.jobspec import JobSpec, TrackJobSpec, TrainJobSpec
+from ..protocol.jobspec_check import NUMERIC_RANGES
 from ..protocol.paths import map_path, predictions_path_for
 from ..signaling.client.session_io import SignalingClient
 from ..transport.channel import Channel
