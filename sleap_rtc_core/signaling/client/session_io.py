@@ -388,6 +388,9 @@ class SignalingClient:
                 await asyncio.sleep(delay)
                 continue
             self._ws = ws
+            if attempt or self.reconnects:
+                # Losing the server is logged, so getting it back is too.
+                logger.info("= signaling connection back: %s", self.url)
             self.session.connected()
             try:
                 await self._flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -78,8 +79,13 @@ async def test_bad_credentials_fail_start(service: Service, room: RoomCreds) -> 
 
 
 async def test_reconnects_after_server_restart_with_latest_metadata(
-    server_config: ServerConfig, store: Store, jwt_keys: JwtKeys, room: RoomCreds
+    server_config: ServerConfig,
+    store: Store,
+    jwt_keys: JwtKeys,
+    room: RoomCreds,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="sleap_rtc_core.signaling.client")
     first = build_service(server_config, store, jwt_keys)
     await first.server.start()
     port = first.server.port
@@ -103,6 +109,8 @@ async def test_reconnects_after_server_restart_with_latest_metadata(
             await asyncio.wait_for(reconnected.wait(), scaled(10))
             assert await pending == []
             assert client.reconnects >= 1
+            assert "signaling connection lost" in caplog.text
+            assert f"signaling connection back: {second.server.url}" in caplog.text
             record = second.server.router.registry.get(room.room_id, "w")
             assert record is not None
             assert record.metadata["properties"]["status"] == "busy"
