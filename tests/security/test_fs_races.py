@@ -132,10 +132,22 @@ def _exchange(i: int, race: dict[str, Path | str]) -> None:
     _rename_exchange(name, name.with_name(".swap_other"))
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.renameat2.argtypes = [
+    ctypes.c_int,
+    ctypes.c_char_p,
+    ctypes.c_int,
+    ctypes.c_char_p,
+    ctypes.c_uint,
+]
+_LIBC.renameat2.restype = ctypes.c_int
+
+
 def _rename_exchange(a: Path, b: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
+    """``renameat2`` through libc, loaded once with its signature declared
+    (glibc's symbol; Python has no flag for ``RENAME_EXCHANGE``)."""
     at_fdcwd, rename_exchange = -100, 2
-    if libc.renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange):
+    if _LIBC.renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange):
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
 
